@@ -1,0 +1,7 @@
+"""``python -m qsn`` — same as the ``qsn`` command."""
+
+import sys
+
+from qsn.cli import main
+
+sys.exit(main())

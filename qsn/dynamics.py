@@ -1,0 +1,280 @@
+"""One time step of a QSN population (DESIGN §1), as a pure function ready for ``lax.scan``.
+
+The step, for every neuron, in this order:
+
+1. refractory bookkeeping (``n_ref = ceil(t_ref/dt)`` steps, the spike step included);
+2. membrane: ``V = v_rest`` while refractory, else the exact solution for constant ``I`` over ``dt``;
+3. qubit: evolve under ``H = a sz + delta sx``, ``a = (V - v_rest)/(v_th - v_rest)``, exactly over
+   ``dt`` (closed-form unitary in pure mode; exact Lindblad propagator in mixed mode; pure mode with
+   finite ``t1``/``t2`` unravels the Lindblad terms with a random phase kick and relaxation jumps);
+4. quantum-jump spiking (``jump_rate > 0``, not while refractory);
+5. threshold ``V >= v_th`` (not while refractory);
+6. spike: ``V = v_rest``, qubit reset to |0>, refractory.
+
+Randomness: the key of step ``t`` is ``fold_in(key, t)`` with ``t = state.t``, so a run split in two
+gives exactly the same draws as one run.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from qsn.errors import ConfigurationError, InvalidInputError
+from qsn.lindblad import SeriesPlan, generator_norm, propagate_bloch, series_plan
+from qsn.params import NeuronParams, is_concrete
+from qsn.sincos import sincos
+from qsn.state import MixedState, PureState, State, mode_of
+
+__all__ = [
+    "StepConstants",
+    "StepConfig",
+    "step",
+    "step_constants",
+    "step_config",
+    "advance",
+    "check_key",
+    "DEFAULT_A_BOUND",
+]
+
+# |a| assumed by `step` when it cannot bound the drive itself (a = 1 at threshold); simulate() derives
+# a rigorous bound from the current instead and re-plans when a run exceeds it.
+DEFAULT_A_BOUND = 4.0
+
+
+class StepConstants(NamedTuple):
+    """Per-neuron constants derived once from :class:`NeuronParams` (scalars or ``(n,)``)."""
+
+    v_rest: jax.Array  # mV
+    v_th: jax.Array  # mV
+    decay: jax.Array  # exp(-dt/tau_m)
+    gain: jax.Array  # r_m * (1 - exp(-dt/tau_m)), mV per unit current
+    inv_range: jax.Array  # 1/(v_th - v_rest), 1/mV
+    n_ref: jax.Array  # int32, refractory steps including the spike step
+    delta: jax.Array  # 1/ms
+    dt: jax.Array  # ms (scalar)
+    g1: jax.Array  # 1/t1, 1/ms
+    g2: jax.Array  # 1/t2, 1/ms
+    dephase_std: jax.Array  # sqrt(2 gphi dt): std of the pure-mode phase kick, rad
+    relax_keep: jax.Array  # exp(-dt/t1)
+    jump_prob: jax.Array  # 1 - exp(-jump_rate dt)
+    jump_keep: jax.Array  # exp(-jump_rate dt)
+
+
+class StepConfig(NamedTuple):
+    """Static (hashable) choices that shape the compiled step."""
+
+    mode: str  # "pure" | "mixed"
+    dephasing: bool  # pure mode: random phase kicks (finite t2)
+    relaxation: bool  # pure mode: relaxation jumps (finite t1)
+    jumps: bool  # quantum-jump spiking (jump_rate > 0)
+    plan: SeriesPlan | None  # mixed mode: evaluation plan of the Lindblad propagator
+
+    @property
+    def needs_key(self) -> bool:
+        return self.jumps or (self.mode == "pure" and (self.dephasing or self.relaxation))
+
+
+def step_constants(params: NeuronParams, dtype: Any) -> StepConstants:
+    """Derive :class:`StepConstants` in ``dtype`` (computed in float64 on the host when concrete)."""
+    xp = np if is_concrete(params) else jnp
+    p = params
+    rate = lambda t: xp.where(xp.isinf(t), 0.0, 1.0 / t)  # noqa: E731  (1/inf = 0 exactly)
+    g1, g2 = rate(p.t1), rate(p.t2)
+    gphi = xp.maximum(g2 - g1 / 2, 0.0)
+    decay = xp.exp(-p.dt / p.tau_m)
+    c = lambda x: jnp.asarray(x, dtype)  # noqa: E731
+    return StepConstants(
+        v_rest=c(p.v_rest),
+        v_th=c(p.v_th),
+        decay=c(decay),
+        gain=c(-p.r_m * xp.expm1(-p.dt / p.tau_m)),
+        inv_range=c(1.0 / (p.v_th - p.v_rest)),
+        n_ref=jnp.asarray(p.refractory_steps, jnp.int32),
+        delta=c(p.delta),
+        dt=c(p.dt),
+        g1=c(g1),
+        g2=c(g2),
+        dephase_std=c(xp.sqrt(2 * gphi * p.dt)),
+        relax_keep=c(xp.exp(-p.dt * g1)),
+        jump_prob=c(-xp.expm1(-p.jump_rate * p.dt)),
+        jump_keep=c(xp.exp(-p.jump_rate * p.dt)),
+    )
+
+
+def step_config(params: NeuronParams, mode: str, dtype: Any, a_bound: float = DEFAULT_A_BOUND) -> StepConfig:
+    """Static configuration of the step; ``a_bound`` bounds ``|a|`` for the mixed-mode plan.
+
+    With traced parameters (inside ``vmap``/``jit`` over params) nothing can be read, so every
+    stochastic part is compiled in (and needs a key) and the mixed-mode plan assumes
+    ``dt*(2|a| + 2 delta + 1/t1 + 1/t2) <= 2`` — :func:`qsn.simulate` verifies the bound it used.
+    """
+    if mode not in ("pure", "mixed"):
+        raise ConfigurationError(f"Argument `mode` must be 'pure' or 'mixed', but is {mode!r}")
+    if is_concrete(params):
+        dephasing = bool(np.any(np.isfinite(params.t2)))
+        relaxation = bool(np.any(np.isfinite(params.t1)))
+        jumps = bool(np.any(params.jump_rate > 0))
+        g1 = np.where(np.isinf(params.t1), 0.0, 1.0 / params.t1)
+        g2 = np.where(np.isinf(params.t2), 0.0, 1.0 / params.t2)
+        norm = float(np.max(generator_norm(np.asarray(a_bound), params.delta, g1, g2, params.dt)))
+    else:
+        dephasing = relaxation = jumps = True
+        norm = 2.0
+    plan = series_plan(norm, dtype) if mode == "mixed" else None
+    return StepConfig(mode=mode, dephasing=dephasing, relaxation=relaxation, jumps=jumps, plan=plan)
+
+
+def _sinc_step(theta: jax.Array, w: jax.Array, dt: jax.Array) -> jax.Array:
+    """``sin(w dt)/w`` with its ``w -> 0`` limit ``dt``, gradient-safe (double ``where``)."""
+    small = theta < (0.25 if theta.dtype == jnp.float32 else 0.008)  # theta^6/5040 < eps
+    s, _ = sincos(jnp.where(small, 1.0, theta))
+    t2 = theta * theta
+    return jnp.where(small, dt * (1.0 - t2 / 6.0 * (1.0 - t2 / 20.0)), s / jnp.where(small, 1.0, w))
+
+
+Amplitudes = tuple  # (re0, im0, re1, im1), each (n,)
+
+
+def _condition_no_jump(q: Amplitudes, keep_amp: jax.Array, where: jax.Array) -> Amplitudes:
+    """``psi <- K0 psi/|K0 psi|`` with ``K0 = diag(1, keep_amp)``, applied where ``where``."""
+    re0, im0, re1, im1 = q
+    re1k, im1k = keep_amp * re1, keep_amp * im1
+    inv = jax.lax.rsqrt(re0 * re0 + im0 * im0 + re1k * re1k + im1k * im1k)
+    new = (re0 * inv, im0 * inv, re1k * inv, im1k * inv)
+    return tuple(jnp.where(where, a, b) for a, b in zip(new, q))
+
+
+def _evolve_pure(c: StepConstants, cfg: StepConfig, q: Amplitudes, a: jax.Array, keys) -> Amplitudes:
+    re0, im0, re1, im1 = q
+    w = jnp.sqrt(a * a + c.delta * c.delta)
+    theta = w * c.dt
+    _, cos_t = sincos(theta)
+    sw = _sinc_step(theta, w, c.dt)
+    # U psi = cos(w dt) psi - i sin(w dt)/w H psi, with H psi = (a psi0 + delta psi1, delta psi0 - a psi1)
+    h_re0, h_im0 = a * re0 + c.delta * re1, a * im0 + c.delta * im1
+    h_re1, h_im1 = c.delta * re0 - a * re1, c.delta * im0 - a * im1
+    re0, im0 = cos_t * re0 + sw * h_im0, cos_t * im0 - sw * h_re0
+    re1, im1 = cos_t * re1 + sw * h_im1, cos_t * im1 - sw * h_re1
+    if cfg.dephasing:
+        # exp(-i phi/2 sz) up to a global phase: psi1 <- e^{i phi} psi1, phi ~ N(0, 2 gphi dt)
+        phi = c.dephase_std * jax.random.normal(keys[0], re0.shape, re0.dtype)
+        sp, cp = sincos(phi)
+        re1, im1 = cp * re1 - sp * im1, sp * re1 + cp * im1
+    q = (re0, im0, re1, im1)
+    if cfg.relaxation:
+        p1 = re1 * re1 + im1 * im1
+        u = jax.random.uniform(keys[1], p1.shape, p1.dtype)
+        decayed = u < p1 * (1.0 - c.relax_keep)
+        q = _condition_no_jump(q, jnp.sqrt(c.relax_keep), ~decayed)
+        q = _reset(q, decayed, _GROUND_PURE)
+    return q
+
+
+_GROUND_PURE = (1.0, 0.0, 0.0, 0.0)  # |0>
+_GROUND_BLOCH = (0.0, 0.0, 1.0)  # z = +1
+
+
+def _reset(q: tuple, where: jax.Array, ground: tuple) -> tuple:
+    return tuple(jnp.where(where, jnp.asarray(g, x.dtype), x) for g, x in zip(ground, q))
+
+
+def advance(
+    c: StepConstants, cfg: StepConfig, state: State, current: jax.Array, key: jax.Array | None
+) -> tuple[State, jax.Array, jax.Array]:
+    """The step on precomputed constants: the body that ``simulate`` scans.
+
+    Returns ``(state, spikes, a)``: ``a`` is the ``(n,)`` drive ``(V - v_rest)/(v_th - v_rest)`` the
+    qubit saw this step (``simulate`` tracks its range to verify the mixed-mode propagator plan).
+    """
+    dtype = state.v.dtype
+    current = jnp.asarray(current, dtype)
+    is_ref = state.refractory > 0
+    ref = jnp.where(is_ref, state.refractory - 1, state.refractory)
+    v = c.v_rest + (state.v - c.v_rest) * c.decay + c.gain * current
+    v = jnp.where(is_ref, c.v_rest, v)
+    a = (v - c.v_rest) * c.inv_range
+    keys = jax.random.split(jax.random.fold_in(key, state.t), 3) if cfg.needs_key else (None, None, None)
+    if cfg.mode == "pure":
+        q = _evolve_pure(c, cfg, state.amplitudes, a, keys)
+        p1 = q[2] * q[2] + q[3] * q[3]
+    else:
+        q = propagate_bloch(state.bloch, a, c.delta, c.g1, c.g2, c.dt, cfg.plan)
+        p1 = (1.0 - q[2]) / 2.0
+    spikes = ~is_ref & (v >= c.v_th)
+    if cfg.jumps:
+        u = jax.random.uniform(keys[2], p1.shape, dtype)
+        jumped = ~is_ref & (u < p1 * c.jump_prob)
+        watched = ~is_ref & ~jumped
+        if cfg.mode == "pure":
+            q = _condition_no_jump(q, jnp.sqrt(c.jump_keep), watched)
+        else:
+            # rho00 unchanged, rho11 *= e^{-k}, rho01 *= e^{-k/2}, renormalised by rho00 + e^{-k} rho11
+            p0, p1k = 1.0 - p1, c.jump_keep * p1
+            inv = 1.0 / (p0 + p1k)
+            kh = jnp.sqrt(c.jump_keep) * inv
+            cond = (q[0] * kh, q[1] * kh, (p0 - p1k) * inv)
+            q = tuple(jnp.where(watched, new, old) for new, old in zip(cond, q))
+        spikes = spikes | jumped
+    v = jnp.where(spikes, c.v_rest, v)
+    ref = jnp.where(spikes, jnp.maximum(c.n_ref - 1, 0), ref).astype(jnp.int32)
+    t = state.t + 1
+    if cfg.mode == "pure":
+        re0, im0, re1, im1 = _reset(q, spikes, _GROUND_PURE)
+        return PureState(v=v, refractory=ref, re0=re0, im0=im0, re1=re1, im1=im1, t=t), spikes, a
+    x, y, z = _reset(q, spikes, _GROUND_BLOCH)
+    return MixedState(v=v, refractory=ref, x=x, y=y, z=z, t=t), spikes, a
+
+
+def check_key(cfg: StepConfig, key: Any) -> None:
+    """Raise ``ConfigurationError`` when the configuration draws random numbers and ``key`` is None."""
+    if cfg.needs_key and key is None:
+        parts = [name for name, on in (("quantum-jump spiking (jump_rate > 0)", cfg.jumps),
+                                        ("pure-mode dephasing (finite t2)", cfg.mode == "pure" and cfg.dephasing),
+                                        ("pure-mode relaxation (finite t1)", cfg.mode == "pure" and cfg.relaxation))
+                 if on]
+        raise ConfigurationError(
+            f"Argument `key` is required: {', '.join(parts)} draws random numbers; pass key=jax.random.key(0)"
+        )
+
+
+def step(
+    params: NeuronParams,
+    state: State,
+    current: Any,
+    key: jax.Array | None = None,
+    *,
+    a_bound: float = DEFAULT_A_BOUND,
+) -> tuple[State, jax.Array]:
+    """Advance a population by one step of ``params.dt`` (DESIGN §1). Pure; jit/vmap/grad friendly.
+
+    Args:
+        params: :class:`NeuronParams` (fields scalar or ``(n,)``).
+        state: :class:`PureState` or :class:`MixedState` of ``n`` neurons.
+        current: input current this step, scalar or ``(n,)`` (``r_m * I`` in mV).
+        key: ``jax.random`` key, required when the step draws random numbers (jump spiking; pure mode
+            with finite ``t1``/``t2``). Step ``t`` uses ``fold_in(key, state.t)``.
+        a_bound: bound on ``|a| = |V - v_rest|/(v_th - v_rest)`` for which the mixed-mode propagator
+            is exact to the dtype's precision (static; ``simulate`` derives it from the current).
+
+    Returns:
+        ``(new_state, spikes)`` with ``spikes`` a ``(n,)`` bool array.
+
+    Example:
+        >>> p = NeuronParams(delta=0.3)
+        >>> s = init_state(p, n=4)
+        >>> s, spikes = step(p, s, 20.0)
+    """
+    mode = mode_of(state)
+    cfg = step_config(params, mode, state.v.dtype, a_bound)
+    check_key(cfg, key)
+    current = jnp.asarray(current)
+    if current.ndim > 1 or (current.ndim == 1 and current.shape[0] not in (1, state.v.shape[0])):
+        raise InvalidInputError(
+            f"Argument `current` must be a scalar or have shape (n,) = ({state.v.shape[0]},), but has shape {current.shape}"
+        )
+    new_state, spikes, _ = advance(step_constants(params, state.v.dtype), cfg, state, current, key)
+    return new_state, spikes

@@ -1,0 +1,46 @@
+"""Exception types raised by qsn.
+
+Every error subclasses :class:`QSNError` *and* the built-in type a user would catch without knowing
+qsn (``ValueError`` for bad configuration or input, ``RuntimeError`` for failures during a run,
+``ImportError`` for a missing optional backend), so ``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "QSNError",
+    "ConfigurationError",
+    "InvalidInputError",
+    "InvalidStateError",
+    "NumericalInstabilityError",
+    "RecordingError",
+    "BackendUnavailableError",
+]
+
+
+class QSNError(Exception):
+    """Root of every exception raised by qsn."""
+
+
+class ConfigurationError(QSNError, ValueError):
+    """A parameter, option or argument is invalid; the message names the field at fault."""
+
+
+class InvalidInputError(QSNError, ValueError):
+    """An input (e.g. an injected current) has a bad shape, dtype or a non-finite value."""
+
+
+class InvalidStateError(QSNError, ValueError):
+    """A neuron state does not match the parameters, the mode or the physics (e.g. trace != 1)."""
+
+
+class NumericalInstabilityError(QSNError, RuntimeError):
+    """The simulation produced a non-finite value or left the range where its numerics are exact."""
+
+
+class RecordingError(QSNError, RuntimeError):
+    """A recording would not fit in memory, or a recorder's capacity was exceeded."""
+
+
+class BackendUnavailableError(QSNError, ImportError):
+    """An optional backend (CuPy/CUDA) was requested but is not installed or has no device."""

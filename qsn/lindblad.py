@@ -1,0 +1,97 @@
+"""Exact Lindblad propagator of one qubit over a step, in Bloch-vector form.
+
+With ``H = a sz + delta sx`` (hbar = 1), relaxation ``L1 = sqrt(g1)|0><1|`` and pure dephasing
+``Lphi = sqrt(gphi/2) sz`` (``g1 = 1/t1``, ``g2 = 1/t2 = g1/2 + gphi``), the Bloch vector
+``r = (x, y, z)`` of ``rho = (1 + r.sigma)/2`` obeys the affine linear ODE ``dr/dt = M r + b``::
+
+        [ -g2   -2a    0  ]        [ 0  ]
+    M = [ 2a    -g2  -2delta ], b = [ 0  ]
+        [ 0    2delta  -g1 ]        [ g1 ]
+
+so over a step with ``H`` held constant ``(r, 1) <- expm(A dt) (r, 1)`` with the 4x4 generator
+``A = [[M, b], [0, 0]]``. Its action is evaluated as a Taylor series in Horner form, split into
+``m`` equal substeps, with ``m`` and the number of terms ``K`` chosen from a bound on
+``||A dt||_inf`` and the dtype so that the truncation error is below eps/4 (a few dozen FMAs per
+neuron for the default parameters; no matrix exponential, no eigen-decomposition).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["SeriesPlan", "series_plan", "generator_norm", "propagate_bloch"]
+
+# Largest ||A h|| per substep: beyond 1 the series needs more terms than splitting the step costs.
+_MAX_NORM_PER_SUBSTEP = 1.0
+
+
+class SeriesPlan(NamedTuple):
+    """Static evaluation plan for ``expm(A dt)`` acting on ``(r, 1)``."""
+
+    substeps: int  # m — equal substeps of dt/m
+    terms: int  # K — Taylor terms per substep
+    norm_bound: float  # the ||A dt||_inf the plan is exact for (to eps/4)
+
+
+def series_plan(norm_bound: float, dtype: jnp.dtype) -> SeriesPlan:
+    """Smallest ``(m, K)`` with ``x^(K+1)/(K+1)! * e^x <= eps/4`` where ``x = norm_bound/m <= 1``.
+
+    The bound is the standard Taylor remainder of ``exp`` for a matrix of norm ``x``.
+    """
+    if not math.isfinite(norm_bound) or norm_bound < 0:
+        raise ValueError(f"norm_bound must be finite and >= 0, got {norm_bound}")
+    eps = float(jnp.finfo(dtype).eps)
+    m = max(1, math.ceil(norm_bound / _MAX_NORM_PER_SUBSTEP))
+    x = norm_bound / m
+    k = 1
+    while x ** (k + 1) / math.factorial(k + 1) * math.exp(x) > eps / 4:
+        k += 1
+    return SeriesPlan(substeps=m, terms=k, norm_bound=float(norm_bound))
+
+
+def generator_norm(a, delta, g1, g2, dt):
+    """``||A dt||_inf`` (max absolute row sum of the 4x4 generator), elementwise; NumPy or JAX."""
+    xp = jnp if isinstance(a, jax.Array) else np
+    return dt * xp.maximum(2 * xp.abs(a) + g2 + 2 * delta, 2 * delta + 2 * g1)
+
+
+def propagate_bloch(
+    bloch: tuple[jax.Array, jax.Array, jax.Array],
+    a: jax.Array,
+    delta: jax.Array,
+    g1: jax.Array,
+    g2: jax.Array,
+    dt: jax.Array,
+    plan: SeriesPlan,
+) -> jax.Array:
+    """``(r, 1) <- expm(A dt) (r, 1)`` for every neuron.
+
+    Args:
+        bloch: ``(x, y, z)``, each ``(n,)``.
+        a, delta: ``(n,)`` or scalar coefficients of ``H = a sz + delta sx``, 1/ms.
+        g1, g2: ``1/t1`` and ``1/t2``, 1/ms (0 for infinite times).
+        dt: step, ms (scalar).
+        plan: from :func:`series_plan` for a bound on :func:`generator_norm` over the population.
+
+    Returns:
+        ``(x, y, z)`` after the step.
+    """
+    h = dt / plan.substeps
+    # Entries of h*A that the Horner loop multiplies by; b = (0, 0, g1).
+    a2, d2, e1, e2 = 2 * a * h, 2 * delta * h, g1 * h, g2 * h
+    x, y, z = bloch
+    for _ in range(plan.substeps):
+        zx, zy, zz = x, y, z
+        for k in range(plan.terms, 0, -1):
+            inv_k = 1.0 / k
+            dx = -e2 * zx - a2 * zy
+            dy = a2 * zx - e2 * zy - d2 * zz
+            dz = d2 * zy - e1 * zz + e1
+            zx, zy, zz = x + inv_k * dx, y + inv_k * dy, z + inv_k * dz
+        x, y, z = zx, zy, zz
+    return x, y, z

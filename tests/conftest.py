@@ -1,0 +1,26 @@
+"""Test settings: float64 available, strict JAX promotion rules, GPU tests skipped without CUDA."""
+
+import jax
+import pytest
+
+# Physics tests run in float64 against independent references; the library itself never flips this.
+jax.config.update("jax_enable_x64", True)
+# Catch silent broadcasting and dtype promotion bugs (as equinox's own test-suite does).
+jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+def _has_cuda() -> bool:
+    try:
+        return any(d.platform == "gpu" for d in jax.devices())
+    except RuntimeError:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    if _has_cuda():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
