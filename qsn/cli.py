@@ -1,0 +1,126 @@
+"""The ``qsn`` command (also ``python -m qsn``).
+
+Subcommands: ``demo`` (the embedded default population, a summary table and a PNG), ``simulate``
+(a population from command-line parameters; ``--json`` for machine-readable output), ``info``
+(versions and devices). Progress goes to stderr; exit codes: 0 ok, 2 bad arguments, 1 a qsn error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Sequence
+
+__all__ = ["main", "build_parser"]
+
+
+def _positive_int(text: str) -> int:
+    value = int(float(text))  # accepts 1e5
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _add_neuron_args(p: argparse.ArgumentParser, defaults) -> None:
+    p.add_argument("--neurons", "-n", type=_positive_int, default=defaults.neurons, help="population size (default %(default)s)")
+    p.add_argument("--duration", type=float, default=defaults.duration_ms, help="biological time in ms (default %(default)s)")
+    p.add_argument("--mode", choices=("pure", "mixed"), default=defaults.mode, help="qubit representation (default %(default)s)")
+    p.add_argument("--delta", type=float, default=defaults.delta, help="transverse field delta, 1/ms (default %(default)s)")
+    p.add_argument("--t2", type=float, default=defaults.t2, help="coherence time, ms; inf for none (default %(default)s)")
+    p.add_argument("--t1", type=float, default=defaults.t1, help="relaxation time, ms; inf for none (default %(default)s)")
+    p.add_argument("--i-min", type=float, default=defaults.i_min, help="smallest input r_m*I, mV (default %(default)s)")
+    p.add_argument("--i-max", type=float, default=defaults.i_max, help="largest input r_m*I, mV (default %(default)s)")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="PRNG seed for stochastic parts (default %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout instead of a table")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``qsn`` (exposed for tests and docs)."""
+    from qsn.demo import DemoConfig
+
+    defaults = DemoConfig()
+    parser = argparse.ArgumentParser(
+        prog="qsn",
+        description=(
+            "qsn simulates populations of quantum spiking neurons: leaky integrate-and-fire membranes whose "
+            "potential drives a qubit (H = a*sz + delta*sx, a = (V - v_rest)/(v_th - v_rest)), with collapse to "
+            "|0> on each spike, optional T1/T2 decoherence (mixed mode) and quantum-jump spiking. "
+            "Neurons get a linear spread of constant input currents from --i-min to --i-max."
+        ),
+        epilog="Examples:  qsn demo   |   qsn demo -n 1e6 --mode pure --out big.png   |   qsn simulate -n 1000 --json",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = sub.add_parser(
+        "demo",
+        help="simulate the default population (100k neurons, 1 s), print a summary, write a PNG figure",
+        description="Simulate the embedded default population, print a summary table and save a figure "
+        "(raster of a subset, a V trace, p_excited/coherence traces, f-I curve).",
+    )
+    _add_neuron_args(demo, defaults)
+    demo.add_argument("--out", default="qsn-demo.png", help="PNG figure path (default %(default)s)")
+    simulate = sub.add_parser(
+        "simulate",
+        help="simulate a population from these parameters and print rates and observables",
+        description="Simulate a population with the given parameters and print its summary (no figure).",
+    )
+    _add_neuron_args(simulate, defaults)
+    sub.add_parser("info", help="print qsn, JAX and device information as JSON")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from qsn.demo import DemoConfig, plot_demo, run_demo, summary_table
+
+    cfg = DemoConfig(
+        neurons=args.neurons, duration_ms=args.duration, mode=args.mode, delta=args.delta, t2=args.t2, t1=args.t1,
+        i_min=args.i_min, i_max=args.i_max, seed=args.seed,
+    )
+    result, summary = run_demo(cfg, progress=not args.no_progress)
+    if args.command == "demo":
+        plot_demo(result, cfg, args.out)
+        summary["figure"] = args.out
+    if args.json:
+        print(json.dumps(summary, indent=2, default=lambda x: None if isinstance(x, float) and not math.isfinite(x) else x))
+    else:
+        print(summary_table(summary))
+        if "figure" in summary:
+            print(f"figure  {summary['figure']}")
+    return 0
+
+
+def _info() -> int:
+    import jax
+
+    import qsn
+    from qsn import kernels
+
+    print(json.dumps({
+        "qsn": qsn.__version__,
+        "jax": jax.__version__,
+        "devices": [str(d) for d in jax.devices()],
+        "x64": bool(jax.config.jax_enable_x64),
+        "cupy_backend": kernels.available(),
+    }, indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``qsn``; returns the process exit code."""
+    from qsn.errors import QSNError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "info":
+            return _info()
+        return _run(args)
+    except QSNError as err:
+        print(f"qsn: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
