@@ -128,12 +128,12 @@ def step_config(params: NeuronParams, mode: str, dtype: Any, a_bound: float = DE
     return StepConfig(mode=mode, dephasing=dephasing, relaxation=relaxation, jumps=jumps, plan=plan)
 
 
-def _sinc_step(theta: jax.Array, w: jax.Array, dt: jax.Array) -> jax.Array:
-    """``sin(w dt)/w`` with its ``w -> 0`` limit ``dt``, gradient-safe (double ``where``)."""
+def _sinc_step(theta: jax.Array, sin_theta: jax.Array, w: jax.Array, dt: jax.Array) -> jax.Array:
+    """``sin(w dt)/w`` with its ``w -> 0`` limit ``dt`` (series where ``theta = w dt`` is small)."""
     small = theta < (0.25 if theta.dtype == jnp.float32 else 0.008)  # theta^6/5040 < eps
-    s, _ = sincos(jnp.where(small, 1.0, theta))
     t2 = theta * theta
-    return jnp.where(small, dt * (1.0 - t2 / 6.0 * (1.0 - t2 / 20.0)), s / jnp.where(small, 1.0, w))
+    # The safe divisor keeps the unselected branch (and its gradient) finite at w = 0.
+    return jnp.where(small, dt * (1.0 - t2 / 6.0 * (1.0 - t2 / 20.0)), sin_theta / jnp.where(small, 1.0, w))
 
 
 Amplitudes = tuple  # (re0, im0, re1, im1), each (n,)
@@ -152,8 +152,8 @@ def _evolve_pure(c: StepConstants, cfg: StepConfig, q: Amplitudes, a: jax.Array,
     re0, im0, re1, im1 = q
     w = jnp.sqrt(a * a + c.delta * c.delta)
     theta = w * c.dt
-    _, cos_t = sincos(theta)
-    sw = _sinc_step(theta, w, c.dt)
+    sin_t, cos_t = sincos(theta)
+    sw = _sinc_step(theta, sin_t, w, c.dt)
     # U psi = cos(w dt) psi - i sin(w dt)/w H psi, with H psi = (a psi0 + delta psi1, delta psi0 - a psi1)
     h_re0, h_im0 = a * re0 + c.delta * re1, a * im0 + c.delta * im1
     h_re1, h_im1 = c.delta * re0 - a * re1, c.delta * im0 - a * im1

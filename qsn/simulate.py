@@ -340,6 +340,8 @@ def simulate(
             "size); record 'spikes' there instead"
         )
     a_bound = _bound_a(params, state, cur)
+    # The plan is rigorous when the current's range is known; otherwise watch ||A dt|| as we go.
+    track_norm = mode == "mixed" and (cur.max_abs is None or not is_concrete((params, state)))
     cfg = step_config(params, mode, dtype, a_bound)
     check_key(cfg, key)
     consts = step_constants(params, dtype)
@@ -401,11 +403,11 @@ def simulate(
                 every=every if rec_length else length,
                 names=tuple(x for x in sampled if x != "events"),
                 events=want_events,
-                track_norm=mode == "mixed",
+                track_norm=track_norm,
                 unroll=unroll,
             )
             new_state, new_count, stats, rec, spk = out
-            if mode != "mixed":
+            if not track_norm:
                 break
             if not concrete:
                 new_state = eqx.error_if(
