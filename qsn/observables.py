@@ -83,7 +83,7 @@ def entropy(state: State) -> jax.Array:
     x, y, z = _bloch(state)
     length = jnp.clip(jnp.sqrt(x * x + y * y + z * z), 0.0, 1.0)
     lp, lm = (1.0 + length) / 2.0, (1.0 - length) / 2.0
-    return -(xlogy(lp, lp) + xlogy(lm, lm)) / math.log(2.0)
+    return 0.0 - (xlogy(lp, lp) + xlogy(lm, lm)) / math.log(2.0)  # 0.0 - (-0.0) is +0.0 for pure states
 
 
 # Quantities simulate() can record, each a function of the state returning (n, ...) arrays.
