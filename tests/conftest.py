@@ -1,7 +1,12 @@
 """Test settings: float64 available, strict JAX promotion rules, GPU tests skipped without CUDA."""
 
-import jax
-import pytest
+import os
+
+# SciPy's expm on 4x4 matrices in the reference tests: OpenBLAS threads only contend on small CPUs.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 # Physics tests run in float64 against independent references; the library itself never flips this.
 jax.config.update("jax_enable_x64", True)

@@ -110,8 +110,16 @@ def liouvillian(h: np.ndarray, c_ops: list[np.ndarray]) -> np.ndarray:
 
 
 def _mixed_propagator_numpy(p: RefParams) -> Callable[[float], np.ndarray]:
+    """``a -> expm(L(a) dt)``, remembered per value of ``a`` (runs revisit the same ``V`` after each reset)."""
     c_ops = collapse_operators(p)
-    return lambda a: scipy.linalg.expm(liouvillian(hamiltonian(a, p.delta), c_ops) * p.dt)
+    cache: dict[float, np.ndarray] = {}
+
+    def propagator(a: float) -> np.ndarray:
+        if a not in cache:
+            cache[a] = scipy.linalg.expm(liouvillian(hamiltonian(a, p.delta), c_ops) * p.dt)
+        return cache[a]
+
+    return propagator
 
 
 def run_reference(
