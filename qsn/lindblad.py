@@ -24,18 +24,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["SeriesPlan", "series_plan", "generator_norm", "propagate_bloch"]
+__all__ = ["SeriesPlan", "series_plan", "plan_capacity", "generator_norm", "propagate_bloch"]
 
 # Largest ||A h|| per substep: beyond 1 the series needs more terms than splitting the step costs.
 _MAX_NORM_PER_SUBSTEP = 1.0
 
 
 class SeriesPlan(NamedTuple):
-    """Static evaluation plan for ``expm(A dt)`` acting on ``(r, 1)``."""
+    """Static evaluation plan for ``expm(A dt)`` acting on ``(r, 1)`` (the compile key: two ints)."""
 
     substeps: int  # m — equal substeps of dt/m
     terms: int  # K — Taylor terms per substep
-    norm_bound: float  # the ||A dt||_inf the plan is exact for (to eps/4)
+
+
+def _remainder(x: float, terms: int) -> float:
+    """Taylor remainder bound of ``exp`` for a matrix of norm ``x`` after ``terms`` terms."""
+    return x ** (terms + 1) / math.factorial(terms + 1) * math.exp(x)
 
 
 def series_plan(norm_bound: float, dtype: jnp.dtype) -> SeriesPlan:
@@ -49,9 +53,21 @@ def series_plan(norm_bound: float, dtype: jnp.dtype) -> SeriesPlan:
     m = max(1, math.ceil(norm_bound / _MAX_NORM_PER_SUBSTEP))
     x = norm_bound / m
     k = 1
-    while x ** (k + 1) / math.factorial(k + 1) * math.exp(x) > eps / 4:
+    while _remainder(x, k) > eps / 4:
         k += 1
-    return SeriesPlan(substeps=m, terms=k, norm_bound=float(norm_bound))
+    return SeriesPlan(substeps=m, terms=k)
+
+
+def plan_capacity(plan: SeriesPlan, dtype: jnp.dtype) -> float:
+    """Largest ``||A dt||_inf`` for which ``plan`` is still exact to eps/4 (bisection on the remainder)."""
+    eps = float(jnp.finfo(dtype).eps)
+    lo, hi = 0.0, _MAX_NORM_PER_SUBSTEP
+    if _remainder(hi, plan.terms) <= eps / 4:
+        return plan.substeps * hi
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _remainder(mid, plan.terms) <= eps / 4 else (lo, mid)
+    return plan.substeps * lo
 
 
 def generator_norm(a, delta, g1, g2, dt):

@@ -21,7 +21,7 @@ import numpy as np
 from qsn.current import Current, as_current, current_at, require_steps
 from qsn.dynamics import DEFAULT_A_BOUND, StepConfig, StepConstants, advance, check_key, step_config, step_constants
 from qsn.errors import ConfigurationError, InvalidInputError, NumericalInstabilityError, RecordingError
-from qsn.lindblad import generator_norm, series_plan
+from qsn.lindblad import generator_norm, plan_capacity, series_plan
 from qsn.observables import OBSERVABLES, observe
 from qsn.params import NeuronParams, is_concrete
 from qsn.state import State, check_state, mode_of
@@ -30,8 +30,20 @@ __all__ = ["simulate", "SimulationResult", "SpikeEvents", "RECORDABLE", "DEFAULT
 
 RECORDABLE = ("spikes", "events") + tuple(OBSERVABLES)
 BACKENDS = ("jax", "cupy")
-# Scan unroll factor per (platform, mode), chosen by bench/bench_population.py --sweep-unroll.
-DEFAULT_UNROLL = {("cpu", "pure"): 8, ("cpu", "mixed"): 4, ("gpu", "pure"): 8, ("gpu", "mixed"): 8}
+# Scan unroll factor per (platform, mode) for long runs of large populations. CPU: the best factor in
+# bench/results/population-cpu.json at n = 1e6. GPU: not yet measured by this project (the kernels issue
+# reports unroll 8 as the best XLA path on an H100); re-measure with bench/bench_population.py.
+DEFAULT_UNROLL = {("cpu", "pure"): 4, ("cpu", "mixed"): 1, ("gpu", "pure"): 8, ("gpu", "mixed"): 8}
+# Compile time grows with the unroll (measured on CPU: 0.35 s at 1 vs 3.7 s at 8 for one neuron, and
+# ~15 s at 8 with random numbers), so small runs and stochastic configurations use 1.
+_UNROLL_MIN_WORK = 1e9  # neuron-steps
+
+
+def default_unroll(platform: str, cfg: StepConfig, n: int, steps: int) -> int:
+    """The scan unroll factor ``simulate`` uses when none is given."""
+    if cfg.needs_key or n * steps < _UNROLL_MIN_WORK:
+        return 1
+    return DEFAULT_UNROLL.get((platform, cfg.mode), 1)
 _CHUNK_BYTES = 128 * 2**20  # device buffers per chunk (records + per-step spikes for events)
 _BYTES = {"spikes": 1, "rho": 4, "v": 1, "p1": 1, "coherence": 1, "entropy": 1}  # x itemsize (rho: 2x2 complex)
 
@@ -298,7 +310,7 @@ def simulate(
         chunk_steps: steps per compiled chunk (default: what keeps device buffers under 128 MiB).
         event_capacity: most spike events kept; more raises :class:`RecordingError`.
         max_record_bytes: memory the recordings may take (default: half the free host memory).
-        unroll: scan unroll factor (default per device and mode, chosen by benchmark).
+        unroll: scan unroll factor (default: 1, or per device and mode for runs of >= 1e9 neuron-steps).
 
     Returns:
         :class:`SimulationResult` with ``state``, ``spike_count``, the recordings and ``rates()``.
@@ -346,7 +358,7 @@ def simulate(
     check_key(cfg, key)
     consts = step_constants(params, dtype)
     platform = jax.devices()[0].platform if concrete else "cpu"
-    unroll = int(unroll) if unroll is not None else DEFAULT_UNROLL.get((platform, mode), 8)
+    unroll = int(unroll) if unroll is not None else default_unroll(platform, cfg, n, steps)
     if unroll < 1:
         raise ConfigurationError(f"Argument `unroll` must be >= 1, but is {unroll}")
 
@@ -375,7 +387,7 @@ def simulate(
 
     dev_idx = None if idx is None else jnp.asarray(idx)
     count = jnp.zeros((n,), jnp.int32)
-    t0 = int(state.t) if concrete else 0
+    t0 = int(state.t) if is_concrete(state.t) else 0
     pieces: dict[str, list] = {name: [] for name in names if name != "events"}
     ev_steps: list[np.ndarray] = []
     ev_neurons: list[np.ndarray] = []
@@ -412,13 +424,13 @@ def simulate(
             if not concrete:
                 new_state = eqx.error_if(
                     new_state,
-                    stats.norm > cfg.plan.norm_bound,
+                    stats.norm > plan_capacity(cfg.plan, dtype),
                     "mixed-mode propagator left its exact range (||A dt|| above the plan's bound): "
                     "call qsn.simulate outside jit/vmap, or with concrete NeuronParams",
                 )
                 break
             seen = float(stats.norm)
-            if seen <= cfg.plan.norm_bound:
+            if seen <= plan_capacity(cfg.plan, dtype):
                 break
             # The drive exceeded the plan (possible only with callable currents): re-plan, re-run the chunk.
             cfg = cfg._replace(plan=series_plan(seen * 1.25, dtype))

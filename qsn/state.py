@@ -128,7 +128,10 @@ def init_state(
     n = int(n)
     dt = resolve_dtype(dtype)
     params.check_population(n)
-    v = jnp.broadcast_to(jnp.asarray(params.v_rest if v0 is None else v0, dt), (n,))
+    v0_arr = jnp.asarray(params.v_rest if v0 is None else v0, dt)
+    if v0_arr.ndim > 1 or (v0_arr.ndim == 1 and v0_arr.shape[0] not in (1, n)):
+        raise ConfigurationError(f"Argument `v0` must be a scalar or have shape (n,) = ({n},), but has shape {v0_arr.shape}")
+    v = jnp.broadcast_to(v0_arr, (n,))
     ref = jnp.zeros((n,), jnp.int32)
     t = jnp.zeros((), jnp.int32)
     r = jnp.asarray([0.0, 0.0, 1.0] if bloch0 is None else bloch0, dt)
@@ -138,6 +141,14 @@ def init_state(
         r = jnp.broadcast_to(r, (3, n))
     except ValueError as err:
         raise ConfigurationError(f"Argument `bloch0` must have shape (3,) or (3, n), but has shape {r.shape}") from err
+    if mode == "pure" and is_concrete(r):
+        # A pure state is a point on the sphere; inside it there is no state vector to build.
+        # (Mixed states inside the ball are checked by check_state below.)
+        length = np.sqrt(np.sum(np.asarray(r, np.float64) ** 2, axis=0))
+        bad = np.abs(length - 1.0) > (1e-6 if dt == jnp.float32 else 1e-12)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ConfigurationError(f"Argument `bloch0` must have unit length in pure mode, but |bloch0[:, {i}]| = {length[i]!r}")
     if mode == "mixed":
         s: State = MixedState(v=v, refractory=ref, x=r[0], y=r[1], z=r[2], t=t)
     else:
