@@ -8,6 +8,7 @@ non-finite values and advances the progress bar.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -261,6 +262,20 @@ def _check_neurons(neurons: Any, n: int) -> np.ndarray | None:
     return np.where(idx < 0, idx + n, idx).astype(np.int32)
 
 
+def _chunk_length(chunk_steps: int | None, steps: int, every: int, bytes_per_step: float, progress: bool) -> int:
+    """Steps per compiled chunk: whole sampling periods, device buffers under ``_CHUNK_BYTES``,
+    and about 100 chunks when a progress bar is shown."""
+    if chunk_steps is None:
+        chunk = max(every, int(_CHUNK_BYTES // max(bytes_per_step, 1)) // every * every) if bytes_per_step else steps
+        if progress:
+            chunk = min(chunk, max(every, math.ceil(steps / 100 / every) * every))
+    else:
+        if not isinstance(chunk_steps, (int, np.integer)) or chunk_steps < 1:
+            raise ConfigurationError(f"Argument `chunk_steps` must be an int >= 1, but is {chunk_steps!r}")
+        chunk = max(every, int(chunk_steps) // every * every)
+    return max(1, min(chunk, steps))
+
+
 def _record_bytes(names: tuple[str, ...], k: int, itemsize: int) -> int:
     """Bytes of one sample of the recorded quantities for ``k`` neurons."""
     total = 0
@@ -374,16 +389,7 @@ def simulate(
             f"the {limit / 2**30:.2f} GiB allowed: record fewer neurons (neurons=...), sample less often "
             f"(record_every=...), or record spikes as ('events',) instead of a dense raster"
         )
-    per_step = sample_bytes / every + (n if want_events else 0)
-    if chunk_steps is None:
-        chunk = max(every, int(_CHUNK_BYTES // max(per_step, 1)) // every * every) if per_step else steps
-        if progress:
-            chunk = min(chunk, max(every, math.ceil(steps / 100 / every) * every))
-    else:
-        if not isinstance(chunk_steps, (int, np.integer)) or chunk_steps < 1:
-            raise ConfigurationError(f"Argument `chunk_steps` must be an int >= 1, but is {chunk_steps!r}")
-        chunk = max(every, int(chunk_steps) // every * every)
-    chunk = max(1, min(chunk, steps))
+    chunk = _chunk_length(chunk_steps, steps, every, sample_bytes / every + (n if want_events else 0), progress)
 
     dev_idx = None if idx is None else jnp.asarray(idx)
     count = jnp.zeros((n,), jnp.int32)
@@ -400,40 +406,24 @@ def simulate(
         length = rec_length if rec_length else length  # a trailing partial period runs unsampled
         sampled = names if rec_length else tuple(x for x in names if x == "events")
         rows = cur.value[done : done + length] if cur.kind == "array" else cur.value
-        while True:
-            out = _chunk_jit(
-                consts,
-                state,
-                count,
-                None if cur.kind == "fn" else rows,
-                key,
-                dev_idx,
-                cfg=cfg,
-                current_kind=cur.kind,
-                current_fn=cur.value if cur.kind == "fn" else None,
-                length=length,
-                every=every if rec_length else length,
-                names=tuple(x for x in sampled if x != "events"),
-                events=want_events,
-                track_norm=track_norm,
-                unroll=unroll,
-            )
-            new_state, new_count, stats, rec, spk = out
-            if not track_norm:
-                break
-            if not concrete:
-                new_state = eqx.error_if(
-                    new_state,
-                    stats.norm > plan_capacity(cfg.plan, dtype),
-                    "mixed-mode propagator left its exact range (||A dt|| above the plan's bound): "
-                    "call qsn.simulate outside jit/vmap, or with concrete NeuronParams",
-                )
-                break
-            seen = float(stats.norm)
-            if seen <= plan_capacity(cfg.plan, dtype):
-                break
-            # The drive exceeded the plan (possible only with callable currents): re-plan, re-run the chunk.
-            cfg = cfg._replace(plan=series_plan(seen * 1.25, dtype))
+        run = functools.partial(
+            _chunk_jit,
+            consts,
+            state,
+            count,
+            None if cur.kind == "fn" else rows,
+            key,
+            dev_idx,
+            current_kind=cur.kind,
+            current_fn=cur.value if cur.kind == "fn" else None,
+            length=length,
+            every=every if rec_length else length,
+            names=tuple(x for x in sampled if x != "events"),
+            events=want_events,
+            track_norm=track_norm,
+            unroll=unroll,
+        )
+        cfg, (new_state, new_count, stats, rec, spk) = _run_exact(run, cfg, dtype, track_norm, concrete)
         if cur.kind == "fn" and concrete and int(stats.bad_current) >= 0:
             t_bad = int(stats.bad_current)
             row = np.asarray(jnp.broadcast_to(cur.value(jnp.int32(t_bad)), (n,)))
@@ -476,6 +466,32 @@ def simulate(
         record_every=every,
         neurons=None if idx is None else tuple(int(i) for i in idx),
     )
+
+
+def _run_exact(run, cfg: StepConfig, dtype: Any, track_norm: bool, concrete: bool):
+    """Run a chunk; if the mixed-mode drive outgrew the propagator plan, re-plan and run it again.
+
+    Only runs whose current range is unknown (callable currents, traced inputs) are tracked. Under
+    jit/vmap nothing can be re-run, so an exceeded plan raises at run time through ``eqx.error_if``.
+    """
+    while True:
+        out = run(cfg=cfg)
+        if not track_norm:
+            return cfg, out
+        state, stats = out[0], out[2]
+        capacity = plan_capacity(cfg.plan, dtype)
+        if not concrete:
+            state = eqx.error_if(
+                state,
+                stats.norm > capacity,
+                "mixed-mode propagator left its exact range (||A dt|| above the plan's bound): "
+                "call qsn.simulate outside jit/vmap, or with concrete NeuronParams and current",
+            )
+            return cfg, (state,) + tuple(out[1:])
+        seen = float(stats.norm)
+        if seen <= capacity:
+            return cfg, out
+        cfg = cfg._replace(plan=series_plan(seen * 1.25, dtype))
 
 
 def _check_finite(state: State) -> None:
