@@ -108,23 +108,27 @@ def step_constants(params: NeuronParams, dtype: Any) -> StepConstants:
 def step_config(params: NeuronParams, mode: str, dtype: Any, a_bound: float = DEFAULT_A_BOUND) -> StepConfig:
     """Static configuration of the step; ``a_bound`` bounds ``|a|`` for the mixed-mode plan.
 
-    With traced parameters (inside ``vmap``/``jit`` over params) nothing can be read, so every
-    stochastic part is compiled in (and needs a key) and the mixed-mode plan assumes
-    ``dt*(2|a| + 2 delta + 1/t1 + 1/t2) <= 2`` — :func:`qsn.simulate` verifies the bound it used.
+    Each choice reads only the fields it needs, so parameters built inside ``vmap``/``jit`` from a
+    traced ``delta`` still compile without the stochastic parts when ``t1``, ``t2`` and ``jump_rate``
+    are concrete. A traced ``t2``/``t1``/``jump_rate`` compiles its stochastic part in (and needs a
+    key); a traced ``delta``/``t1``/``t2``/``dt`` makes the mixed-mode plan assume
+    ``||A dt|| <= 2``, which :func:`qsn.simulate` verifies at run time.
     """
     if mode not in ("pure", "mixed"):
         raise ConfigurationError(f"Argument `mode` must be 'pure' or 'mixed', but is {mode!r}")
-    if is_concrete(params):
-        dephasing = bool(np.any(np.isfinite(params.t2)))
-        relaxation = bool(np.any(np.isfinite(params.t1)))
-        jumps = bool(np.any(params.jump_rate > 0))
-        g1 = np.where(np.isinf(params.t1), 0.0, 1.0 / params.t1)
-        g2 = np.where(np.isinf(params.t2), 0.0, 1.0 / params.t2)
-        norm = float(np.max(generator_norm(np.asarray(a_bound), params.delta, g1, g2, params.dt)))
-    else:
-        dephasing = relaxation = jumps = True
-        norm = 2.0
-    plan = series_plan(norm, dtype) if mode == "mixed" else None
+    p = params
+    dephasing = bool(np.any(np.isfinite(p.t2))) if is_concrete(p.t2) else True
+    relaxation = bool(np.any(np.isfinite(p.t1))) if is_concrete(p.t1) else True
+    jumps = bool(np.any(p.jump_rate > 0)) if is_concrete(p.jump_rate) else True
+    plan = None
+    if mode == "mixed":
+        if is_concrete((p.delta, p.t1, p.t2, p.dt)):
+            g1 = np.where(np.isinf(p.t1), 0.0, 1.0 / p.t1)
+            g2 = np.where(np.isinf(p.t2), 0.0, 1.0 / p.t2)
+            norm = float(np.max(generator_norm(np.asarray(a_bound), p.delta, g1, g2, p.dt)))
+        else:
+            norm = 2.0
+        plan = series_plan(norm, dtype)
     return StepConfig(mode=mode, dephasing=dephasing, relaxation=relaxation, jumps=jumps, plan=plan)
 
 

@@ -586,11 +586,21 @@ def test_mixed_mode_decoherence_needs_no_key():
     assert int(r.state.t) == 3
 
 
-def test_vmap_over_params_requires_key(pure):
-    """Traced params compile every stochastic part in, so a key is required even with t2 = inf."""
+def test_vmap_over_decoherence_params_requires_key(pure):
+    """A traced t2 may be finite, so its stochastic unravelling is compiled in and needs a key."""
     _, s = pure
-    with pytest.raises(ConfigurationError, match=r"Argument `key` is required"):
-        jax.vmap(lambda d: qsn.simulate(P(delta=d), s, 1.0, steps=5).spike_count)(jnp.linspace(0.1, 0.2, 3))
+    with pytest.raises(ConfigurationError, match=r"Argument `key` is required: pure-mode dephasing"):
+        jax.vmap(lambda t2: qsn.simulate(P(t2=t2), s, 1.0, steps=5).spike_count)(jnp.linspace(10.0, 20.0, 3))
+
+
+def test_vmap_over_delta_needs_no_key(pure):
+    """Only the traced field is unknown: with concrete t1 = t2 = inf and no jumps, nothing is random."""
+    _, s = pure
+    deltas = jnp.linspace(0.1, 0.2, 3)
+    batched = jax.vmap(lambda d: qsn.simulate(P(delta=d), s, 20.0, steps=50, record=("p1",), unroll=1).p1)(deltas)
+    for i, d in enumerate(np.asarray(deltas)):
+        single = qsn.simulate(P(delta=float(d)), s, 20.0, steps=50, record=("p1",), unroll=1).p1
+        np.testing.assert_allclose(batched[i], single, rtol=0, atol=1e-12)
 
 
 def test_events_not_available_under_jit(pure):
