@@ -35,7 +35,8 @@ def _raise_if_not_finite(arr: np.ndarray) -> None:
     idx = tuple(int(i) for i in np.argwhere(bad)[0])
     labels = {0: (), 1: ("neuron",), 2: ("step", "neuron")}[arr.ndim]
     where = ", ".join(f"{label} {i}" for label, i in zip(labels, idx))
-    raise InvalidInputError(f"Argument `current` must be finite, but is {arr[idx]!r}" + (f" at {where}" if where else ""))
+    message = f"Argument `current` must be finite, but is {arr[idx].item()!r}"
+    raise InvalidInputError(message + (f" at {where}" if where else ""))
 
 
 def as_current(current: Any, n: int, dtype: Any) -> Current:
@@ -70,12 +71,17 @@ def as_current(current: Any, n: int, dtype: Any) -> Current:
         raise InvalidInputError(
             f"Argument `current` must be a scalar, shape (n,) = ({n},) or (T, n) = (T, {n}), but has shape {arr.shape}"
         )
+    value = jnp.asarray(arr, dtype)
     max_abs = None
-    if is_concrete(arr):
-        host = np.asarray(arr)
-        _raise_if_not_finite(host)
-        max_abs = float(np.max(np.abs(host))) if host.size else 0.0
-    return Current(kind, jnp.asarray(arr, dtype), steps, max_abs)
+    if is_concrete(arr) and arr.size:
+        # Reduce on the device (a (T, n) current may be large and on a GPU), after the cast (1e300
+        # overflows float32); max|I| is finite iff every value is. Only then locate the culprit.
+        max_abs = float(jnp.max(jnp.abs(value)))
+        if not np.isfinite(max_abs):
+            _raise_if_not_finite(np.asarray(value))
+    elif is_concrete(arr):
+        max_abs = 0.0
+    return Current(kind, value, steps, max_abs)
 
 
 def current_at(current: Current, t: jax.Array, row: jax.Array | None) -> jax.Array:

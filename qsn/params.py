@@ -11,6 +11,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from qsn.errors import ConfigurationError
@@ -131,6 +132,4 @@ class NeuronParams(eqx.Module):
         """``n_ref = ceil(t_ref/dt)`` with the ratio rounded to 1e-9 first (DESIGN §1), as int."""
         if is_concrete((self.t_ref, self.dt)):
             return np.ceil(np.round(self.t_ref / self.dt, 9)).astype(np.int32)
-        import jax.numpy as jnp
-
         return jnp.ceil(jnp.round(self.t_ref / self.dt, 9)).astype(jnp.int32)
