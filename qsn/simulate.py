@@ -31,8 +31,9 @@ __all__ = ["simulate", "SimulationResult", "SpikeEvents", "RECORDABLE", "DEFAULT
 
 RECORDABLE = ("spikes", "events") + tuple(OBSERVABLES)
 BACKENDS = ("jax", "cupy")
-# Scan unroll factor per (platform, mode) for long runs of large populations. CPU: the best factor in
-# bench/results/population-cpu.json at n = 1e6. GPU: not yet measured by this project (the kernels issue
+# Scan unroll factor per (platform, mode) for long runs of large populations. CPU: from
+# bench/results/population-cpu.json at n = 1e6 (pure: 4 best; mixed: 1, 2 and 4 within run-to-run
+# noise of each other, so the cheapest to compile). GPU: not yet measured by this project (the kernels issue
 # reports unroll 8 as the best XLA path on an H100); re-measure with bench/bench_population.py.
 DEFAULT_UNROLL = {("cpu", "pure"): 4, ("cpu", "mixed"): 1, ("gpu", "pure"): 8, ("gpu", "mixed"): 8}
 # Compile time grows with the unroll (measured on CPU: 0.35 s at 1 vs 3.7 s at 8 for one neuron, and
