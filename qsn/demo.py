@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -11,8 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from qsn.observables import coherence, entropy, p_excited
+from qsn.dynamics import step_config
 from qsn.params import NeuronParams
-from qsn.simulate import SimulationResult, simulate
+from qsn.simulate import SimulationResult, default_unroll, simulate
 from qsn.state import init_state
 
 __all__ = ["DemoConfig", "run_demo", "plot_demo", "summary_table"]
@@ -45,17 +47,17 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> tuple[SimulationResult, 
     current = jnp.asarray(_currents(cfg), jnp.float32)
     steps = int(round(cfg.duration_ms / float(params.dt)))
     watched = np.linspace(0, cfg.neurons - 1, min(cfg.watched, cfg.neurons)).astype(np.int64)
+    # The key is only drawn from when the configuration is stochastic (pure mode with finite t1/t2).
     key = jax.random.key(cfg.seed)
-    needs_key = cfg.mode == "pure" and (np.isfinite(cfg.t2) or np.isfinite(cfg.t1))
-    # Warm-up on a short run compiles the chunk function, so the timing below is the simulation alone.
-    record = ("spikes", "v", "p1", "coherence")
-    simulate(params, state, current, steps=min(steps, 10), key=key if needs_key else None,
-             record=record, neurons=watched)
+    # Fix the chunk (~100 per run, for the progress bar) and the unroll the full run would pick, so that
+    # a one-chunk warm-up compiles exactly the function the timed run uses.
+    chunk = max(1, steps // 100)
+    unroll = default_unroll(jax.devices()[0].platform, step_config(params, cfg.mode, jnp.float32), cfg.neurons, steps)
+    run = functools.partial(simulate, params, state, current, key=key, record=("spikes", "v", "p1", "coherence"),
+                            neurons=watched, chunk_steps=chunk, unroll=unroll)
+    run(steps=chunk)
     start = time.perf_counter()
-    result = simulate(
-        params, state, current, steps=steps, key=key if needs_key else None,
-        record=record, neurons=watched, progress=progress,
-    )
+    result = run(steps=steps, progress=progress)
     jax.block_until_ready(result.state)
     wall = time.perf_counter() - start
     rates = np.asarray(result.rates())

@@ -39,6 +39,8 @@ DEFAULT_UNROLL = {("cpu", "pure"): 4, ("cpu", "mixed"): 1, ("gpu", "pure"): 8, (
 # Compile time grows with the unroll (measured on CPU: 0.35 s at 1 vs 3.7 s at 8 for one neuron, and
 # ~15 s at 8 with random numbers), so small runs and stochastic configurations use 1.
 _UNROLL_MIN_WORK = 1e9  # neuron-steps
+_CHUNK_BYTES = 128 * 2**20  # device buffers per chunk (records + per-step spikes for events)
+_BYTES = {"spikes": 1, "rho": 4, "v": 1, "p1": 1, "coherence": 1, "entropy": 1}  # x itemsize (rho: 2x2 complex)
 
 
 def default_unroll(platform: str, cfg: StepConfig, n: int, steps: int) -> int:
@@ -46,8 +48,6 @@ def default_unroll(platform: str, cfg: StepConfig, n: int, steps: int) -> int:
     if cfg.needs_key or n * steps < _UNROLL_MIN_WORK:
         return 1
     return DEFAULT_UNROLL.get((platform, cfg.mode), 1)
-_CHUNK_BYTES = 128 * 2**20  # device buffers per chunk (records + per-step spikes for events)
-_BYTES = {"spikes": 1, "rho": 4, "v": 1, "p1": 1, "coherence": 1, "entropy": 1}  # x itemsize (rho: 2x2 complex)
 
 
 class SpikeEvents(NamedTuple):
