@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import sys
 from typing import Any, NamedTuple, Sequence
 
 import equinox as eqx
@@ -21,10 +20,11 @@ import numpy as np
 
 from qsn.current import Current, as_current, current_at, require_steps
 from qsn.dynamics import DEFAULT_A_BOUND, StepConfig, StepConstants, advance, check_key, step_config, step_constants
-from qsn.errors import ConfigurationError, InvalidInputError, NumericalInstabilityError, RecordingError
+from qsn.errors import ConfigurationError, InvalidInputError, RecordingError
 from qsn.lindblad import generator_norm, plan_capacity, series_plan
 from qsn.observables import OBSERVABLES, observe
 from qsn.params import NeuronParams, is_concrete
+from qsn.runtime import check_finite, progress_bar
 from qsn.state import State, check_state, mode_of
 
 __all__ = ["simulate", "SimulationResult", "SpikeEvents", "RECORDABLE", "DEFAULT_UNROLL"]
@@ -399,7 +399,7 @@ def simulate(
     ev_steps: list[np.ndarray] = []
     ev_neurons: list[np.ndarray] = []
     n_events = 0
-    bar = _progress_bar(steps, n, progress)
+    bar = progress_bar(steps, f"qsn {n} neurons", progress)
     done = 0
     while done < steps:
         length = min(chunk, steps - done)
@@ -432,7 +432,7 @@ def simulate(
             raise InvalidInputError(f"Argument `current` must be finite, but is {row[neuron]!r} at step {t_bad}, neuron {neuron}")
         state, count = new_state, new_count
         if concrete:
-            _check_finite(state)
+            check_finite(state._asdict(), int(state.t))
         for name, arr in rec.items():
             pieces[name].append(np.asarray(arr) if concrete else arr)
         if want_events:
@@ -493,31 +493,3 @@ def _run_exact(run, cfg: StepConfig, dtype: Any, track_norm: bool, concrete: boo
         if seen <= capacity:
             return cfg, out
         cfg = cfg._replace(plan=series_plan(seen * 1.25, dtype))
-
-
-def _check_finite(state: State) -> None:
-    for field in state._fields:
-        arr = getattr(state, field)
-        if jnp.issubdtype(arr.dtype, jnp.floating):
-            finite = np.isfinite(np.asarray(arr))
-            if not finite.all():
-                neuron = int(np.argwhere(~finite)[0][-1])
-                raise NumericalInstabilityError(
-                    f"State field `{field}` became non-finite at neuron {neuron} by step {int(state.t)}"
-                )
-
-
-class _NoBar:
-    def update(self, k: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(steps: int, n: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=steps, unit="step", desc=f"qsn {n} neurons", file=sys.stderr, dynamic_ncols=True)

@@ -1,0 +1,93 @@
+"""Random weights and delays: a value per synapse from a scalar, an array or a distribution.
+
+Distributions are drawn on the device from the projection's key, one value per synapse in the
+``(pre, post)`` order of :mod:`qsn.networks.connectivity`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from qsn.errors import ConfigurationError
+
+__all__ = ["Distribution", "normal", "lognormal", "uniform", "sample"]
+
+
+class Distribution(eqx.Module):
+    """A distribution of per-synapse values; build one with :func:`normal`, :func:`lognormal`, :func:`uniform`."""
+
+    name: str = eqx.field(static=True)
+    a: float = eqx.field(static=True)
+    b: float = eqx.field(static=True)
+    clip: str | None = eqx.field(static=True, default=None)
+
+    def draw(self, key: jax.Array, m: int, dtype: Any) -> jax.Array:
+        """``(m,)`` values in ``dtype``."""
+        if self.name == "normal":
+            x = self.a + self.b * jax.random.normal(key, (m,), dtype)
+            if self.clip == "sign":
+                # keep the sign of the mean (an excitatory weight never turns inhibitory): clip at 0
+                x = jnp.maximum(x, 0) if self.a >= 0 else jnp.minimum(x, 0)
+            return x
+        if self.name == "lognormal":
+            return jnp.exp(self.a + self.b * jax.random.normal(key, (m,), dtype)) * (-1.0 if self.clip == "negative" else 1.0)
+        return jax.random.uniform(key, (m,), dtype, minval=self.a, maxval=self.b)
+
+
+def _finite(name: str, **values: float) -> None:
+    for k, v in values.items():
+        if not math.isfinite(float(v)):
+            raise ConfigurationError(f"{name}: {k} must be finite, but is {v!r}")
+
+
+def normal(mean: float, std: float, *, clip_sign: bool = True) -> Distribution:
+    """Normal ``N(mean, std^2)``; with ``clip_sign`` values of the wrong sign are clipped to 0 (NEST's
+    ``normal_clipped`` as used by the Potjans–Diesmann model)."""
+    _finite("normal", mean=mean, std=std)
+    if std < 0:
+        raise ConfigurationError(f"normal: std must be >= 0, but is {std!r}")
+    return Distribution("normal", float(mean), float(std), "sign" if clip_sign else None)
+
+
+def lognormal(mu: float, sigma: float, *, negative: bool = False) -> Distribution:
+    """``exp(N(mu, sigma^2))`` (``mu``, ``sigma`` of the underlying normal, as NumPy/NEST); ``negative``
+    flips the sign (inhibitory weights)."""
+    _finite("lognormal", mu=mu, sigma=sigma)
+    if sigma < 0:
+        raise ConfigurationError(f"lognormal: sigma must be >= 0, but is {sigma!r}")
+    return Distribution("lognormal", float(mu), float(sigma), "negative" if negative else None)
+
+
+def uniform(low: float, high: float) -> Distribution:
+    """Uniform on ``[low, high)``."""
+    _finite("uniform", low=low, high=high)
+    if not high >= low:
+        raise ConfigurationError(f"uniform: high must be >= low, but got low={low!r}, high={high!r}")
+    return Distribution("uniform", float(low), float(high))
+
+
+def sample(owner: str, spec: Any, key: jax.Array, m: int, order: jax.Array | None, dtype: Any) -> jax.Array:
+    """``(m,)`` per-synapse values of ``spec`` (scalar, ``(m,)`` array in the user's synapse order, or
+    :class:`Distribution`), in the sorted synapse order; ``order`` maps sorted to user positions."""
+    if isinstance(spec, Distribution):
+        return spec.draw(key, m, dtype)
+    arr = np.asarray(spec, np.float64) if not isinstance(spec, jax.Array) else spec
+    if arr.ndim == 0:
+        if not np.isfinite(float(arr)):
+            raise ConfigurationError(f"{owner} must be finite, but is {float(arr)!r}")
+        return jnp.full((m,), float(arr), dtype)
+    if arr.shape != (m,):
+        raise ConfigurationError(f"{owner} as an array must have one value per synapse, shape ({m},), but has shape {arr.shape}")
+    if not bool(jnp.all(jnp.isfinite(arr))):
+        bad = int(np.flatnonzero(~np.isfinite(np.asarray(arr)))[0])
+        raise ConfigurationError(f"{owner}[{bad}] must be finite, but is {np.asarray(arr)[bad]!r}")
+    arr = jnp.asarray(arr, dtype)
+    if order is None:
+        raise ConfigurationError(f"{owner} as an array needs explicit connectivity (explicit(pre, post)) to fix its order")
+    return arr[order]

@@ -1,0 +1,76 @@
+"""External inputs to neuron groups: injected currents and Poisson spike input.
+
+(Spike *sources* that project through synapses are groups: :class:`PoissonGroup`,
+:class:`SpikeSourceArray`.)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from qsn.errors import ConfigurationError
+from qsn.networks.group import NeuronGroup, resolve
+
+__all__ = ["CurrentInput", "PoissonInput", "step_current"]
+
+
+def _target(owner: str, target: Any) -> tuple[NeuronGroup, np.ndarray | None]:
+    group, index = resolve(target, f"{owner} target")
+    if not isinstance(group, NeuronGroup):
+        raise ConfigurationError(f"{owner} target must be a NeuronGroup or a view of one, but is {group!r}")
+    return group, index
+
+
+class CurrentInput:
+    """Current injected into ``target`` every step (``r_m * I`` in mV), added to the group's other inputs.
+
+    ``current`` is a scalar, an ``(n_target,)`` array (constant), a ``(T, n_target)`` array (row = absolute
+    step index, so the run must not go past step ``T``) or a function ``t_index -> (n_target,)``.
+    Build step or pulse currents with :func:`step_current`.
+    """
+
+    def __init__(self, target: Any, current: Any) -> None:
+        self.group, self.index = _target("CurrentInput", target)
+        self.current = current
+        self.name: str | None = None
+
+
+def step_current(times_ms: Any, amplitudes: Any, dt: float, steps: int) -> np.ndarray:
+    """Piecewise-constant current as a ``(steps,)`` array: ``amplitudes[i]`` from ``times_ms[i]`` on
+    (0 before the first time), as NEST's ``step_current_generator``. Use it as ``current[:, None]``."""
+    times, amps = np.asarray(times_ms, np.float64), np.asarray(amplitudes, np.float64)
+    if times.shape != amps.shape or times.ndim != 1:
+        raise ConfigurationError(f"step_current: times and amplitudes must be 1-D of equal length, got {times.shape}, {amps.shape}")
+    if times.size and np.any(np.diff(times) < 0):
+        raise ConfigurationError("step_current: times must be non-decreasing")
+    out = np.zeros(steps)
+    for t, a in zip(np.rint(times / dt).astype(np.int64), amps):
+        out[max(t, 0):] = a
+    return out
+
+
+class PoissonInput:
+    """``n_inputs`` independent Poisson spike trains of ``rate`` Hz per target neuron, each adding
+    ``weight`` to receptor ``receptor`` (as Brian2's ``PoissonInput``; NEST's ``poisson_generator``
+    connected one-to-one). Each step draws the number of input spikes ``~ Poisson(n_inputs rate dt)``
+    per neuron, so the cost does not grow with ``n_inputs``."""
+
+    def __init__(self, target: Any, receptor: str, rate: float, weight: float, n_inputs: int = 1) -> None:
+        self.group, self.index = _target("PoissonInput", target)
+        if receptor not in self.group.receptors:
+            raise ConfigurationError(f"PoissonInput receptor {receptor!r} is not a receptor of {self.group!r}")
+        for label, value in (("rate", rate), ("weight", weight)):
+            if not math.isfinite(float(value)):
+                raise ConfigurationError(f"PoissonInput {label} must be finite, but is {value!r}")
+        if rate < 0:
+            raise ConfigurationError(f"PoissonInput rate must be >= 0 Hz, but is {rate!r}")
+        if isinstance(n_inputs, bool) or not isinstance(n_inputs, (int, np.integer)) or n_inputs < 0:
+            raise ConfigurationError(f"PoissonInput n_inputs must be an int >= 0, but is {n_inputs!r}")
+        self.receptor = receptor
+        self.rate = float(rate)
+        self.weight = float(weight)
+        self.n_inputs = int(n_inputs)
+        self.name: str | None = None

@@ -1,0 +1,172 @@
+"""Monitors: what a network run records, moved to the host after every chunk.
+
+* :class:`SpikeMonitor` — compact spike events ``(step, neuron)``; raises ``RecordingError`` past
+  ``capacity`` instead of dropping spikes.
+* :class:`RateMonitor` — population rate (Hz) of a group or view, every step.
+* :class:`StateMonitor` — V, quantum observables (``p1``, ``coherence``, ``entropy``) or a
+  receptor's variable (by its name) of a few neurons, every ``record_every`` steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from qsn.errors import ConfigurationError, RecordingError
+from qsn.observables import OBSERVABLES
+from qsn.networks.group import NeuronGroup, resolve
+
+__all__ = ["SpikeMonitor", "RateMonitor", "StateMonitor"]
+
+
+class _Monitor:
+    name: str | None = None
+    dt: float = float("nan")
+
+    def _reset(self) -> None:
+        raise NotImplementedError
+
+    def _collect(self, data: np.ndarray, t0: int) -> None:
+        raise NotImplementedError
+
+
+class SpikeMonitor(_Monitor):
+    """Spike events of ``target`` (a group or a view): ``.step``, ``.i`` (index in the target), ``.t`` (ms).
+
+    ``.t`` is the end of the spiking step, ``(step + 1) * dt``, as :class:`qsn.SpikeEvents`.
+    """
+
+    def __init__(self, target: Any, capacity: int = 10_000_000, *, name: str | None = None) -> None:
+        self.name = name
+        self.group, self.index = resolve(target, "SpikeMonitor target")
+        if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 0:
+            raise ConfigurationError(f"SpikeMonitor capacity must be an int >= 0, but is {capacity!r}")
+        self.capacity = int(capacity)
+        self.n = self.group.n if self.index is None else self.index.size
+        self._reset()
+
+    def _reset(self) -> None:
+        self._steps: list[np.ndarray] = []
+        self._ids: list[np.ndarray] = []
+        self._count = 0
+
+    def _collect(self, data: np.ndarray, t0: int) -> None:
+        steps, ids = np.nonzero(data)
+        self._count += steps.size
+        if self._count > self.capacity:
+            raise RecordingError(
+                f"SpikeMonitor {self.name} recorded more than capacity={self.capacity} spikes by step {t0 + data.shape[0]}: "
+                "raise capacity, monitor fewer neurons (a view) or run shorter pieces"
+            )
+        self._steps.append(steps.astype(np.int64) + t0)
+        self._ids.append(ids.astype(np.int64))
+
+    @property
+    def step(self) -> np.ndarray:
+        """``(E,)`` absolute step of each spike, in time order."""
+        return np.concatenate(self._steps) if self._steps else np.zeros(0, np.int64)
+
+    @property
+    def i(self) -> np.ndarray:
+        """``(E,)`` index of the spiking neuron within the monitored target."""
+        return np.concatenate(self._ids) if self._ids else np.zeros(0, np.int64)
+
+    @property
+    def t(self) -> np.ndarray:
+        """``(E,)`` spike times, ms."""
+        return (self.step + 1) * self.dt
+
+    def count(self) -> np.ndarray:
+        """``(n,)`` spikes per monitored neuron."""
+        return np.bincount(self.i, minlength=self.n)
+
+    def trains(self) -> list[np.ndarray]:
+        """Spike times (ms) of each monitored neuron."""
+        order = np.argsort(self.i, kind="stable")
+        t, i = self.t[order], self.i[order]
+        return np.split(t, np.searchsorted(i, np.arange(1, self.n)))
+
+
+class RateMonitor(_Monitor):
+    """Population rate of ``target`` (Hz) in every step: ``.rate`` ``(T,)``, ``.t`` ``(T,)`` ms."""
+
+    def __init__(self, target: Any, *, name: str | None = None) -> None:
+        self.name = name
+        self.group, self.index = resolve(target, "RateMonitor target")
+        self.n = self.group.n if self.index is None else self.index.size
+        self._reset()
+
+    def _reset(self) -> None:
+        self._counts: list[np.ndarray] = []
+        self._t0: int | None = None
+
+    def _collect(self, data: np.ndarray, t0: int) -> None:
+        if self._t0 is None:
+            self._t0 = t0
+        self._counts.append(np.asarray(data))
+
+    @property
+    def rate(self) -> np.ndarray:
+        counts = np.concatenate(self._counts) if self._counts else np.zeros(0)
+        return counts / self.n / (self.dt * 1e-3)
+
+    @property
+    def t(self) -> np.ndarray:
+        return ((self._t0 or 0) + np.arange(self.rate.size) + 1) * self.dt
+
+    def smooth(self, width_ms: float) -> np.ndarray:
+        """Rate averaged in a sliding window of ``width_ms`` (same length as ``.rate``)."""
+        k = max(1, int(round(width_ms / self.dt)))
+        return np.convolve(self.rate, np.ones(k) / k, mode="same")
+
+
+class StateMonitor(_Monitor):
+    """Values of ``variables`` for the neurons of ``target`` every ``record_every`` steps.
+
+    ``variables``: ``"v"``, ``"p1"``, ``"coherence"``, ``"entropy"`` or the name of a
+    receptor of the group (its current/conductance). Access as ``mon.v`` ``(T/record_every, k)``;
+    ``mon.t`` ms. Sampled after the step (the state ``Network.state`` would show).
+    """
+
+    def __init__(self, target: Any, variables: Sequence[str] = ("v",), record_every: int = 1, *,
+                 name: str | None = None) -> None:
+        self.name = name
+        self.group, self.index = resolve(target, "StateMonitor target")
+        if not isinstance(self.group, NeuronGroup):
+            raise ConfigurationError(f"StateMonitor target must be a NeuronGroup (or a view), but is {self.group!r}")
+        variables = (variables,) if isinstance(variables, str) else tuple(variables)
+        allowed = ("v",) + tuple(OBSERVABLES) + tuple(self.group.receptors)
+        for var in variables:
+            if var not in allowed or var == "rho":
+                raise ConfigurationError(f"StateMonitor variable {var!r} is not one of {tuple(x for x in allowed if x != 'rho')}")
+        if isinstance(record_every, bool) or not isinstance(record_every, (int, np.integer)) or record_every < 1:
+            raise ConfigurationError(f"StateMonitor record_every must be an int >= 1, but is {record_every!r}")
+        self.variables = variables
+        self.record_every = int(record_every)
+        self.n = self.group.n if self.index is None else self.index.size
+        self._reset()
+
+    def _reset(self) -> None:
+        self._data: dict[str, list[np.ndarray]] = {v: [] for v in self.variables}
+        self._steps: list[np.ndarray] = []
+
+    def _collect(self, data: dict, t0: int) -> None:
+        steps = t0 + np.arange(next(iter(data.values())).shape[0]) + 1  # state after step t0 + j
+        keep = steps % self.record_every == 0
+        self._steps.append(steps[keep])
+        for var, arr in data.items():
+            self._data[var].append(np.asarray(arr)[keep])
+
+    def __getattr__(self, name: str) -> Any:
+        data = self.__dict__.get("_data", {})
+        if name in data:
+            parts = data[name]
+            return np.concatenate(parts) if parts else np.zeros((0, self.n))
+        raise AttributeError(name)
+
+    @property
+    def t(self) -> np.ndarray:
+        """Sample times, ms (the end of each sampled step)."""
+        return (np.concatenate(self._steps) if self._steps else np.zeros(0, np.int64)) * self.dt

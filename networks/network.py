@@ -1,0 +1,536 @@
+"""``Network``: groups, projections, inputs and monitors, built once and run in compiled chunks.
+
+The per-step schedule (step ``k``, the same for every backend; Brian2's default order with the
+spike arrivals of step ``k - 1`` applied at the start of step ``k``):
+
+1. **arrivals** — each receptor adds its ring-buffer slot ``k mod D`` (spikes sent ``1 + delay``
+   steps ago) and this step's Poisson input counts; Delta receptors add to ``V``;
+2. **state update, threshold, reset** — the core neuron step (DESIGN §1) with the external current
+   plus the receptors' equivalent current (see :mod:`qsn.networks.synapse`); spike sources emit;
+3. **receptor decay** — ``x *= exp(-dt/tau)``;
+4. **propagation** — spikes of step ``k`` go into the target ring buffers at slot
+   ``(k + 1 + delay) mod D``;
+5. **plasticity** — STDP traces and weights;
+6. **monitors** — record spikes, rates and state samples.
+
+Randomness: every random stream (a group's quantum noise, a Poisson source or input) has its own key
+folded from the build key, and step ``k`` draws from ``fold_in(stream_key, k)``: a run split in two,
+with ``state``/``restore`` in between, equals one run bit for bit.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from qsn.current import as_current
+from qsn.dynamics import advance, step_config, step_constants
+from qsn.errors import ConfigurationError, InvalidStateError
+from qsn.lindblad import generator_norm, plan_capacity, series_plan
+from qsn.observables import OBSERVABLES
+from qsn.runtime import check_finite, progress_bar
+from qsn.state import init_state, resolve_dtype
+from qsn.networks.group import NeuronGroup, PoissonGroup, SpikeSourceArray, _Group
+from qsn.networks.inputs import CurrentInput, PoissonInput
+from qsn.networks.monitors import RateMonitor, SpikeMonitor, StateMonitor, _Monitor
+from qsn.networks.projection import Projection, build as build_projection, deliver
+from qsn.networks.synapse import cond_current, decay_factor, psc_coefficient
+
+__all__ = ["Network", "NetState"]
+
+_CHUNK_BYTES = 128 * 2**20
+
+
+class NetState(NamedTuple):
+    """Everything that changes during a run (a pytree; save it, restore it, shard it)."""
+
+    t: jax.Array  # () int32 — steps done
+    neurons: dict  # group name -> PureState | MixedState
+    syn: dict  # group name -> (receptors, n) receptor variables (current, conductance; Delta: pending mV)
+    ring: dict  # group name -> (receptors, D, n) spikes in flight, by arrival slot
+    weights: dict  # projection name -> (n_pre + 1, K) ELL or (delays, n_pre, n_post) dense weights
+    traces: dict  # projection name -> Traces (plastic projections only)
+    count: dict  # group name -> (n,) int32 spikes since build
+
+
+class _GroupPlan(NamedTuple):
+    """Static description of a neuron group's step."""
+
+    name: str
+    kinds: tuple[str, ...]  # kinetics kind per receptor
+    decays: tuple[float, ...]  # per-step decay per receptor
+    e_rev: tuple[float, ...]  # reversal potential per receptor (CondExp), else 0
+    stream: int  # random-stream index
+    currents: tuple  # ((kind, fn or None, index or None), ...) one per CurrentInput
+    poisson: tuple  # ((receptor, lam, weight, index or None, stream), ...)
+
+
+class Network:
+    """A network of neuron groups, spike sources, projections, inputs and monitors.
+
+    Example:
+        >>> from qsn.networks import Network, NeuronGroup, Projection, SpikeMonitor, fixed_probability
+        >>> net = Network()
+        >>> g = net.add(NeuronGroup(1000, qsn.NeuronParams(delta=0.0)))
+        >>> net.add(Projection(g, g, fixed_probability(0.05), weight=0.5, delay=1.5))
+        >>> net.add(CurrentInput(g, 16.0)); spikes = net.add(SpikeMonitor(g))
+        >>> net.build(jax.random.key(0)).run(1000.0, progress=True)
+        >>> spikes.t, spikes.i
+
+    Args:
+        dt: step, ms; default: the neuron groups' common ``params.dt`` (0.1 when there is none).
+        dtype: float32 (default) or float64 (needs ``jax_enable_x64``).
+    """
+
+    def __init__(self, dt: float | None = None, dtype: Any = jnp.float32) -> None:
+        self._dt = dt
+        self.dtype = resolve_dtype(dtype)
+        self.groups: dict[str, _Group] = {}
+        self.projections: dict[str, Projection] = {}
+        self.inputs: list[Any] = []
+        self.monitors: dict[str, _Monitor] = {}
+        self._built = False
+
+    # ---------------------------------------------------------------- construction
+    def add(self, *objects: Any) -> Any:
+        """Add groups, projections, inputs and monitors (in any order); returns the object(s) added."""
+        if self._built:
+            raise ConfigurationError("Network is already built: add everything before build()")
+        for obj in objects:
+            if isinstance(obj, _Group):
+                self._name(obj, self.groups, "group")
+            elif isinstance(obj, Projection):
+                self._name(obj, self.projections, "projection")
+            elif isinstance(obj, (CurrentInput, PoissonInput)):
+                self.inputs.append(obj)
+            elif isinstance(obj, _Monitor):
+                self._name(obj, self.monitors, "monitor")
+            else:
+                raise ConfigurationError(f"Network.add takes groups, projections, inputs and monitors, not {type(obj).__name__}")
+        return objects[0] if len(objects) == 1 else objects
+
+    @staticmethod
+    def _name(obj: Any, table: dict, prefix: str) -> None:
+        if any(o is obj for o in table.values()):
+            return
+        if obj.name is None:
+            obj.name = f"{prefix}{len(table)}"
+        if obj.name in table:
+            raise ConfigurationError(f"Network already has a {prefix} named {obj.name!r}")
+        table[obj.name] = obj
+
+    def __getitem__(self, name: str) -> Any:
+        for table in (self.groups, self.projections, self.monitors):
+            if name in table:
+                return table[name]
+        raise KeyError(name)
+
+    @property
+    def dt(self) -> float:
+        """Step length, ms."""
+        return self._resolve_dt()
+
+    def _resolve_dt(self) -> float:
+        dts = {float(np.unique(g.params.dt)[0]) for g in self.groups.values() if isinstance(g, NeuronGroup)}
+        for g in self.groups.values():
+            if isinstance(g, NeuronGroup) and np.unique(g.params.dt).size > 1:
+                raise ConfigurationError(f"Group {g.name!r} has several dt values; a network needs one dt")
+        if self._dt is not None:
+            dts.add(float(self._dt))
+        if len(dts) > 1:
+            raise ConfigurationError(f"All neuron groups (and Network(dt=...)) must share one dt, but found {sorted(dts)} ms")
+        return dts.pop() if dts else 0.1
+
+    def _check_members(self) -> None:
+        known = list(self.groups.values())
+        def need(group: Any, owner: str) -> None:
+            if not any(group is g for g in known):
+                raise ConfigurationError(f"{owner} refers to {group!r}, which was not added to the network")
+        for p in self.projections.values():
+            need(p.pre, f"Projection {p.name}")
+            need(p.post, f"Projection {p.name}")
+        for inp in self.inputs:
+            need(inp.group, type(inp).__name__)
+        for m in self.monitors.values():
+            need(m.group, f"Monitor {m.name}")
+            if isinstance(m, StateMonitor) and not isinstance(m.group, NeuronGroup):
+                raise ConfigurationError(f"StateMonitor {m.name} needs a NeuronGroup")
+
+    # ---------------------------------------------------------------- build
+    def build(self, key: jax.Array, *, shard: bool | Any = False) -> "Network":
+        """Draw connectivity, weights, delays and initial states from ``key``; prepare the compiled step.
+
+        Args:
+            key: ``jax.random`` key (all randomness of the network derives from it).
+            shard: ``True`` shards every neuron axis over ``jax.devices()`` (a 1-D mesh), or pass a
+                ``jax.sharding.Mesh`` with one axis. Spikes reach other devices through the
+                collectives XLA inserts for the scatter into ring buffers.
+
+        Returns:
+            ``self``, ready to :meth:`run`.
+        """
+        if self._built:
+            raise ConfigurationError("Network.build() was already called; make a new Network to rebuild")
+        self._check_members()
+        dt = self._resolve_dt()
+        self._dt = dt
+        dtype = self.dtype
+        k_conn, k_init, self._key = jax.random.split(key, 3)
+        neuron_groups = [g for g in self.groups.values() if isinstance(g, NeuronGroup)]
+        streams = iter(range(1_000_000))
+
+        # projections: connectivity, weights, delays
+        specs, arrays, weights, traces = {}, {}, {}, {}
+        max_delay = {g.name: 0 for g in neuron_groups}
+        self.synapse_count = {}
+        for i, p in enumerate(self.projections.values()):
+            receptor = list(p.post.receptors).index(p.receptor)
+            spec, arr, w, m = build_projection(p, jax.random.fold_in(k_conn, i), dt, dtype, receptor)
+            specs[p.name], arrays[p.name], weights[p.name] = spec, arr, w
+            self.synapse_count[p.name] = m
+            d = max(spec.delays) if spec.path == "dense" else (int(jnp.max(arr.delays)) if m else 0)
+            max_delay[p.post.name] = max(max_delay[p.post.name], d)
+            if p.plasticity is not None:
+                traces[p.name] = p.plasticity.init(spec.n_pre, spec.n_post, dtype)
+
+        # neuron groups: constants, initial state, receptors, inputs
+        plans, consts, cfgs, neurons, syn, ring, count = {}, {}, {}, {}, {}, {}, {}
+        array_rows: list[int] = []
+        for gi, g in enumerate(neuron_groups):
+            v0 = g.v0(jax.random.fold_in(k_init, gi)) if callable(g.v0) else g.v0
+            neurons[g.name] = init_state(g.params, g.n, g.mode, dtype, v0=v0)
+            kin = list(g.receptors.values())
+            currents, const_sum = [], np.zeros(g.n)
+            for inp in self.inputs:
+                if isinstance(inp, CurrentInput) and inp.group is g:
+                    k = g.n if inp.index is None else inp.index.size
+                    cur = as_current(inp.current, k, dtype)
+                    if cur.kind == "const":
+                        add = np.broadcast_to(np.asarray(cur.value, np.float64), (k,))
+                        if inp.index is None:
+                            const_sum = const_sum + add
+                        else:
+                            np.add.at(const_sum, inp.index, add)
+                    else:
+                        currents.append((cur, inp.index))
+            poisson = []
+            for inp in self.inputs:
+                if isinstance(inp, PoissonInput) and inp.group is g:
+                    lam = inp.n_inputs * inp.rate * dt * 1e-3
+                    poisson.append((list(g.receptors).index(inp.receptor), lam, inp.weight, inp.index, next(streams)))
+            psc = np.stack([np.broadcast_to(psc_coefficient(g.params, k.tau) if k.kind == "psc_exp" else 0.0, (g.n,))
+                            for k in kin]) if kin else np.zeros((0, g.n))
+            c = step_constants(g.params, dtype)
+            consts[g.name] = dict(
+                step=c,
+                psc=jnp.asarray(psc, dtype),
+                i_const=jnp.asarray(const_sum, dtype),
+                r_m=jnp.asarray(np.broadcast_to(g.params.r_m, (g.n,)), dtype),
+                arrays=tuple(cur.value if cur.kind == "array" else None for cur, _ in currents),
+                index=tuple(None if idx is None else jnp.asarray(idx, jnp.int32) for _, idx in currents),
+                poisson_index=tuple(None if p[3] is None else jnp.asarray(p[3], jnp.int32) for p in poisson),
+            )
+            array_rows += [cur.steps for cur, _ in currents if cur.kind == "array"]
+            plans[g.name] = _GroupPlan(
+                name=g.name,
+                kinds=tuple(k.kind for k in kin),
+                decays=tuple(decay_factor(k, dt) for k in kin),
+                e_rev=tuple(float(getattr(k, "e_rev", 0.0)) for k in kin),
+                stream=next(streams),
+                currents=tuple((cur.kind, cur.value if cur.kind == "fn" else None, cur.steps) for cur, _ in currents),
+                poisson=tuple((r, lam, w, s) for r, lam, w, _, s in poisson),
+            )
+            cfgs[g.name] = step_config(g.params, g.mode, dtype)
+            syn[g.name] = jnp.zeros((len(kin), g.n), dtype)
+            ring[g.name] = jnp.zeros((len(kin), max_delay[g.name] + 1, g.n), dtype)
+        sources = {}
+        for g in self.groups.values():
+            count[g.name] = jnp.zeros((g.n,), jnp.int32)
+            if isinstance(g, PoissonGroup):
+                sources[g.name] = ("poisson", next(streams))
+                consts[g.name] = dict(p=jnp.asarray(np.broadcast_to(g.rates * dt * 1e-3, (g.n,)), dtype))
+                if np.any(g.rates * dt * 1e-3 > 1):
+                    raise ConfigurationError(f"PoissonGroup {g.name}: rate * dt exceeds 1 spike per step")
+            elif isinstance(g, SpikeSourceArray):
+                steps, idx = g.steps(dt)
+                width = int(np.max(np.bincount(steps))) if steps.size else 1
+                sources[g.name] = ("array", width)
+                pad = width + 1  # searchsorted may land one past the last spike; slices stay in bounds
+                consts[g.name] = dict(steps=jnp.asarray(np.append(steps, np.full(pad, np.iinfo(np.int32).max)), jnp.int32),
+                                      idx=jnp.asarray(np.append(idx, np.full(pad, g.n)), jnp.int32))
+
+        self._array_rows = min(array_rows) if array_rows else None
+        self._specs, self._arrays = specs, arrays
+        self._plans, self._cfgs, self._sources = plans, cfgs, sources
+        self._consts = dict(groups=consts, projections=arrays)
+        state = NetState(t=jnp.zeros((), jnp.int32), neurons=neurons, syn=syn, ring=ring, weights=weights,
+                         traces=traces, count=count)
+        self._sharding = None
+        if shard is not False and shard is not None:
+            state = self._shard(state, shard)
+        self._state = state
+        for m in self.monitors.values():
+            m.dt = dt
+        self._built = True
+        self._compiled: dict = {}
+        return self
+
+    def _shard(self, state: NetState, shard: Any) -> NetState:
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+        mesh = shard if isinstance(shard, Mesh) else Mesh(np.array(jax.devices()), ("neurons",))
+        axis = mesh.axis_names[0]
+        size = mesh.shape[axis]
+
+        def place(x: jax.Array) -> jax.Array:
+            # the neuron axis is the last one of every per-neuron array; others are replicated
+            if x.ndim >= 1 and x.shape[-1] % size == 0 and x.shape[-1] >= size:
+                spec = P(*([None] * (x.ndim - 1) + [axis]))
+            else:
+                spec = P()
+            return jax.device_put(x, NamedSharding(mesh, spec))
+
+        self._sharding = mesh
+        neurons = jax.tree_util.tree_map(lambda x: jax.device_put(x, NamedSharding(mesh, P())) if x.ndim == 0 else place(x),
+                                         state.neurons)
+        return state._replace(neurons=neurons, syn={k: place(v) for k, v in state.syn.items()},
+                              ring={k: place(v) for k, v in state.ring.items()},
+                              count={k: place(v) for k, v in state.count.items()})
+
+    # ---------------------------------------------------------------- state
+    @property
+    def state(self) -> NetState:
+        """The current :class:`NetState` (immutable arrays: keep it to restore later)."""
+        self._require_built()
+        return self._state
+
+    def restore(self, state: NetState) -> None:
+        """Continue from ``state`` (from :attr:`state` of this network or of one built identically)."""
+        self._require_built()
+        ok = jax.tree_util.tree_structure(state) == jax.tree_util.tree_structure(self._state) and all(
+            a.shape == b.shape and a.dtype == b.dtype
+            for a, b in zip(jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(self._state))
+        )
+        if not ok:
+            raise InvalidStateError("Network.restore: the state does not match this network's groups, projections and dtype")
+        self._state = state
+
+    @property
+    def t(self) -> float:
+        """Biological time reached, ms."""
+        return int(self._state.t) * self._dt if self._built else 0.0
+
+    def spike_count(self, group: Any) -> np.ndarray:
+        """``(n,)`` spikes of each neuron of ``group`` (a group or its name) since build."""
+        name = group if isinstance(group, str) else group.name
+        return np.asarray(self._state.count[name])
+
+    def weights(self, projection: Any) -> np.ndarray:
+        """``(n_pre, n_post)`` summed weights of ``projection`` (object or name), on the host."""
+        from qsn.networks.projection import to_dense_weights
+
+        name = projection if isinstance(projection, str) else projection.name
+        return to_dense_weights(self._specs[name], self._arrays[name], self._state.weights[name])
+
+    def synapses(self, projection: Any) -> dict[str, np.ndarray]:
+        """The synapse list of ``projection`` (object or name) on the host, sorted by ``(pre, post)``:
+        ``pre``, ``post`` (group indices), ``weight`` (current values) and ``delay`` (steps)."""
+        from qsn.networks.projection import synapse_list
+
+        self._require_built()
+        name = projection if isinstance(projection, str) else projection.name
+        return synapse_list(self._specs[name], self._arrays[name], self._state.weights[name])
+
+    def _require_built(self) -> None:
+        if not self._built:
+            raise ConfigurationError("Network is not built yet: call net.build(jax.random.key(0)) first")
+
+    # ---------------------------------------------------------------- run
+    def run(self, duration_ms: float, *, progress: bool = False, chunk_steps: int | None = None) -> "Network":
+        """Advance ``round(duration_ms/dt)`` steps, recording into the monitors.
+
+        Args:
+            duration_ms: biological time to simulate, ms.
+            progress: show a tqdm bar on stderr.
+            chunk_steps: steps per compiled chunk (default: bounded by monitor memory, ~100 chunks
+                with a progress bar).
+        """
+        self._require_built()
+        steps = int(round(float(duration_ms) / self._dt))
+        if not math.isfinite(duration_ms) or steps < 0:
+            raise ConfigurationError(f"Network.run: duration_ms must be finite and >= 0, but is {duration_ms!r}")
+        t_start = int(self._state.t)
+        rows = self._array_rows
+        if rows is not None and t_start + steps > rows:
+            raise ConfigurationError(f"Network.run: a (T, n) CurrentInput has {rows} rows, but the run reaches step {t_start + steps}")
+        per_step = sum(_monitor_bytes(m, self.dtype) for m in self.monitors.values())
+        chunk = chunk_steps or max(1, _CHUNK_BYTES // max(per_step, 1))
+        if progress and chunk_steps is None:
+            chunk = min(chunk, max(1, math.ceil(steps / 100)))
+        chunk = max(1, min(chunk, steps)) if steps else 0
+        bar = progress_bar(steps, "qsn network", progress)
+        done = 0
+        while done < steps:
+            length = min(chunk, steps - done)
+            new_state, records, norms = self._run_chunk(length)
+            self._check(new_state)
+            for name, data in records.items():
+                m = self.monitors[name]
+                m._collect(jax.tree_util.tree_map(np.asarray, data), t_start + done)
+            self._state = new_state
+            done += length
+            bar.update(length)
+        bar.close()
+        return self
+
+    def _run_chunk(self, length: int):
+        while True:
+            fn = self._compiled.get((length, self._cfgs_key()))
+            if fn is None:
+                fn = jax.jit(functools.partial(_chunk, plans=self._plans, cfgs=dict(self._cfgs), specs=self._specs,
+                                               sources=self._sources, monitors=_monitor_plan(self.monitors), dt=self._dt,
+                                               length=length))
+                self._compiled[(length, self._cfgs_key())] = fn
+            new_state, records, norms = fn(self._consts, self._state, self._key)
+            replan = False
+            for name, norm in norms.items():
+                cfg = self._cfgs[name]
+                seen = float(norm)
+                if seen > plan_capacity(cfg.plan, self.dtype):
+                    self._cfgs[name] = cfg._replace(plan=series_plan(seen * 1.25, self.dtype))
+                    replan = True
+            if not replan:
+                return new_state, records, norms
+
+    def _cfgs_key(self) -> tuple:
+        return tuple(sorted(self._cfgs.items()))
+
+    def _check(self, state: NetState) -> None:
+        for name, s in state.neurons.items():
+            step = int(state.t)
+            check_finite(s._asdict(), step, f"Group {name!r}: state field")
+            check_finite({"receptors": state.syn[name]}, step, f"Group {name!r}:")
+
+
+def _monitor_bytes(m: _Monitor, dtype: Any) -> int:
+    if isinstance(m, SpikeMonitor):
+        return m.n
+    if isinstance(m, RateMonitor):
+        return 4
+    return m.n * len(m.variables) * jnp.dtype(dtype).itemsize
+
+
+def _monitor_plan(monitors: dict) -> tuple:
+    """Hashable (name, kind, group, index, variables) per monitor; index is a tuple or None."""
+    out = []
+    for name, m in monitors.items():
+        idx = None if m.index is None else tuple(int(i) for i in m.index)
+        variables = m.variables if isinstance(m, StateMonitor) else ()
+        receptors = tuple(m.group.receptors) if isinstance(m, StateMonitor) else ()
+        out.append((name, type(m).__name__, m.group.name, idx, variables, receptors))
+    return tuple(out)
+
+
+def _stream(key: jax.Array, stream: int, t: jax.Array) -> jax.Array:
+    return jax.random.fold_in(jax.random.fold_in(key, stream), t)
+
+
+def _chunk(consts: dict, state: NetState, key: jax.Array, *, plans: dict, cfgs: dict, specs: dict, sources: dict,
+           monitors: tuple, dt: float, length: int):
+    """``length`` steps of the schedule in the module docstring; returns (state, monitor records, norms)."""
+    gconsts, parrays = consts["groups"], consts["projections"]
+    mixed = [name for name, cfg in cfgs.items() if cfg.mode == "mixed"]
+
+    def one(carry, _):
+        st, norms = carry
+        t = st.t
+        syn, ring, neurons, count = dict(st.syn), dict(st.ring), dict(st.neurons), dict(st.count)
+        spikes = {}
+        for name, plan in plans.items():
+            c = gconsts[name]
+            # 1. arrivals
+            depth = ring[name].shape[1]
+            slot = t % depth
+            x = syn[name] + ring[name][:, slot, :]
+            ring[name] = ring[name].at[:, slot, :].set(0)
+            for (r, lam, w, stream), idx in zip(plan.poisson, c["poisson_index"]):
+                k = x.shape[1] if idx is None else idx.shape[0]
+                n_in = jax.random.poisson(_stream(key, stream, t), lam, (k,)).astype(x.dtype)
+                x = x.at[r].add(w * n_in) if idx is None else x.at[r, idx].add(w * n_in)
+            # 2. neuron step with the equivalent current
+            s = neurons[name]
+            v = s.v
+            for r, kind in enumerate(plan.kinds):
+                if kind == "delta":
+                    v = v + x[r]
+            s = s._replace(v=v)
+            current = c["i_const"]
+            for (kind, fn, _), arr, idx in zip(plan.currents, c["arrays"], c["index"]):
+                value = fn(t) if kind == "fn" else arr[jnp.minimum(t, arr.shape[0] - 1)]
+                current = current + value if idx is None else current.at[idx].add(value)
+            psc = [r for r, kind in enumerate(plan.kinds) if kind == "psc_exp"]
+            if psc:
+                current = current + jnp.sum(c["psc"][jnp.asarray(psc)] * x[jnp.asarray(psc)], axis=0)
+            cond = [r for r, kind in enumerate(plan.kinds) if kind == "cond_exp"]
+            if cond:
+                g_tot = sum(x[r] for r in cond)
+                g_e = sum(x[r] * plan.e_rev[r] for r in cond)
+                sc = c["step"]
+                current = cond_current(s.v, g_tot, g_e, c["r_m"] * current, sc.v_rest, sc.decay, sc.gain)
+            cfg = cfgs[name]
+            s, spk, a = advance(c["step"], cfg, s, current, jax.random.fold_in(key, plan.stream))
+            if cfg.mode == "mixed":
+                sc = c["step"]
+                norms = dict(norms, **{name: jnp.maximum(norms[name], jnp.max(generator_norm(a, sc.delta, sc.g1, sc.g2, sc.dt)))})
+            neurons[name] = s
+            # 3. receptor decay (Delta: nothing persists)
+            syn[name] = x * jnp.asarray(plan.decays, x.dtype)[:, None]
+            spikes[name] = spk
+        for name, (kind, extra) in sources.items():
+            c = gconsts[name]
+            if kind == "poisson":
+                spikes[name] = jax.random.uniform(_stream(key, extra, t), c["p"].shape, c["p"].dtype) < c["p"]
+            else:
+                # the spikes of step t sit in steps[lo:lo + width] (arrays padded at build)
+                lo = jnp.searchsorted(c["steps"], t)
+                idx = jax.lax.dynamic_slice(c["idx"], (lo,), (extra,))
+                hit = jax.lax.dynamic_slice(c["steps"], (lo,), (extra,)) == t
+                n = count[name].shape[0]
+                spikes[name] = jnp.zeros((n,), bool).at[jnp.where(hit, idx, n)].set(True, mode="drop")
+        for name, spk in spikes.items():
+            count[name] = count[name] + spk.astype(jnp.int32)
+        # 4. propagation, 5. plasticity
+        weights, traces = dict(st.weights), dict(st.traces)
+        for name, spec in specs.items():
+            ring[spec.post] = deliver(spec, parrays[name], weights[name], spikes[spec.pre], ring[spec.post], t)
+            if spec.plasticity is not None:
+                traces[name], weights[name] = spec.plasticity.update(
+                    traces[name], weights[name], parrays[name].targets, spikes[spec.pre], spikes[spec.post], dt)
+        new = NetState(t=t + 1, neurons=neurons, syn=syn, ring=ring, weights=weights, traces=traces, count=count)
+        # 6. monitors
+        out = {}
+        for mname, kind, group, idx, variables, receptors in monitors:
+            sel = (lambda a: a) if idx is None else (lambda a, i=jnp.asarray(idx, jnp.int32): a[..., i])
+            if kind == "SpikeMonitor":
+                out[mname] = sel(spikes[group])
+            elif kind == "RateMonitor":
+                out[mname] = jnp.sum(sel(spikes[group]), dtype=jnp.int32)
+            else:
+                s = neurons[group]
+                vals = {}
+                for var in variables:
+                    if var in receptors:
+                        vals[var] = sel(syn[group][receptors.index(var)])
+                    else:
+                        vals[var] = OBSERVABLES[var](jax.tree_util.tree_map(lambda a: sel(a) if a.ndim else a, s))
+                out[mname] = vals
+        return (new, norms), out
+
+    norms0 = {name: jnp.zeros((), state.neurons[name].v.dtype) for name in mixed}
+    (state, norms), records = jax.lax.scan(one, (state, norms0), None, length=length)
+    return state, records, norms

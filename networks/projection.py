@@ -1,0 +1,239 @@
+"""Projections: synapses from one group to a receptor of another, and spike propagation.
+
+A spike of presynaptic neuron ``i`` at step ``k`` through a synapse with delay ``d`` steps is added
+to the target receptor at the start of step ``k + 1 + d`` (Brian2: delivered in step ``k + d`` after
+the threshold, felt from the next state update). Delays are ``round(delay_ms / dt)`` steps, ``>= 0``.
+
+Two propagation paths give the same result (up to the order of floating-point additions):
+
+* ``"event"`` — synapses stored by presynaptic neuron in ELL form (rows padded to the longest); each
+  step only the rows of neurons that spiked are gathered and scattered into the target's ring buffer,
+  in blocks of ``event_block`` rows, so the cost follows the number of spikes, not of synapses;
+* ``"dense"`` — one ``(n_pre, n_post)`` weight matrix per distinct delay; each step a matrix-vector
+  product per delay. Fast for small dense graphs.
+
+``"auto"`` picks dense when the matrices hold at most 2^22 entries and at least 10% of them are
+synapses (and the projection is not plastic), else event.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from qsn.errors import ConfigurationError
+from qsn.networks.connectivity import Rule, Synapses
+from qsn.networks.distributions import Distribution, sample
+from qsn.networks.group import NeuronGroup, resolve
+from qsn.networks.plasticity import STDP
+
+__all__ = ["Projection", "ProjectionSpec", "ProjectionArrays", "build", "deliver", "to_dense_weights", "synapse_list"]
+
+_DENSE_MAX_ENTRIES = 2**22
+_DENSE_MIN_DENSITY = 0.1
+
+
+class Projection:
+    """Synapses from ``pre`` to receptor ``receptor`` of ``post``.
+
+    Args:
+        pre: source group or view (a :class:`NeuronGroup`, :class:`PoissonGroup`, :class:`SpikeSourceArray`).
+        post: target :class:`NeuronGroup` or a view of one.
+        rule: a connectivity rule (:func:`fixed_probability` …).
+        weight: scalar, ``(m,)`` array (explicit rule; user order) or a :class:`Distribution`; units of
+            the receptor (mV for Delta, current for PscExp, leak-relative conductance for CondExp).
+        delay: ms; scalar, ``(m,)`` array or a :class:`Distribution`; rounded to whole steps, ``>= 0``.
+        receptor: name of a receptor of the target group.
+        plasticity: :class:`STDP` or None.
+        allow_autapses, allow_multapses: as NEST (both True by default).
+        propagation: ``"auto"``, ``"event"`` or ``"dense"``.
+        event_block: rows gathered per block on the event path (default from ``n_pre``).
+        name: unique name in the network.
+    """
+
+    def __init__(
+        self,
+        pre: Any,
+        post: Any,
+        rule: Rule,
+        weight: Any = 1.0,
+        delay: Any = 0.0,
+        *,
+        receptor: str = "exc",
+        plasticity: STDP | None = None,
+        allow_autapses: bool = True,
+        allow_multapses: bool = True,
+        propagation: str = "auto",
+        event_block: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.pre, self.pre_index = resolve(pre, "Projection pre")
+        self.post, self.post_index = resolve(post, "Projection post")
+        if not isinstance(self.post, NeuronGroup):
+            raise ConfigurationError(f"Projection post must be a NeuronGroup (or a view of one), but is {self.post!r}")
+        if receptor not in self.post.receptors:
+            raise ConfigurationError(
+                f"Projection receptor {receptor!r} is not a receptor of {self.post!r}; it has {list(self.post.receptors)}"
+            )
+        if not isinstance(rule, Rule):
+            raise ConfigurationError(f"Projection rule must be a connectivity rule such as fixed_probability(0.1), but is {rule!r}")
+        if propagation not in ("auto", "event", "dense"):
+            raise ConfigurationError(f"Projection propagation must be 'auto', 'event' or 'dense', but is {propagation!r}")
+        if plasticity is not None and not isinstance(plasticity, STDP):
+            raise ConfigurationError(f"Projection plasticity must be an STDP or None, but is {plasticity!r}")
+        if plasticity is not None and propagation == "dense":
+            raise ConfigurationError("Projection: plastic synapses use the event path; use propagation='event' or 'auto'")
+        if event_block is not None and (not isinstance(event_block, int) or event_block < 1):
+            raise ConfigurationError(f"Projection event_block must be an int >= 1, but is {event_block!r}")
+        self.rule = rule
+        self.weight = weight
+        self.delay = delay
+        self.receptor = receptor
+        self.plasticity = plasticity
+        self.allow_autapses = bool(allow_autapses)
+        self.allow_multapses = bool(allow_multapses)
+        self.propagation = propagation
+        self.event_block = event_block
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Projection({self.name or '?'}: {self.pre.name} -> {self.post.name}.{self.receptor}, {self.rule.name})"
+
+    def connect(self, key: jax.Array, dt: float, dtype: Any) -> tuple["Synapses", jax.Array, jax.Array]:
+        """Draw ``(synapses, weights, delay_steps)`` in group indices, sorted by ``(pre, post)``."""
+        k_conn, k_w, k_d = jax.random.split(key, 3)
+        n_pre = self.pre.n if self.pre_index is None else self.pre_index.size
+        n_post = self.post.n if self.post_index is None else self.post_index.size
+        same = self.pre is self.post and (
+            (self.pre_index is None and self.post_index is None)
+            or (self.pre_index is not None and self.post_index is not None and np.array_equal(self.pre_index, self.post_index))
+        )
+        syn = self.rule.generate(k_conn, n_pre, n_post, autapses=self.allow_autapses or not same, multapses=self.allow_multapses)
+        m = int(syn.pre.shape[0])
+        order = syn.order
+        if order is None and self.rule.name in ("all_to_all", "one_to_one"):
+            order = jnp.arange(m)
+        w = sample(f"Projection {self.name} weight", self.weight, k_w, m, order, dtype)
+        d_ms = sample(f"Projection {self.name} delay", self.delay, k_d, m, order, jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
+        d = jnp.rint(d_ms / dt).astype(jnp.int32)
+        if m and int(jnp.min(d)) < 0:
+            raise ConfigurationError(f"Projection {self.name}: delays must be >= 0 ms, but one is {float(jnp.min(d_ms))!r} ms")
+        pre, post = syn.pre, syn.post
+        if self.pre_index is not None:
+            pre = jnp.asarray(self.pre_index, jnp.int32)[pre]
+        if self.post_index is not None:
+            post = jnp.asarray(self.post_index, jnp.int32)[post]
+        return Synapses(pre, post, None), w, d
+
+
+class ProjectionSpec(NamedTuple):
+    """Static (hashable) description of a built projection."""
+
+    name: str
+    pre: str
+    post: str
+    receptor: int  # index of the receptor in the target group's ring buffer
+    path: str  # "event" | "dense"
+    delays: tuple[int, ...]  # dense path: the distinct delays (steps), one matrix each
+    block: int  # event path: rows per block
+    n_pre: int
+    n_post: int
+    plasticity: STDP | None
+
+
+class ProjectionArrays(NamedTuple):
+    """Device arrays of a built projection that do not change during a run."""
+
+    targets: jax.Array | None  # (n_pre + 1, K) int32 — ELL targets; row n_pre and padding -> n_post
+    delays: jax.Array | None  # (n_pre + 1, K) int32 — delay in steps (event path)
+    synapses: tuple | None = None  # dense path: (pre, post, delay slot) (m,) each, for synapse_list
+
+
+def build(proj: Projection, key: jax.Array, dt: float, dtype: Any, receptor: int) -> tuple[ProjectionSpec, ProjectionArrays, jax.Array, int]:
+    """Connect ``proj``; returns its spec, constant arrays, initial weights (ELL or dense) and synapse count."""
+    syn, w, d = proj.connect(key, dt, dtype)
+    m = int(syn.pre.shape[0])
+    n_pre, n_post = proj.pre.n, proj.post.n
+    delays = tuple(int(x) for x in np.unique(np.asarray(d))) if m else (0,)
+    path = proj.propagation
+    if path == "auto":
+        entries = len(delays) * n_pre * n_post
+        dense_ok = entries <= _DENSE_MAX_ENTRIES and m >= _DENSE_MIN_DENSITY * n_pre * n_post
+        path = "dense" if dense_ok and proj.plasticity is None else "event"
+    block = proj.event_block or min(n_pre, max(32, math.ceil(n_pre / 256)))
+    spec = ProjectionSpec(proj.name, proj.pre.name, proj.post.name, receptor, path, delays if path == "dense" else (),
+                          block, n_pre, n_post, proj.plasticity)
+    if path == "dense":
+        slot = jnp.searchsorted(jnp.asarray(delays, jnp.int32), d)
+        weights = jnp.zeros((len(delays), n_pre, n_post), dtype).at[slot, syn.pre, syn.post].add(w)
+        return spec, ProjectionArrays(None, None, (syn.pre, syn.post, slot)), weights, m
+    targets, weights, dly = _ell(syn, w, d, n_pre, n_post)
+    return spec, ProjectionArrays(targets, dly), weights, m
+
+
+def _ell(syn: Synapses, w: jax.Array, d: jax.Array, n_pre: int, n_post: int):
+    """Rows of the (pre-sorted) synapse list padded to the longest row; an extra padding row ``n_pre``."""
+    m = syn.pre.shape[0]
+    counts = jnp.bincount(syn.pre, length=n_pre)
+    width = max(1, int(jnp.max(counts)) if m else 1)
+    start = jnp.concatenate([jnp.zeros((1,), counts.dtype), jnp.cumsum(counts)[:-1]])
+    col = jnp.arange(m, dtype=jnp.int32) - start[syn.pre].astype(jnp.int32)
+    targets = jnp.full((n_pre + 1, width), n_post, jnp.int32).at[syn.pre, col].set(syn.post)
+    weights = jnp.zeros((n_pre + 1, width), w.dtype).at[syn.pre, col].set(w)
+    delays = jnp.zeros((n_pre + 1, width), jnp.int32).at[syn.pre, col].set(d)
+    return targets, weights, delays
+
+
+def deliver(spec: ProjectionSpec, arrays: ProjectionArrays, weights: jax.Array, spikes: jax.Array,
+            ring: jax.Array, t: jax.Array) -> jax.Array:
+    """Add the spikes ``(n_pre,)`` of step ``t`` into ``ring`` ``(receptors, D, n_post)``."""
+    depth = ring.shape[1]
+    if spec.path == "dense":
+        contrib = jnp.einsum("p,dpq->dq", spikes.astype(weights.dtype), weights)
+        slots = (t + 1 + jnp.asarray(spec.delays, jnp.int32)) % depth
+        return ring.at[spec.receptor, slots].add(contrib)
+    n_pre = spec.n_pre
+    (active,) = jnp.nonzero(spikes, size=n_pre, fill_value=n_pre)
+    count = jnp.sum(spikes, dtype=jnp.int32)
+    block = spec.block
+    active = jnp.concatenate([active.astype(jnp.int32), jnp.full((block,), n_pre, jnp.int32)])
+
+    def body(carry):
+        b, ring = carry
+        rows = jax.lax.dynamic_slice(active, (b * block,), (block,))
+        tgt = arrays.targets[rows]
+        slot = (t + 1 + arrays.delays[rows]) % depth
+        ring = ring.at[spec.receptor, slot, tgt].add(weights[rows], mode="drop")
+        return b + 1, ring
+
+    _, ring = jax.lax.while_loop(lambda c: c[0] * block < count, body, (jnp.int32(0), ring))
+    return ring
+
+
+def to_dense_weights(spec: ProjectionSpec, arrays: ProjectionArrays, weights: jax.Array) -> np.ndarray:
+    """``(n_pre, n_post)`` total weight per pair (summed over multapses and delays), on the host."""
+    w = np.asarray(weights)
+    if spec.path == "dense":
+        return w.sum(axis=0)
+    out = np.zeros((spec.n_pre, spec.n_post + 1), w.dtype)
+    tg = np.asarray(arrays.targets)[: spec.n_pre]
+    np.add.at(out, (np.repeat(np.arange(spec.n_pre), tg.shape[1]), tg.reshape(-1)), w[: spec.n_pre].reshape(-1))
+    return out[:, : spec.n_post]
+
+
+def synapse_list(spec: ProjectionSpec, arrays: ProjectionArrays, weights: jax.Array) -> dict[str, np.ndarray]:
+    """Host arrays ``pre``, ``post``, ``weight``, ``delay`` (steps) sorted by ``(pre, post)``; with the
+    dense path, multapses of equal delay appear once with their summed weight."""
+    w = np.asarray(weights)
+    if spec.path == "dense":
+        pre, post, slot = (np.asarray(x) for x in arrays.synapses)
+        keys = np.unique(np.stack([pre, post, slot]), axis=1)
+        pre, post, slot = keys
+        return dict(pre=pre, post=post, weight=w[slot, pre, post], delay=np.asarray(spec.delays)[slot])
+    tg = np.asarray(arrays.targets)[: spec.n_pre]
+    rows, cols = np.nonzero(tg < spec.n_post)
+    return dict(pre=rows, post=tg[rows, cols], weight=w[rows, cols], delay=np.asarray(arrays.delays)[rows, cols])

@@ -1,0 +1,42 @@
+"""Pieces shared by every run loop (``qsn.simulate``, ``qsn.networks.Network.run``): the progress bar
+and the check for non-finite values between chunks."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Mapping
+
+import jax.numpy as jnp
+import numpy as np
+
+from qsn.errors import NumericalInstabilityError
+
+__all__ = ["check_finite", "progress_bar"]
+
+
+def check_finite(fields: Mapping[str, Any], step: int, owner: str = "State field") -> None:
+    """Raise ``NumericalInstabilityError`` naming the field and neuron (last axis) of the first
+    non-finite value among the floating-point arrays of ``fields``."""
+    for field, arr in fields.items():
+        if jnp.issubdtype(arr.dtype, jnp.floating):
+            finite = np.isfinite(np.asarray(arr))
+            if not finite.all():
+                neuron = int(np.argwhere(~finite)[0][-1])
+                raise NumericalInstabilityError(f"{owner} `{field}` became non-finite at neuron {neuron} by step {step}")
+
+
+class _NoBar:
+    def update(self, k: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, desc: str, enabled: bool):
+    """A tqdm bar on stderr counting steps, or a no-op when not ``enabled``."""
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="step", desc=desc, file=sys.stderr, dynamic_ncols=True)
