@@ -21,6 +21,7 @@ a row are geometric, so each row is a cumulative sum of geometric draws (exact B
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -120,11 +121,22 @@ def _count(rule: str, name: str, value: Any) -> int:
     return int(value)
 
 
-def _sorted(pre: jax.Array, post: jax.Array, n_post: int, order: jax.Array | None = None) -> Synapses:
-    # One stable sort on the combined key keeps (pre, post) order; int64 on the host when x64 is
-    # off would overflow int32 for n_pre * n_post >= 2^31, so sort lexicographically instead.
-    idx = jnp.lexsort((post, pre))
-    return Synapses(pre[idx].astype(_INDEX), post[idx].astype(_INDEX), None if order is None else order[idx])
+def _sorted(pre: jax.Array, post: jax.Array, post_sorted: bool = False) -> Synapses:
+    """Synapses in ``(pre, post)`` order. ``post_sorted``: ``post`` is already non-decreasing, so one
+    stable sort by ``pre`` suffices."""
+    order = _stable_argsort(post) if not post_sorted else None
+    if order is not None:
+        pre, post = pre[order], post[order]
+    idx = _stable_argsort(pre)
+    return Synapses(pre[idx].astype(_INDEX), post[idx].astype(_INDEX), None)
+
+
+def _stable_argsort(keys: jax.Array) -> jax.Array:
+    # XLA:CPU's comparison sort is several times slower than NumPy's on tens of millions of keys;
+    # a stable argsort is unique, so both give the same order.
+    if jax.default_backend() == "cpu":
+        return jnp.asarray(np.argsort(np.asarray(keys), kind="stable"))
+    return jnp.argsort(keys, stable=True)
 
 
 def _drop_autapses(syn: Synapses, autapses: bool) -> Synapses:
@@ -167,18 +179,26 @@ def _fixed_probability(rule: Rule, key, n_pre, n_post, autapses, multapses) -> S
         rows = min(rows_per_block, n_pre - start)
         k = jax.random.fold_in(key, start)
         while True:
-            u = jax.random.uniform(k, (rows, width), jnp.float32, minval=jnp.finfo(jnp.float32).tiny, maxval=1.0)
-            gaps = jnp.floor(jnp.log(u) / log_q).astype(jnp.int64 if jax.config.jax_enable_x64 else jnp.int32) + 1
-            cols = jnp.cumsum(gaps, axis=1) - 1  # first target at gap-1, then successive gaps
-            if bool(jnp.all(cols[:, -1] >= n_post)) or width >= n_post * 4:
+            cols, complete, count = _geometric_rows(k, rows, width, n_post, log_q)
+            if bool(complete) or width >= n_post * 4:
                 break
             width *= 2
-        valid = cols < n_post
-        r, c = jnp.nonzero(valid, size=int(valid.sum()))
+        r, c = jnp.nonzero(cols < n_post, size=int(count))
         pres.append((r + start).astype(_INDEX))
         posts.append(cols[r, c].astype(_INDEX))
     syn = Synapses(jnp.concatenate(pres), jnp.concatenate(posts), None)
     return _drop_autapses(syn, autapses)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _geometric_rows(key: jax.Array, rows: int, width: int, n_post: int, log_q: float):
+    """Targets of ``rows`` Bernoulli rows as cumulative sums of geometric gaps ``(rows, width)``; whether
+    every row ran past ``n_post`` (so none was cut short) and the number of targets below ``n_post``."""
+    tiny = jnp.finfo(jnp.float32).tiny
+    u = jax.random.uniform(key, (rows, width), jnp.float32, minval=tiny, maxval=1.0)
+    gaps = jnp.floor(jnp.log(u) / log_q).astype(jnp.int32) + 1
+    cols = jnp.cumsum(gaps, axis=1, dtype=jnp.int32) - 1  # first target at gap - 1, then successive gaps
+    return cols, jnp.all(cols[:, -1] >= n_post), jnp.sum(cols < n_post)
 
 
 def _fixed_indegree(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Synapses:
@@ -192,7 +212,7 @@ def _fixed_indegree(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Syna
     pre = _draw_partners(key, post, n_pre, autapses)
     if not multapses:
         pre = _redraw_duplicates(key, pre, post, n_pre, k, autapses)
-    return _sorted(pre, post, n_post)
+    return _sorted(pre, post, post_sorted=True)
 
 
 def _draw_partners(key: jax.Array, post: jax.Array, n_pre: int, autapses: bool) -> jax.Array:
@@ -237,7 +257,7 @@ def _fixed_total_number(rule: Rule, key, n_pre, n_post, autapses, multapses) -> 
             if not bool(bad.any()):
                 break
             pre = jnp.where(bad, jax.random.randint(jax.random.fold_in(k_pre, attempt), (m,), 0, n_pre, _INDEX), pre)
-    return _sorted(pre, post, n_post)
+    return _sorted(pre, post)
 
 
 def _explicit(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Synapses:

@@ -15,12 +15,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import equinox as eqx
 import jax
 import numpy as np
 
 from qsn.errors import ConfigurationError
 from qsn.params import NeuronParams
-from qsn.networks.connectivity import fixed_indegree, fixed_probability
+from qsn.networks.connectivity import fixed_indegree, fixed_probability, fixed_total_number
+from qsn.networks.distributions import Distribution, normal
 from qsn.networks.group import NeuronGroup
 from qsn.networks.inputs import CurrentInput, PoissonInput
 from qsn.networks.monitors import SpikeMonitor
@@ -28,7 +30,7 @@ from qsn.networks.network import Network
 from qsn.networks.projection import Projection
 from qsn.networks.synapse import CondExp, Delta, PscExp
 
-__all__ = ["cuba", "coba", "brunel", "BRUNEL_REGIMES", "microcircuit"]
+__all__ = ["cuba", "coba", "brunel", "BRUNEL_REGIMES", "microcircuit", "PD14_RATES"]
 
 
 def _uniform_v0(low: float, high: float, n: int):
@@ -118,6 +120,190 @@ def brunel(n: int = 12_500, g: float = 5.0, eta: float = 2.0, *, indegree: int |
     return net
 
 
-def microcircuit(scale: float = 1.0, **kwargs: Any) -> Network:
-    """Potjans & Diesmann (2014) cortical microcircuit (not built yet)."""
-    raise NotImplementedError("microcircuit is being written")
+# ---------------------------------------------------------------- Potjans & Diesmann (2014)
+# Parameters of the PyNEST microcircuit example (NEST examples/Potjans_2014/network_params.py) and of
+# INM-6/microcircuit-PD14-model (PyNEST/src/microcircuit/parameter_definitions.py); the two agree on
+# every value used here except the rates _PD14_FULL_RATES, taken from the former.
+
+_PD14_POPULATIONS = ("L23e", "L23i", "L4e", "L4i", "L5e", "L5i", "L6e", "L6i")
+_PD14_SIZES = np.array([20683, 5834, 21915, 5479, 4850, 1065, 14395, 2948])
+# connection probability [target, source], Potjans & Diesmann (2014) Table 5
+_PD14_CONN_PROBS = np.array([
+    [0.1009, 0.1689, 0.0437, 0.0818, 0.0323, 0.0, 0.0076, 0.0],
+    [0.1346, 0.1371, 0.0316, 0.0515, 0.0755, 0.0, 0.0042, 0.0],
+    [0.0077, 0.0059, 0.0497, 0.1350, 0.0067, 0.0003, 0.0453, 0.0],
+    [0.0691, 0.0029, 0.0794, 0.1597, 0.0033, 0.0, 0.1057, 0.0],
+    [0.1004, 0.0622, 0.0505, 0.0057, 0.0831, 0.3726, 0.0204, 0.0],
+    [0.0548, 0.0269, 0.0257, 0.0022, 0.0600, 0.3158, 0.0086, 0.0],
+    [0.0156, 0.0066, 0.0211, 0.0166, 0.0572, 0.0197, 0.0396, 0.2252],
+    [0.0364, 0.0010, 0.0034, 0.0005, 0.0277, 0.0080, 0.0658, 0.1443],
+])
+_PD14_K_EXT = np.array([1600, 1500, 2100, 1900, 2000, 1900, 2900, 2100])  # external (Poisson) in-degrees
+_PD14_V0_MEAN = np.array([-68.28, -63.16, -63.33, -63.45, -63.11, -61.66, -66.72, -61.43])  # mV, V0_type 'optimized'
+_PD14_V0_STD = np.array([5.36, 4.57, 4.74, 4.94, 4.94, 4.55, 5.46, 4.48])  # mV
+# full-scale rates (Hz) the reference uses for its in-degree-scaling DC compensation (its 'full_mean_rates')
+_PD14_FULL_RATES = np.array([0.943, 3.026, 4.368, 5.882, 7.733, 8.664, 1.096, 7.851])
+_PD14_NEURON = dict(c_m=250.0, tau_m=10.0, tau_syn=0.5, t_ref=2.0, e_l=-65.0, v_th=-50.0)  # pF, ms, ms, ms, mV, mV
+_PD14_PSP = 0.15  # mV, mean excitatory PSP peak
+_PD14_G = -4.0  # inhibitory / excitatory weight
+_PD14_W_CV = 0.1  # weight sd / mean
+_PD14_DELAY = (1.5, 0.75)  # ms, mean delay of excitatory / inhibitory synapses (NEST convention)
+_PD14_DELAY_CV = 0.5  # delay sd / mean
+_PD14_BG_RATE = 8.0  # Hz, rate of each external Poisson input
+
+#: Per-population rates (Hz) of the full-scale model simulated with NEST, as published by Bos et al.
+#: (2016) and listed by INM-6/nnmt (examples/microcircuit_rates.py); for comparison, not used by the model.
+PD14_RATES = {"L23e": 0.745, "L23i": 2.696, "L4e": 4.112, "L4i": 5.628, "L5e": 6.637, "L5i": 8.290, "L6e": 1.100,
+              "L6i": 7.663}
+
+
+class _TruncatedNormal(Distribution):
+    """``N(a, b^2)`` conditioned on ``x > lower``: out-of-range values are redrawn, not clipped, as
+    NEST's ``nest.math.redraw`` (and NEST 2's ``normal_clipped``) used by the reference model."""
+
+    lower: float = eqx.field(static=True, default=-math.inf)
+
+    def draw(self, key: jax.Array, m: int, dtype: Any) -> jax.Array:
+        z = jax.random.truncated_normal(key, (self.lower - self.a) / self.b, math.inf, (m,), dtype)
+        return self.a + self.b * z
+
+
+def _psc_per_psp(c_m: float, tau_m: float, tau_syn: float) -> float:
+    """PSC amplitude (pA) whose PSP in a resting ``iaf_psc_exp`` neuron peaks at 1 mV.
+
+    A current ``J exp(-t/tau_s)`` gives ``V(t) = J tau_m tau_s / (C (tau_m - tau_s)) (e^{-t/tau_m} - e^{-t/tau_s})``,
+    which peaks at ``t* = tau_m tau_s ln(tau_m/tau_s) / (tau_m - tau_s)``.
+    """
+    t_peak = tau_m * tau_syn * math.log(tau_m / tau_syn) / (tau_m - tau_syn)
+    psp_per_pa = tau_m * tau_syn / (c_m * (tau_m - tau_syn)) * (math.exp(-t_peak / tau_m) - math.exp(-t_peak / tau_syn))
+    return 1.0 / psp_per_pa
+
+
+def _pd14_full_synapses() -> np.ndarray:
+    """``(8, 8)`` [target, source] synapse counts of the full model, ``log(1-p) / log(1 - 1/(N_pre N_post))``
+    (not yet rounded): the number of uniformly drawn pairs that leaves a pair unconnected with
+    probability ``1 - p``."""
+    pairs = np.outer(_PD14_SIZES, _PD14_SIZES).astype(np.float64)
+    return np.log1p(-_PD14_CONN_PROBS) / np.log1p(-1.0 / pairs)
+
+
+def _normal_v0(mean: float, std: float, n: int):
+    return lambda key: mean + std * jax.random.normal(key, (n,))
+
+
+def microcircuit(scale: float = 1.0, *, k_scale: float = 1.0, background: str = "poisson", delta: float = 0.0,
+                 t2: float = math.inf, jump_rate: float = 0.0, mode: str = "pure", dtype: Any = np.float32,
+                 monitor: bool = True) -> Network:
+    """Potjans & Diesmann (2014) cortical microcircuit: 77,169 neurons in 8 populations, ~3e8 synapses.
+
+    Populations (groups named) ``L23e, L23i, L4e, L4i, L5e, L5i, L6e, L6i`` of 20683, 5834, 21915,
+    5479, 4850, 1065, 14395 and 2948 ``iaf_psc_exp`` neurons: ``C_m = 250`` pF, ``tau_m = 10`` ms (so
+    ``r_m = tau_m / C_m = 40`` MOhm; currents in nA), ``E_L = V_reset = -65`` mV, threshold -50 mV,
+    refractory 2 ms, exponential currents with ``tau_syn = 0.5`` ms on receptors ``"exc"`` and
+    ``"inh"``; dt = 0.1 ms. Values from the PyNEST microcircuit example (``network_params.py``) and
+    INM-6/microcircuit-PD14-model.
+
+    Connectivity: the projection ``x -> y`` (named ``"x->y"``, e.g. ``"L4e->L23e"``) has
+    ``K = round(scale * k_scale * log(1 - p_yx) / log(1 - 1/(N_x N_y)))`` synapses with the full-scale
+    sizes ``N`` and the connection probabilities of Table 5 (zero-probability pairs get no projection),
+    drawn with :func:`fixed_total_number` (autapses and multapses allowed, as in the reference).
+    Weights: normal, mean ``w = 0.15`` mV PSP peak = ``0.0878`` nA (``87.81`` pA, from the exact PSP of an
+    exponential current), ``-4 w`` from inhibitory populations, ``2 w`` for ``L4e -> L23e``; sd 10% of the
+    mean, the sign kept (the reference redraws values of the wrong sign, we clip them; both happen with
+    probability ~1e-23 at 10 sd). Delays: normal, mean 1.5 ms (excitatory) / 0.75 ms (inhibitory), sd half
+    the mean, truncated (redrawn, not clipped, as ``nest.math.redraw``) below 0.5 dt, so that every delay
+    rounds to at least one step, as in the reference. Our schedule is Brian2's (see :func:`brunel`): a
+    NEST delay ``d`` is our ``d - dt``, so the delays drawn here are those values minus 0.1 ms (the
+    shortest, 0 steps, is NEST's 1 step).
+
+    External input, per neuron of population ``y``: ``K_ext = (1600, 1500, 2100, 1900, 2000, 1900, 2900,
+    2100)`` independent 8 Hz Poisson inputs of weight ``w`` into ``"exc"`` (``background="poisson"``), or
+    their mean current ``I_DC = 8 Hz * K_ext * w * tau_syn`` as a constant input (``background="dc"``).
+    V starts normal with the population's mean and sd of the reference's ``V0_type = 'optimized'``
+    (-68.28 ± 5.36, -63.16 ± 4.57, -63.33 ± 4.74, -63.45 ± 4.94, -63.11 ± 4.94, -61.66 ± 4.55,
+    -66.72 ± 5.46, -61.43 ± 4.48 mV).
+
+    Scaling: ``scale`` multiplies the population sizes (rounded) and the synapse counts, so in-degrees and
+    hence mean inputs and rates stay close to the full model's (but pairs share more synapses, and
+    correlations grow, as ``scale`` shrinks). ``k_scale`` multiplies the in-degrees (recurrent and
+    external), divides all weights by ``sqrt(k_scale)`` (keeping the input variance) and adds the
+    reference's DC compensation of the lost mean input,
+    ``I_DC += tau_syn (1 - sqrt(k_scale)) (sum_x w_yx K_yx nu_x + [Poisson] w K_ext,y 8 Hz)``, with the
+    full-scale in-degrees ``K_yx``, unscaled weights and the reference's full-scale rates ``nu``
+    (0.943, 3.026, 4.368, 5.882, 7.733, 8.664, 1.096, 7.851 Hz).
+
+    Published rates to compare with: :data:`PD14_RATES`.
+
+    Args:
+        scale: population-size factor, ``> 0`` (every population keeps at least one neuron).
+        k_scale: in-degree factor, ``> 0``.
+        background: ``"poisson"`` or ``"dc"``.
+        delta, t2, jump_rate, mode: quantum parameters and representation of every neuron (see
+            :class:`qsn.NeuronParams`); ``delta = 0`` gives the classical model.
+        dtype: float32 or float64.
+        monitor: add a :class:`SpikeMonitor` per population, named after it (``net.monitors["L23e"]``;
+            ``net["L23e"]`` is the group).
+
+    Example:
+        >>> net = microcircuit(0.05)
+        >>> net.build(jax.random.key(0)).run(500.0)
+        >>> {name: m.count().mean() / 0.5 for name, m in net.monitors.items()}   # Hz
+    """
+    for label, value in (("scale", scale), ("k_scale", k_scale)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
+                math.isfinite(value) and value > 0):
+            raise ConfigurationError(f"microcircuit: {label} must be finite and > 0, but is {value!r}")
+    if background not in ("poisson", "dc"):
+        raise ConfigurationError(f"microcircuit: background must be 'poisson' or 'dc', but is {background!r}")
+    sizes = np.rint(_PD14_SIZES * float(scale)).astype(np.int64)
+    if sizes.min() < 1:
+        raise ConfigurationError(
+            f"microcircuit: scale={scale!r} leaves population {_PD14_POPULATIONS[int(np.argmin(sizes))]} empty; "
+            f"scale must be >= {0.5 / _PD14_SIZES.min():.2g}")
+    k_scale = float(k_scale)
+    nrn = _PD14_NEURON
+    dt = 0.1
+    w = _PD14_PSP * _psc_per_psp(nrn["c_m"], nrn["tau_m"], nrn["tau_syn"]) * 1e-3  # nA
+    w_mean = np.where(np.arange(8) % 2 == 0, w, _PD14_G * w)[None, :].repeat(8, axis=0)  # [target, source], nA
+    w_mean[0, 2] *= 2.0  # L4e -> L23e
+    full = _pd14_full_synapses()
+    counts = np.rint(full * float(scale) * k_scale).astype(np.int64)
+    k_ext = np.rint(_PD14_K_EXT * k_scale).astype(np.int64)
+    # mean currents (nA): Hz * nA * ms * 1e-3
+    dc = _PD14_BG_RATE * _PD14_K_EXT * w * nrn["tau_syn"] * 1e-3 if background == "dc" else np.zeros(8)
+    if k_scale != 1.0:
+        recurrent = np.sum(w_mean * (full / _PD14_SIZES[:, None]) * _PD14_FULL_RATES, axis=1)
+        external = w * _PD14_K_EXT * _PD14_BG_RATE if background == "poisson" else 0.0
+        dc = dc + 1e-3 * nrn["tau_syn"] * (1.0 - math.sqrt(k_scale)) * (recurrent + external)
+    w_factor = 1.0 / math.sqrt(k_scale)
+
+    params = NeuronParams(v_rest=nrn["e_l"], v_th=nrn["v_th"], tau_m=nrn["tau_m"], r_m=nrn["tau_m"] / nrn["c_m"] * 1e3,
+                          t_ref=nrn["t_ref"], dt=dt, delta=delta, t2=t2, jump_rate=jump_rate)
+    net = Network(dtype=dtype)
+    groups = [
+        net.add(NeuronGroup(int(sizes[i]), params, mode, receptors={"exc": PscExp(nrn["tau_syn"]), "inh": PscExp(nrn["tau_syn"])},
+                            v0=_normal_v0(float(_PD14_V0_MEAN[i]), float(_PD14_V0_STD[i]), int(sizes[i])), name=name))
+        for i, name in enumerate(_PD14_POPULATIONS)
+    ]
+    delays = []
+    for d_mean in _PD14_DELAY:
+        # NEST's d maps to our d - dt; the truncation at 0.5 dt moves with it
+        delays.append(_TruncatedNormal("truncated_normal", d_mean - dt, _PD14_DELAY_CV * d_mean, None, lower=-0.5 * dt))
+    for post in range(8):
+        for pre in range(8):
+            if counts[post, pre] == 0:
+                continue
+            exc = pre % 2 == 0
+            mean = float(w_mean[post, pre]) * w_factor
+            net.add(Projection(groups[pre], groups[post], fixed_total_number(int(counts[post, pre])),
+                               weight=normal(mean, _PD14_W_CV * abs(mean)), delay=delays[0 if exc else 1],
+                               receptor="exc" if exc else "inh",
+                               name=f"{_PD14_POPULATIONS[pre]}->{_PD14_POPULATIONS[post]}"))
+    for i, g in enumerate(groups):
+        if background == "poisson" and k_ext[i] > 0:
+            net.add(PoissonInput(g, "exc", rate=_PD14_BG_RATE, weight=w * w_factor, n_inputs=int(k_ext[i])))
+        if dc[i] != 0.0:
+            net.add(CurrentInput(g, float(dc[i])))
+        if monitor:
+            net.add(SpikeMonitor(g, name=_PD14_POPULATIONS[i]))
+    return net

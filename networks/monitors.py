@@ -82,6 +82,12 @@ class SpikeMonitor(_Monitor):
         """``(n,)`` spikes per monitored neuron."""
         return np.bincount(self.i, minlength=self.n)
 
+    def cv_isi(self, min_spikes: int = 3) -> np.ndarray:
+        """Coefficient of variation of the inter-spike intervals of each neuron with at least
+        ``min_spikes`` spikes (others are left out), ``(k,)``."""
+        out = [np.std(d) / np.mean(d) for d in (np.diff(t) for t in self.trains() if t.size >= min_spikes)]
+        return np.asarray(out)
+
     def trains(self) -> list[np.ndarray]:
         """Spike times (ms) of each monitored neuron."""
         order = np.argsort(self.i, kind="stable")

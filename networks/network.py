@@ -320,6 +320,22 @@ class Network:
             raise InvalidStateError("Network.restore: the state does not match this network's groups, projections and dtype")
         self._state = state
 
+    def save(self, path: str) -> None:
+        """Write the current :class:`NetState` to ``path`` (a NumPy ``.npz`` file, host copies)."""
+        self._require_built()
+        leaves = jax.tree_util.tree_leaves(self._state)
+        np.savez(path, **{f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)})
+
+    def load(self, path: str) -> None:
+        """Restore a state written by :meth:`save` of an identically built network."""
+        self._require_built()
+        treedef = jax.tree_util.tree_structure(self._state)
+        with np.load(path) as data:
+            leaves = [jnp.asarray(data[f"leaf{i}"]) for i in range(len(data.files))]
+        if len(leaves) != treedef.num_leaves:
+            raise InvalidStateError(f"Network.load: {path} holds {len(leaves)} arrays, this network's state has {treedef.num_leaves}")
+        self.restore(jax.tree_util.tree_unflatten(treedef, leaves))
+
     @property
     def t(self) -> float:
         """Biological time reached, ms."""

@@ -18,6 +18,7 @@ synapses (and the projection is not plastic), else event.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -177,14 +178,18 @@ def build(proj: Projection, key: jax.Array, dt: float, dtype: Any, receptor: int
 
 def _ell(syn: Synapses, w: jax.Array, d: jax.Array, n_pre: int, n_post: int):
     """Rows of the (pre-sorted) synapse list padded to the longest row; an extra padding row ``n_pre``."""
-    m = syn.pre.shape[0]
     counts = jnp.bincount(syn.pre, length=n_pre)
-    width = max(1, int(jnp.max(counts)) if m else 1)
+    width = max(1, int(jnp.max(counts)) if syn.pre.shape[0] else 1)
+    return _ell_fill(syn.pre, syn.post, w, d, counts, n_pre, n_post, width)
+
+
+@functools.partial(jax.jit, static_argnums=(5, 6, 7))
+def _ell_fill(pre, post, w, d, counts, n_pre: int, n_post: int, width: int):
     start = jnp.concatenate([jnp.zeros((1,), counts.dtype), jnp.cumsum(counts)[:-1]])
-    col = jnp.arange(m, dtype=jnp.int32) - start[syn.pre].astype(jnp.int32)
-    targets = jnp.full((n_pre + 1, width), n_post, jnp.int32).at[syn.pre, col].set(syn.post)
-    weights = jnp.zeros((n_pre + 1, width), w.dtype).at[syn.pre, col].set(w)
-    delays = jnp.zeros((n_pre + 1, width), jnp.int32).at[syn.pre, col].set(d)
+    col = jnp.arange(pre.shape[0], dtype=jnp.int32) - start[pre].astype(jnp.int32)
+    targets = jnp.full((n_pre + 1, width), n_post, jnp.int32).at[pre, col].set(post)
+    weights = jnp.zeros((n_pre + 1, width), w.dtype).at[pre, col].set(w)
+    delays = jnp.zeros((n_pre + 1, width), jnp.int32).at[pre, col].set(d)
     return targets, weights, delays
 
 

@@ -1,8 +1,9 @@
 """The ``qsn`` command (also ``python -m qsn``).
 
 Subcommands: ``demo`` (the embedded default population, a summary table and a PNG), ``simulate``
-(a population from command-line parameters; ``--json`` for machine-readable output), ``info``
-(versions and devices). Progress goes to stderr; exit codes: 0 ok, 2 bad arguments, 1 a qsn error.
+(a population from command-line parameters; ``--json`` for machine-readable output), ``network`` (a
+reference network of ``qsn.networks.models``: rates and ISI CV per population), ``info`` (versions
+and devices). Progress goes to stderr; exit codes: 0 ok, 2 bad arguments, 1 a qsn error.
 """
 
 from __future__ import annotations
@@ -67,8 +68,74 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate a population with the given parameters and print its summary (no figure).",
     )
     _add_neuron_args(simulate, defaults)
+    network = sub.add_parser(
+        "network",
+        help="run a reference network (cuba, coba, brunel, microcircuit) and print rates per population",
+        description="Build and run one of qsn.networks.models; print build/run wall time, synapse count, and "
+        "the mean rate and ISI CV of each population.",
+    )
+    network.add_argument("model", choices=("cuba", "coba", "brunel", "microcircuit"))
+    network.add_argument("--neurons", "-n", type=_positive_int, default=None, help="size (cuba/coba/brunel; model default)")
+    network.add_argument("--scale", type=float, default=0.1, help="microcircuit scale (default %(default)s)")
+    network.add_argument("--regime", choices=("SR", "AI", "SI_fast", "SI_slow"), default="AI", help="brunel regime (default %(default)s)")
+    network.add_argument("--duration", type=float, default=1000.0, help="biological time in ms (default %(default)s)")
+    network.add_argument("--delta", type=float, default=0.0, help="transverse field delta, 1/ms (0: classical LIF)")
+    network.add_argument("--mode", choices=("pure", "mixed"), default="pure", help="qubit representation (default %(default)s)")
+    network.add_argument("--seed", type=int, default=0, help="PRNG seed of connectivity and inputs (default %(default)s)")
+    network.add_argument("--json", action="store_true", help="print the summary as JSON on stdout instead of a table")
+    network.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     sub.add_parser("info", help="print qsn, JAX and device information as JSON")
     return parser
+
+
+def _network(args: argparse.Namespace) -> int:
+    import time
+
+    import jax
+    import numpy as np
+
+    from qsn.networks import models
+
+    common = dict(delta=args.delta, mode=args.mode)
+    sized = {} if args.neurons is None else {"n": args.neurons}
+    if args.model == "brunel":
+        g, eta = models.BRUNEL_REGIMES[args.regime]
+        net = models.brunel(g=g, eta=eta, **sized, **common)
+    elif args.model == "microcircuit":
+        net = models.microcircuit(args.scale, **common)
+    else:
+        net = getattr(models, args.model)(**sized, **common)
+    t0 = time.perf_counter()
+    net.build(jax.random.key(args.seed))
+    built = time.perf_counter()
+    net.run(args.duration, progress=not args.no_progress)
+    ran = time.perf_counter()
+    populations = {}
+    for name, mon in net.monitors.items():
+        cv = mon.cv_isi()
+        populations[mon.group.name if name == "spikes" else name] = {
+            "neurons": mon.n,
+            "rate_hz": float(mon.count().mean() / (args.duration * 1e-3)),
+            "cv_isi": float(np.mean(cv)) if cv.size else None,
+        }
+    summary = {
+        "model": args.model,
+        "duration_ms": args.duration,
+        "synapses": int(sum(net.synapse_count.values())),
+        "build_s": built - t0,
+        "run_s (incl. compile)": ran - built,
+        "populations": populations,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{args.model}: {summary['synapses']:,} synapses, build {summary['build_s']:.1f} s, "
+              f"run {summary['run_s (incl. compile)']:.1f} s for {args.duration:g} ms")
+        print(f"{'population':<12}{'neurons':>9}{'rate (Hz)':>11}{'CV ISI':>8}")
+        for name, row in populations.items():
+            cv = "-" if row["cv_isi"] is None else f"{row['cv_isi']:.2f}"
+            print(f"{name:<12}{row['neurons']:>9}{row['rate_hz']:>11.2f}{cv:>8}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -116,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "info":
             return _info()
+        if args.command == "network":
+            return _network(args)
         return _run(args)
     except QSNError as err:
         print(f"qsn: error: {err}", file=sys.stderr)
