@@ -31,6 +31,10 @@ class _Monitor:
     def _collect(self, data: np.ndarray, t0: int) -> None:
         raise NotImplementedError
 
+    def _truncate(self, t: int) -> None:
+        """Forget what was recorded from step ``t`` on (the network was restored to step ``t``)."""
+        raise NotImplementedError
+
 
 class SpikeMonitor(_Monitor):
     """Spike events of ``target`` (a group or a view): ``.step``, ``.i`` (index in the target), ``.t`` (ms).
@@ -62,6 +66,11 @@ class SpikeMonitor(_Monitor):
             )
         self._steps.append(steps.astype(np.int64) + t0)
         self._ids.append(ids.astype(np.int64))
+
+    def _truncate(self, t: int) -> None:
+        steps, ids = self.step, self.i
+        keep = steps < t
+        self._steps, self._ids, self._count = [steps[keep]], [ids[keep]], int(keep.sum())
 
     @property
     def step(self) -> np.ndarray:
@@ -112,6 +121,11 @@ class RateMonitor(_Monitor):
         if self._t0 is None:
             self._t0 = t0
         self._counts.append(np.asarray(data))
+
+    def _truncate(self, t: int) -> None:
+        if self._t0 is not None:
+            counts = np.concatenate(self._counts) if self._counts else np.zeros(0)
+            self._counts = [counts[: max(t - self._t0, 0)]]
 
     @property
     def rate(self) -> np.ndarray:
@@ -164,6 +178,13 @@ class StateMonitor(_Monitor):
         self._steps.append(steps[keep])
         for var, arr in data.items():
             self._data[var].append(np.asarray(arr)[keep])
+
+    def _truncate(self, t: int) -> None:
+        steps = np.concatenate(self._steps) if self._steps else np.zeros(0, np.int64)
+        keep = steps <= t  # a sample at step s is the state after s steps
+        self._steps = [steps[keep]]
+        for var, parts in self._data.items():
+            self._data[var] = [np.concatenate(parts)[keep]] if parts else []
 
     def __getattr__(self, name: str) -> Any:
         data = self.__dict__.get("_data", {})

@@ -310,7 +310,11 @@ class Network:
         return self._state
 
     def restore(self, state: NetState) -> None:
-        """Continue from ``state`` (from :attr:`state` of this network or of one built identically)."""
+        """Continue from ``state`` (from :attr:`state` of this network or of one built identically).
+
+        Like Brian2's ``restore``, monitors forget what they recorded from the restored step on, so a
+        run after the restore does not record a stretch of time twice.
+        """
         self._require_built()
         ok = jax.tree_util.tree_structure(state) == jax.tree_util.tree_structure(self._state) and all(
             a.shape == b.shape and a.dtype == b.dtype
@@ -319,6 +323,8 @@ class Network:
         if not ok:
             raise InvalidStateError("Network.restore: the state does not match this network's groups, projections and dtype")
         self._state = state
+        for m in self.monitors.values():
+            m._truncate(int(state.t))
 
     def save(self, path: str) -> None:
         """Write the current :class:`NetState` to ``path`` (a NumPy ``.npz`` file, host copies)."""

@@ -1,14 +1,32 @@
-"""The README's Python example runs as written."""
+"""The Python examples of README.md and docs/networks.md run as written."""
 
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _blocks(path: Path) -> list[str]:
+    blocks = re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+    assert blocks, f"{path.name} has no python example"
+    return blocks
 
 
 def test_readme_example_runs(capsys):
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    assert blocks, "README.md has no python example"
-    exec(compile(blocks[0], "README.md", "exec"), {})
+    exec(compile(_blocks(ROOT / "README.md")[0], "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "Hz" in out and "jump spikes" in out
+
+
+def test_readme_network_example_runs(capsys):
+    exec(compile(_blocks(ROOT / "README.md")[1], "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "spikes per neuron" in out and "mean ISI CV" in out
+
+
+def test_networks_doc_example_runs():
+    scope: dict = {}
+    exec(compile(_blocks(ROOT / "docs" / "networks.md")[0], "docs/networks.md", "exec"), scope)
+    assert scope["spikes"].count().sum() > 0
+    assert scope["probe"].v.shape == (1000, 5)  # the 500 ms after the checkpoint were forgotten on restore
+    assert scope["net"].t == 1000.0  # restored to the checkpoint taken after 1000 ms
