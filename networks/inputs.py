@@ -9,12 +9,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import scipy.stats
 
 from qsn.errors import ConfigurationError
 from qsn.networks.group import NeuronGroup, resolve
 
-__all__ = ["CurrentInput", "PoissonInput", "step_current"]
+__all__ = ["CurrentInput", "PoissonInput", "step_current", "poisson_table", "poisson_counts"]
 
 
 def _target(owner: str, target: Any) -> tuple[NeuronGroup, np.ndarray | None]:
@@ -56,7 +59,7 @@ class PoissonInput:
     """``n_inputs`` independent Poisson spike trains of ``rate`` Hz per target neuron, each adding
     ``weight`` to receptor ``receptor`` (as Brian2's ``PoissonInput``; NEST's ``poisson_generator``
     connected one-to-one). Each step draws the number of input spikes ``~ Poisson(n_inputs rate dt)``
-    per neuron, so the cost does not grow with ``n_inputs``."""
+    per neuron, so the cost does not grow with ``n_inputs`` (see :func:`poisson_counts`)."""
 
     def __init__(self, target: Any, receptor: str, rate: float, weight: float, n_inputs: int = 1) -> None:
         self.group, self.index = _target("PoissonInput", target)
@@ -74,3 +77,27 @@ class PoissonInput:
         self.weight = float(weight)
         self.n_inputs = int(n_inputs)
         self.name: str | None = None
+
+
+_TABLE_MAX = 1024  # longest CDF table; larger means draw with jax.random.poisson instead
+
+
+def poisson_table(lam: float) -> np.ndarray | None:
+    """CDF ``P(X <= k)``, ``k = 0 .. K-1``, of ``Poisson(lam)`` in float64, cut where the tail falls below
+    1e-16; None when that needs more than 1024 entries (large ``lam``)."""
+    if lam == 0.0:
+        return np.ones(1)
+    k_max = int(scipy.stats.poisson.isf(1e-16, lam)) + 2
+    if k_max > _TABLE_MAX:
+        return None
+    return scipy.stats.poisson.cdf(np.arange(k_max), lam)
+
+
+def poisson_counts(key: jax.Array, lam: float, table: jax.Array | None, n: int, dtype) -> jax.Array:
+    """``(n,)`` Poisson(``lam``) counts in ``dtype``: inverse-CDF sampling against ``table`` (one uniform
+    per count, no loop, exact up to the resolution of the uniform draw in ``dtype``), or
+    ``jax.random.poisson`` (a rejection loop: several times slower on CPU) without a table."""
+    if table is None:
+        return jax.random.poisson(key, lam, (n,)).astype(dtype)
+    u = jax.random.uniform(key, (n,), dtype)
+    return jnp.sum(u[:, None] >= table[None, :].astype(dtype), axis=1, dtype=jnp.int32).astype(dtype)

@@ -36,7 +36,7 @@ from qsn.observables import OBSERVABLES
 from qsn.runtime import check_finite, progress_bar
 from qsn.state import init_state, resolve_dtype
 from qsn.networks.group import NeuronGroup, PoissonGroup, SpikeSourceArray, _Group
-from qsn.networks.inputs import CurrentInput, PoissonInput
+from qsn.networks.inputs import CurrentInput, PoissonInput, poisson_counts, poisson_table
 from qsn.networks.monitors import RateMonitor, SpikeMonitor, StateMonitor, _Monitor
 from qsn.networks.projection import Projection, build as build_projection, deliver
 from qsn.networks.synapse import cond_current, decay_factor, psc_coefficient
@@ -44,6 +44,7 @@ from qsn.networks.synapse import cond_current, decay_factor, psc_coefficient
 __all__ = ["Network", "NetState"]
 
 _CHUNK_BYTES = 128 * 2**20
+_MIN_ROWS = 64  # smallest event-path capacity (spiking rows per step)
 
 
 class NetState(NamedTuple):
@@ -234,6 +235,7 @@ class Network:
                 arrays=tuple(cur.value if cur.kind == "array" else None for cur, _ in currents),
                 index=tuple(None if idx is None else jnp.asarray(idx, jnp.int32) for _, idx in currents),
                 poisson_index=tuple(None if p[3] is None else jnp.asarray(p[3], jnp.int32) for p in poisson),
+                poisson_table=tuple(None if (tb := poisson_table(p[1])) is None else jnp.asarray(tb, dtype) for p in poisson),
             )
             array_rows += [cur.steps for cur, _ in currents if cur.kind == "array"]
             plans[g.name] = _GroupPlan(
@@ -411,22 +413,34 @@ class Network:
         return self
 
     def _run_chunk(self, length: int):
+        """Run ``length`` steps; re-run when the mixed-mode plan or an event capacity was exceeded."""
         while True:
-            fn = self._compiled.get((length, self._cfgs_key()))
+            key = (length, self._cfgs_key(), tuple(self._specs.items()))
+            fn = self._compiled.get(key)
             if fn is None:
-                fn = jax.jit(functools.partial(_chunk, plans=self._plans, cfgs=dict(self._cfgs), specs=self._specs,
+                fn = jax.jit(functools.partial(_chunk, plans=self._plans, cfgs=dict(self._cfgs), specs=dict(self._specs),
                                                sources=self._sources, monitors=_monitor_plan(self.monitors), dt=self._dt,
                                                length=length))
-                self._compiled[(length, self._cfgs_key())] = fn
-            new_state, records, norms = fn(self._consts, self._state, self._key)
-            replan = False
+                self._compiled[key] = fn
+            new_state, records, norms, busy = fn(self._consts, self._state, self._key)
+            rerun = False
             for name, norm in norms.items():
                 cfg = self._cfgs[name]
                 seen = float(norm)
                 if seen > plan_capacity(cfg.plan, self.dtype):
                     self._cfgs[name] = cfg._replace(plan=series_plan(seen * 1.25, self.dtype))
-                    replan = True
-            if not replan:
+                    rerun = True
+            for name, most in busy.items():
+                # capacities are powers of two (few compiled variants): grow and re-run when a step
+                # overflowed; shrink for the next chunk when a burst has passed
+                spec, most = self._specs[name], int(most)
+                fit = min(spec.n_pre, max(_MIN_ROWS, 2 ** math.ceil(math.log2(max(most, 1) * 1.25))))
+                if most > spec.block:
+                    self._specs[name] = spec._replace(block=fit)
+                    rerun = True
+                elif fit * 4 <= spec.block:
+                    self._specs[name] = spec._replace(block=fit)
+            if not rerun:
                 return new_state, records, norms
 
     def _cfgs_key(self) -> tuple:
@@ -463,13 +477,13 @@ def _stream(key: jax.Array, stream: int, t: jax.Array) -> jax.Array:
 
 
 def _chunk(consts: dict, state: NetState, key: jax.Array, *, plans: dict, cfgs: dict, specs: dict, sources: dict,
-           monitors: tuple, dt: float, length: int):
+           monitors: tuple, dt: float, length: int, unroll: int = 1):
     """``length`` steps of the schedule in the module docstring; returns (state, monitor records, norms)."""
     gconsts, parrays = consts["groups"], consts["projections"]
     mixed = [name for name, cfg in cfgs.items() if cfg.mode == "mixed"]
 
     def one(carry, _):
-        st, norms = carry
+        st, norms, busy = carry
         t = st.t
         syn, ring, neurons, count = dict(st.syn), dict(st.ring), dict(st.neurons), dict(st.count)
         spikes = {}
@@ -480,9 +494,9 @@ def _chunk(consts: dict, state: NetState, key: jax.Array, *, plans: dict, cfgs: 
             slot = t % depth
             x = syn[name] + ring[name][:, slot, :]
             ring[name] = ring[name].at[:, slot, :].set(0)
-            for (r, lam, w, stream), idx in zip(plan.poisson, c["poisson_index"]):
+            for (r, lam, w, stream), idx, table in zip(plan.poisson, c["poisson_index"], c["poisson_table"]):
                 k = x.shape[1] if idx is None else idx.shape[0]
-                n_in = jax.random.poisson(_stream(key, stream, t), lam, (k,)).astype(x.dtype)
+                n_in = poisson_counts(_stream(key, stream, t), lam, table, k, x.dtype)
                 x = x.at[r].add(w * n_in) if idx is None else x.at[r, idx].add(w * n_in)
             # 2. neuron step with the equivalent current
             s = neurons[name]
@@ -495,9 +509,9 @@ def _chunk(consts: dict, state: NetState, key: jax.Array, *, plans: dict, cfgs: 
             for (kind, fn, _), arr, idx in zip(plan.currents, c["arrays"], c["index"]):
                 value = fn(t) if kind == "fn" else arr[jnp.minimum(t, arr.shape[0] - 1)]
                 current = current + value if idx is None else current.at[idx].add(value)
-            psc = [r for r, kind in enumerate(plan.kinds) if kind == "psc_exp"]
-            if psc:
-                current = current + jnp.sum(c["psc"][jnp.asarray(psc)] * x[jnp.asarray(psc)], axis=0)
+            for r, kind in enumerate(plan.kinds):
+                if kind == "psc_exp":
+                    current = current + c["psc"][r] * x[r]
             cond = [r for r, kind in enumerate(plan.kinds) if kind == "cond_exp"]
             if cond:
                 g_tot = sum(x[r] for r in cond)
@@ -505,7 +519,8 @@ def _chunk(consts: dict, state: NetState, key: jax.Array, *, plans: dict, cfgs: 
                 sc = c["step"]
                 current = cond_current(s.v, g_tot, g_e, c["r_m"] * current, sc.v_rest, sc.decay, sc.gain)
             cfg = cfgs[name]
-            s, spk, a = advance(c["step"], cfg, s, current, jax.random.fold_in(key, plan.stream))
+            group_key = jax.random.fold_in(key, plan.stream) if cfg.needs_key else None
+            s, spk, a = advance(c["step"], cfg, s, current, group_key)
             if cfg.mode == "mixed":
                 sc = c["step"]
                 norms = dict(norms, **{name: jnp.maximum(norms[name], jnp.max(generator_norm(a, sc.delta, sc.g1, sc.g2, sc.dt)))})
@@ -529,6 +544,8 @@ def _chunk(consts: dict, state: NetState, key: jax.Array, *, plans: dict, cfgs: 
         # 4. propagation, 5. plasticity
         weights, traces = dict(st.weights), dict(st.traces)
         for name, spec in specs.items():
+            if spec.path == "event":
+                busy = dict(busy, **{name: jnp.maximum(busy[name], jnp.sum(spikes[spec.pre], dtype=jnp.int32))})
             ring[spec.post] = deliver(spec, parrays[name], weights[name], spikes[spec.pre], ring[spec.post], t)
             if spec.plasticity is not None:
                 traces[name], weights[name] = spec.plasticity.update(
@@ -551,8 +568,9 @@ def _chunk(consts: dict, state: NetState, key: jax.Array, *, plans: dict, cfgs: 
                     else:
                         vals[var] = OBSERVABLES[var](jax.tree_util.tree_map(lambda a: sel(a) if a.ndim else a, s))
                 out[mname] = vals
-        return (new, norms), out
+        return (new, norms, busy), out
 
     norms0 = {name: jnp.zeros((), state.neurons[name].v.dtype) for name in mixed}
-    (state, norms), records = jax.lax.scan(one, (state, norms0), None, length=length)
-    return state, records, norms
+    busy0 = {name: jnp.zeros((), jnp.int32) for name, spec in specs.items() if spec.path == "event"}
+    (state, norms, busy), records = jax.lax.scan(one, (state, norms0, busy0), None, length=length, unroll=unroll)
+    return state, records, norms, busy

@@ -82,8 +82,8 @@ class STDP(eqx.Module):
             scale = (self.w_max - w) if self.bounds == "multiplicative" else 1.0
             return w + dw * scale
 
-        w = jax.lax.cond(jnp.any(spk_pre), depress, lambda w: w, w)
-        w = jax.lax.cond(jnp.any(spk_post), potentiate, lambda w: w, w)
+        # unconditional (O(synapses) per step): a lax.cond around it would copy the weights every step
+        w = potentiate(depress(w))
         if self.bounds == "additive":
             w = jnp.clip(w, self.w_min, self.w_max)
         return Traces(x_pre, x_post), w

@@ -7,8 +7,11 @@ the threshold, felt from the next state update). Delays are ``round(delay_ms / d
 Two propagation paths give the same result (up to the order of floating-point additions):
 
 * ``"event"`` — synapses stored by presynaptic neuron in ELL form (rows padded to the longest); each
-  step only the rows of neurons that spiked are gathered and scattered into the target's ring buffer,
-  in blocks of ``event_block`` rows, so the cost follows the number of spikes, not of synapses;
+  step gathers the rows of the neurons that spiked (up to a capacity of ``block`` rows) and scatters
+  them into the target's ring buffer, so the cost follows the number of spikes, not of synapses.
+  The capacity is static (no loop inside the step: on XLA a loop around the gather copies the
+  connectivity arrays every step); a chunk in which some step had more spikes than the capacity is
+  re-run by ``Network.run`` with a larger one, so no spike is ever dropped;
 * ``"dense"`` — one ``(n_pre, n_post)`` weight matrix per distinct delay; each step a matrix-vector
   product per delay. Fast for small dense graphs.
 
@@ -52,7 +55,8 @@ class Projection:
         plasticity: :class:`STDP` or None.
         allow_autapses, allow_multapses: as NEST (both True by default).
         propagation: ``"auto"``, ``"event"`` or ``"dense"``.
-        event_block: rows gathered per block on the event path (default from ``n_pre``).
+        event_block: initial capacity of the event path, in spiking presynaptic neurons per step
+            (default ``max(64, n_pre/64)``); it grows automatically when a step has more spikes.
         name: unique name in the network.
     """
 
@@ -140,7 +144,7 @@ class ProjectionSpec(NamedTuple):
     receptor: int  # index of the receptor in the target group's ring buffer
     path: str  # "event" | "dense"
     delays: tuple[int, ...]  # dense path: the distinct delays (steps), one matrix each
-    block: int  # event path: rows per block
+    block: int  # event path: capacity in spiking rows per step
     n_pre: int
     n_post: int
     plasticity: STDP | None
@@ -165,7 +169,7 @@ def build(proj: Projection, key: jax.Array, dt: float, dtype: Any, receptor: int
         entries = len(delays) * n_pre * n_post
         dense_ok = entries <= _DENSE_MAX_ENTRIES and m >= _DENSE_MIN_DENSITY * n_pre * n_post
         path = "dense" if dense_ok and proj.plasticity is None else "event"
-    block = proj.event_block or min(n_pre, max(32, math.ceil(n_pre / 256)))
+    block = min(n_pre, proj.event_block or 2 ** math.ceil(math.log2(max(64, n_pre / 64))))
     spec = ProjectionSpec(proj.name, proj.pre.name, proj.post.name, receptor, path, delays if path == "dense" else (),
                           block, n_pre, n_post, proj.plasticity)
     if path == "dense":
@@ -201,22 +205,11 @@ def deliver(spec: ProjectionSpec, arrays: ProjectionArrays, weights: jax.Array, 
         contrib = jnp.einsum("p,dpq->dq", spikes.astype(weights.dtype), weights)
         slots = (t + 1 + jnp.asarray(spec.delays, jnp.int32)) % depth
         return ring.at[spec.receptor, slots].add(contrib)
-    n_pre = spec.n_pre
-    (active,) = jnp.nonzero(spikes, size=n_pre, fill_value=n_pre)
-    count = jnp.sum(spikes, dtype=jnp.int32)
-    block = spec.block
-    active = jnp.concatenate([active.astype(jnp.int32), jnp.full((block,), n_pre, jnp.int32)])
-
-    def body(carry):
-        b, ring = carry
-        rows = jax.lax.dynamic_slice(active, (b * block,), (block,))
-        tgt = arrays.targets[rows]
-        slot = (t + 1 + arrays.delays[rows]) % depth
-        ring = ring.at[spec.receptor, slot, tgt].add(weights[rows], mode="drop")
-        return b + 1, ring
-
-    _, ring = jax.lax.while_loop(lambda c: c[0] * block < count, body, (jnp.int32(0), ring))
-    return ring
+    # the first `block` spiking rows (padding row n_pre when fewer spiked); the caller checks that
+    # no step had more (see Network.run), so this drops nothing
+    (rows,) = jnp.nonzero(spikes, size=spec.block, fill_value=spec.n_pre)
+    slot = (t + 1 + arrays.delays[rows]) % depth
+    return ring.at[spec.receptor, slot, arrays.targets[rows]].add(weights[rows], mode="drop")
 
 
 def to_dense_weights(spec: ProjectionSpec, arrays: ProjectionArrays, weights: jax.Array) -> np.ndarray:

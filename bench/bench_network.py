@@ -1,0 +1,274 @@
+"""Network wall time: qsn.networks beside Brian2 on the same CUBA network, and qsn's Brunel network.
+
+    python bench/bench_network.py                              # CPU defaults
+    python bench/bench_network.py --repeats 5 --brunel-sizes 1e4 5e4
+
+* **CUBA** (``models.cuba()``, Vogels & Abbott 2005, 4000 neurons, 1 s of biological time): qsn in
+  float32 (the default) and float64, with its SpikeMonitor and, for float32, without. ``build_s`` is
+  the first build in the process (connectivity drawn on the device, including the compilation of its
+  kernels), ``build_warm_s`` an identical second build. A warm-up run of one chunk compiles the step;
+  every timed run then restarts from the built state, so it excludes compilation and simulates the
+  same second as Brian2; ``compile_s`` is the warm-up's time less its share of the best run. Brian2
+  (float64) runs ``examples/CUBA.py`` on qsn's float64 connectivity and initial V
+  (``tests/networks/brian2_reference.py``) with runtime code generation (numpy, cython; objects
+  rebuilt for every run, after one warm-up run) and as a ``cpp_standalone`` C++ project (generated
+  and compiled once, binary run ``--repeats`` times; ``run_s`` is the simulation loop as the binary
+  reports it, ``binary_s`` the binary's whole wall time, which also loads the synapses and writes
+  the spikes). Spike counts are in each row: qsn float64 and Brian2 simulate the same trajectory.
+* **Brunel** (``models.brunel(n)``, AI regime, float32) for each n in ``--brunel-sizes``: wall time per
+  biological second and synaptic events per second, events = sum over neurons of spikes x outgoing
+  recurrent synapses (external Poisson input not counted).
+
+Every time is the best of ``--repeats`` runs. Writes ``bench/results/network-<platform>.json``
+({metadata, rows}) and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests" / "networks"))
+import bench_population  # noqa: E402  (metadata helpers)
+import brian2_reference as b2ref  # noqa: E402
+
+import qsn  # noqa: E402
+from qsn.networks import models  # noqa: E402
+
+DT = 0.1  # ms, every model here
+
+
+def _best(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float], Any]:
+    """(best wall time, all times, last result) of ``repeats`` calls."""
+    times, out = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), times, out
+
+
+def _x64(on: bool) -> None:
+    jax.config.update("jax_enable_x64", on)
+
+
+def _qsn_build(make: Callable[[], Any]) -> tuple[Any, float, float]:
+    """Build the network from ``make()`` twice: (second network, first build s, second build s). The first
+    build compiles the connectivity kernels; the second reuses them."""
+    times = []
+    for _ in range(2):
+        net = None  # free the first network before the second is drawn
+        start = time.perf_counter()
+        net = make().build(jax.random.key(0))
+        jax.block_until_ready(net.state)
+        times.append(time.perf_counter() - start)
+    return net, times[0], times[1]
+
+
+def _qsn_timed(net: Any, duration: float, chunk_steps: int, repeats: int) -> dict:
+    """Warm up one chunk (compiles it), then ``repeats`` runs of ``duration`` ms, each from the initial state."""
+    s0 = net.state
+    start = time.perf_counter()
+    net.run(chunk_steps * DT, chunk_steps=chunk_steps)
+    jax.block_until_ready(net.state)
+    warm = time.perf_counter() - start
+    counts = []
+
+    def once() -> None:
+        net.restore(s0)
+        net.run(duration, chunk_steps=chunk_steps)
+        jax.block_until_ready(net.state)
+        counts.append(net.spike_count("neurons"))
+
+    best, times, _ = _best(once, repeats)
+    spikes = counts[int(np.argmin(times))]
+    return dict(run_s=best, run_s_all=times, compile_s=max(warm - best * chunk_steps * DT / duration, 0.0),
+                spikes=int(spikes.sum()), per_neuron_spikes=spikes)
+
+
+def qsn_cuba(dtype: Any, monitor: bool, duration: float, chunk_steps: int, repeats: int) -> tuple[dict, dict | None]:
+    """qsn CUBA row; for float64 also the (v0, exc, inh) that Brian2 reruns."""
+    _x64(dtype == np.float64)
+    try:
+        net, build, build_warm = _qsn_build(lambda: models.cuba(dtype=dtype, monitor=monitor))
+        export = None
+        if dtype == np.float64:
+            export = dict(v0=np.asarray(net.state.neurons["neurons"].v), exc=net.synapses("exc"), inh=net.synapses("inh"))
+        timed = _qsn_timed(net, duration, chunk_steps, repeats)
+    finally:
+        _x64(False)
+    timed.pop("per_neuron_spikes")
+    row = dict(model="cuba", simulator="qsn", variant=f"{np.dtype(dtype).name}{'' if monitor else ', no monitor'}",
+               n=4000, synapses=int(sum(net.synapse_count.values())), dtype=np.dtype(dtype).name, build_s=build,
+               build_warm_s=build_warm, **timed)
+    return row, export
+
+
+def brian2_runtime(target: str, export: dict, duration: float, repeats: int) -> dict:
+    """Brian2 CUBA with runtime code generation ``target``: build and run on fresh objects each repeat,
+    after one warm-up (code generation caches, cython compilation)."""
+    import brian2 as b2
+
+    builds, spikes = [], []
+
+    def once() -> float:
+        b2.start_scope()
+        start = time.perf_counter()
+        net, mon = b2ref.cuba_network(export["v0"], export["exc"], export["inh"], dt=DT)
+        builds.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        b2ref.run(net, duration, target)
+        spikes.append(int(mon.num_spikes))
+        return time.perf_counter() - start
+
+    start = time.perf_counter()
+    once()
+    warm = time.perf_counter() - start
+    runs = [once() for _ in range(repeats)]
+    best = min(runs)
+    return dict(model="cuba", simulator="brian2", variant=target, n=4000,
+                synapses=int(export["exc"]["pre"].size + export["inh"]["pre"].size), dtype="float64",
+                build_s=min(builds[1:]), run_s=best, run_s_all=runs, warmup_s=warm, spikes=spikes[-1])
+
+
+def brian2_standalone(export: dict, duration: float, repeats: int) -> dict:
+    """Brian2 CUBA as a cpp_standalone project: generate and compile once, run the binary ``repeats`` times."""
+    import brian2 as b2
+
+    workdir = tempfile.mkdtemp(prefix="qsn_bench_cuba_")
+    try:
+        b2.set_device("cpp_standalone", directory=workdir, build_on_run=False)
+        b2.start_scope()
+        start = time.perf_counter()
+        net, mon = b2ref.cuba_network(export["v0"], export["exc"], export["inh"], dt=DT)
+        net.run(duration * b2.ms, namespace={})
+        build = time.perf_counter() - start
+        start = time.perf_counter()
+        b2.device.build(directory=workdir, compile=True, run=False, with_output=False)
+        compile_s = time.perf_counter() - start
+        loops, walls = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            b2.device.run(workdir, with_output=False)
+            walls.append(time.perf_counter() - start)
+            loops.append(float(b2.device._last_run_time))
+        spikes = int(mon.num_spikes)
+    finally:
+        b2.device.reinit()
+        b2.set_device("runtime")
+        shutil.rmtree(workdir, ignore_errors=True)
+    return dict(model="cuba", simulator="brian2", variant="cpp_standalone", n=4000,
+                synapses=int(export["exc"]["pre"].size + export["inh"]["pre"].size), dtype="float64",
+                build_s=build, compile_s=compile_s, run_s=min(loops), run_s_all=loops, binary_s=min(walls), spikes=spikes)
+
+
+def qsn_brunel(n: int, duration: float, chunk_steps: int, repeats: int) -> dict:
+    """qsn Brunel AI network of ``n`` neurons, float32: wall time and synaptic events per second."""
+    net, build, build_warm = _qsn_build(lambda: models.brunel(n))
+    out_degree = np.zeros(n, np.int64)
+    for name in ("exc", "inh"):
+        out_degree += np.bincount(net.synapses(name)["pre"], minlength=n)
+    timed = _qsn_timed(net, duration, chunk_steps, repeats)
+    events = int(np.sum(timed.pop("per_neuron_spikes").astype(np.int64) * out_degree))
+    return dict(model="brunel", simulator="qsn", variant="float32", n=n, synapses=int(out_degree.sum()), dtype="float32",
+                build_s=build, build_warm_s=build_warm, **timed, events=events, events_per_s=events / timed["run_s"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per row; the best is reported")
+    parser.add_argument("--duration", type=float, default=1000.0, help="biological time per run, ms")
+    parser.add_argument("--chunk-ms", type=float, default=100.0, help="qsn steps per compiled chunk, as ms")
+    parser.add_argument("--brunel-sizes", nargs="*", type=float, default=[1e4])
+    parser.add_argument("--brian2", nargs="*", default=["numpy", "cython", "cpp_standalone"],
+                        choices=["numpy", "cython", "cpp_standalone"], help="Brian2 variants to run on CUBA")
+    parser.add_argument("--shared-cpu", action=argparse.BooleanOptionalAction, default=True,
+                        help="record that other jobs shared the CPU during the run (default: yes)")
+    parser.add_argument("--out", default=None, help="results JSON (default bench/results/network-<platform>.json)")
+    args = parser.parse_args(argv)
+
+    device = jax.devices()[0]
+    chunk = max(1, int(round(args.chunk_ms / DT)))
+    rows = []
+
+    def report(row: dict) -> None:
+        rows.append(row)
+        extra = f", {row['events_per_s']:.3g} events/s" if "events_per_s" in row else ""
+        print(f"{row['model']:6s} n={row['n']:>7,d} {row['simulator']:6s} {row['variant']:20s} build {row['build_s']:7.2f} s  "
+              f"run {row['run_s']:7.2f} s  spikes {row['spikes']:,}{extra}", flush=True)
+
+    export = None
+    for dtype, monitor in ((np.float32, True), (np.float32, False), (np.float64, True)):
+        row, exp = qsn_cuba(dtype, monitor, args.duration, chunk, args.repeats)
+        export = exp or export
+        report(row)
+    for variant in args.brian2:
+        if variant == "cpp_standalone":
+            report(brian2_standalone(export, args.duration, args.repeats))
+        else:
+            report(brian2_runtime(variant, export, args.duration, args.repeats))
+    for n in args.brunel_sizes:
+        report(qsn_brunel(int(n), args.duration, chunk, args.repeats))
+    for row in rows:
+        row["wall_s_per_bio_s"] = row["run_s"] / (args.duration * 1e-3)
+
+    import brian2
+
+    meta = {
+        "benchmark": "network",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python " + " ".join([os.path.relpath(__file__)] + (argv if argv is not None else sys.argv[1:])),
+        "git_commit": bench_population._git_commit(),
+        "device": str(device),
+        "platform": device.platform,
+        "cpu": bench_population._cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_shared": args.shared_cpu,
+        "versions": {"qsn": qsn.__version__, "jax": jax.__version__, "numpy": np.__version__,
+                     "brian2": brian2.__version__, "python": platform.python_version(),
+                     "cxx": shutil.which("g++") and os.popen("g++ -dumpfullversion").read().strip()},
+        "duration_ms": args.duration,
+        "dt_ms": DT,
+        "repeats": args.repeats,
+        "qsn_chunk_steps": chunk,
+        "workload": "CUBA: models.cuba() 4000 neurons, build key 0; Brian2 on qsn's float64 connectivity and initial V, "
+                    "default single-threaded C++ (no OpenMP). Brunel: models.brunel(n), g=5, eta=2, float32. "
+                    "qsn runs with a SpikeMonitor (unless 'no monitor'); after a one-chunk warm-up (compile) each timed "
+                    "run restarts from the built state; times are best of repeats",
+    }
+    out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"network-{device.platform}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"metadata": meta, "rows": rows}, indent=2) + "\n")
+    print()
+    print("| model | n | simulator | variant | build s (first / warm) | compile s | run s per bio s | spikes | events/s |")
+    print("|---|---:|---|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        build = f"{r['build_s']:.2f} / {r['build_warm_s']:.2f}" if "build_warm_s" in r else f"{r['build_s']:.2f}"
+        comp = f"{r['compile_s']:.2f}" if "compile_s" in r else "-"
+        ev = f"{r['events_per_s']:.3g}" if "events_per_s" in r else "-"
+        print(f"| {r['model']} | {r['n']:,} | {r['simulator']} | {r['variant']} | {build} | {comp} | "
+              f"{r['wall_s_per_bio_s']:.3g} | {r['spikes']:,} | {ev} |")
+    for r in rows:
+        if "binary_s" in r:
+            print(f"\nBrian2 cpp_standalone: the whole binary (loading {r['synapses']:,} synapses, writing spikes) took "
+                  f"{r['binary_s']:.2f} s; the table's run time is its simulation loop.")
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
