@@ -44,7 +44,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "networks"))
 import bench_population  # noqa: E402  (metadata helpers)
-import brian2_reference as b2ref  # noqa: E402
 
 import qsn  # noqa: E402
 from qsn.networks import models  # noqa: E402
@@ -122,6 +121,7 @@ def brian2_runtime(target: str, export: dict, duration: float, repeats: int) -> 
     """Brian2 CUBA with runtime code generation ``target``: build and run on fresh objects each repeat,
     after one warm-up (code generation caches, cython compilation)."""
     import brian2 as b2
+    import brian2_reference as b2ref
 
     builds, spikes = [], []
 
@@ -148,6 +148,7 @@ def brian2_runtime(target: str, export: dict, duration: float, repeats: int) -> 
 def brian2_standalone(export: dict, duration: float, repeats: int) -> dict:
     """Brian2 CUBA as a cpp_standalone project: generate and compile once, run the binary ``repeats`` times."""
     import brian2 as b2
+    import brian2_reference as b2ref
 
     workdir = tempfile.mkdtemp(prefix="qsn_bench_cuba_")
     try:
@@ -176,16 +177,37 @@ def brian2_standalone(export: dict, duration: float, repeats: int) -> dict:
                 build_s=build, compile_s=compile_s, run_s=min(loops), run_s_all=loops, binary_s=min(walls), spikes=spikes)
 
 
-def qsn_brunel(n: int, duration: float, chunk_steps: int, repeats: int) -> dict:
+def qsn_brunel(n: int, duration: float, chunk_steps: int, repeats: int, indegree: int | None = None) -> dict:
     """qsn Brunel AI network of ``n`` neurons, float32: wall time and synaptic events per second."""
-    net, build, build_warm = _qsn_build(lambda: models.brunel(n))
+    net, build, build_warm = _qsn_build(lambda: models.brunel(n, indegree=indegree))
     out_degree = np.zeros(n, np.int64)
     for name in ("exc", "inh"):
         out_degree += np.bincount(net.synapses(name)["pre"], minlength=n)
     timed = _qsn_timed(net, duration, chunk_steps, repeats)
     events = int(np.sum(timed.pop("per_neuron_spikes").astype(np.int64) * out_degree))
-    return dict(model="brunel", simulator="qsn", variant="float32", n=n, synapses=int(out_degree.sum()), dtype="float32",
-                build_s=build, build_warm_s=build_warm, **timed, events=events, events_per_s=events / timed["run_s"])
+    return dict(model="brunel", simulator="qsn", variant=f"float32, C_E={net.synapse_count['exc'] // n}", n=n,
+                synapses=int(out_degree.sum()), dtype="float32", build_s=build, build_warm_s=build_warm, **timed,
+                events=events, events_per_s=events / timed["run_s"])
+
+
+def qsn_microcircuit(scale: float, duration: float, chunk_steps: int, repeats: int) -> dict:
+    """qsn Potjans-Diesmann microcircuit at ``scale``, float32: real-time factor and rate per population."""
+    net, build, build_warm = _qsn_build(lambda: models.microcircuit(scale))
+    s0 = net.state
+    net.run(chunk_steps * DT, chunk_steps=chunk_steps)  # compile
+    times = []
+    for _ in range(repeats):
+        net.restore(s0)
+        start = time.perf_counter()
+        net.run(duration, chunk_steps=chunk_steps)
+        jax.block_until_ready(net.state)
+        times.append(time.perf_counter() - start)
+    n = sum(g.n for g in net.groups.values() if hasattr(g, "params"))
+    rates = {name: float(net.spike_count(name).mean() / (duration * 1e-3)) for name in models.PD14_RATES}
+    return dict(model="microcircuit", simulator="qsn", variant=f"float32, scale {scale:g}", n=n,
+                synapses=int(sum(net.synapse_count.values())), dtype="float32", build_s=build, build_warm_s=build_warm,
+                run_s=min(times), run_s_all=times, spikes=int(sum(net.spike_count(p).sum() for p in models.PD14_RATES)),
+                rtf=min(times) / (duration * 1e-3), rates_hz=rates, published_rates_hz=dict(models.PD14_RATES))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,7 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per row; the best is reported")
     parser.add_argument("--duration", type=float, default=1000.0, help="biological time per run, ms")
     parser.add_argument("--chunk-ms", type=float, default=100.0, help="qsn steps per compiled chunk, as ms")
+    parser.add_argument("--cuba", action=argparse.BooleanOptionalAction, default=True,
+                        help="CUBA rows: qsn beside Brian2 (needs brian2; --no-cuba on machines without it)")
     parser.add_argument("--brunel-sizes", nargs="*", type=float, default=[1e4])
+    parser.add_argument("--brunel-indegree", type=int, default=None,
+                        help="C_E of the Brunel networks (default: the model's 0.1 N_E; use 1000 for n >= 1e5)")
+    parser.add_argument("--microcircuit-scales", nargs="*", type=float, default=[],
+                        help="Potjans-Diesmann scales to run (e.g. 0.1 1.0); real-time factor and rates per population")
     parser.add_argument("--brian2", nargs="*", default=["numpy", "cython", "cpp_standalone"],
                         choices=["numpy", "cython", "cpp_standalone"], help="Brian2 variants to run on CUBA")
     parser.add_argument("--shared-cpu", action=argparse.BooleanOptionalAction, default=True,
@@ -212,22 +240,28 @@ def main(argv: list[str] | None = None) -> int:
               f"run {row['run_s']:7.2f} s  spikes {row['spikes']:,}{extra}", flush=True)
 
     export = None
-    for dtype, monitor in ((np.float32, True), (np.float32, False), (np.float64, True)):
+    for dtype, monitor in ((np.float32, True), (np.float32, False), (np.float64, True)) if args.cuba else ():
         row, exp = qsn_cuba(dtype, monitor, args.duration, chunk, args.repeats)
         export = exp or export
         report(row)
-    for variant in args.brian2:
+    for variant in args.brian2 if args.cuba else ():
         if variant == "cpp_standalone":
             report(brian2_standalone(export, args.duration, args.repeats))
         else:
             report(brian2_runtime(variant, export, args.duration, args.repeats))
     for n in args.brunel_sizes:
-        report(qsn_brunel(int(n), args.duration, chunk, args.repeats))
+        report(qsn_brunel(int(n), args.duration, chunk, args.repeats, args.brunel_indegree))
+    for scale in args.microcircuit_scales:
+        report(qsn_microcircuit(scale, args.duration, chunk, args.repeats))
     for row in rows:
         row["wall_s_per_bio_s"] = row["run_s"] / (args.duration * 1e-3)
 
-    import brian2
+    try:
+        import brian2
 
+        brian2_version = brian2.__version__
+    except ImportError:
+        brian2_version = None
     meta = {
         "benchmark": "network",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -239,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "cpu_shared": args.shared_cpu,
         "versions": {"qsn": qsn.__version__, "jax": jax.__version__, "numpy": np.__version__,
-                     "brian2": brian2.__version__, "python": platform.python_version(),
+                     "brian2": brian2_version, "python": platform.python_version(),
                      "cxx": shutil.which("g++") and os.popen("g++ -dumpfullversion").read().strip()},
         "duration_ms": args.duration,
         "dt_ms": DT,

@@ -86,7 +86,7 @@ def sample(owner: str, spec: Any, key: jax.Array, m: int, order: jax.Array | Non
         raise ConfigurationError(f"{owner} as an array must have one value per synapse, shape ({m},), but has shape {arr.shape}")
     if not bool(jnp.all(jnp.isfinite(arr))):
         bad = int(np.flatnonzero(~np.isfinite(np.asarray(arr)))[0])
-        raise ConfigurationError(f"{owner}[{bad}] must be finite, but is {np.asarray(arr)[bad]!r}")
+        raise ConfigurationError(f"{owner}[{bad}] must be finite, but is {float(np.asarray(arr)[bad])}")
     arr = jnp.asarray(arr, dtype)
     if order is None:
         raise ConfigurationError(f"{owner} as an array needs explicit connectivity (explicit(pre, post)) to fix its order")

@@ -125,7 +125,7 @@ class SpikeSourceArray(_Group):
             raise ConfigurationError(f"SpikeSourceArray: indices must be integers in [0, {self.n})")
         if not np.all(np.isfinite(tms)) or np.any(tms < 0):
             bad = int(np.flatnonzero(~np.isfinite(tms) | (tms < 0))[0])
-            raise ConfigurationError(f"SpikeSourceArray: times[{bad}] = {tms[bad]!r} must be finite and >= 0 ms")
+            raise ConfigurationError(f"SpikeSourceArray: times[{bad}] = {float(tms[bad])} must be finite and >= 0 ms")
         self.indices = idx.astype(np.int64)
         self.times = tms
         self.name = name

@@ -257,9 +257,9 @@ def microcircuit(scale: float = 1.0, *, k_scale: float = 1.0, background: str = 
         raise ConfigurationError(f"microcircuit: background must be 'poisson' or 'dc', but is {background!r}")
     sizes = np.rint(_PD14_SIZES * float(scale)).astype(np.int64)
     if sizes.min() < 1:
-        raise ConfigurationError(
-            f"microcircuit: scale={scale!r} leaves population {_PD14_POPULATIONS[int(np.argmin(sizes))]} empty; "
-            f"scale must be >= {0.5 / _PD14_SIZES.min():.2g}")
+        empty = ", ".join(p for p, n in zip(_PD14_POPULATIONS, sizes) if n < 1)
+        raise ConfigurationError(f"microcircuit: scale={scale!r} leaves {empty} without neurons; "
+                                 f"scale must be >= {0.5 / _PD14_SIZES.min():.2g}")
     k_scale = float(k_scale)
     nrn = _PD14_NEURON
     dt = 0.1

@@ -28,6 +28,9 @@ class _Monitor:
     def _reset(self) -> None:
         raise NotImplementedError
 
+    def _check(self, data: Any, t0: int) -> None:
+        """Raise before anything is recorded if ``data`` cannot be taken (all monitors or none)."""
+
     def _collect(self, data: np.ndarray, t0: int) -> None:
         raise NotImplementedError
 
@@ -56,14 +59,16 @@ class SpikeMonitor(_Monitor):
         self._ids: list[np.ndarray] = []
         self._count = 0
 
+    def _check(self, data: np.ndarray, t0: int) -> None:
+        if self._count + int(np.count_nonzero(data)) > self.capacity:
+            raise RecordingError(
+                f"SpikeMonitor {self.name} would record more than capacity={self.capacity} spikes by step {t0 + data.shape[0]}: "
+                "raise capacity, monitor fewer neurons (a view) or run shorter pieces"
+            )
+
     def _collect(self, data: np.ndarray, t0: int) -> None:
         steps, ids = np.nonzero(data)
         self._count += steps.size
-        if self._count > self.capacity:
-            raise RecordingError(
-                f"SpikeMonitor {self.name} recorded more than capacity={self.capacity} spikes by step {t0 + data.shape[0]}: "
-                "raise capacity, monitor fewer neurons (a view) or run shorter pieces"
-            )
         self._steps.append(steps.astype(np.int64) + t0)
         self._ids.append(ids.astype(np.int64))
 
@@ -115,26 +120,30 @@ class RateMonitor(_Monitor):
 
     def _reset(self) -> None:
         self._counts: list[np.ndarray] = []
-        self._t0: int | None = None
+        self._steps: list[np.ndarray] = []
 
     def _collect(self, data: np.ndarray, t0: int) -> None:
-        if self._t0 is None:
-            self._t0 = t0
         self._counts.append(np.asarray(data))
+        self._steps.append(t0 + np.arange(len(data), dtype=np.int64))
 
     def _truncate(self, t: int) -> None:
-        if self._t0 is not None:
-            counts = np.concatenate(self._counts) if self._counts else np.zeros(0)
-            self._counts = [counts[: max(t - self._t0, 0)]]
+        steps, counts = self._cat(self._steps, np.int64), self._cat(self._counts, np.int32)
+        keep = steps < t
+        self._steps, self._counts = [steps[keep]], [counts[keep]]
+
+    @staticmethod
+    def _cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype)
 
     @property
     def rate(self) -> np.ndarray:
-        counts = np.concatenate(self._counts) if self._counts else np.zeros(0)
-        return counts / self.n / (self.dt * 1e-3)
+        """``(T,)`` population rate of each recorded step, Hz."""
+        return self._cat(self._counts, np.int32) / self.n / (self.dt * 1e-3)
 
     @property
     def t(self) -> np.ndarray:
-        return ((self._t0 or 0) + np.arange(self.rate.size) + 1) * self.dt
+        """``(T,)`` end of each recorded step, ms."""
+        return (self._cat(self._steps, np.int64) + 1) * self.dt
 
     def smooth(self, width_ms: float) -> np.ndarray:
         """Rate averaged in a sliding window of ``width_ms`` (same length as ``.rate``)."""
@@ -157,7 +166,7 @@ class StateMonitor(_Monitor):
         if not isinstance(self.group, NeuronGroup):
             raise ConfigurationError(f"StateMonitor target must be a NeuronGroup (or a view), but is {self.group!r}")
         variables = (variables,) if isinstance(variables, str) else tuple(variables)
-        allowed = ("v",) + tuple(OBSERVABLES) + tuple(self.group.receptors)
+        allowed = tuple(OBSERVABLES) + tuple(self.group.receptors)  # OBSERVABLES includes "v"
         for var in variables:
             if var not in allowed or var == "rho":
                 raise ConfigurationError(f"StateMonitor variable {var!r} is not one of {tuple(x for x in allowed if x != 'rho')}")

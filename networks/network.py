@@ -385,9 +385,9 @@ class Network:
                 with a progress bar).
         """
         self._require_built()
-        steps = int(round(float(duration_ms) / self._dt))
-        if not math.isfinite(duration_ms) or steps < 0:
+        if not math.isfinite(float(duration_ms)) or duration_ms < 0:
             raise ConfigurationError(f"Network.run: duration_ms must be finite and >= 0, but is {duration_ms!r}")
+        steps = int(round(float(duration_ms) / self._dt))
         t_start = int(self._state.t)
         rows = self._array_rows
         if rows is not None and t_start + steps > rows:
@@ -403,9 +403,11 @@ class Network:
             length = min(chunk, steps - done)
             new_state, records, norms = self._run_chunk(length)
             self._check(new_state)
+            records = {name: jax.tree_util.tree_map(np.asarray, data) for name, data in records.items()}
+            for name, data in records.items():  # every monitor takes the chunk, or none does
+                self.monitors[name]._check(data, t_start + done)
             for name, data in records.items():
-                m = self.monitors[name]
-                m._collect(jax.tree_util.tree_map(np.asarray, data), t_start + done)
+                self.monitors[name]._collect(data, t_start + done)
             self._state = new_state
             done += length
             bar.update(length)

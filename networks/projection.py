@@ -118,20 +118,24 @@ class Projection:
             or (self.pre_index is not None and self.post_index is not None and np.array_equal(self.pre_index, self.post_index))
         )
         syn = self.rule.generate(k_conn, n_pre, n_post, autapses=self.allow_autapses or not same, multapses=self.allow_multapses)
-        m = int(syn.pre.shape[0])
-        order = syn.order
+        pre, post, order = syn.pre, syn.post, syn.order
+        if self.pre_index is not None:
+            pre = jnp.asarray(self.pre_index, jnp.int32)[pre]
+        if self.post_index is not None:
+            post = jnp.asarray(self.post_index, jnp.int32)[post]
+        if not self.allow_autapses and self.pre is self.post and not same:
+            # overlapping but different views: the rule drew in view indices, so remove the i -> i
+            # pairs of the group afterwards (their targets get fewer synapses than the rule says)
+            keep = jnp.asarray(np.flatnonzero(np.asarray(pre != post)))
+            pre, post, order = pre[keep], post[keep], None if order is None else order[keep]
+        m = int(pre.shape[0])
         if order is None and self.rule.name in ("all_to_all", "one_to_one"):
             order = jnp.arange(m)
         w = sample(f"Projection {self.name} weight", self.weight, k_w, m, order, dtype)
         d_ms = sample(f"Projection {self.name} delay", self.delay, k_d, m, order, jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
         d = jnp.rint(d_ms / dt).astype(jnp.int32)
         if m and int(jnp.min(d)) < 0:
-            raise ConfigurationError(f"Projection {self.name}: delays must be >= 0 ms, but one is {float(jnp.min(d_ms))!r} ms")
-        pre, post = syn.pre, syn.post
-        if self.pre_index is not None:
-            pre = jnp.asarray(self.pre_index, jnp.int32)[pre]
-        if self.post_index is not None:
-            post = jnp.asarray(self.post_index, jnp.int32)[post]
+            raise ConfigurationError(f"Projection {self.name}: delays must be >= 0 ms, but one is {float(jnp.min(d_ms))} ms")
         return Synapses(pre, post, None), w, d
 
 
