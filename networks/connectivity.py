@@ -35,6 +35,8 @@ from qsn.errors import ConfigurationError
 __all__ = [
     "Rule",
     "Synapses",
+    "SENTINEL",
+    "bucket",
     "all_to_all",
     "one_to_one",
     "fixed_probability",
@@ -46,12 +48,31 @@ __all__ = [
 _INDEX = jnp.int32
 
 
-class Synapses(NamedTuple):
-    """Synapse list sorted by ``(pre, post)``; ``order`` maps it back to the user's order (explicit rule)."""
+# Padding entries of a synapse list: their `pre` is SENTINEL, which sorts last and is out of range of
+# every scatter (mode="drop"), so padded lists flow through the build without being cut to size.
+SENTINEL = np.iinfo(np.int32).max
 
-    pre: jax.Array  # (m,) int32 — presynaptic index in the source group
-    post: jax.Array  # (m,) int32 — postsynaptic index in the target group
-    order: jax.Array | None  # (m,) int — position of each synapse in the user's arrays, else None
+
+class Synapses(NamedTuple):
+    """Synapse list sorted by ``(pre, post)``, ``count`` valid entries first and padding after them
+    (``pre == SENTINEL``); ``order`` maps it back to the user's order (explicit rule)."""
+
+    pre: jax.Array  # (M,) int32 — presynaptic index in the source group (SENTINEL: padding)
+    post: jax.Array  # (M,) int32 — postsynaptic index in the target group
+    order: jax.Array | None  # (M,) int — position of each synapse in the user's arrays, else None
+    count: int  # number of valid synapses, M >= count
+
+
+def bucket(m: int) -> int:
+    """Padded length for ``m`` synapses, so that networks of many projections compile each build kernel
+    for a few shapes only: the next power of two up to 2^22 (at least 256), then the next multiple of
+    an eighth of a power of two (at most 12.5% padding where memory matters)."""
+    if m <= 256:
+        return 256
+    if m <= 2**22:
+        return 1 << (m - 1).bit_length()
+    k = (m - 1).bit_length() - 4
+    return -(-m // (1 << k)) * (1 << k)
 
 
 class Rule(eqx.Module):
@@ -121,51 +142,69 @@ def _count(rule: str, name: str, value: Any) -> int:
     return int(value)
 
 
-def _sorted(pre: jax.Array, post: jax.Array, post_sorted: bool = False) -> Synapses:
-    """Synapses in ``(pre, post)`` order. ``post_sorted``: ``post`` is already non-decreasing, so one
-    stable sort by ``pre`` suffices."""
-    order = _stable_argsort(post) if not post_sorted else None
-    if order is not None:
-        pre, post = pre[order], post[order]
-    idx = _stable_argsort(pre)
-    return Synapses(pre[idx].astype(_INDEX), post[idx].astype(_INDEX), None)
+def _sorted(pre: jax.Array, post: jax.Array, count: int, post_sorted: bool = False, order: jax.Array | None = None) -> Synapses:
+    """Synapses in ``(pre, post)`` order (padding last). ``post_sorted``: ``post`` is already
+    non-decreasing, so one stable sort by ``pre`` suffices."""
+    if not post_sorted:
+        idx = _stable_argsort(post)
+        pre, post, order = _take(pre, post, order, idx)
+    pre, post, order = _take(pre, post, order, _stable_argsort(pre))
+    return Synapses(pre, post, order, count)
+
+
+def sort_synapses(syn: Synapses) -> Synapses:
+    """``syn`` re-sorted by ``(pre, post)`` (padding last)."""
+    return _sorted(syn.pre, syn.post, syn.count, order=syn.order)
 
 
 def _stable_argsort(keys: jax.Array) -> jax.Array:
     # XLA:CPU's comparison sort is several times slower than NumPy's on tens of millions of keys;
     # a stable argsort is unique, so both give the same order.
     if jax.default_backend() == "cpu":
-        return jnp.asarray(np.argsort(np.asarray(keys), kind="stable"))
-    return jnp.argsort(keys, stable=True)
+        return jnp.asarray(np.argsort(np.asarray(keys), kind="stable").astype(np.int32))
+    return jnp.argsort(keys, stable=True).astype(jnp.int32)
 
 
-def _drop_autapses(syn: Synapses, autapses: bool) -> Synapses:
+def drop_autapses(syn: Synapses, autapses: bool) -> Synapses:
+    """Turn ``i -> i`` entries into padding (re-sorted to the end)."""
     if autapses:
         return syn
-    keep = np.asarray(syn.pre != syn.post)
-    if keep.all():
+    pre, n_auto = _mark_autapses(syn.pre, syn.post)
+    if int(n_auto) == 0:
         return syn
-    idx = jnp.asarray(np.flatnonzero(keep))
-    return Synapses(syn.pre[idx], syn.post[idx], None if syn.order is None else syn.order[idx])
+    pre, post, order = _take(pre, syn.post, syn.order, _stable_argsort(pre))
+    return Synapses(pre, post, order, syn.count - int(n_auto))
+
+
+@jax.jit
+def _mark_autapses(pre: jax.Array, post: jax.Array) -> tuple[jax.Array, jax.Array]:
+    auto = (pre == post) & (pre != SENTINEL)
+    return jnp.where(auto, SENTINEL, pre), jnp.sum(auto, dtype=jnp.int32)
 
 
 def _all_to_all(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Synapses:
-    pre = jnp.repeat(jnp.arange(n_pre, dtype=_INDEX), n_post)
-    post = jnp.tile(jnp.arange(n_post, dtype=_INDEX), n_pre)
-    return _drop_autapses(Synapses(pre, post, None), autapses)
+    m = n_pre * n_post
+    pre, post = _grid(bucket(m), m, n_post)
+    return drop_autapses(Synapses(pre, post, None, m), autapses)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _grid(size: int, m: int, n_post: int) -> tuple[jax.Array, jax.Array]:
+    i = jnp.arange(size, dtype=_INDEX)
+    return jnp.where(i < m, i // n_post, SENTINEL), jnp.where(i < m, i % n_post, 0)
 
 
 def _one_to_one(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Synapses:
     if n_pre != n_post:
         raise ConfigurationError(f"one_to_one needs groups of equal size, but they have {n_pre} and {n_post} neurons")
-    idx = jnp.arange(n_pre, dtype=_INDEX)
-    return _drop_autapses(Synapses(idx, idx, None), autapses)
+    pre, _ = _grid(bucket(n_pre), n_pre, 1)
+    return drop_autapses(Synapses(pre, jnp.where(pre == SENTINEL, 0, pre), None, n_pre), autapses)
 
 
 def _fixed_probability(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Synapses:
     p = rule.p
     if p == 0.0 or n_pre == 0 or n_post == 0:
-        return Synapses(jnp.zeros(0, _INDEX), jnp.zeros(0, _INDEX), None)
+        return Synapses(jnp.full(256, SENTINEL, _INDEX), jnp.zeros(256, _INDEX), None, 0)
     if p == 1.0:
         return _all_to_all(rule, key, n_pre, n_post, autapses, multapses)
     # Row width: mean + 8 sd of the binomial row length (+ slack); rows that would need more are
@@ -174,7 +213,7 @@ def _fixed_probability(rule: Rule, key, n_pre, n_post, autapses, multapses) -> S
     width = int(min(n_post, math.ceil(mean + 8 * math.sqrt(mean * (1 - p)) + 16)))
     log_q = math.log1p(-p)
     rows_per_block = max(1, int(2**24 // max(width, 1)))
-    pres, posts = [], []
+    pres, posts, total = [], [], 0
     for start in range(0, n_pre, rows_per_block):
         rows = min(rows_per_block, n_pre - start)
         k = jax.random.fold_in(key, start)
@@ -183,11 +222,26 @@ def _fixed_probability(rule: Rule, key, n_pre, n_post, autapses, multapses) -> S
             if bool(complete) or width >= n_post * 4:
                 break
             width *= 2
-        r, c = jnp.nonzero(cols < n_post, size=int(count))
-        pres.append((r + start).astype(_INDEX))
-        posts.append(cols[r, c].astype(_INDEX))
-    syn = Synapses(jnp.concatenate(pres), jnp.concatenate(posts), None)
-    return _drop_autapses(syn, autapses)
+        count = int(count)
+        pre, post = _compact(cols, jnp.int32(start), jnp.int32(count), n_post, bucket(count))
+        pres.append(pre)
+        posts.append(post)
+        total += count
+    if len(pres) == 1:
+        syn = Synapses(pres[0], posts[0], None, total)
+    else:  # padding of each block sits between blocks: move it to the end
+        pre, post = jnp.concatenate(pres), jnp.concatenate(posts)
+        pre, post, _ = _take(pre, post, None, _stable_argsort(pre))
+        syn = Synapses(pre, post, None, total)
+    return drop_autapses(syn, autapses)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _compact(cols: jax.Array, start: jax.Array, count: jax.Array, n_post: int, size: int):
+    """The targets below ``n_post`` of a block of rows, row by row, as a padded ``(size,)`` list."""
+    r, c = jnp.nonzero(cols < n_post, size=size, fill_value=0)
+    valid = jnp.arange(size, dtype=_INDEX) < count
+    return jnp.where(valid, r.astype(_INDEX) + start, SENTINEL).astype(_INDEX), jnp.where(valid, cols[r, c], 0).astype(_INDEX)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
@@ -208,11 +262,37 @@ def _fixed_indegree(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Syna
         raise ConfigurationError(
             f"fixed_indegree({k}) cannot draw {k} {'distinct ' if not multapses else ''}partners from {max(choices, 0)} candidates"
         )
-    post = jnp.repeat(jnp.arange(n_post, dtype=_INDEX), k)
-    pre = _draw_partners(key, post, n_pre, autapses)
+    m = k * n_post
+    post, pre = _indegree_draw(key, k, n_pre, n_post, autapses, bucket(m))
     if not multapses:
         pre = _redraw_duplicates(key, pre, post, n_pre, k, autapses)
-    return _sorted(pre, post, post_sorted=True)
+    return _sorted(pre, post, m, post_sorted=True)
+
+
+# Build-time kernels are jitted whole: op by op, every new synapse count would compile each primitive
+# separately (dozens of compilations per projection).
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+def _indegree_draw(key: jax.Array, k: int, n_pre: int, n_post: int, autapses: bool, size: int):
+    """``k`` partners per target, target-major, padded to ``size`` (padding: pre SENTINEL, post n_post)."""
+    post = jnp.repeat(jnp.arange(n_post, dtype=_INDEX), k, total_repeat_length=k * n_post)
+    post = jnp.concatenate([post, jnp.full((size - k * n_post,), n_post, _INDEX)])
+    pre = _draw_partners(key, jnp.minimum(post, n_post - 1), n_pre, autapses)
+    return post, jnp.where(post < n_post, pre, SENTINEL)
+
+
+@functools.partial(jax.jit, static_argnums=(4,))
+def _total_draw(key: jax.Array, m: jax.Array, n_pre: jax.Array, n_post: jax.Array, size: int):
+    """``m`` uniform pairs padded to ``size`` (counts traced: one compilation per padded size)."""
+    k_pre, k_post = jax.random.split(key)
+    i = jnp.arange(size, dtype=_INDEX)
+    post = jnp.where(i < m, jax.random.randint(k_post, (size,), 0, n_post, _INDEX), 0)
+    pre = jnp.where(i < m, _draw_partners(k_pre, post, n_pre, True), SENTINEL)
+    return post, pre
+
+
+@jax.jit
+def _take(pre: jax.Array, post: jax.Array, order: jax.Array | None, idx: jax.Array):
+    return pre[idx].astype(_INDEX), post[idx].astype(_INDEX), None if order is None else order[idx]
 
 
 def _draw_partners(key: jax.Array, post: jax.Array, n_pre: int, autapses: bool) -> jax.Array:
@@ -225,13 +305,18 @@ def _draw_partners(key: jax.Array, post: jax.Array, n_pre: int, autapses: bool) 
 
 
 def _redraw_duplicates(key, pre, post, n_pre, k, autapses):
-    # Rows are contiguous blocks of k entries; redraw repeated partners until each row is distinct.
+    # Rows are contiguous blocks of k entries (padding after them); redraw repeated partners until
+    # each row is distinct.
+    m = post.shape[0] - int(jnp.sum(post == post[-1])) if k else 0  # padding has post = n_post
+    m = (m + k - 1) // k * k if k else 0
+    pad_pre, pad_post = pre[m:], post[m:]
+    pre, post = pre[:m], post[:m]
     for attempt in range(1, 10_000):
         rows = pre.reshape(-1, k)
         srt = jnp.sort(rows, axis=1)
         dup_sorted = jnp.concatenate([jnp.zeros((rows.shape[0], 1), bool), srt[:, 1:] == srt[:, :-1]], axis=1)
         if not bool(dup_sorted.any()):
-            return pre
+            return jnp.concatenate([pre, pad_pre])
         # mark every copy after the first, in O(k log k) per row: sort, compare neighbours, scatter back
         order = jnp.argsort(rows, axis=1, stable=True)
         row_ids = jnp.arange(rows.shape[0])[:, None]
@@ -247,17 +332,17 @@ def _fixed_total_number(rule: Rule, key, n_pre, n_post, autapses, multapses) -> 
         raise ConfigurationError(f"fixed_total_number({m}) needs non-empty groups")
     if not multapses:
         raise ConfigurationError("fixed_total_number supports allow_multapses=True only (as drawn by NEST)")
-    k_pre, k_post = jax.random.split(key)
-    post = jax.random.randint(k_post, (m,), 0, n_post, _INDEX)
-    pre = _draw_partners(k_pre, post, n_pre, True)
+    k_pre = jax.random.split(key)[0]
+    size = bucket(m)
+    post, pre = _total_draw(key, jnp.int32(m), jnp.int32(n_pre), jnp.int32(n_post), size)
     if not autapses:
         # redraw i -> i pairs until none is left; the law is uniform over the allowed pairs
         for attempt in range(1, 1000):
             bad = pre == post
             if not bool(bad.any()):
                 break
-            pre = jnp.where(bad, jax.random.randint(jax.random.fold_in(k_pre, attempt), (m,), 0, n_pre, _INDEX), pre)
-    return _sorted(pre, post)
+            pre = jnp.where(bad, jax.random.randint(jax.random.fold_in(k_pre, attempt), (size,), 0, n_pre, _INDEX), pre)
+    return _sorted(pre, post, m)
 
 
 def _explicit(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Synapses:
@@ -276,4 +361,4 @@ def _explicit(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Synapses:
             bad = int(uniq[counts > 1][0])
             raise ConfigurationError(f"explicit: pair ({bad // n_post} -> {bad % n_post}) repeats but allow_multapses=False")
     order = np.lexsort((post, pre))
-    return Synapses(jnp.asarray(pre[order], _INDEX), jnp.asarray(post[order], _INDEX), jnp.asarray(order))
+    return Synapses(jnp.asarray(pre[order], _INDEX), jnp.asarray(post[order], _INDEX), jnp.asarray(order), int(pre.size))

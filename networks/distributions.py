@@ -6,6 +6,7 @@ Distributions are drawn on the device from the projection's key, one value per s
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -23,8 +24,8 @@ class Distribution(eqx.Module):
     """A distribution of per-synapse values; build one with :func:`normal`, :func:`lognormal`, :func:`uniform`."""
 
     name: str = eqx.field(static=True)
-    a: float = eqx.field(static=True)
-    b: float = eqx.field(static=True)
+    a: float  # traced when drawn, so distributions that differ only in a, b share one compilation
+    b: float
     clip: str | None = eqx.field(static=True, default=None)
 
     def draw(self, key: jax.Array, m: int, dtype: Any) -> jax.Array:
@@ -33,7 +34,7 @@ class Distribution(eqx.Module):
             x = self.a + self.b * jax.random.normal(key, (m,), dtype)
             if self.clip == "sign":
                 # keep the sign of the mean (an excitatory weight never turns inhibitory): clip at 0
-                x = jnp.maximum(x, 0) if self.a >= 0 else jnp.minimum(x, 0)
+                x = jnp.where(self.a >= 0, jnp.maximum(x, 0), jnp.minimum(x, 0))
             return x
         if self.name == "lognormal":
             return jnp.exp(self.a + self.b * jax.random.normal(key, (m,), dtype)) * (-1.0 if self.clip == "negative" else 1.0)
@@ -72,22 +73,29 @@ def uniform(low: float, high: float) -> Distribution:
     return Distribution("uniform", float(low), float(high))
 
 
-def sample(owner: str, spec: Any, key: jax.Array, m: int, order: jax.Array | None, dtype: Any) -> jax.Array:
-    """``(m,)`` per-synapse values of ``spec`` (scalar, ``(m,)`` array in the user's synapse order, or
-    :class:`Distribution`), in the sorted synapse order; ``order`` maps sorted to user positions."""
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _draw(spec: Distribution, key: jax.Array, size: int, dtype: Any) -> jax.Array:
+    # jitted whole: op by op, each new size would compile every primitive of the draw separately
+    return spec.draw(key, size, dtype)
+
+
+def sample(owner: str, spec: Any, key: jax.Array, size: int, m: int, order: jax.Array | None, dtype: Any) -> jax.Array:
+    """``(size,)`` per-synapse values of ``spec`` in the sorted synapse order, the first ``m`` valid
+    (the rest padding). ``spec``: a scalar, an ``(m,)`` array in the user's synapse order, or a
+    :class:`Distribution`; ``order`` maps sorted positions to the user's."""
     if isinstance(spec, Distribution):
-        return spec.draw(key, m, dtype)
+        return _draw(spec, key, size, jnp.dtype(dtype))
     arr = np.asarray(spec, np.float64) if not isinstance(spec, jax.Array) else spec
     if arr.ndim == 0:
         if not np.isfinite(float(arr)):
             raise ConfigurationError(f"{owner} must be finite, but is {float(arr)!r}")
-        return jnp.full((m,), float(arr), dtype)
+        return jnp.full((size,), float(arr), dtype)
     if arr.shape != (m,):
         raise ConfigurationError(f"{owner} as an array must have one value per synapse, shape ({m},), but has shape {arr.shape}")
     if not bool(jnp.all(jnp.isfinite(arr))):
         bad = int(np.flatnonzero(~np.isfinite(np.asarray(arr)))[0])
         raise ConfigurationError(f"{owner}[{bad}] must be finite, but is {float(np.asarray(arr)[bad])}")
-    arr = jnp.asarray(arr, dtype)
     if order is None:
         raise ConfigurationError(f"{owner} as an array needs explicit connectivity (explicit(pre, post)) to fix its order")
+    arr = jnp.concatenate([jnp.asarray(arr, dtype), jnp.zeros((size - m,), dtype)])
     return arr[order]

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qsn.errors import ConfigurationError
-from qsn.networks.connectivity import Rule, Synapses
+from qsn.networks.connectivity import SENTINEL, Rule, Synapses, drop_autapses, sort_synapses
 from qsn.networks.distributions import Distribution, sample
 from qsn.networks.group import NeuronGroup, resolve
 from qsn.networks.plasticity import STDP
@@ -108,8 +108,15 @@ class Projection:
     def __repr__(self) -> str:
         return f"Projection({self.name or '?'}: {self.pre.name} -> {self.post.name}.{self.receptor}, {self.rule.name})"
 
-    def connect(self, key: jax.Array, dt: float, dtype: Any) -> tuple["Synapses", jax.Array, jax.Array]:
-        """Draw ``(synapses, weights, delay_steps)`` in group indices, sorted by ``(pre, post)``."""
+    def connect(self, key: jax.Array, dt: float, dtype: Any) -> tuple[Synapses, jax.Array, jax.Array]:
+        """Draw ``(synapses, weights, delay_steps)`` in group indices, sorted by ``(pre, post)``
+        (``(m,)`` arrays; the build itself keeps them padded, see :func:`connect_padded`)."""
+        syn, w, d = self.connect_padded(key, dt, dtype)
+        m = syn.count
+        return Synapses(syn.pre[:m], syn.post[:m], None, m), w[:m], d[:m]
+
+    def connect_padded(self, key: jax.Array, dt: float, dtype: Any) -> tuple[Synapses, jax.Array, jax.Array]:
+        """As :meth:`connect`, with arrays padded to ``bucket(m)`` (padding ``pre == SENTINEL``)."""
         k_conn, k_w, k_d = jax.random.split(key, 3)
         n_pre = self.pre.n if self.pre_index is None else self.pre_index.size
         n_post = self.post.n if self.post_index is None else self.post_index.size
@@ -118,25 +125,46 @@ class Projection:
             or (self.pre_index is not None and self.post_index is not None and np.array_equal(self.pre_index, self.post_index))
         )
         syn = self.rule.generate(k_conn, n_pre, n_post, autapses=self.allow_autapses or not same, multapses=self.allow_multapses)
-        pre, post, order = syn.pre, syn.post, syn.order
-        if self.pre_index is not None:
-            pre = jnp.asarray(self.pre_index, jnp.int32)[pre]
-        if self.post_index is not None:
-            post = jnp.asarray(self.post_index, jnp.int32)[post]
+        pre, post = _to_group(syn.pre, syn.post, _index(self.pre_index), _index(self.post_index))
+        syn = syn._replace(pre=pre, post=post)
         if not self.allow_autapses and self.pre is self.post and not same:
             # overlapping but different views: the rule drew in view indices, so remove the i -> i
             # pairs of the group afterwards (their targets get fewer synapses than the rule says)
-            keep = jnp.asarray(np.flatnonzero(np.asarray(pre != post)))
-            pre, post, order = pre[keep], post[keep], None if order is None else order[keep]
-        m = int(pre.shape[0])
+            syn = drop_autapses(syn, False)
+        if any(idx is not None and np.any(np.diff(idx) < 0) for idx in (self.pre_index, self.post_index)):
+            syn = sort_synapses(syn)  # views in no particular order: back to (pre, post) order
+        size, m = int(syn.pre.shape[0]), syn.count
+        order = syn.order
         if order is None and self.rule.name in ("all_to_all", "one_to_one"):
-            order = jnp.arange(m)
-        w = sample(f"Projection {self.name} weight", self.weight, k_w, m, order, dtype)
-        d_ms = sample(f"Projection {self.name} delay", self.delay, k_d, m, order, jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
-        d = jnp.rint(d_ms / dt).astype(jnp.int32)
-        if m and int(jnp.min(d)) < 0:
-            raise ConfigurationError(f"Projection {self.name}: delays must be >= 0 ms, but one is {float(jnp.min(d_ms))} ms")
-        return Synapses(pre, post, None), w, d
+            order = jnp.arange(size)
+        w = sample(f"Projection {self.name} weight", self.weight, k_w, size, m, order, dtype)
+        d_dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+        d_ms = sample(f"Projection {self.name} delay", self.delay, k_d, size, m, order, d_dtype)
+        d, shortest = _delay_steps(d_ms, jnp.int32(m), dt)
+        if m and float(shortest) < -0.5 * dt:
+            raise ConfigurationError(f"Projection {self.name}: delays must be >= 0 ms, but one is {float(shortest)} ms")
+        return syn, w, d
+
+
+def _index(index: np.ndarray | None) -> jax.Array | None:
+    return None if index is None else jnp.asarray(index, jnp.int32)
+
+
+@jax.jit
+def _to_group(pre: jax.Array, post: jax.Array, pre_index: jax.Array | None, post_index: jax.Array | None):
+    """View indices -> group indices; padding (``pre == SENTINEL``) stays padding."""
+    if pre_index is not None:
+        pre = jnp.take(pre_index, pre, mode="fill", fill_value=SENTINEL)
+    if post_index is not None:
+        post = jnp.take(post_index, post, mode="fill", fill_value=0)
+    return pre, post
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def _delay_steps(d_ms: jax.Array, m: jax.Array, dt: float) -> tuple[jax.Array, jax.Array]:
+    """Delays in whole steps (``round(d/dt)``) and the shortest valid delay in ms (for the error message)."""
+    valid = jnp.arange(d_ms.shape[0], dtype=jnp.int32) < m
+    return jnp.rint(d_ms / dt).astype(jnp.int32), jnp.min(jnp.where(valid, d_ms, jnp.inf), initial=jnp.inf)
 
 
 class ProjectionSpec(NamedTuple):
@@ -164,10 +192,10 @@ class ProjectionArrays(NamedTuple):
 
 def build(proj: Projection, key: jax.Array, dt: float, dtype: Any, receptor: int) -> tuple[ProjectionSpec, ProjectionArrays, jax.Array, int]:
     """Connect ``proj``; returns its spec, constant arrays, initial weights (ELL or dense) and synapse count."""
-    syn, w, d = proj.connect(key, dt, dtype)
-    m = int(syn.pre.shape[0])
+    syn, w, d = proj.connect_padded(key, dt, dtype)
+    m = syn.count
     n_pre, n_post = proj.pre.n, proj.post.n
-    delays = tuple(int(x) for x in np.unique(np.asarray(d))) if m else (0,)
+    delays = tuple(int(x) for x in np.unique(np.asarray(d)[:m])) if m else (0,)
     path = proj.propagation
     if path == "auto":
         entries = len(delays) * n_pre * n_post
@@ -177,27 +205,41 @@ def build(proj: Projection, key: jax.Array, dt: float, dtype: Any, receptor: int
     spec = ProjectionSpec(proj.name, proj.pre.name, proj.post.name, receptor, path, delays if path == "dense" else (),
                           block, n_pre, n_post, proj.plasticity)
     if path == "dense":
-        slot = jnp.searchsorted(jnp.asarray(delays, jnp.int32), d)
-        weights = jnp.zeros((len(delays), n_pre, n_post), dtype).at[slot, syn.pre, syn.post].add(w)
+        weights, slot = _dense_fill(syn.pre, syn.post, w, d, jnp.asarray(delays, jnp.int32), n_pre, n_post)
         return spec, ProjectionArrays(None, None, (syn.pre, syn.post, slot)), weights, m
     targets, weights, dly = _ell(syn, w, d, n_pre, n_post)
     return spec, ProjectionArrays(targets, dly), weights, m
 
 
+@functools.partial(jax.jit, static_argnums=(5, 6))
+def _dense_fill(pre, post, w, d, delays, n_pre: int, n_post: int):
+    """``(delays, n_pre, n_post)`` summed weights; padding (``pre == SENTINEL``) is dropped."""
+    slot = jnp.searchsorted(delays, d)
+    weights = jnp.zeros((delays.shape[0], n_pre, n_post), w.dtype).at[slot, pre, post].add(w, mode="drop")
+    return weights, slot
+
+
 def _ell(syn: Synapses, w: jax.Array, d: jax.Array, n_pre: int, n_post: int):
     """Rows of the (pre-sorted) synapse list padded to the longest row; an extra padding row ``n_pre``."""
-    counts = jnp.bincount(syn.pre, length=n_pre)
-    width = max(1, int(jnp.max(counts)) if syn.pre.shape[0] else 1)
+    counts, widest = _row_counts(syn.pre, n_pre)
+    width = max(1, int(widest))
     return _ell_fill(syn.pre, syn.post, w, d, counts, n_pre, n_post, width)
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def _row_counts(pre: jax.Array, n_pre: int) -> tuple[jax.Array, jax.Array]:
+    counts = jnp.zeros((n_pre,), jnp.int32).at[pre].add(1, mode="drop")
+    return counts, jnp.max(counts, initial=0)
 
 
 @functools.partial(jax.jit, static_argnums=(5, 6, 7))
 def _ell_fill(pre, post, w, d, counts, n_pre: int, n_post: int, width: int):
     start = jnp.concatenate([jnp.zeros((1,), counts.dtype), jnp.cumsum(counts)[:-1]])
     col = jnp.arange(pre.shape[0], dtype=jnp.int32) - start[pre].astype(jnp.int32)
-    targets = jnp.full((n_pre + 1, width), n_post, jnp.int32).at[pre, col].set(post)
-    weights = jnp.zeros((n_pre + 1, width), w.dtype).at[pre, col].set(w)
-    delays = jnp.zeros((n_pre + 1, width), jnp.int32).at[pre, col].set(d)
+    # padding entries (pre == SENTINEL) fall outside the n_pre + 1 rows and are dropped
+    targets = jnp.full((n_pre + 1, width), n_post, jnp.int32).at[pre, col].set(post, mode="drop")
+    weights = jnp.zeros((n_pre + 1, width), w.dtype).at[pre, col].set(w, mode="drop")
+    delays = jnp.zeros((n_pre + 1, width), jnp.int32).at[pre, col].set(d, mode="drop")
     return targets, weights, delays
 
 
@@ -233,7 +275,8 @@ def synapse_list(spec: ProjectionSpec, arrays: ProjectionArrays, weights: jax.Ar
     w = np.asarray(weights)
     if spec.path == "dense":
         pre, post, slot = (np.asarray(x) for x in arrays.synapses)
-        keys = np.unique(np.stack([pre, post, slot]), axis=1)
+        valid = pre < spec.n_pre
+        keys = np.unique(np.stack([pre[valid], post[valid], slot[valid]]), axis=1)
         pre, post, slot = keys
         return dict(pre=pre, post=post, weight=w[slot, pre, post], delay=np.asarray(spec.delays)[slot])
     tg = np.asarray(arrays.targets)[: spec.n_pre]
