@@ -401,9 +401,8 @@ class Network:
         done = 0
         while done < steps:
             length = min(chunk, steps - done)
-            new_state, records, norms = self._run_chunk(length)
+            new_state, records = self._run_chunk(self._state, length)
             self._check(new_state)
-            records = {name: jax.tree_util.tree_map(np.asarray, data) for name, data in records.items()}
             for name, data in records.items():  # every monitor takes the chunk, or none does
                 self.monitors[name]._check(data, t_start + done)
             for name, data in records.items():
@@ -414,8 +413,13 @@ class Network:
         bar.close()
         return self
 
-    def _run_chunk(self, length: int):
-        """Run ``length`` steps; re-run when the mixed-mode plan or an event capacity was exceeded."""
+    def _run_chunk(self, state: NetState, length: int) -> tuple[NetState, dict]:
+        """Run ``length`` steps from ``state``; returns the new state and the monitor records (host).
+
+        Re-runs when the mixed-mode plan or an event capacity was exceeded. A chunk that overflowed
+        a capacity is re-run in eight pieces, so that a burst (the onset of a run, a synchronous
+        event) raises the capacity for a short piece only, not for the whole chunk.
+        """
         while True:
             key = (length, self._cfgs_key(), tuple(self._specs.items()))
             fn = self._compiled.get(key)
@@ -424,14 +428,14 @@ class Network:
                                                sources=self._sources, monitors=_monitor_plan(self.monitors), dt=self._dt,
                                                length=length))
                 self._compiled[key] = fn
-            new_state, records, norms, busy = fn(self._consts, self._state, self._key)
-            rerun = False
+            new_state, records, norms, busy = fn(self._consts, state, self._key)
+            replan = overflow = False
             for name, norm in norms.items():
                 cfg = self._cfgs[name]
                 seen = float(norm)
                 if seen > plan_capacity(cfg.plan, self.dtype):
                     self._cfgs[name] = cfg._replace(plan=series_plan(seen * 1.25, self.dtype))
-                    rerun = True
+                    replan = True
             for name, most in busy.items():
                 # capacities are powers of two (few compiled variants): grow and re-run when a step
                 # overflowed; shrink for the next chunk when a burst has passed
@@ -439,11 +443,22 @@ class Network:
                 fit = min(spec.n_pre, max(_MIN_ROWS, 2 ** math.ceil(math.log2(max(most, 1) * 1.25))))
                 if most > spec.block:
                     self._specs[name] = spec._replace(block=fit)
-                    rerun = True
+                    overflow = True
                 elif fit * 4 <= spec.block:
                     self._specs[name] = spec._replace(block=fit)
-            if not rerun:
-                return new_state, records, norms
+            if overflow and length >= 64:
+                return self._run_pieces(state, length)
+            if not (replan or overflow):
+                return new_state, {name: jax.tree_util.tree_map(np.asarray, data) for name, data in records.items()}
+
+    def _run_pieces(self, state: NetState, length: int) -> tuple[NetState, dict]:
+        piece = length // 8
+        parts = []
+        for start in range(0, length, piece):
+            state, records = self._run_chunk(state, min(piece, length - start))
+            parts.append(records)
+        joined = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *parts)
+        return state, joined
 
     def _cfgs_key(self) -> tuple:
         return tuple(sorted(self._cfgs.items()))
