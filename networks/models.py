@@ -289,6 +289,8 @@ def microcircuit(scale: float = 1.0, *, k_scale: float = 1.0, background: str = 
     for d_mean in _PD14_DELAY:
         # NEST's d maps to our d - dt; the truncation at 0.5 dt moves with it
         delays.append(_TruncatedNormal("truncated_normal", d_mean - dt, _PD14_DELAY_CV * d_mean, None, lower=-0.5 * dt))
+    # event path throughout: the delays spread over ~50 steps, so the dense path would hold ~50
+    # matrices per projection, each ~1% filled at small scales (the "auto" rule picks it there)
     for post in range(8):
         for pre in range(8):
             if counts[post, pre] == 0:
@@ -297,7 +299,7 @@ def microcircuit(scale: float = 1.0, *, k_scale: float = 1.0, background: str = 
             mean = float(w_mean[post, pre]) * w_factor
             net.add(Projection(groups[pre], groups[post], fixed_total_number(int(counts[post, pre])),
                                weight=normal(mean, _PD14_W_CV * abs(mean)), delay=delays[0 if exc else 1],
-                               receptor="exc" if exc else "inh",
+                               receptor="exc" if exc else "inh", propagation="event",
                                name=f"{_PD14_POPULATIONS[pre]}->{_PD14_POPULATIONS[post]}"))
     for i, g in enumerate(groups):
         if background == "poisson" and k_ext[i] > 0:
