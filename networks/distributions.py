@@ -48,8 +48,8 @@ def _finite(name: str, **values: float) -> None:
 
 
 def normal(mean: float, std: float, *, clip_sign: bool = True) -> Distribution:
-    """Normal ``N(mean, std^2)``; with ``clip_sign`` values of the wrong sign are clipped to 0 (NEST's
-    ``normal_clipped`` as used by the Potjans–Diesmann model)."""
+    """Normal ``N(mean, std^2)``; with ``clip_sign`` values of the wrong sign are clipped to 0 (an
+    excitatory weight never turns inhibitory)."""
     _finite("normal", mean=mean, std=std)
     if std < 0:
         raise ConfigurationError(f"normal: std must be >= 0, but is {std!r}")

@@ -206,7 +206,8 @@ def microcircuit(scale: float = 1.0, *, k_scale: float = 1.0, background: str = 
     Connectivity: the projection ``x -> y`` (named ``"x->y"``, e.g. ``"L4e->L23e"``) has
     ``K = round(scale * k_scale * log(1 - p_yx) / log(1 - 1/(N_x N_y)))`` synapses with the full-scale
     sizes ``N`` and the connection probabilities of Table 5 (zero-probability pairs get no projection),
-    drawn with :func:`fixed_total_number` (autapses and multapses allowed, as in the reference).
+    drawn with :func:`fixed_total_number` (autapses and multapses allowed, as in the reference) and
+    propagated on the event path.
     Weights: normal, mean ``w = 0.15`` mV PSP peak = ``0.0878`` nA (``87.81`` pA, from the exact PSP of an
     exponential current), ``-4 w`` from inhibitory populations, ``2 w`` for ``L4e -> L23e``; sd 10% of the
     mean, the sign kept (the reference redraws values of the wrong sign, we clip them; both happen with

@@ -15,8 +15,8 @@ Two propagation paths give the same result (up to the order of floating-point ad
 * ``"dense"`` — one ``(n_pre, n_post)`` weight matrix per distinct delay; each step a matrix-vector
   product per delay. Fast for small dense graphs.
 
-``"auto"`` picks dense when the matrices hold at most 2^22 entries and at least 10% of them are
-synapses (and the projection is not plastic), else event.
+``"auto"`` picks dense when the matrices (one per distinct delay) hold at most 2^22 entries and at
+least 10% of those entries are synapses (and the projection is not plastic), else event.
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def build(proj: Projection, key: jax.Array, dt: float, dtype: Any, receptor: int
     path = proj.propagation
     if path == "auto":
         entries = len(delays) * n_pre * n_post
-        dense_ok = entries <= _DENSE_MAX_ENTRIES and m >= _DENSE_MIN_DENSITY * n_pre * n_post
+        dense_ok = entries <= _DENSE_MAX_ENTRIES and m >= _DENSE_MIN_DENSITY * entries
         path = "dense" if dense_ok and proj.plasticity is None else "event"
     block = min(n_pre, proj.event_block or 2 ** math.ceil(math.log2(max(64, n_pre / 64))))
     spec = ProjectionSpec(proj.name, proj.pre.name, proj.post.name, receptor, path, delays if path == "dense" else (),

@@ -262,7 +262,7 @@ def rates(net, t0: float, t1: float) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def small_circuit():
-    """Scale 0.02, k_scale 0.1 (1,543 neurons, 6e5 synapses), float32, pure mode with delta = 0.5
+    """Scale 0.02, k_scale 0.1 (1,544 neurons, 6e5 synapses), float32, pure mode with delta = 0.5
     rad/ms (no jumps, so the qubits do not act on the spikes), 150 ms."""
     net = models.microcircuit(0.02, k_scale=0.1, delta=DELTA, dtype=np.float32)
     qubits = net.add(StateMonitor(net.groups["L4i"], ("p1", "coherence"), name="qubits"))
