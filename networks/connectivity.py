@@ -309,7 +309,7 @@ def _redraw_duplicates(key, pre, post, n_pre, k, autapses):
     # each row is distinct.
     m = post.shape[0] - int(jnp.sum(post == post[-1])) if k else 0  # padding has post = n_post
     m = (m + k - 1) // k * k if k else 0
-    pad_pre, pad_post = pre[m:], post[m:]
+    pad_pre = pre[m:]
     pre, post = pre[:m], post[:m]
     for attempt in range(1, 10_000):
         rows = pre.reshape(-1, k)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import jax.numpy as jnp
 import numpy as np
 
 from qsn.errors import ConfigurationError, RecordingError

@@ -31,7 +31,7 @@ import numpy as np
 
 from qsn.errors import ConfigurationError
 from qsn.networks.connectivity import SENTINEL, Rule, Synapses, drop_autapses, sort_synapses
-from qsn.networks.distributions import Distribution, sample
+from qsn.networks.distributions import sample
 from qsn.networks.group import NeuronGroup, resolve
 from qsn.networks.plasticity import STDP
 

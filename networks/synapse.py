@@ -23,7 +23,6 @@ import math
 from typing import Any, Union
 
 import equinox as eqx
-import jax.numpy as jnp
 import numpy as np
 
 from qsn.errors import ConfigurationError
