@@ -2,8 +2,8 @@
 
 Subcommands: ``demo`` (the embedded default population, a summary table and a PNG), ``simulate``
 (a population from command-line parameters; ``--json`` for machine-readable output), ``network`` (a
-reference network of ``qsn.networks.models``: rates and ISI CV per population), ``info`` (versions
-and devices). Progress goes to stderr; exit codes: 0 ok, 2 bad arguments, 1 a qsn error.
+reference network of ``qsn.networks.models``: rates and ISI CV per population), ``schedule`` (plan and
+simulate a workload: :mod:`qsn.scheduler.cli`), ``info`` (versions and devices). Progress goes to stderr; exit codes: 0 ok, 2 bad arguments, 1 a qsn error.
 """
 
 from __future__ import annotations
@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     network.add_argument("--seed", type=int, default=0, help="PRNG seed of connectivity and inputs (default %(default)s)")
     network.add_argument("--json", action="store_true", help="print the summary as JSON on stdout instead of a table")
     network.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    from qsn.scheduler.cli import add_parser as add_schedule
+
+    add_schedule(sub)
     sub.add_parser("info", help="print qsn, JAX and device information as JSON")
     return parser
 
@@ -185,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _info()
         if args.command == "network":
             return _network(args)
+        if args.command == "schedule":
+            from qsn.scheduler.cli import run as schedule
+
+            return schedule(args)
         return _run(args)
     except QSNError as err:
         print(f"qsn: error: {err}", file=sys.stderr)

@@ -29,14 +29,20 @@ class _NoBar:
     def update(self, k: int) -> None:
         pass
 
+    def __enter__(self) -> "_NoBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         pass
 
 
-def progress_bar(total: int, desc: str, enabled: bool):
-    """A tqdm bar on stderr counting steps, or a no-op when not ``enabled``."""
+def progress_bar(total: int, desc: str, enabled: bool, unit: str = "step"):
+    """A tqdm bar on stderr counting ``unit`` items, or a no-op when not ``enabled``; both are context managers."""
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="step", desc=desc, file=sys.stderr, dynamic_ncols=True)
+    return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, dynamic_ncols=True)

@@ -1,0 +1,242 @@
+"""Simulated-annealing throughput (spin-flip attempts/s) and quality of qsn.scheduler.anneal beside dwave-samplers.
+
+    python bench/bench_anneal.py                          # CPU defaults: n = 1000, 1000 sweeps, ~2-3 minutes
+    python bench/bench_anneal.py --replicas 1024 8192     # on a GPU
+    python bench/bench_anneal.py --xla-threads 0          # let XLA use every core (default: one, like the baseline)
+
+Two 1000-variable QUBO instances: ``sparse``, the +-1 Ising spin glass on a random 3-regular graph
+(``E = sum_edges J_ij s_i s_j``, ``J_ij = +-1``, no fields) written as a QUBO, and ``dense``, every ``q_ij``
+standard normal (symmetrised). Both samplers run the same geometric schedule
+(``qsn.scheduler.anneal.default_beta_range`` of the instance) for the same number of sweeps, single-spin Metropolis
+in sequential order. Flip attempts = replicas (reads) x sweeps x n. qsn: ``anneal`` with replicas in --replicas,
+timed as a whole call (host preparation included) after a warm-up call that compiles, best of --repeats, with
+``block_until_ready``. Baseline: ``dwave.samplers.SimulatedAnnealingSampler`` (one CPU thread) with num_reads in
+--dwave-reads, best of --repeats, reported both as wall time of ``sample`` (which includes building its own
+problem representation, slow for dense problems) and as its own ``sampling_ns`` timing. Energies of both are
+evaluated in float64 by dimod (and checked against ``AnnealResult.energies`` and ``qsn.scheduler.qubo.energy``).
+Writes ``bench/results/anneal-<platform>.json`` ({metadata, rows}) and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_population  # noqa: E402  (metadata helpers: git commit, CPU model)
+
+SINGLE_THREAD_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def regular_graph_edges(n: int, degree: int, rng: np.random.Generator) -> np.ndarray:
+    """Edges (m, 2) of a uniformly random simple ``degree``-regular graph (configuration model with rejection)."""
+    if n * degree % 2:
+        raise ValueError(f"n * degree must be even, but is {n} * {degree}")
+    for _ in range(1000):
+        stubs = rng.permutation(np.repeat(np.arange(n), degree)).reshape(-1, 2)
+        edges = np.sort(stubs, axis=1)
+        if np.all(edges[:, 0] != edges[:, 1]) and len(np.unique(edges, axis=0)) == len(edges):
+            return edges
+    raise RuntimeError("no simple regular graph found in 1000 tries")
+
+
+def instances(n: int, degree: int, seed: int) -> dict[str, tuple[np.ndarray, float]]:
+    """The two benchmark QUBOs as (q (n, n) symmetric, offset)."""
+    rng = np.random.default_rng(seed)
+    edges = regular_graph_edges(n, degree, rng)
+    j = np.zeros((n, n))
+    j[edges[:, 0], edges[:, 1]] = rng.choice([-1.0, 1.0], len(edges))
+    j = j + j.T
+    # sum_{i<j} J_ij s_i s_j with s = 2x - 1 is x^T q x + c, q = 2 J - 2 diag(sum_j J_ij), c = sum_{i<j} J_ij.
+    sparse = (2.0 * j - 2.0 * np.diag(j.sum(axis=1)), j.sum() / 2.0)
+    dense = rng.normal(size=(n, n))
+    return {"sparse": sparse, "dense": ((dense + dense.T) / 2.0, 0.0)}
+
+
+def to_bqm(qubo):
+    """The same problem as a dimod BinaryQuadraticModel (linear a_i x_i, quadratic b_ij x_i x_j over i < j)."""
+    import dimod
+
+    q = qubo.q
+    bqm = dimod.BinaryQuadraticModel(np.triu(q, 1) * 2.0 + np.diag(np.diag(q)), "BINARY")  # x^T q x: b_ij = 2 q_ij
+    bqm.offset = qubo.offset
+    return bqm
+
+
+def _energies(bqm, qubo, x: np.ndarray, reported: np.ndarray) -> np.ndarray:
+    """Energies of states x (R, n) in float64 by dimod, checked against qsn's (float32) at 1e-5 relative."""
+    from qsn.scheduler.qubo import energy
+
+    exact = np.asarray(bqm.energies((x, np.arange(qubo.n))), np.float64)
+    scale = 1e-5 * max(1.0, np.abs(exact).max())
+    for other in (reported, np.asarray(energy(qubo, x))):
+        if not np.allclose(other, exact, rtol=0, atol=scale):
+            raise RuntimeError("dimod's energies differ from qsn's: the problem was not translated faithfully")
+    return exact
+
+
+def _best_of(fn, repeats: int) -> tuple[float, object]:
+    out = None
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def run_qsn(qubo, bqm, replicas: int, sweeps: int, beta: tuple[float, float], repeats: int, seed: int) -> dict:
+    import jax
+
+    from qsn.scheduler.anneal import _layout, anneal
+    from qsn.scheduler.qubo import to_ising
+
+    key = jax.random.key(seed)
+
+    def call():
+        return jax.block_until_ready(anneal(qubo, key, replicas=replicas, sweeps=sweeps, beta=beta))
+
+    start = time.perf_counter()
+    result = call()  # warm-up: compiles; same key, so the same result as the timed calls
+    first = time.perf_counter() - start
+    seconds, _ = _best_of(call, repeats)
+    final = _energies(bqm, qubo, np.asarray(result.x), np.asarray(result.energies))
+    best = _energies(bqm, qubo, np.asarray(result.best_x)[None], np.asarray(result.best_energy)[None])[0]
+    return {
+        "sampler": "qsn",
+        "layout": _layout(to_ising(qubo).j, "auto"),
+        "replicas": replicas,
+        "sweeps": sweeps,
+        "seconds": seconds,
+        "first_call_seconds": first,
+        "flips_per_s": replicas * sweeps * qubo.n / seconds,
+        "best_energy": float(best),
+        "best_final_energy": float(final.min()),
+        "mean_final_energy": float(final.mean()),
+    }
+
+
+def run_dwave(qubo, bqm, reads: int, sweeps: int, beta: tuple[float, float], repeats: int, seed: int) -> dict:
+    from dwave.samplers import SimulatedAnnealingSampler
+
+    sampler = SimulatedAnnealingSampler()
+    runs = []
+
+    def call():
+        start = time.perf_counter()
+        sampleset = sampler.sample(bqm, num_reads=reads, num_sweeps=sweeps, beta_range=list(beta),
+                                   beta_schedule_type="geometric", seed=seed)
+        runs.append((time.perf_counter() - start, sampleset.info["timing"]["sampling_ns"] * 1e-9))
+        return sampleset
+
+    _, sampleset = _best_of(call, repeats)
+    wall = min(r[0] for r in runs)
+    sampling = min(r[1] for r in runs)
+    x = np.empty(sampleset.record.sample.shape, np.uint8)
+    x[:, np.asarray(list(sampleset.variables))] = sampleset.record.sample  # column k holds variable variables[k]
+    ours = _energies(bqm, qubo, x, sampleset.record.energy)
+    return {
+        "sampler": "dwave-samplers",
+        "layout": "sequential, one thread",
+        "replicas": reads,
+        "sweeps": sweeps,
+        "seconds": wall,
+        "sampling_seconds": sampling,
+        "flips_per_s": reads * sweeps * qubo.n / wall,
+        "sampling_flips_per_s": reads * sweeps * qubo.n / sampling,
+        "best_energy": float(ours.min()),
+        "best_final_energy": float(ours.min()),
+        "mean_final_energy": float(ours.mean()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1000, help="variables per instance (default %(default)s)")
+    parser.add_argument("--degree", type=int, default=3, help="degree of the sparse instance's regular graph")
+    parser.add_argument("--sweeps", type=int, default=1000)
+    parser.add_argument("--replicas", nargs="+", type=int, default=[1, 32, 256])
+    parser.add_argument("--dwave-reads", nargs="+", type=int, default=[1, 32])
+    parser.add_argument("--instances", nargs="+", default=["sparse", "dense"], choices=["sparse", "dense"])
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs after the warm-up; the best is kept")
+    parser.add_argument("--xla-threads", type=int, default=1, choices=[0, 1],
+                        help="1: XLA on one CPU thread, like the baseline; 0: XLA's default (all cores)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="results JSON (default bench/results/anneal-<platform>.json)")
+    args = parser.parse_args(argv)
+
+    if args.xla_threads == 1:  # read when JAX starts its CPU backend, so set before the first JAX call
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + SINGLE_THREAD_XLA_FLAGS).strip()
+    import dwave.samplers
+    import jax
+
+    import qsn
+    from qsn.scheduler.anneal import default_beta_range
+    from qsn.scheduler.qubo import make_qubo
+
+    device = jax.devices()[0]
+    rows = []
+    load_at_start = list(os.getloadavg())
+    for name, (q, offset) in instances(args.n, args.degree, args.seed).items():
+        if name not in args.instances:
+            continue
+        qubo = make_qubo(q, offset)
+        bqm = to_bqm(qubo)
+        beta = default_beta_range(qubo)
+        meta_row = {"instance": name, "n": args.n, "couplings": int((q[np.triu_indices(args.n, 1)] != 0).sum()),
+                    "beta_range": list(beta)}
+        for replicas in args.replicas:
+            row = meta_row | run_qsn(qubo, bqm, replicas, args.sweeps, beta, args.repeats, args.seed)
+            rows.append(row)
+            print(f"{name:6s} qsn   R={replicas:5d} {row['flips_per_s']:9.3g} flips/s  best {row['best_energy']:.2f}",
+                  file=sys.stderr, flush=True)
+        for reads in args.dwave_reads:
+            row = meta_row | run_dwave(qubo, bqm, reads, args.sweeps, beta, args.repeats, args.seed)
+            rows.append(row)
+            print(f"{name:6s} dwave R={reads:5d} {row['flips_per_s']:9.3g} flips/s "
+                  f"({row['sampling_flips_per_s']:.3g} sampling only)  best {row['best_energy']:.2f}",
+                  file=sys.stderr, flush=True)
+
+    meta = {
+        "benchmark": "anneal",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python " + " ".join([os.path.relpath(__file__)] + (argv if argv is not None else sys.argv[1:])),
+        "git_commit": bench_population._git_commit(),
+        "device": str(device),
+        "device_kind": getattr(device, "device_kind", device.platform),
+        "platform": device.platform,
+        "cpu": bench_population._cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1_5_15_min": {"start": load_at_start, "end": list(os.getloadavg())},
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "versions": {"qsn": qsn.__version__, "jax": jax.__version__, "numpy": np.__version__,
+                     "dwave-samplers": dwave.samplers.__version__, "python": platform.python_version()},
+        "workload": f"QUBO n={args.n}: sparse = +-1 Ising spin glass on a random {args.degree}-regular graph "
+                    "(no fields) written as a QUBO; dense = standard normal q_ij; both samplers: the same geometric "
+                    "beta schedule (default_beta_range), "
+                    f"{args.sweeps} sweeps, sequential single-spin Metropolis; flips = replicas x sweeps x n; "
+                    "qsn timed per whole call after a compiling warm-up, best of repeats",
+    }
+    out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"anneal-{device.platform}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"metadata": meta, "rows": rows}, indent=2) + "\n")
+    print("| instance | sampler | replicas | layout | flip attempts/s | (sampling only) | best energy | mean final |")
+    print("|---|---|---:|---|---:|---:|---:|---:|")
+    for r in rows:
+        sampling = f"{r['sampling_flips_per_s']:.3g}" if "sampling_flips_per_s" in r else ""
+        print(f"| {r['instance']} | {r['sampler']} | {r['replicas']} | {r['layout']} | {r['flips_per_s']:.3g} | "
+              f"{sampling} | {r['best_energy']:.2f} | {r['mean_final_energy']:.2f} |")
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""``qsn schedule``: plan a workload with a policy, simulate it, print the metrics (``--json`` for machines).
+
+Examples::
+
+    qsn schedule --scenario batch --tasks 2000 --workers 8 --policy fusion --json
+    qsn schedule --workload my_trace.csv --workers 16 --policy eft
+    qsn schedule --workload trace.csv --map arrived_at=arrival --map num_prefill_tokens=prompt_tokens ...
+
+CSV columns are those of :func:`qsn.scheduler.workloads.load_csv` (``arrival`` and ``work``, or
+``prompt_tokens`` and ``output_tokens``; optional ``estimate``, ``priority``, ``memory``, ``qubits``,
+``deadline``, ``task_type``, ``deps``). With ``--workload`` the cluster is ``--workers`` identical workers
+of ``--speed`` and ``--slots``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    """Register the ``schedule`` subcommand on an ``argparse`` subparsers object."""
+    from qsn.scheduler.schedule import POLICY_NAMES
+    from qsn.scheduler.workloads import SCENARIOS
+
+    p = sub.add_parser(
+        "schedule",
+        help="plan a workload (CSV or built-in scenario) with a policy, simulate it, print metrics",
+        description="Plan tasks onto workers with a policy (classical baselines, the annealing planner, or the "
+        "fusion of spike-feature predictions with the planner), run the discrete-event simulator and print "
+        "latency, makespan, SLO attainment, utilisation and energy.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--workload", metavar="FILE.csv", help="a task CSV (see `qsn.scheduler.workloads.load_csv`)")
+    src.add_argument("--scenario", choices=sorted(SCENARIOS), help="a built-in workload generator")
+    p.add_argument("--tasks", type=int, default=1000, help="tasks for --scenario (default %(default)s)")
+    p.add_argument("--workers", type=int, default=8, help="workers (default %(default)s)")
+    p.add_argument("--speed", type=float, default=1.0, help="worker speed for --workload (default %(default)s)")
+    p.add_argument("--slots", type=int, default=1, help="concurrent tasks per worker for --workload (default %(default)s)")
+    p.add_argument("--load", type=float, default=0.8, help="offered load of --scenario (default %(default)s)")
+    p.add_argument("--policy", choices=POLICY_NAMES, default="fusion", help="policy (default %(default)s)")
+    p.add_argument("--map", action="append", default=[], metavar="THEIRS=OURS",
+                   help="rename a CSV column (repeatable), e.g. --map arrived_at=arrival")
+    p.add_argument("--slo-latency", type=float, default=math.inf, help="latency SLO, s (default none)")
+    p.add_argument("--slo-ttft", type=float, default=math.inf, help="time-to-first-token SLO, s (LLM; default none)")
+    p.add_argument("--no-faults", action="store_true", help="do not inject worker failures")
+    p.add_argument("--seed", type=int, default=0, help="seed of the scenario, planner and faults (default %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON on stdout")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``qsn schedule``; returns the exit code."""
+    from qsn.errors import ConfigurationError
+    from qsn.scheduler import workloads
+    from qsn.scheduler.metrics import SLO
+    from qsn.scheduler.schedule import run as run_policy
+    from qsn.scheduler.task import Cluster
+
+    if args.workers < 1:
+        raise ConfigurationError(f"Argument `--workers` must be >= 1, but is {args.workers}")
+    if args.scenario:
+        if args.tasks < 1:
+            raise ConfigurationError(f"Argument `--tasks` must be >= 1, but is {args.tasks}")
+        wl, cl = workloads.SCENARIOS[args.scenario](args.tasks, args.workers, seed=args.seed, load=args.load)
+    else:
+        mapping = {}
+        for item in args.map:
+            theirs, sep, ours = item.partition("=")
+            if not sep or not theirs or not ours:
+                raise ConfigurationError(f"Argument `--map` must look like THEIRS=OURS, but is {item!r}")
+            mapping[theirs] = ours
+        wl = workloads.load_csv(args.workload, columns=mapping or None)
+        cl = Cluster.uniform(args.workers, speed=args.speed, slots=args.slots)
+    m = run_policy(wl, cl, args.policy, seed=args.seed, slo=SLO(latency=args.slo_latency, ttft=args.slo_ttft),
+                   faults=not args.no_faults)
+    m = {"policy": args.policy, "workload": args.workload or args.scenario, "workers": cl.n, **m}
+    if args.json:
+        print(json.dumps(m, indent=2, default=lambda x: None))
+    else:
+        width = max(len(k) for k in m)
+        for k, v in m.items():
+            print(f"{k:<{width}}  {v:.6g}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    return 0

@@ -1,0 +1,335 @@
+"""Tests of the batched Metropolis samplers (qsn.scheduler.anneal) against independent references.
+
+* optimisation: on random QUBOs with n <= 16, SA and PT reach the brute-force minimum of ``all_energies``;
+* sampling: at a fixed beta, the final states of many independent replicas follow the exact Boltzmann weights
+  ``exp(-beta E_k) / Z`` of a 4-variable QUBO (G-test, scipy.stats), for SA and for every PT temperature;
+  the same samples fail the test against the sign-flipped weights ``exp(+beta E_k)``, against beta x 1.3 and
+  against the other PT temperatures, which is what a wrong acceptance or exchange rule would produce (checked
+  while writing: flipping the sign in ``_flip`` or in ``exchange_step`` makes these tests fail);
+* bookkeeping: returned energies equal ``energy(qubo, x)``; the dense and sparse kernels give identical
+  trajectories on an integer-weighted sparse instance; a second call with the same shapes does not re-trace;
+* the replica-exchange rule, against a loop written from the formula ``min(1, exp((b_i - b_j)(E_i - E_j)))``.
+
+Statistical thresholds: p > 1e-3 for the correct distribution and p < 1e-8 for the wrong ones. At the fixed
+keys the outcome is deterministic and the margins are wide: p = 0.91 (SA) and 0.85, 0.97, 0.36 (PT) against
+the right weights, below 1e-200 against every wrong one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.stats
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qsn.errors import ConfigurationError, InvalidInputError
+from qsn.scheduler import anneal as anneal_module
+from qsn.scheduler.anneal import (
+    anneal,
+    default_beta_range,
+    exchange_step,
+    neighbour_lists,
+    parallel_tempering,
+)
+from qsn.scheduler.qubo import all_energies, bitstrings, energy, make_qubo, to_ising
+
+KEY = jax.random.key(20240611)
+
+
+def _random_qubo(n: int, seed: int, offset: float = 0.0):
+    return make_qubo(np.random.default_rng(seed).normal(size=(n, n)), offset)
+
+
+def _index(x: np.ndarray) -> np.ndarray:
+    """Basis index of states (R, n) in the convention of qsn.scheduler.qubo (variable 0 most significant)."""
+    n = x.shape[1]
+    return np.asarray(x, np.int64) @ (1 << np.arange(n - 1, -1, -1))
+
+
+def _g_test(x: np.ndarray, energies: np.ndarray, beta: float) -> float:
+    """p-value of the G-test of the states ``x`` (R, n) against Boltzmann weights ``exp(-beta E)``."""
+    counts = np.bincount(_index(x), minlength=energies.size)
+    logw = -beta * (energies - energies.min())
+    expected = np.exp(logw) / np.exp(logw).sum() * counts.sum()
+    return float(scipy.stats.power_divergence(counts, expected, lambda_="log-likelihood").pvalue)
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimisation against brute force
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_sa_and_pt_find_brute_force_minimum(seed):
+    q = _random_qubo(16, seed, offset=3.0)
+    exact = np.asarray(all_energies(q))
+    target = exact.min()
+    sa = anneal(q, jax.random.fold_in(KEY, seed), replicas=16, sweeps=300)
+    np.testing.assert_allclose(float(sa.best_energy), target, rtol=1e-5)
+    assert np.argmin(exact) == _index(np.asarray(sa.best_x)[None])[0]
+    b0, b1 = default_beta_range(q)
+    pt = parallel_tempering(q, jax.random.fold_in(KEY, seed), betas=np.geomspace(b0, b1, 8), replicas_per_beta=2,
+                            sweeps=300)
+    np.testing.assert_allclose(float(pt.best_energy), target, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Energies
+# ---------------------------------------------------------------------------------------------
+
+
+def test_returned_energies_match_qubo_energy():
+    q = _random_qubo(12, 7, offset=-2.5)
+    for result in (
+        anneal(q, KEY, replicas=8, sweeps=40),
+        parallel_tempering(q, KEY, betas=[0.1, 0.4, 1.6], replicas_per_beta=3, sweeps=40),
+    ):
+        x = np.asarray(result.x)
+        np.testing.assert_allclose(np.asarray(result.energies), np.asarray(energy(q, x)), rtol=1e-5)
+        np.testing.assert_allclose(float(result.best_energy), float(energy(q, result.best_x)), rtol=1e-5)
+        trace = np.asarray(result.trace)
+        assert np.all(np.diff(trace) <= 0)  # best so far never increases
+        np.testing.assert_allclose(trace[-1], float(result.best_energy), rtol=1e-5)
+        assert float(result.best_energy) <= np.asarray(result.energies).min() + 1e-5 * abs(float(result.best_energy))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    q=st.lists(st.integers(-4, 4), min_size=36, max_size=36).map(lambda v: np.reshape(np.array(v, float), (6, 6))),
+    offset=st.floats(-10, 10),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_property_energies_are_exact_for_any_qubo(q, offset, seed):
+    qubo = make_qubo(q, offset)
+    r = anneal(qubo, jax.random.key(seed), replicas=4, sweeps=5, layout="dense")
+    np.testing.assert_allclose(np.asarray(r.energies), np.asarray(energy(qubo, r.x)), rtol=1e-5, atol=1e-5)
+    assert float(r.best_energy) >= float(np.asarray(all_energies(qubo)).min()) - 1e-5
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling: infinite temperature and Boltzmann
+# ---------------------------------------------------------------------------------------------
+
+
+def test_beta_zero_accepts_every_flip():
+    # At beta = 0 the Metropolis probability is min(1, exp(0)) = 1: every sweep flips every spin, so an odd
+    # number of sweeps from all-zeros ends at all-ones.
+    # (Shapes shared with the property test above, so nothing new is compiled.)
+    q = _random_qubo(6, 3)
+    r = anneal(q, KEY, replicas=4, sweeps=5, beta=np.zeros(5), init=np.zeros(6, np.uint8), layout="dense")
+    assert np.all(np.asarray(r.x) == 1)
+
+
+def test_small_beta_marginals_are_uniform():
+    q = _random_qubo(8, 4)
+    replicas = 8000
+    r = anneal(q, KEY, replicas=replicas, sweeps=9, beta=np.full(9, 1e-6))
+    x = np.asarray(r.x)
+    for i in range(8):  # each spin up with probability 1/2 (binomial test)
+        assert scipy.stats.binomtest(int(x[:, i].sum()), replicas, 0.5).pvalue > 1e-3
+    counts = np.bincount(_index(x), minlength=256)  # and the joint law is uniform over the 256 states
+    assert scipy.stats.chisquare(counts).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("layout", ["dense", "sparse"])
+def test_fixed_beta_samples_boltzmann(layout):
+    q = make_qubo(np.array([[0.5, -1.0, 0.3, 0.0], [-1.0, 1.0, 0.8, -0.6], [0.3, 0.8, -1.2, 0.4],
+                            [0.0, -0.6, 0.4, 0.2]]))
+    exact = np.asarray(all_energies(q), np.float64)
+    beta, sweeps = 1.2, 24
+    r = anneal(q, KEY, replicas=20000, sweeps=sweeps, beta=np.full(sweeps, beta), layout=layout)
+    x = np.asarray(r.x)
+    assert _g_test(x, exact, beta) > 1e-3
+    # The same samples reject what a wrong acceptance rule would give: exp(+beta E) (sign flip), beta off by 30%.
+    assert _g_test(x, exact, -beta) < 1e-8
+    assert _g_test(x, exact, 1.3 * beta) < 1e-8
+
+
+def test_parallel_tempering_samples_boltzmann_at_every_temperature():
+    q = make_qubo(np.array([[0.5, -1.0, 0.3, 0.0], [-1.0, 1.0, 0.8, -0.6], [0.3, 0.8, -1.2, 0.4],
+                            [0.0, -0.6, 0.4, 0.2]]))
+    exact = np.asarray(all_energies(q), np.float64)
+    betas = np.array([0.2, 0.8, 2.0])
+    m = 12000
+    # The run ends with an exchange round (sweeps a multiple of swap_every), so a wrong exchange rule shows.
+    r = parallel_tempering(q, KEY, betas=betas, replicas_per_beta=m, sweeps=20, swap_every=2)
+    x = np.asarray(r.x).reshape(3, m, 4)
+    for k, beta in enumerate(betas):
+        assert _g_test(x[k], exact, beta) > 1e-3
+        for other in np.delete(betas, k):  # states left at the wrong temperature would show
+            assert _g_test(x[k], exact, other) < 1e-8
+
+
+# ---------------------------------------------------------------------------------------------
+# Replica exchange rule
+# ---------------------------------------------------------------------------------------------
+
+
+def _exchange_reference(betas, energies, u, parity):
+    k_max, m = energies.shape
+    src = np.tile(np.arange(k_max)[:, None], (1, m))
+    for k in range(parity, k_max - 1, 2):
+        for c in range(m):
+            p = min(1.0, math.exp((betas[k] - betas[k + 1]) * (energies[k, c] - energies[k + 1, c])))
+            if u[k, c] < p:
+                src[k, c], src[k + 1, c] = k + 1, k
+    return src
+
+
+@pytest.mark.parametrize("parity", [0, 1])
+def test_exchange_step_matches_formula(parity):
+    rng = np.random.default_rng(parity)
+    betas = np.sort(rng.uniform(0.1, 3.0, 6))
+    energies = rng.normal(size=(6, 50))
+    u = rng.uniform(size=(6, 50))
+    got = exchange_step(jnp.asarray(betas), jnp.asarray(energies), jnp.asarray(u), jnp.asarray(parity, jnp.int32))
+    np.testing.assert_array_equal(np.asarray(got), _exchange_reference(betas, energies, u, parity))
+
+
+def test_exchange_step_edge_cases():
+    energies = jnp.array([[1.0, 0.0], [0.0, 1.0]])  # slot 0 (cold, beta 2), slot 1 (hot, beta 1); two chains
+    # Equal temperatures: probability 1, every pair swaps.
+    assert exchange_step(jnp.array([1.0, 1.0]), energies, jnp.full((2, 2), 0.999), 0).tolist() == [[1, 1], [0, 0]]
+    # Chain 0: the cold slot holds the higher energy, exp((2 - 1)(1 - 0)) > 1, always swaps. Chain 1: the swap
+    # would raise the cold slot's energy, probability exp((2 - 1)(0 - 1)) = 0.3679: u = 0.37 refuses, 0.36 swaps.
+    betas = jnp.array([2.0, 1.0])
+    assert exchange_step(betas, energies, jnp.array([[0.99, 0.37], [0.0, 0.0]]), 0).tolist() == [[1, 0], [0, 1]]
+    assert exchange_step(betas, energies, jnp.array([[0.99, 0.36], [0.0, 0.0]]), 0).tolist() == [[1, 1], [0, 0]]
+    # Odd parity with two temperatures pairs nobody.
+    assert exchange_step(jnp.array([1.0, 1.0]), energies, jnp.zeros((2, 2)), 1).tolist() == [[0, 0], [1, 1]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Layouts, schedules, initial states, recompilation
+# ---------------------------------------------------------------------------------------------
+
+
+def _integer_sparse_qubo(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    q = np.zeros((n, n))
+    for _ in range(2):  # two random perfect matchings plus a ring: degree <= 4
+        p = rng.permutation(n)
+        q[p[::2], p[1::2]] = rng.choice([-2.0, -1.0, 1.0, 2.0], n // 2)
+    q[np.arange(n), (np.arange(n) + 1) % n] = rng.choice([-1.0, 1.0], n)
+    q = q + q.T + np.diag(rng.integers(-3, 4, n).astype(float))
+    return make_qubo(q, offset=1.0)
+
+
+def test_sparse_and_dense_paths_give_identical_trajectories():
+    q = _integer_sparse_qubo(60, 5)
+    assert anneal_module._layout(to_ising(q).j, "auto") == "sparse"
+    runs = [anneal(q, KEY, replicas=6, sweeps=20, layout=layout) for layout in ("dense", "sparse")]
+    runs += [parallel_tempering(q, KEY, betas=[0.2, 0.6, 1.5], replicas_per_beta=2, sweeps=20, layout=layout)
+             for layout in ("dense", "sparse")]
+    for a, b in (runs[:2], runs[2:]):
+        for field in a._fields:
+            np.testing.assert_array_equal(np.asarray(getattr(a, field)), np.asarray(getattr(b, field)), err_msg=field)
+
+
+def test_layout_selection_and_neighbour_lists():
+    j = np.zeros((50, 50))
+    j[np.arange(49), np.arange(1, 50)] = j[np.arange(1, 50), np.arange(49)] = 1.0  # a chain: degree 2
+    assert anneal_module._layout(j, "auto") == "sparse"
+    assert anneal_module._layout(np.ones((50, 50)) - np.eye(50), "auto") == "dense"
+    index, weight = neighbour_lists(j)
+    assert index.shape == weight.shape == (50, 2)
+    rebuilt = np.zeros_like(j)
+    np.add.at(rebuilt, (np.repeat(np.arange(50), 2), index.ravel()), weight.ravel())
+    np.testing.assert_array_equal(rebuilt, j)
+    assert all(len(set(row)) == 2 for row in index.tolist())
+
+
+def test_default_beta_range_rule():
+    # +-1 ring (Ising h = 0, |J| = 1, two neighbours): hot ln2 / (2 * 2), cold ln(100 n) / (2 * 1).
+    n = 10
+    j = np.zeros((n, n))
+    j[np.arange(n), (np.arange(n) + 1) % n] = 1.0
+    j = j + j.T
+    q = make_qubo(j - np.diag(j.sum(axis=1)))  # Ising J = q_offdiag / 2 = 0.5, h = 0
+    b0, b1 = default_beta_range(q)
+    assert b0 == pytest.approx(math.log(2) / (2 * 2 * 0.5))
+    assert b1 == pytest.approx(math.log(100 * n) / (2 * 0.5))
+    r_default = anneal(q, KEY, replicas=3, sweeps=10)
+    r_pair = anneal(q, KEY, replicas=3, sweeps=10, beta=(b0, b1))
+    r_array = anneal(q, KEY, replicas=3, sweeps=10, beta=b0 * (b1 / b0) ** (np.arange(10) / 9))
+    for a, b in ((r_default, r_pair), (r_pair, r_array)):
+        np.testing.assert_array_equal(np.asarray(a.x), np.asarray(b.x))
+
+
+def test_init_is_kept_at_zero_temperature_from_the_ground_state():
+    q = _random_qubo(12, 11)  # shapes as in test_returned_energies_match_qubo_energy: no new compilation
+    ground = bitstrings(12)[int(np.argmin(np.asarray(all_energies(q))))]
+    r = anneal(q, KEY, replicas=8, sweeps=40, beta=np.full(40, 1e6), init=ground)
+    assert np.all(np.asarray(r.x) == ground[None, :])
+    np.testing.assert_array_equal(np.asarray(r.best_x), ground)
+
+
+def test_same_shapes_do_not_retrace():
+    traces = lambda: eqx.debug.get_num_traces(anneal_module._run)  # noqa: E731
+    q1, q2 = _random_qubo(9, 1, offset=1.0), _random_qubo(9, 2, offset=-4.0)
+    start = traces()
+    anneal(q1, jax.random.key(1), replicas=5, sweeps=13, beta=(0.1, 2.0))
+    after_first = traces()
+    assert after_first - start <= 1
+    anneal(q2, jax.random.key(2), replicas=5, sweeps=13, beta=np.linspace(0.0, 3.0, 13), init=np.ones(9, np.uint8))
+    parallel_tempering(q1, jax.random.key(3), betas=[0.1, 1.0], replicas_per_beta=3, sweeps=13)
+    after_pt = traces()
+    parallel_tempering(q2, jax.random.key(4), betas=[0.5, 2.0], replicas_per_beta=3, sweeps=13, swap_every=3)
+    assert traces() == after_pt and after_pt - after_first <= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"replicas": 0}, ConfigurationError, "`replicas` must be an integer >= 1"),
+        ({"replicas": 2.5}, ConfigurationError, "`replicas`"),
+        ({"sweeps": 0}, ConfigurationError, "`sweeps` must be an integer >= 1"),
+        ({"sweeps": 3, "beta": np.ones(4)}, ConfigurationError, r"`beta` must have shape \(3,\), but has shape \(4,\)"),
+        ({"sweeps": 2, "beta": [1.0, -1.0]}, ConfigurationError, "`beta` must be finite and >= 0"),
+        ({"sweeps": 2, "beta": [1.0, np.nan]}, ConfigurationError, "`beta` must be finite"),
+        ({"beta": (0.0, 1.0)}, ConfigurationError, "`beta` must be a pair of finite values > 0"),
+        ({"beta": (0.1, 1.0, 2.0)}, ConfigurationError, "`beta` must be a pair"),
+        ({"replicas": 2, "init": np.zeros((3, 4))}, InvalidInputError, r"`init` must have shape \(4,\) or \(2, 4\)"),
+        ({"init": np.full(4, 2)}, InvalidInputError, "`init` must hold only 0 and 1"),
+        ({"layout": "csr"}, ConfigurationError, "`layout` must be one of"),
+        ({"dtype": jnp.int32}, ConfigurationError, "`dtype` must be a floating dtype"),
+    ],
+)
+def test_anneal_rejects_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        anneal(_random_qubo(4, 0), KEY, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"betas": np.ones((2, 2))}, r"`betas` must have shape \(K,\)"),
+        ({"betas": []}, r"`betas` must have shape \(K,\)"),
+        ({"betas": [1.0, -0.5]}, "`betas` must be finite and >= 0, but entry 1 is -0.5"),
+        ({"betas": [1.0], "replicas_per_beta": 0}, "`replicas_per_beta` must be an integer >= 1"),
+        ({"betas": [1.0], "swap_every": 0}, "`swap_every` must be an integer >= 1"),
+    ],
+)
+def test_parallel_tempering_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ConfigurationError, match=match):
+        parallel_tempering(_random_qubo(4, 0), KEY, **kwargs)
+
+
+def test_rejects_bad_qubo_and_key():
+    with pytest.raises(ConfigurationError, match="`qubo` must be a qsn.scheduler.qubo.QUBO"):
+        anneal(np.eye(3), KEY)
+    with pytest.raises(ConfigurationError, match="`key` must be a single PRNG key"):
+        anneal(_random_qubo(3, 0), jax.random.split(KEY, 2))
+    with pytest.raises(ValueError):  # the errors are ValueErrors too
+        anneal(_random_qubo(3, 0), KEY, replicas=-1)
