@@ -73,7 +73,9 @@ def assignment_energy(assign, p, backlog, slots, omega, *, cost: float = 1.0, ba
     load = jax.vmap(lambda w: jax.ops.segment_sum(a[k, w], w, num_segments=p.shape[1]))(
         jnp.reshape(assign, (-1, p.shape[0])))
     load = load.reshape(*jnp.shape(assign)[:-1], -1)
-    return cost * p[k, assign].sum(-1) + balance * jnp.sum(omega * (backlog + load) ** 2, -1)
+    b = jnp.broadcast_to(jnp.asarray(backlog, load.dtype), load.shape)
+    om = jnp.broadcast_to(jnp.asarray(omega, load.dtype), load.shape)
+    return cost * p[k, assign].sum(-1) + balance * jnp.sum(om * (b + load) ** 2, -1)
 
 
 class AssignmentQUBO(NamedTuple):
@@ -173,12 +175,12 @@ def _anneal_windows(key, p, elig, valid, backlog, init, slots, omega, betas, fra
     rows = jnp.arange(k)
 
     def loads(assign, a_win, valid_win):  # (R, K) -> (R, W)
-        contrib = jnp.where(valid_win, a_win[rows, assign], 0.0)
+        contrib = jnp.where(valid_win[None, :], a_win[rows, assign], 0.0)
         return jax.vmap(lambda x, c: jax.ops.segment_sum(c, x, num_segments=w))(assign, contrib)
 
     def energy(assign, p_win, a_win, valid_win, b):
-        c = jnp.where(valid_win, p_win[rows, assign], 0.0).sum(-1)
-        return cost * c + balance * jnp.sum(omega * (b + loads(assign, a_win, valid_win)) ** 2, -1)
+        c = jnp.where(valid_win[None, :], p_win[rows, assign], 0.0).sum(-1)
+        return cost * c + balance * jnp.sum(omega[None, :] * (b[None, :] + loads(assign, a_win, valid_win)) ** 2, -1)
 
     def window(key_w, p_win, elig_win, valid_win, b, init_win):
         a_win = jnp.where(elig_win, p_win / slots[None, :], 0.0)
@@ -192,11 +194,12 @@ def _anneal_windows(key, p, elig, valid, backlog, init, slots, omega, betas, fra
             load = loads(assign, a_win, valid_win)  # (R, W)
             mine = a_win[rows, assign]  # (R, K) own drain time
             own = jax.nn.one_hot(assign, w, dtype=p.dtype)  # (R, K, W)
-            base = b + load[:, None, :] - own * mine[..., None]  # load of j without task t
-            de = cost * p_win + balance * omega * ((base + a_win) ** 2 - base**2)  # (R, K, W)
-            logits = jnp.where(elig_win, -beta * de, -jnp.inf)
+            base = b[None, None, :] + load[:, None, :] - own * mine[..., None]  # load of j without task t
+            new = base + a_win[None]
+            de = cost * p_win[None] + balance * omega[None, None, :] * (new**2 - base**2)  # (R, K, W)
+            logits = jnp.where(elig_win[None], -beta * de, -jnp.inf)
             draw = jax.random.categorical(k_draw, logits, axis=-1).astype(assign.dtype)
-            move = jax.random.bernoulli(k_mask, fraction, (replicas, k)) & valid_win
+            move = jax.random.bernoulli(k_mask, fraction, (replicas, k)) & valid_win[None, :]
             assign = jnp.where(move, draw, assign)
             e = energy(assign, p_win, a_win, valid_win, b)
             better = e < best_e

@@ -12,10 +12,8 @@
   optimum on a case that needs a swap;
 * ``annealing_plan``: its plans pass ``check_plan`` with ineligible pairs, a DAG and quantum links.
 
-JAX settings: ``tests/conftest.py`` turns on x64, strict dtype promotion and rank-promotion errors, under which
-``assignment_energy`` and ``anneal_assignment`` currently fail (the ``xfail`` tests at the end document each
-cause). Tests that call them use the fixtures ``rank_allow`` (x64 kept) or ``float32_jax`` (x64 off and rank
-promotion allowed), the smallest relaxations that let them run; drop the fixtures once the planner is fixed.
+JAX settings: the planner runs under ``tests/conftest.py``'s strict settings (x64, strict dtype promotion,
+rank-promotion errors); ``float32_jax`` runs some tests on its default float32 path instead.
 """
 
 from __future__ import annotations
@@ -50,13 +48,12 @@ SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[Healt
 
 @pytest.fixture
 def rank_allow():
-    with jax.numpy_rank_promotion("allow"):
-        yield
+    yield  # the planner now runs under the suite's strict settings (x64 on, rank promotion raises)
 
 
 @pytest.fixture
 def float32_jax():
-    with jax.enable_x64(False), jax.numpy_rank_promotion("allow"):
+    with jax.enable_x64(False):  # the planner's default float32 path
         yield
 
 
@@ -176,8 +173,9 @@ def test_budget_on_an_exact_slack_grid(seed):
 @pytest.mark.xfail(
     strict=True, raises=AssertionError,
     reason=(
-        "planner.assignment_qubo budget: the equality with discrete slack penalises only the squared residual, so a "
-        "load 0.01 over budget (residual 1e-4) beats a feasible load whose slack is off the grid (residual 0.067^2)."
+        "documented limitation (assignment_qubo docstring: a *soft* budget): the equality with discrete slack "
+        "penalises only the squared residual, so a load 0.01 over budget (residual 1e-4) beats a feasible load whose "
+        "slack is off the grid (residual 0.067^2)."
     ),
 )
 def test_budget_respected_when_a_feasible_assignment_exists():
@@ -371,13 +369,6 @@ def test_annealing_plan_respects_quantum_links(seed, float32_jax):
     _plan_and_check(wl, cl, seed=seed)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ConfigurationError,
-    reason=(
-        "simulator.repair_links moves a child next to each quantum parent in turn: with two parents on unlinked nodes"
-        " 0 and 1 it ends on 1, breaking 0 -> 2, although node 2 (linked to both) would satisfy both links"
-    ),
-)
 def test_annealing_plan_child_with_two_quantum_parents(float32_jax):
     wl = Workload.from_arrays(arrival=np.zeros(3), work=[10.0, 10.0, 1.0], qubits=[1, 1, 1], edges=[(0, 2), (1, 2)])
     fidelity = np.array([[1.0, 0.5, 0.99], [0.5, 1.0, 0.99], [0.99, 0.99, 1.0]])
@@ -387,37 +378,16 @@ def test_annealing_plan_child_with_two_quantum_parents(float32_jax):
 
 
 # --- JAX settings of the test suite (see the module docstring) -----------------------------------------------
-@pytest.mark.xfail(
-    strict=True, raises=ValueError,
-    reason=(
-        "planner.assignment_energy `a = p / slots` broadcasts (K, W) with (W,): rank-promotion error under the "
-        "suite's jax_numpy_rank_promotion='raise'"
-    ),
-)
 def test_assignment_energy_under_suite_settings():
     assignment_energy(np.array([0, 1, 0]), np.ones((3, 2)), np.zeros(2), np.ones(2), np.ones(2))
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ValueError,
-    reason=(
-        "planner._anneal_windows `p_win / slots` broadcasts (K, W) with (W,): rank-promotion error under the suite's "
-        "jax_numpy_rank_promotion='raise'"
-    ),
-)
 def test_anneal_assignment_under_suite_settings():
     with jax.numpy_dtype_promotion("standard"):
         anneal_assignment(np.zeros(3), np.ones((3, 2)), np.ones((3, 2), bool), np.ones(2), np.ones(2),
                           np.zeros(3, np.int64), jax.random.key(0), PlannerConfig(iterations=4))
 
 
-@pytest.mark.xfail(
-    strict=True, raises=TypeError,
-    reason=(
-        "planner._anneal_windows with x64 on: jax.random.categorical returns int64 while the inner scan carry (init) "
-        "is int32: 'scan body function carry input and carry output must have equal types'"
-    ),
-)
 def test_anneal_assignment_with_x64(rank_allow):
     with jax.numpy_dtype_promotion("standard"):
         anneal_assignment(np.zeros(3), np.ones((3, 2)), np.ones((3, 2), bool), np.ones(2), np.ones(2),

@@ -11,9 +11,7 @@
 * random uses eligible workers only (and the seed); round-robin cycles; FIFO/SJF priorities;
 * planning 1,000 tasks twice gives identical plans.
 
-JAX settings: ``tests/conftest.py`` enables x64 with strict dtype promotion, under which ``list_schedule``
-currently fails (``test_list_schedule_under_test_suite_jax_settings`` documents it). The tests that call it
-use the ``standard_promotion`` fixture, the smallest relaxation that lets them run; drop it once fixed.
+JAX settings: ``list_schedule`` runs under ``tests/conftest.py``'s strict settings (x64, strict promotion).
 """
 
 from __future__ import annotations
@@ -37,8 +35,7 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 
 @pytest.fixture
 def standard_promotion():
-    with jax.numpy_dtype_promotion("standard"):
-        yield
+    yield  # list_schedule now runs under the suite's strict settings; kept so the tests read the same
 
 
 def _instance(seed: int, n: int, w: int, *, dag: bool, integer: bool = False, max_slots: int = 3):
@@ -81,14 +78,6 @@ def test_every_policy_gives_a_valid_plan(name, dag, standard_promotion):
     assert np.isfinite(s.finish).all()
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason=(
-        "policies.py list_schedule: default order is arrival order; a parent arriving after its child leaves the "
-        "child at start = inf on worker 0 (argmin of all-inf scores), which may be ineligible. Fix: default order = "
-        "workload.topological_order()."
-    ),
-)
 @pytest.mark.parametrize("name", ["eft", "least_loaded"])
 def test_list_policies_with_edges_against_arrival_order(name, standard_promotion):
     # task 0 (arrives first) depends on task 2; task 0 needs 8 GiB, worker 0 has 4 GiB
@@ -100,13 +89,6 @@ def test_list_policies_with_edges_against_arrival_order(name, standard_promotion
     check_plan(wl, cl, POLICIES[name](wl, cl, predicted))
 
 
-@pytest.mark.xfail(
-    strict=True, raises=jax.dtypes.TypePromotionError,
-    reason=(
-        "policies._scan `slot_ids[None, :] < slots[:, None]` compares int64 (jnp.arange under x64) with int32 slots: "
-        "TypePromotionError under the suite's strict promotion"
-    ),
-)
 def test_list_schedule_under_test_suite_jax_settings():
     wl, cl = _instance(0, 10, 2, dag=False)
     list_schedule(wl, cl, durations(wl, cl))

@@ -274,14 +274,6 @@ def test_same_seed_same_schedule():
     assert not np.array_equal(a.finish, c.finish)  # the seed matters where failures happen
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason=(
-        "simulator._EventLoop.fail puts the lost online task back on the global queue but does not call "
-        "dispatch_global, so it waits for the next event (here the repair, 1,000 s later) although worker 1 is free; "
-        "it then returns to the failing fast worker, ~40,000 restarts"
-    ),
-)
 def test_lost_online_task_restarts_on_a_free_worker_at_once():
     # Worker 0 (fast) fails while running the only task; worker 1 is idle and eligible, so the global queue's
     # head should go there at the failure instant, not wait for worker 0's repair (1,000 s later).
