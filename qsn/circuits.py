@@ -91,7 +91,9 @@ def _angle(theta, name: str) -> tuple[jax.Array, jnp.dtype]:
     """``theta`` as a real scalar array, and the complex dtype of matching precision."""
     theta = jnp.asarray(theta)
     if theta.ndim != 0:
-        raise ConfigurationError(f"Argument `{name}` must be a scalar angle (vmap for batches), but has shape {theta.shape}")
+        raise ConfigurationError(
+            f"Argument `{name}` must be a scalar angle (vmap for batches), but has shape {theta.shape}"
+        )
     if jnp.issubdtype(theta.dtype, jnp.complexfloating):
         raise ConfigurationError(f"Argument `{name}` must be real, but has dtype {theta.dtype}")
     if not jnp.issubdtype(theta.dtype, jnp.floating):

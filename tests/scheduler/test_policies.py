@@ -16,7 +16,6 @@ JAX settings: ``list_schedule`` runs under ``tests/conftest.py``'s strict settin
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
