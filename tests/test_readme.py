@@ -24,6 +24,17 @@ def test_readme_network_example_runs(capsys):
     assert "spikes per neuron" in out and "mean ISI CV" in out
 
 
+def test_readme_scheduler_example_runs(capsys):
+    exec(compile(_blocks(ROOT / "README.md")[2], "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert out.count("mean latency") == 3
+
+
+def test_scheduler_doc_example_runs(capsys):
+    exec(compile(_blocks(ROOT / "docs" / "scheduler.md")[0], "docs/scheduler.md", "exec"), {})
+    assert capsys.readouterr().out.count("makespan") == 4
+
+
 def test_networks_doc_example_runs():
     scope: dict = {}
     exec(compile(_blocks(ROOT / "docs" / "networks.md")[0], "docs/networks.md", "exec"), scope)
