@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from typing import Sequence
 
@@ -143,6 +142,7 @@ def _network(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from qsn.demo import DemoConfig, plot_demo, run_demo, summary_table
+    from qsn.runtime import json_safe
 
     cfg = DemoConfig(
         neurons=args.neurons, duration_ms=args.duration, mode=args.mode, delta=args.delta, t2=args.t2, t1=args.t1,
@@ -153,7 +153,7 @@ def _run(args: argparse.Namespace) -> int:
         plot_demo(result, cfg, args.out)
         summary["figure"] = args.out
     if args.json:
-        print(json.dumps(summary, indent=2, default=lambda x: None if isinstance(x, float) and not math.isfinite(x) else x))
+        print(json.dumps(json_safe(summary), indent=2))
     else:
         print(summary_table(summary))
         if "figure" in summary:

@@ -11,7 +11,7 @@ import numpy as np
 
 from qsn.errors import NumericalInstabilityError
 
-__all__ = ["check_finite", "progress_bar"]
+__all__ = ["check_finite", "progress_bar", "json_safe"]
 
 
 def check_finite(fields: Mapping[str, Any], step: int, owner: str = "State field") -> None:
@@ -46,3 +46,17 @@ def progress_bar(total: int, desc: str, enabled: bool, unit: str = "step"):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, dynamic_ncols=True)
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, ±inf) replaced by None, recursively, so ``json.dumps``
+    writes strict JSON (``null``) instead of the bare ``NaN``/``Infinity`` tokens parsers reject."""
+    if isinstance(obj, float) or isinstance(obj, np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj

@@ -55,6 +55,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Execute ``qsn schedule``; returns the exit code."""
     from qsn.errors import ConfigurationError
+    from qsn.runtime import json_safe
     from qsn.scheduler import workloads
     from qsn.scheduler.metrics import SLO
     from qsn.scheduler.schedule import run as run_policy
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                    faults=not args.no_faults)
     m = {"policy": args.policy, "workload": args.workload or args.scenario, "workers": cl.n, **m}
     if args.json:
-        print(json.dumps(m, indent=2, default=lambda x: None))
+        print(json.dumps(json_safe(m), indent=2))
     else:
         width = max(len(k) for k in m)
         for k, v in m.items():

@@ -11,7 +11,9 @@ sources ``k`` predicting log work ``ŷ_k``, after each task's true log work ``y`
     γ     ← clip(γ · (1 − η s), 1, γ_max)              (no synergy → sharpen toward the best source)
 
 ``γ = 1`` is inverse-MSE weighting; large ``γ`` approaches picking the best source. ``adaptive=False``
-freezes equal weights (the ablation).
+freezes equal weights (the ablation). Initial state: every ``e_k = e_f = 1`` and ``γ = 1`` (log-work
+units, so the first predictions are weighted equally). Weights are computed as a softmax of
+``−γ log e_k`` so a near-perfect source cannot overflow them.
 
 **Fusion policy** (:func:`fusion_policy`): fused predicted work → (N, W) service times → the
 annealing planner (:func:`~qsn.scheduler.planner.annealing_plan`), EFT, or online dispatch from one
@@ -75,11 +77,11 @@ def _fuse_scan(preds, y, alpha, eta, gamma_max, adaptive: bool):
         e, ef, gamma = carry
         p, t = xs
         present = jnp.isfinite(p)
-        if adaptive:
-            w = jnp.where(present, (e + 1e-12) ** (-gamma), 0.0)
+        if adaptive:  # w ∝ e^(−γ) as a softmax of −γ log e: no overflow when an error average is tiny
+            logits = jnp.where(present, -gamma * jnp.log(e + 1e-30), -jnp.inf)
+            w = jax.nn.softmax(logits)
         else:
-            w = present.astype(p.dtype)
-        w = w / jnp.maximum(w.sum(), 1e-30)
+            w = present.astype(p.dtype) / present.sum().astype(p.dtype)
         fused = jnp.sum(w * jnp.where(present, p, 0.0))
         err = jnp.where(present, (p - t) ** 2, e)
         e_new = (1 - alpha) * e + alpha * err
@@ -110,6 +112,13 @@ def fuse(predictions: dict[str, np.ndarray], target: np.ndarray, *, alpha: float
         raise ConfigurationError(f"Predictions have {preds.shape[0]} rows but `target` has {target.shape[0]}")
     if not 0 < alpha <= 1:
         raise ConfigurationError(f"Argument `alpha` must be in (0, 1], but is {alpha}")
+    if not np.isfinite(target).all():
+        i = int(np.flatnonzero(~np.isfinite(target))[0])
+        raise ConfigurationError(f"Argument `target` must be finite, but target[{i}] = {target[i]}")
+    empty = ~np.isfinite(preds).any(axis=1)
+    if empty.any():
+        i = int(np.flatnonzero(empty)[0])
+        raise ConfigurationError(f"Row {i} has no finite prediction from any source {list(names)}")
     fused, w, e, ef, g, s = _fuse_scan(jnp.asarray(preds, jnp.float32), jnp.asarray(target, jnp.float32),
                                        alpha, eta, gamma_max, adaptive)
     return FusionResult(np.asarray(fused, np.float64), np.asarray(w), np.asarray(e), np.asarray(ef), np.asarray(g),

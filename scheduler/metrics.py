@@ -39,8 +39,9 @@ def slo_met(workload: Workload, schedule: Schedule, slo: SLO = SLO()) -> np.ndar
     ok = (schedule.finish <= workload.deadline) & (latency <= slo.latency)
     if workload.llm:
         ttft = schedule.first_token - workload.arrival
-        steps = np.maximum(workload.output_tokens - 1, 1)
-        tpot = (schedule.finish - schedule.first_token) / steps
+        # TPOT is defined over the tokens after the first; a one-token output has none and meets it
+        steps = workload.output_tokens - 1
+        tpot = np.where(steps > 0, (schedule.finish - schedule.first_token) / np.maximum(steps, 1), 0.0)
         ok &= (ttft <= slo.ttft) & (tpot <= slo.tpot)
     return ok
 
@@ -53,6 +54,9 @@ def metrics(workload: Workload, cluster: Cluster, schedule: Schedule, slo: SLO =
     latency = schedule.finish - workload.arrival
     wait = schedule.start - workload.arrival
     makespan = float(schedule.finish.max() - workload.arrival.min())
+    if not makespan > 0:
+        raise InvalidInputError("The schedule's makespan is 0 (every task has zero work): rates and utilisation "
+                                "are undefined")
     met = slo_met(workload, schedule, slo)
     capacity = cluster.slots * makespan
     idle = np.maximum(makespan - schedule.busy / cluster.slots, 0.0)
@@ -64,9 +68,9 @@ def metrics(workload: Workload, cluster: Cluster, schedule: Schedule, slo: SLO =
         "wait_mean": float(wait.mean()),
         "makespan": makespan,
         "slo_attainment": float(met.mean()),
-        "goodput": float(met.sum() / makespan) if makespan > 0 else float("nan"),
-        "throughput": float(workload.n / makespan) if makespan > 0 else float("nan"),
-        "utilisation": float(schedule.busy.sum() / capacity.sum()) if makespan > 0 else float("nan"),
+        "goodput": float(met.sum() / makespan),
+        "throughput": float(workload.n / makespan),
+        "utilisation": float(schedule.busy.sum() / capacity.sum()),
         "energy_j": float((cluster.power_busy * schedule.busy + cluster.power_idle * idle).sum()),
         "restarts": float(schedule.restarts.sum()),
         "lost_s": float(schedule.lost.sum()),

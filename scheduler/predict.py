@@ -50,9 +50,8 @@ def log_work_targets(workload: Workload) -> np.ndarray:
 
 
 def naive_work(workload: Workload) -> np.ndarray:
-    """The estimate where present, else the mean true work of earlier tasks, (N,)."""
-    fallback = history_mean(workload.work, prior=float(np.nanmean(workload.estimate)) if np.isfinite(
-        workload.estimate).any() else 1.0)
+    """The estimate where present, else the mean true work of earlier tasks (1.0 for the first task), (N,)."""
+    fallback = history_mean(workload.work, prior=1.0)  # task 0 with no estimate: one work unit
     return np.where(np.isfinite(workload.estimate), workload.estimate, fallback)
 
 

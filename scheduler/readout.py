@@ -342,6 +342,10 @@ def prequential(
         empty = np.zeros((0, readout.n_out), readout.dtype)
         return (empty, state) if return_state else empty
     steps = -(-n // batch)
+    if not return_state:
+        # pad to a power-of-two number of batches so varying N reuses the compiled scan; the padded batches
+        # come after every real prediction and only their (discarded) final state sees them
+        steps = 1 << (steps - 1).bit_length()
     pad = steps * batch - n
     masks = jnp.concatenate([jnp.ones((n,), readout.dtype), jnp.zeros((pad,), readout.dtype)]).reshape(steps, batch)
     xs = jnp.concatenate([xa, jnp.zeros((pad, readout.n_in), readout.dtype)]).reshape(steps, batch, readout.n_in)

@@ -9,7 +9,7 @@
 * on a workload whose size is a function of observed features (task type and memory), both learned
   predictors beat the history mean by a clear margin (MSE of log work over the second half < 0.5x);
 * a workload with missing estimates: the naive prior at task 0 uses only what is known at task 0
-  (xfail: it currently reads every task's estimate, see the reason).
+  (its prior reads no later task).
 """
 
 from __future__ import annotations
@@ -90,10 +90,6 @@ def test_naive_work_never_sees_its_own_or_later_work(k):
     assert not np.array_equal(base, moved)  # the perturbation reaches later predictions
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "naive_work's prior for tasks before any history is nanmean(workload.estimate) over *all* tasks, "
-    "so task 0's prediction depends on the estimates of tasks that arrive later (the module promises "
-    "predictions from a task's own observed features and earlier tasks only)"))
 def test_naive_prior_does_not_read_later_estimates():
     wl = Workload.from_arrays(arrival=[0.0, 1.0, 2.0], work=[1.0, 1.0, 1.0], estimate=[np.nan, 5.0, 5.0])
     later = wl.replace(estimate=np.array([np.nan, 500.0, 500.0]))

@@ -1,0 +1,142 @@
+"""Tests of ``qsn schedule`` (qsn.scheduler.cli through ``qsn.cli.main``).
+
+* a built-in scenario with ``--json``: exit 0, strict JSON (no NaN tokens) holding the metrics, equal to
+  ``qsn.scheduler.run`` on the same scenario (wall time ``plan_s`` aside); the text table names the metrics;
+* a CSV round trip: ``workloads.to_csv`` → ``--workload`` with ``--no-faults`` gives the metrics of ``run`` on
+  ``workloads.load_csv(path)`` and ``Cluster.uniform(3)``; ``--map`` renames a column to the same result;
+* errors: an unknown CSV column → exit 1 naming it on stderr; a bad cell → exit 1 naming the line; a
+  malformed ``--map`` → exit 1; ``--workers 0`` → exit 1; an unknown policy → argparse's SystemExit 2.
+
+JAX settings: ``tests/conftest.py`` turns on x64 with strict dtype promotion, under which ``list_schedule``
+currently fails (documented in ``test_policies.py``); tests running EFT use the ``relaxed_jax`` fixture.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qsn.cli import main
+from qsn.scheduler import Cluster, run, workloads
+
+
+@pytest.fixture
+def relaxed_jax():
+    yield  # the planners now run under the suite's strict JAX settings; kept so the tests read the same
+
+
+def _strict_json(text: str) -> dict:
+    def no_constants(name):
+        raise AssertionError(f"non-standard JSON constant {name} in the output")
+
+    return json.loads(text, parse_constant=no_constants)
+
+
+def _same_metrics(printed: dict, expected: dict) -> None:
+    for k, v in expected.items():
+        if k != "plan_s":  # wall time
+            assert printed[k] == pytest.approx(v, rel=1e-12), k
+
+
+def test_scenario_json(capsys, relaxed_jax):
+    code = main(["schedule", "--scenario", "batch", "--tasks", "100", "--workers", "4", "--policy", "eft", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    m = _strict_json(out)
+    assert m["policy"] == "eft" and m["workload"] == "batch" and m["workers"] == 4 and m["tasks"] == 100
+    wl, cl = workloads.batch(100, 4, seed=0, load=0.8)
+    _same_metrics(m, run(wl, cl, "eft", seed=0))
+
+
+def test_scenario_table(capsys):
+    assert main(["schedule", "--scenario", "interactive", "--tasks", "50", "--workers", "2", "--policy", "fifo"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = {line.split()[0] for line in lines if line.strip()}
+    assert {"policy", "latency_mean", "makespan", "slo_attainment", "energy_j"} <= names
+
+
+@pytest.fixture
+def csv_workload(tmp_path):
+    wl, _ = workloads.batch(80, 3, seed=2)
+    return wl, workloads.to_csv(wl, tmp_path / "jobs.csv")
+
+
+def test_csv_round_trip(csv_workload, capsys):
+    _, path = csv_workload
+    code = main(["schedule", "--workload", str(path), "--workers", "3", "--policy", "fifo", "--json", "--no-faults"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    m = _strict_json(captured.out)
+    assert m["workload"] == str(path) and m["workers"] == 3
+    expected = run(workloads.load_csv(path), Cluster.uniform(3), "fifo", seed=0, faults=False)
+    _same_metrics(m, expected)
+
+
+def test_csv_map_renames_a_column(csv_workload, tmp_path, capsys):
+    _, path = csv_workload
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("arrival,")
+    renamed = tmp_path / "theirs.csv"
+    renamed.write_text("\n".join(["arrived_at" + lines[0][len("arrival"):]] + lines[1:]) + "\n")
+    args = ["--workers", "3", "--policy", "fifo", "--json", "--no-faults"]
+    assert main(["schedule", "--workload", str(path), *args]) == 0
+    ours = _strict_json(capsys.readouterr().out)
+    assert main(["schedule", "--workload", str(renamed), "--map", "arrived_at=arrival", *args]) == 0
+    theirs = _strict_json(capsys.readouterr().out)
+    _same_metrics(theirs, {k: v for k, v in ours.items() if k not in ("workload", "plan_s")})
+    # without the mapping the column is unknown
+    assert main(["schedule", "--workload", str(renamed), *args]) == 1
+    assert "arrived_at" in capsys.readouterr().err
+
+
+def test_unknown_column_exits_1(tmp_path, capsys):
+    path = tmp_path / "t.csv"
+    path.write_text("arrival,work,colour\n0,1,red\n1,2,blue\n")
+    assert main(["schedule", "--workload", str(path), "--policy", "fifo"]) == 1
+    captured = capsys.readouterr()
+    assert "colour" in captured.err and captured.err.startswith("qsn: error:")
+    assert captured.out == ""
+
+
+def test_bad_value_exits_1_naming_the_line(tmp_path, capsys):
+    path = tmp_path / "t.csv"
+    path.write_text("arrival,work\n0,1\n1,-2\n2,1\n")
+    assert main(["schedule", "--workload", str(path), "--policy", "fifo"]) == 1
+    err = capsys.readouterr().err
+    assert "line 3" in err and "work" in err
+
+
+@pytest.mark.parametrize("item", ["arrival", "=arrival", "t=", "t"])
+def test_malformed_map_exits_1(tmp_path, capsys, item):
+    path = tmp_path / "t.csv"
+    path.write_text("t,work\n0,1\n")
+    assert main(["schedule", "--workload", str(path), "--map", item, "--policy", "fifo"]) == 1
+    assert "--map" in capsys.readouterr().err
+
+
+def test_bad_workers_exits_1(capsys):
+    assert main(["schedule", "--scenario", "batch", "--workers", "0", "--policy", "fifo"]) == 1
+    assert "--workers" in capsys.readouterr().err
+
+
+def test_unknown_policy_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["schedule", "--scenario", "batch", "--policy", "magic"])
+    assert exc.value.code == 2
+    assert "magic" in capsys.readouterr().err
+
+
+def test_scenario_or_workload_is_required(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["schedule", "--policy", "fifo"])
+    assert exc.value.code == 2
+    assert "--workload" in capsys.readouterr().err
+
+
+def test_json_is_strict_for_a_zero_makespan(tmp_path, capsys):
+    path = tmp_path / "zero.csv"
+    path.write_text("arrival,work\n0,0\n")
+    # every task has zero work: rates are undefined, so the CLI reports an error instead of NaN
+    assert main(["schedule", "--workload", str(path), "--workers", "1", "--policy", "fifo", "--json"]) == 1
+    assert "makespan is 0" in capsys.readouterr().err

@@ -1,0 +1,175 @@
+"""Tests of the benchmark suites (qsn.scheduler.suites) at tiny sizes, and of ``bench/scheduler_report.py``.
+
+* ``efficiency``, ``scalability``, ``robustness``: one row per cell, in the documented order, with the
+  documented keys and finite metrics; ``efficiency`` rows equal ``schedule.run`` on the same cell;
+* ``convergence``: per-source rolling MSE series, weights (samples, 3) on the simplex, MSE of the last half
+  recomputed from the predictors;
+* ``exact_gap``: every heuristic's makespan ≥ the proved CP-SAT optimum (ratios ≥ 1 − 1e-9) and ≥ the lower bound;
+* ``qaoa_vs_annealing``: keys, probabilities in [0, 1], the uniform P(opt) equals the brute-force count / 2^q;
+* ``goodput_rate``: the highest load whose attainment reaches the target, its rate = n / arrival span;
+* ``power_law`` recovers k = 2, c = 3 from t = 3 n² exactly;
+* ``trace_runs`` returns [] when no trace is found, and runs on the shared traces when they are there;
+* ``bench/scheduler_report.py --quick --suites efficiency convergence`` writes JSON and markdown with the
+  tables (slow: ~35 s on 2 cores).
+
+JAX settings: ``tests/conftest.py`` turns on x64 with strict dtype promotion and rank-promotion errors,
+under which ``list_schedule`` and the annealer currently fail (documented in ``test_policies.py`` and
+``test_planner.py``); tests that plan with them use the ``relaxed_jax`` fixture. Drop it once fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from qsn.scheduler import schedule, suites, workloads
+
+METRIC_KEYS = {"tasks", "latency_mean", "latency_p50", "latency_p99", "wait_mean", "makespan", "slo_attainment",
+               "goodput", "throughput", "utilisation", "energy_j", "restarts", "lost_s", "plan_s"}
+
+
+@pytest.fixture
+def relaxed_jax():
+    with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+        yield
+
+
+def _finite(row: dict, keys) -> bool:
+    return all(np.isfinite(row[k]) for k in keys)
+
+
+def test_efficiency(relaxed_jax):
+    rows = suites.efficiency(("batch", "interactive"), n=60, workers=4, seeds=(0, 1), policies=("fifo", "eft"))
+    assert [(r["scenario"], r["seed"], r["policy"]) for r in rows] == [
+        (s, seed, p) for s in ("batch", "interactive") for seed in (0, 1) for p in ("fifo", "eft")]
+    for r in rows:
+        assert set(r) == METRIC_KEYS | {"scenario", "policy", "seed"}
+        assert _finite(r, METRIC_KEYS) and r["tasks"] == 60
+    wl, cl = workloads.interactive(60, 4, seed=1)
+    again = schedule.run(wl, cl, "eft", seed=1)
+    row = next(r for r in rows if (r["scenario"], r["seed"], r["policy"]) == ("interactive", 1, "eft"))
+    assert all(row[k] == pytest.approx(again[k], rel=1e-12) for k in METRIC_KEYS - {"plan_s"})
+
+
+def test_scalability(relaxed_jax):
+    rows = suites.scalability((10, 50), workers=4, policies=("fifo", "eft"), repeats=1)
+    assert [(r["n"], r["policy"]) for r in rows] == [(10, "fifo"), (10, "eft"), (50, "fifo"), (50, "eft")]
+    for r in rows:
+        assert set(r) == {"n", "policy", "workers", "plan_s"} and r["workers"] == 4
+        assert 0.0 < r["plan_s"] < 10.0
+
+
+def test_convergence():
+    out = suites.convergence(n=300, workers=4, window=50)
+    assert {"scenario", "n", "window", "rolling_mse", "weights", "names", "gamma", "synergy_last",
+            "mse_last_half"} <= set(out)
+    assert out["names"] == ["naive", "spike", "raw"]
+    sources = {"naive", "spike", "raw", "fused"}
+    assert set(out["rolling_mse"]) == sources == set(out["mse_last_half"])
+    # (300 - 50 + 1) valid windows, sampled every 50 // 5 = 10
+    assert all(len(v) == 26 for v in out["rolling_mse"].values())
+    w = np.asarray(out["weights"])
+    assert w.shape == (300, 3) and np.allclose(w.sum(axis=1), 1.0, atol=1e-5) and np.all(w >= 0)
+    assert all(np.isfinite(v) and v >= 0 for v in out["mse_last_half"].values())
+    assert np.all(np.asarray(out["gamma"]) >= 1.0 - 1e-6)
+    # the naive source is the user's estimate (log error sd 0.3 in `batch`): MSE near 0.09
+    assert 0.03 < out["mse_last_half"]["naive"] < 0.2
+
+
+def test_robustness(relaxed_jax):
+    rows = suites.robustness(n=60, workers=4, seeds=(0,), policies=("fifo", "eft"))
+    conditions = ("clean", "noise", "missing", "failures", "all")
+    assert [(r["condition"], r["policy"]) for r in rows] == [(c, p) for c in conditions for p in ("fifo", "eft")]
+    for r in rows:
+        assert set(r) == METRIC_KEYS | {"condition", "policy", "seed"} and _finite(r, METRIC_KEYS)
+    lat = {(r["condition"], r["policy"]): r["latency_mean"] for r in rows}
+    # FIFO ignores size estimates: noise and missing estimates change nothing for it
+    assert lat[("noise", "fifo")] == lat[("clean", "fifo")] == lat[("missing", "fifo")]
+    assert lat[("noise", "eft")] != lat[("clean", "eft")]
+
+
+def test_exact_gap(relaxed_jax):
+    policies = ("fifo", "least_loaded", "eft", "sa", "anneal")
+    (row,) = suites.exact_gap(((5, 2),), seeds=(0,), policies=policies)
+    assert {"n", "workers", "seed", "optimum", "proved", "lower_bound", "cpsat_s", *policies} == set(row)
+    assert row["proved"] and row["lower_bound"] <= row["optimum"] + 1e-12
+    for p in policies:
+        assert row[p] >= 1.0 - 1e-9, p  # nothing beats the optimum
+        assert row[p] * row["optimum"] >= row["lower_bound"] - 1e-9, p
+
+
+def test_qaoa_vs_annealing():
+    (row,) = suites.qaoa_vs_annealing(((2, 2),), seeds=(0,))
+    assert set(row) == {"tasks", "workers", "qubits", "seed", "p", "qaoa_best_optimal", "qaoa_p_opt",
+                        "sa_best_optimal", "sa_p_opt", "uniform_p_opt", "qaoa_s", "sa_s"}
+    assert row["qubits"] == 4
+    for k in ("qaoa_p_opt", "sa_p_opt", "uniform_p_opt"):
+        assert 0.0 <= row[k] <= 1.0
+    assert row["uniform_p_opt"] * 2**4 == pytest.approx(round(row["uniform_p_opt"] * 2**4))  # optimal count / 16
+    assert row["sa_best_optimal"]  # 4 qubits, 256 replicas
+
+
+def test_goodput_rate():
+    loads = (0.3, 0.9, 1.5)
+    out = suites.goodput_rate("interactive", "fifo", n=60, workers=2, loads=loads)
+    assert [r["load"] for r in out["rows"]] == list(loads)
+    ok = [r["load"] for r in out["rows"] if r["slo_attainment"] >= out["target"]]
+    assert out["goodput_load"] == (max(ok) if ok else 0.0)
+    for r, load in zip(out["rows"], loads):
+        wl, _ = workloads.interactive(60, 2, seed=0, load=load)
+        assert r["rate"] == pytest.approx(wl.n / (wl.arrival[-1] - wl.arrival[0]))
+    best = next(r for r in out["rows"] if r["load"] == out["goodput_load"])
+    assert out["goodput_rate"] == best["rate"]
+    # deadlines of 3x the size: the lightest load meets them, the overloaded one does not
+    assert out["rows"][0]["slo_attainment"] >= 0.9 > out["rows"][-1]["slo_attainment"]
+
+
+def test_power_law_recovers_the_exponent():
+    n = np.array([10, 100, 1000, 10_000], float)
+    fit = suites.power_law(n, 3.0 * n**2)
+    assert fit["exponent"] == pytest.approx(2.0, abs=1e-12)
+    assert fit["c"] == pytest.approx(3.0, rel=1e-10)
+    assert fit["r2"] == pytest.approx(1.0, abs=1e-12) and fit["stderr"] == pytest.approx(0.0, abs=1e-10)
+
+
+def test_trace_runs_without_traces(monkeypatch):
+    monkeypatch.setattr(workloads, "shared_trace", lambda name: None)
+    assert suites.trace_runs(policies=("fifo",), limit=20, seeds=(0,)) == []
+
+
+@pytest.mark.skipif(workloads.shared_trace("azure_llm_conv_2023.csv") is None, reason="shared traces absent")
+def test_trace_runs_on_the_shared_traces():
+    rows = suites.trace_runs(policies=("fifo",), limit=50, llm_workers=4, alibaba_nodes=8, seeds=(0,))
+    assert {r["trace"] for r in rows} <= {"azure_llm_conv_2023.csv", "azure_llm_code_2023.csv", "alibaba_gpu2023"}
+    for r in rows:
+        assert r["tasks"] <= 50 and _finite(r, METRIC_KEYS | {"offered_load"})
+        if r["trace"] == "alibaba_gpu2023":  # arrivals compressed to the requested load
+            assert r["offered_load"] == pytest.approx(0.8)
+
+
+@pytest.mark.slow
+def test_scheduler_report_quick(tmp_path, monkeypatch, relaxed_jax):
+    bench = Path(__file__).resolve().parents[2] / "bench"
+    monkeypatch.syspath_prepend(str(bench))
+    monkeypatch.delitem(sys.modules, "scheduler_report", raising=False)
+    import scheduler_report
+
+    out, md = tmp_path / "r.json", tmp_path / "r.md"
+    code = scheduler_report.main(["--quick", "--suites", "efficiency", "convergence", "--out", str(out), "--md", str(md),
+                                  "--no-progress"])
+    assert code == 0
+    res = json.loads(out.read_text())
+    assert set(res) == {"suites", "metadata"} and set(res["suites"]) == {"efficiency", "convergence"}
+    rows = res["suites"]["efficiency"]["rows"]
+    assert len(rows) == 5 * 3 * 5  # scenarios x seeds x quick policies
+    text = md.read_text()
+    for heading in ("## Efficiency", "### Mean latency_mean (s) by scenario", "## Convergence of the fusion"):
+        assert heading in text
+    assert "| policy | batch | dag | interactive | llm_inference | quantum_nodes |" in text
+    assert "| predictor | MSE of log work, last half |" in text
+    assert (tmp_path / "scheduler" / "efficiency.png").is_file()
