@@ -41,15 +41,21 @@ def _group(rows, key, value, **where):
 
 
 def _comparisons(rows, metric, baselines, **where) -> dict:
-    samples = _group(rows, "policy", metric, **where)
+    """Each policy against each baseline: paired by seed (the design: every policy runs the same instances),
+    with the Welch test of the same samples beside it."""
+    ordered = sorted(rows, key=lambda r: r["seed"])
+    samples = _group(ordered, "policy", metric, **where)
     out = {}
     for base in baselines:
         if base not in samples or len(samples) < 2:
             continue
-        if np.ptp(np.concatenate([np.asarray(v, float) for v in samples.values()])) == 0:
-            continue  # identical everywhere: nothing to test
-        table = stats.compare(samples, base, "holm", n_resamples=1999)
-        out[base] = [c._asdict() for c in table]
+        others = {k: v for k, v in samples.items() if k == base or np.ptp(np.subtract(v, samples[base])) > 0}
+        if len(others) < 2:
+            continue  # every policy equals the baseline on every seed: nothing to test
+        table = stats.compare(others, base, "holm", n_resamples=1999, paired=True)
+        welch = {c.policy: c for c in stats.compare(others, base, "holm", n_resamples=1999)}
+        out[base] = [{**c._asdict(), "pvalue_welch": welch[c.policy].pvalue,
+                      "pvalue_welch_adjusted": welch[c.policy].pvalue_adjusted} for c in table]
     groups = [np.asarray(v, float) for v in samples.values()]
     try:
         a = stats.anova(*groups)
@@ -67,6 +73,21 @@ def _md_table(header, rows) -> str:
 
 def _fmt(x, digits=3):
     return "-" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{digits}g}"
+
+
+def analyse(res: dict) -> None:
+    """Statistics derived from the rows (kept apart from the runs so they can be re-derived: --from-json)."""
+    eff = res["suites"].get("efficiency")
+    if eff:
+        eff["stats"] = {s: {m: _comparisons(eff["rows"], m, ("fifo", "least_loaded"), scenario=s)
+                            for m in ("latency_mean", "makespan")}
+                        for s in sorted({r["scenario"] for r in eff["rows"]})}
+    sca = res["suites"].get("scalability")
+    if sca:
+        sca["fits"] = {}
+        for p in dict.fromkeys(r["policy"] for r in sca["rows"]):
+            rs = [r for r in sca["rows"] if r["policy"] == p and r["n"] >= 100]
+            sca["fits"][p] = suites.power_law([r["n"] for r in rs], [max(r["plan_s"], 1e-7) for r in rs])
 
 
 def plots(result: dict, folder: Path) -> list[str]:
@@ -136,8 +157,10 @@ def report_markdown(result: dict, figures: list[str]) -> str:
     out = ["# Scheduler benchmark report\n",
            f"Command: `{meta['command']}` · {meta['date']} · {meta['cpu']} ({meta['cpu_count']} cores) · "
            f"jax {meta['versions']['jax']} · commit {meta['git_commit']}\n",
-           "Every number below comes from this run. Differences are policy − baseline; CIs are BCa bootstrap "
-           "95% intervals; p-values are Welch's, Holm-corrected over the rows of each table; d is Cohen's d; "
+           "Every number below comes from this run. Every policy runs the same instances (one per seed), so the "
+           "comparisons are paired: differences are policy − baseline per seed; CIs are BCa bootstrap 95% intervals "
+           "of the mean difference; p-values are the paired t-test's, Holm-corrected over the rows of each table, "
+           "with Welch's unpaired test (also Holm-corrected) beside them; d_z is Cohen's d of the paired differences; "
            "power is the observed-effect power (it restates p). Lower is better for latency, makespan and energy.\n"]
     for f in figures:
         out.append(f"![{f}](scheduler/{f})\n")
@@ -160,10 +183,12 @@ def report_markdown(result: dict, figures: list[str]) -> str:
                     if base not in cmp:
                         continue
                     rows = [[c["policy"], _fmt(c["mean"], 4), _fmt(c["diff"], 3), f"[{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]",
-                             _fmt(c["pvalue_adjusted"], 2), _fmt(c["cohens_d"], 2), _fmt(c["power"], 2)]
-                            for c in cmp[base] if c["policy"] in ("fusion", "fusion_eft", "anneal", "sa", "eft")]
+                             _fmt(c["pvalue_adjusted"], 2), _fmt(c["pvalue_welch_adjusted"], 2), _fmt(c["cohens_d"], 2),
+                             _fmt(c["power"], 2)]
+                            for c in cmp[base] if c["policy"] in ("fusion", "fusion_eft", "anneal", "sa", "eft", "sjf")]
                     out.append(f"#### {s}: {metric} vs {base} (baseline mean {_fmt(cmp[base][0]['mean_baseline'], 4)})\n")
-                    out.append(_md_table(["policy", "mean", "diff", "95% CI", "p (Holm)", "d", "power"], rows) + "\n")
+                    out.append(_md_table(["policy", "mean", "diff", "95% CI", "p paired (Holm)", "p Welch (Holm)", "d_z",
+                                          "power"], rows) + "\n")
                 an = cmp.get("anova", {})
                 if "pvalue" in an:
                     out.append(f"One-way ANOVA over all policies ({s}, {metric}): F = {an['statistic']:.3g}, "
@@ -247,7 +272,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/scheduler-<platform>.json)")
     ap.add_argument("--md", default=None, help="markdown path (default bench/results/scheduler-report.md)")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--from-json", default=None, metavar="FILE",
+                    help="re-derive the statistics, figures and markdown from a results JSON without re-running")
     args = ap.parse_args(argv)
+    if args.from_json:
+        res = json.loads(Path(args.from_json).read_text())
+        analyse(res)
+        md = Path(args.md) if args.md else Path(args.from_json).parent / "scheduler-report.md"
+        Path(args.from_json).write_text(json.dumps(res, indent=1, default=float) + "\n")
+        md.write_text(report_markdown(res, plots(res, md.parent / "scheduler")))
+        print(f"re-wrote {args.from_json} and {md}")
+        return 0
     q = args.quick
     seeds = range(args.seeds or (3 if q else 10))
     prog = not args.no_progress
@@ -257,20 +292,12 @@ def main(argv: list[str] | None = None) -> int:
         n, w = (200, 4) if q else (1000, 8)
         pols = ("fifo", "least_loaded", "eft", "anneal", "fusion") if q else suites.SUITE_POLICIES
         rows = suites.efficiency(n=n, workers=w, seeds=seeds, policies=pols, progress=prog)
-        st = {}
-        for s in sorted({r["scenario"] for r in rows}):
-            st[s] = {m: _comparisons(rows, m, ("fifo", "least_loaded"), scenario=s) for m in ("latency_mean", "makespan")}
         res["suites"]["efficiency"] = {"config": f"n = {n} tasks, {w} workers, load 0.8, {len(seeds)} seeds per cell, "
-                                       "faults as each scenario sets them; on `dag` the `eft` row runs HEFT", "rows": rows,
-                                       "stats": st}
+                                       "faults as each scenario sets them; on `dag` the `eft` row runs HEFT", "rows": rows}
     if "scalability" in args.suites:
         sizes = (10, 100, 1000) if q else (10, 100, 1000, 10_000, 100_000)
         rows = suites.scalability(sizes, workers=8 if q else 32, repeats=2 if q else 3, progress=prog)
-        fits = {}
-        for p in dict.fromkeys(r["policy"] for r in rows):
-            rs = [r for r in rows if r["policy"] == p and r["n"] >= 100]
-            fits[p] = suites.power_law([r["n"] for r in rs], [max(r["plan_s"], 1e-7) for r in rs])
-        res["suites"]["scalability"] = {"rows": rows, "fits": fits}
+        res["suites"]["scalability"] = {"rows": rows}
     if "convergence" in args.suites:
         res["suites"]["convergence"] = suites.convergence(n=1000 if q else 5000, window=100 if q else 250)
     if "robustness" in args.suites:
@@ -291,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = ((2, 2), (3, 2)) if q else ((2, 2), (3, 2), (2, 3), (4, 3))
         rows = suites.qaoa_vs_annealing(sizes, seeds=range(2 if q else 5), progress=prog)
         res["suites"]["qaoa"] = {"rows": rows}
+    analyse(res)
     device = jax.devices()[0]
     res["metadata"] = {
         "benchmark": "scheduler",

@@ -90,6 +90,35 @@ def _check_angles(cost_diag, gammas, betas) -> tuple[jax.Array, jax.Array, jax.A
     return cost, gammas.astype(cost.dtype), betas.astype(cost.dtype), n
 
 
+def _cost_layer(psi: jax.Array, cost: jax.Array, gamma: jax.Array) -> jax.Array:
+    """``exp(-i γ C) psi``; a negative ``γ`` undoes it."""
+    return qc.apply_diagonal(psi, jnp.exp(-1j * (gamma * cost).astype(psi.dtype)))
+
+
+def _mixer_layer(psi: jax.Array, beta: jax.Array) -> jax.Array:
+    """``exp(-i β B) psi = prod_j rx(2β)_j psi``; a negative ``β`` undoes it."""
+    mixer = qc.rx(2 * beta)
+    for qubit in range(qc.num_qubits(psi)):
+        psi = qc.apply(psi, mixer, qubit)
+    return psi
+
+
+def _evolve(cost: jax.Array, gammas: jax.Array, betas: jax.Array) -> jax.Array:
+    """The QAOA state from checked arguments (:func:`_check_angles`), (2^n,)."""
+    n = cost.shape[0].bit_length() - 1
+    cdtype = jnp.complex128 if cost.dtype == jnp.float64 else jnp.complex64
+    plus = jnp.full(2**n, 2.0 ** (-n / 2), dtype=cdtype)
+
+    # Rematerialised when the state itself is differentiated: keeps p states, not p (n + 1), alive.
+    @jax.checkpoint
+    def layer(psi, angles):
+        gamma, beta = angles
+        return _mixer_layer(_cost_layer(psi, cost, gamma), beta), None
+
+    psi, _ = jax.lax.scan(layer, plus, (gammas, betas))
+    return psi
+
+
 def qaoa_state(cost_diag, gammas, betas) -> jax.Array:
     """The QAOA state ``prod_k exp(-i β_k B) exp(-i γ_k C) |+>^n`` (module docstring), (2^n,) complex.
 
@@ -98,27 +127,56 @@ def qaoa_state(cost_diag, gammas, betas) -> jax.Array:
         gammas: (p,) cost angles, 1/energy.
         betas: (p,) mixer angles, rad.
     """
-    cost, gammas, betas, n = _check_angles(cost_diag, gammas, betas)
-    cdtype = jnp.complex128 if cost.dtype == jnp.float64 else jnp.complex64
-    plus = jnp.full(2**n, 2.0 ** (-n / 2), dtype=cdtype)
+    return _evolve(*_check_angles(cost_diag, gammas, betas)[:3])
 
-    # Rematerialised in the backward pass: keeps p states, not p (n + 1), alive for grad.
-    @jax.checkpoint
-    def layer(psi, angles):
+
+@jax.custom_vjp
+def _expectation(cost: jax.Array, gammas: jax.Array, betas: jax.Array) -> jax.Array:
+    return qc.expectation_diagonal(_evolve(cost, gammas, betas), cost)
+
+
+def _expectation_fwd(cost, gammas, betas):
+    psi = _evolve(cost, gammas, betas)
+    return qc.expectation_diagonal(psi, cost), (cost, gammas, betas, psi)
+
+
+def _expectation_bwd(residuals, g):
+    """Adjoint-state gradient: walk the circuit backwards, undoing each layer on the state ``psi`` and on
+    ``lam = V^† C psi_p`` (``V`` = the layers after the current point), so that a gate perturbation ``δpsi``
+    changes ``E`` by ``2 Re <lam|δpsi>``. Per layer this gives ``dE/dβ = 2 Im <lam|B|psi>`` (after the
+    mixer), ``dE/dγ = 2 Im <lam|C|psi>`` and ``dE/dC_k += γ 2 Im(lam_k^* psi_k)`` (after the cost layer).
+    Cost about 3x the forward pass with two states in memory; autodiff through the layers took 4x (n = 14)
+    to 12x (n = 20)."""
+    cost, gammas, betas, psi = residuals
+    n = qc.num_qubits(psi)
+    d_cost = qc.probabilities(psi)  # the explicit C in <psi|C|psi>
+
+    def back(carry, angles):
+        psi, lam, d_cost = carry
         gamma, beta = angles
-        psi = qc.apply_diagonal(psi, jnp.exp(-1j * (gamma * cost).astype(cdtype)))
-        mixer = qc.rx(2 * beta)
-        for qubit in range(n):
-            psi = qc.apply(psi, mixer, qubit)
-        return psi, None
+        bit_flips = sum(qc.apply(psi, qc.X, qubit) for qubit in range(n))  # B psi
+        d_beta = 2 * jnp.imag(jnp.vdot(lam, bit_flips))
+        psi, lam = _mixer_layer(psi, -beta), _mixer_layer(lam, -beta)
+        w = 2 * jnp.imag(jnp.conj(lam) * psi)
+        d_gamma = jnp.sum(cost * w)
+        psi, lam = _cost_layer(psi, cost, -gamma), _cost_layer(lam, cost, -gamma)
+        return (psi, lam, d_cost + gamma * w), (d_gamma, d_beta)
 
-    psi, _ = jax.lax.scan(layer, plus, (gammas, betas))
-    return psi
+    start = (psi, qc.apply_diagonal(psi, cost), d_cost)
+    (_, _, d_cost), (d_gammas, d_betas) = jax.lax.scan(back, start, (gammas, betas), reverse=True)
+    return g * d_cost, g * d_gammas, g * d_betas
+
+
+_expectation.defvjp(_expectation_fwd, _expectation_bwd)
 
 
 def qaoa_expectation(cost_diag, gammas, betas) -> jax.Array:
-    """``<γ, β| C |γ, β>``, a real scalar in the cost's units; arguments as in :func:`qaoa_state`."""
-    return qc.expectation_diagonal(qaoa_state(cost_diag, gammas, betas), cost_diag)
+    """``<γ, β| C |γ, β>``, a real scalar in the cost's units; arguments as in :func:`qaoa_state`.
+
+    Reverse-mode derivatives (``grad``, w.r.t. all three arguments) use the adjoint-state method, so
+    forward mode (``jvp``, ``jacfwd``) is not available; differentiate :func:`qaoa_state` for that.
+    """
+    return _expectation(*_check_angles(cost_diag, gammas, betas)[:3])
 
 
 def _check_positive_int(value, name: str) -> int:

@@ -12,8 +12,10 @@ at least 2 values), fixes the conventions and assembles the report:
 * :func:`bootstrap_ci` — BCa (or percentile / basic) bootstrap interval of a statistic of one sample,
   or of the difference of a statistic between two independent samples (``scipy.stats.bootstrap``).
 * :func:`power`, :func:`sample_size` — two-sample t-test power (``statsmodels.stats.power.TTestIndPower``).
-* :func:`compare` — each policy against a baseline: mean difference, its BCa interval, Welch p,
-  corrected p, Cohen's d and power, one :class:`Comparison` per policy; :func:`to_markdown` prints them.
+* :func:`paired` — the paired t-test (``scipy.stats.ttest_rel``) for runs matched by seed.
+* :func:`compare` — each policy against a baseline: mean difference, its BCa interval, Welch p (or, with
+  ``paired=True``, the paired t-test on per-seed differences, Cohen's d_z and one-sample power), corrected
+  p, one :class:`Comparison` per policy; :func:`to_markdown` prints them.
 
 Example:
     >>> import numpy as np
@@ -46,6 +48,7 @@ __all__ = [
     "Interval",
     "Comparison",
     "welch",
+    "paired",
     "anova",
     "correct",
     "cohens_d",
@@ -140,6 +143,26 @@ def _probability(value: float, name: str) -> float:
     if not 0.0 < value < 1.0:
         raise ConfigurationError(f"Argument `{name}` must be in (0, 1), but is {value!r}")
     return float(value)
+
+
+def paired(a, b, *, alternative: str = "two-sided") -> Welch:
+    """Paired t-test of ``a - b`` (``scipy.stats.ttest_rel``): the same instances (seeds) under two policies.
+
+    Returns a :class:`Welch` tuple ``(statistic, df = n - 1, pvalue)``.
+
+    Example:
+        >>> round(paired([1.0, 2.0, 3.0, 4.0], [1.1, 2.3, 3.2, 4.6]).df)
+        3
+    """
+    a, b = _sample(a, "a"), _sample(b, "b")
+    if a.shape != b.shape:
+        raise ConfigurationError(f"Paired samples must have the same length, but have {a.size} and {b.size}")
+    _choice(alternative, "alternative", ALTERNATIVES)
+    d = a - b
+    if np.ptp(d) == 0:
+        raise ConfigurationError("paired: every difference is the same, so the paired t statistic is undefined")
+    r = scipy.stats.ttest_rel(a, b, alternative=alternative)
+    return Welch(float(r.statistic), float(a.size - 1), float(r.pvalue))
 
 
 def welch(a, b, *, alternative: str = "two-sided") -> Welch:
@@ -377,6 +400,7 @@ def compare(
     confidence: float = 0.95,
     n_resamples: int = 9999,
     seed: int = 0,
+    paired: bool = False,
 ) -> list[Comparison]:
     """Compare each policy's samples (e.g. makespans over seeds) with the baseline's.
 
@@ -394,6 +418,10 @@ def compare(
         confidence: level of the bootstrap intervals.
         n_resamples: bootstrap resamples per row.
         seed: one seed for all rows' resampling.
+        paired: the samples are matched by position (the same seeds / instances under every policy): the
+            p-value is the paired t-test's, the interval is the BCa interval of the mean per-instance
+            difference, ``cohens_d`` is Cohen's d_z (mean difference / sd of differences) and the power is
+            the one-sample t-test's at that d_z.
 
     Returns:
         One :class:`Comparison` per non-baseline policy.
@@ -416,19 +444,43 @@ def compare(
         if name == baseline:
             continue
         x = _sample(values, f"samples[{name!r}]")
-        t = welch(x, base)
-        ci = bootstrap_ci((x, base), confidence=confidence, n_resamples=n_resamples, seed=rng)
-        d = cohens_d(x, base)
+        if paired:
+            t = _paired_test(x, base)
+            diff = x - base
+            ci = bootstrap_ci(diff, confidence=confidence, n_resamples=n_resamples, seed=rng)
+            d = float(np.mean(diff) / np.std(diff, ddof=1))
+            pw = _one_sample_power(abs(d), x.size, alpha)
+        else:
+            t = welch(x, base)
+            ci = bootstrap_ci((x, base), confidence=confidence, n_resamples=n_resamples, seed=rng)
+            d = cohens_d(x, base)
+            pw = power(abs(d), x.size, base.size, alpha)
         rows.append(dict(
             policy=name, baseline=baseline, n=x.size, n_baseline=base.size, mean=float(np.mean(x)),
             mean_baseline=float(np.mean(base)), diff=ci.estimate, ci_low=ci.low, ci_high=ci.high,
-            pvalue=t.pvalue, cohens_d=d, power=power(abs(d), x.size, base.size, alpha),
+            pvalue=t.pvalue, cohens_d=d, power=pw,
         ))
     adjusted = correct([r["pvalue"] for r in rows], correction, alpha=alpha)
     return [
         Comparison(**r, pvalue_adjusted=float(p), rejected=bool(rej), correction=correction, confidence=confidence)
         for r, p, rej in zip(rows, adjusted.adjusted, adjusted.rejected)
     ]
+
+
+def _paired_test(x: np.ndarray, base: np.ndarray) -> Welch:
+    return paired(x, base)
+
+
+def _one_sample_power(d: float, n: int, alpha: float) -> float:
+    # two-sided one-sample (paired) t-test power from the noncentral t (statsmodels' TTestPower returns NaN
+    # for large d·sqrt(n), where scipy's nct stays accurate)
+    df = n - 1
+    tc = scipy.stats.t.ppf(1 - alpha / 2, df)
+    nc = d * math.sqrt(n)
+    pw = float(scipy.stats.nct.sf(tc, df, nc) + scipy.stats.nct.cdf(-tc, df, nc))
+    if not math.isfinite(pw):  # nct loses the far tail for very large nc, where the normal limit is exact enough
+        pw = float(scipy.stats.norm.sf(tc - nc) + scipy.stats.norm.cdf(-tc - nc))
+    return pw
 
 
 def _fmt(x: float, digits: int) -> str:

@@ -275,3 +275,44 @@ def test_errors_name_the_argument(call, match):
 def test_errors_are_value_errors():
     with pytest.raises(ValueError):
         stats.welch([1.0], [2.0, 3.0])
+
+
+# --- paired design (the report's runs are matched by seed) ---------------------------------------------------
+def test_paired_t_matches_the_textbook_formula():
+    a = np.array([12.1, 14.3, 11.8, 15.0, 13.2, 12.7])
+    b = np.array([11.0, 13.9, 11.9, 13.8, 12.1, 12.0])
+    d = a - b
+    t = d.mean() / (d.std(ddof=1) / np.sqrt(d.size))  # Student (1908): t = mean(d) / (s_d / sqrt(n)), df = n - 1
+    r = stats.paired(a, b)
+    assert r.statistic == pytest.approx(t, rel=1e-12)
+    assert r.df == d.size - 1
+    assert r.pvalue == pytest.approx(2 * scipy.stats.t.sf(abs(t), d.size - 1), rel=1e-10)
+
+
+def test_paired_errors():
+    with pytest.raises(ConfigurationError, match="same length"):
+        stats.paired([1.0, 2.0, 3.0], [1.0, 2.0])
+    with pytest.raises(ConfigurationError, match="every difference is the same"):
+        stats.paired([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])
+
+
+def test_compare_paired_uses_per_seed_differences():
+    rng = np.random.default_rng(3)
+    base = rng.normal(10.0, 3.0, 12)  # large seed-to-seed spread ...
+    better = base - 0.5 + rng.normal(0.0, 0.1, 12)  # ... but a consistent per-seed gain
+    (row,) = stats.compare({"fifo": base, "x": better}, "fifo", paired=True, n_resamples=999)
+    (ind,) = stats.compare({"fifo": base, "x": better}, "fifo", n_resamples=999)
+    d = better - base
+    assert row.diff == pytest.approx(d.mean(), rel=1e-12)
+    assert row.ci_low < d.mean() < row.ci_high < 0.0
+    assert row.cohens_d == pytest.approx(d.mean() / d.std(ddof=1), rel=1e-12)
+    assert row.pvalue < 1e-6 < 0.05 < ind.pvalue  # pairing removes the instance variance
+    assert row.power == pytest.approx(1.0, abs=1e-6)
+
+
+def test_one_sample_power_matches_statsmodels():
+    from statsmodels.stats.power import TTestPower
+
+    for d, n in ((0.3, 20), (0.5, 34), (1.0, 8)):
+        assert stats._one_sample_power(d, n, 0.05) == pytest.approx(
+            TTestPower().power(effect_size=d, nobs=n, alpha=0.05), rel=1e-9)
