@@ -16,9 +16,10 @@ rate and initial angle range suit QUBOs of any energy scale; the shift only adds
 angles it returns are converted back (``γ = γ_normalised / std C``) and act on the raw ``C``.
 
 The simulation enumerates all ``2^n`` states, so the optimum is known exactly and every result reports
-the probability the QAOA state puts on it. Memory: about ``(p + 3) × 2^n`` complex amplitudes per restart
-optimised at once (all restarts on an accelerator, one on CPU; layers are rematerialised in the backward
-pass); ``n`` is limited to :data:`MAX_VARIABLES`.
+the probability the QAOA state puts on it. Gradients of :func:`qaoa_expectation` use the adjoint-state
+method, so optimising holds a few states (about 4-6 × 2^n complex amplitudes) per restart in flight, for
+any ``p`` (all restarts at once on an accelerator, one at a time on CPU); ``n`` is limited to
+:data:`MAX_VARIABLES`.
 
 Example:
     >>> import jax, numpy as np
@@ -46,7 +47,7 @@ from qsn.scheduler.qubo import QUBO, all_energies, energy
 
 __all__ = ["MAX_VARIABLES", "QAOAResult", "qaoa_state", "qaoa_expectation", "optimize_angles", "solve"]
 
-MAX_VARIABLES = 24  # 2^24 complex64 amplitudes = 128 MiB per state; a GPU holds restarts × (p + 3) of them
+MAX_VARIABLES = 24  # 2^24 complex64 amplitudes = 128 MiB per state; optimising holds ~4-6 per restart
 
 # Initial angles, in units of the normalised cost (std 1): restart 0 is a linear ramp (a discretised
 # anneal from B to C, as in Zhou et al., PRX 10, 021067 (2020)), the others are uniform in these ranges.
@@ -145,8 +146,8 @@ def _expectation_bwd(residuals, g):
     ``lam = V^† C psi_p`` (``V`` = the layers after the current point), so that a gate perturbation ``δpsi``
     changes ``E`` by ``2 Re <lam|δpsi>``. Per layer this gives ``dE/dβ = 2 Im <lam|B|psi>`` (after the
     mixer), ``dE/dγ = 2 Im <lam|C|psi>`` and ``dE/dC_k += γ 2 Im(lam_k^* psi_k)`` (after the cost layer).
-    Cost about 3x the forward pass with two states in memory; autodiff through the layers took 4x (n = 14)
-    to 12x (n = 20)."""
+    Costs about 2x the forward pass (3x in all) and holds two states; autodiff through the layers took 4x
+    (n = 14) to 7x (n = 18) the forward pass in all."""
     cost, gammas, betas, psi = residuals
     n = qc.num_qubits(psi)
     d_cost = qc.probabilities(psi)  # the explicit C in <psi|C|psi>

@@ -79,10 +79,12 @@ def test_p1_single_edge_closed_form():
 
 
 def test_gradient_equals_finite_differences():
+    """The adjoint-state gradient of qaoa_expectation against central differences (angles) and against
+    autodiff through qaoa_state (cost diagonal), also under vmap."""
     cost = jnp.asarray(brute_force_energies(random_qubo(4, seed=3)))
     rng = np.random.default_rng(3)
     gammas, betas = rng.uniform(-1, 1, 3), rng.uniform(-1, 1, 3)
-    grad_g, grad_b = jax.grad(qaoa.qaoa_expectation, argnums=(1, 2))(cost, gammas, betas)
+    grad_c, grad_g, grad_b = jax.grad(qaoa.qaoa_expectation, argnums=(0, 1, 2))(cost, gammas, betas)
     h = 1e-6
     f = lambda g, b: float(qaoa.qaoa_expectation(cost, g, b))  # noqa: E731
     for k in range(3):
@@ -92,6 +94,16 @@ def test_gradient_equals_finite_differences():
         np.testing.assert_allclose(grad_g[k], fd_g, rtol=1e-6, atol=1e-8)
         np.testing.assert_allclose(grad_b[k], fd_b, rtol=1e-6, atol=1e-8)
     assert np.max(np.abs(grad_g)) > 1e-2  # not a flat spot where every check passes trivially
+
+    def through_state(c, g, b):
+        psi = qaoa.qaoa_state(c, g, b)
+        return jnp.sum((jnp.real(psi) ** 2 + jnp.imag(psi) ** 2) * c)
+
+    np.testing.assert_allclose(grad_c, jax.grad(through_state)(cost, gammas, betas), atol=1e-12)
+    batch = jnp.stack([gammas, -gammas])
+    batched = jax.vmap(jax.grad(qaoa.qaoa_expectation, argnums=1), in_axes=(None, 0, None))(cost, batch, betas)
+    np.testing.assert_allclose(batched[0], grad_g, atol=1e-12)
+    np.testing.assert_allclose(batched[1], jax.grad(qaoa.qaoa_expectation, argnums=1)(cost, -gammas, betas), atol=1e-12)
 
 
 @functools.cache
