@@ -106,10 +106,15 @@ def test_exact_gap(relaxed_jax):
 def test_qaoa_vs_annealing():
     (row,) = suites.qaoa_vs_annealing(((2, 2),), seeds=(0,))
     assert set(row) == {"tasks", "workers", "qubits", "seed", "p", "qaoa_best_optimal", "qaoa_p_opt",
+                        "qaoa_p_feasible", "uniform_p_feasible", "feasible_states",
                         "sa_best_optimal", "sa_p_opt", "uniform_p_opt", "qaoa_s", "sa_s"}
     assert row["qubits"] == 4
-    for k in ("qaoa_p_opt", "sa_p_opt", "uniform_p_opt"):
+    for k in ("qaoa_p_opt", "sa_p_opt", "uniform_p_opt", "qaoa_p_feasible"):
         assert 0.0 <= row[k] <= 1.0
+    # 2 tasks x 2 workers: 4 one-hot assignments of 16 states; the optimum is one of them
+    assert row["feasible_states"] == 4 and row["uniform_p_feasible"] == 0.25
+    assert row["qaoa_p_opt"] <= row["qaoa_p_feasible"] + 1e-6
+    assert row["qaoa_best_optimal"]  # 256 shots from a state with P(opt) well above 1/16
     assert row["uniform_p_opt"] * 2**4 == pytest.approx(round(row["uniform_p_opt"] * 2**4))  # optimal count / 16
     assert row["sa_best_optimal"]  # 4 qubits, 256 replicas
 
