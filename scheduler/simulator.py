@@ -65,6 +65,11 @@ def check_plan(workload: Workload, cluster: Cluster, plan: Plan) -> Plan:
     Raises :class:`~qsn.errors.ConfigurationError` naming the task when a task is placed on a worker that
     can never run it, has no eligible worker at all, or a dependent quantum pair sits on an unlinked pair.
     """
+    return _check(workload, cluster, plan)[0]
+
+
+def _check(workload: Workload, cluster: Cluster, plan: Plan) -> tuple[Plan, np.ndarray]:
+    """:func:`check_plan`, also returning the (N, W) eligibility it computed (the event loop needs it too)."""
     n = workload.n
     worker = np.asarray(plan.worker)
     priority = np.asarray(plan.priority, np.float64)
@@ -96,18 +101,20 @@ def check_plan(workload: Workload, cluster: Cluster, plan: Plan) -> Plan:
             f"Dependent quantum tasks {a} -> {b} are on workers {worker[a]} and {worker[b]} whose link fidelity "
             f"{cluster.fidelity[worker[a], worker[b]]:.3f} < min_fidelity {cluster.min_fidelity}"
         )
-    for a, b in _quantum_edges(workload, cluster):
+    edges = _quantum_edges(workload, cluster)
+    linked = _linked(cluster) if edges.size else None
+    for a, b in edges:
         # wherever the parent may run, the child needs a linked node it fits (or the parent's own node)
         parents = [worker[a]] if worker[a] >= 0 else np.flatnonzero(ok[a])
         children = ok[b] if worker[b] < 0 else (np.arange(cluster.n) == worker[b])
-        reach = _linked(cluster)[parents] & children
+        reach = linked[parents] & children
         if not reach.any(axis=1).all():
             j = int(np.asarray(parents)[~reach.any(axis=1)][0])
             raise ConfigurationError(
                 f"Dependent quantum task {b} cannot run anywhere linked to worker {j}, where its parent {a} may run "
                 f"(fidelity >= {cluster.min_fidelity} needed)"
             )
-    return Plan(worker, priority)
+    return Plan(worker, priority), ok
 
 
 def _quantum_edges(workload: Workload, cluster: Cluster) -> np.ndarray:
@@ -151,13 +158,12 @@ def repair_links(workload: Workload, cluster: Cluster, worker: np.ndarray) -> np
 
 
 def _quantum_links_broken(workload: Workload, cluster: Cluster, worker: np.ndarray) -> list[tuple[int, int]]:
-    if cluster.fidelity is None or not workload.edges.size:
+    edges = _quantum_edges(workload, cluster)
+    if not edges.size:
         return []
-    a, b = workload.edges.T
-    wa, wb = worker[a], worker[b]
-    quantum = (workload.qubits[a] > 0) & (workload.qubits[b] > 0) & (wa >= 0) & (wb >= 0) & (wa != wb)
-    broken = quantum & (cluster.fidelity[np.maximum(wa, 0), np.maximum(wb, 0)] < cluster.min_fidelity)
-    return [(int(x), int(y)) for x, y in workload.edges[broken]]
+    wa, wb = worker[edges[:, 0]], worker[edges[:, 1]]
+    broken = (wa >= 0) & (wb >= 0) & ~_linked(cluster)[np.maximum(wa, 0), np.maximum(wb, 0)]
+    return [(int(x), int(y)) for x, y in edges[broken]]
 
 
 def simulate(workload: Workload, cluster: Cluster, plan: Plan, *, faults: bool = True, seed: int = 0) -> Schedule:
@@ -170,8 +176,8 @@ def simulate(workload: Workload, cluster: Cluster, plan: Plan, *, faults: bool =
         faults: inject worker failures at ``cluster.failure_rate`` (no effect where the rates are 0).
         seed: seeds the failure times (NumPy ``default_rng``).
     """
-    plan = check_plan(workload, cluster, plan)
-    return _EventLoop(workload, cluster, plan, faults, seed, cluster.eligible(workload)).run()
+    plan, eligible = _check(workload, cluster, plan)
+    return _EventLoop(workload, cluster, plan, faults, seed, eligible).run()
 
 
 _ARRIVE, _COMPLETE, _FAIL, _REPAIR = 0, 1, 2, 3
@@ -189,11 +195,10 @@ class _EventLoop:
         self.work = wl.work
         self.prefill = prefill_seconds(wl.prompt_tokens) if wl.llm else None
         self.deps_left = np.bincount(wl.edges[:, 1], minlength=n) if wl.edges.size else np.zeros(n, np.int64)
-        self.children = [[] for _ in range(n)]
+        self.children: list[list[int]] = [[] for _ in range(n)]
+        self.parents: list[list[int]] = [[] for _ in range(n)]
         for a, b in wl.edges.tolist():
             self.children[a].append(b)
-        self.parents = [[] for _ in range(n)]
-        for a, b in wl.edges.tolist():
             self.parents[b].append(a)
         self.rng = np.random.default_rng(seed)
         self.faults = faults and bool(np.any(cl.failure_rate > 0))
