@@ -40,7 +40,7 @@ from qsn.scheduler.service import durations
 from qsn.scheduler.simulator import Plan
 from qsn.scheduler.task import Cluster, Workload
 
-__all__ = ["FusionConfig", "FusionResult", "fuse", "fusion_policy"]
+__all__ = ["FusionConfig", "FusionResult", "fuse", "fused_prediction", "fusion_policy"]
 
 
 class FusionConfig(NamedTuple):
@@ -67,6 +67,7 @@ class FusionResult(NamedTuple):
     gamma: np.ndarray  # (N,)
     synergy: np.ndarray  # (N,)
     names: tuple[str, ...]
+    predictions: np.ndarray  # (N, K) each source's log-work prediction (NaN = none), as fused
 
 
 @partial(jax.jit, static_argnames=("adaptive",))
@@ -122,12 +123,14 @@ def fuse(predictions: dict[str, np.ndarray], target: np.ndarray, *, alpha: float
     fused, w, e, ef, g, s = _fuse_scan(jnp.asarray(preds, jnp.float32), jnp.asarray(target, jnp.float32),
                                        alpha, eta, gamma_max, adaptive)
     return FusionResult(np.asarray(fused, np.float64), np.asarray(w), np.asarray(e), np.asarray(ef), np.asarray(g),
-                        np.asarray(s), names)
+                        np.asarray(s), names, preds)
 
 
-def fusion_policy(workload: Workload, cluster: Cluster, *, seed: int = 0, config: FusionConfig = FusionConfig(),
-                  planner: PlannerConfig = PlannerConfig()) -> tuple[Plan, FusionResult]:
-    """Plan with fused size predictions; returns the plan and the fusion trace."""
+PLANNERS = ("auto", "anneal", "eft", "online")
+
+
+def fused_prediction(workload: Workload, *, seed: int = 0, config: FusionConfig = FusionConfig()) -> FusionResult:
+    """The enabled sources' log-work predictions (naive, spike, raw), fused online; ``result.fused`` is (N,)."""
     sources: dict[str, np.ndarray] = {}
     if config.naive:
         naive = naive_work(workload)
@@ -139,8 +142,16 @@ def fusion_policy(workload: Workload, cluster: Cluster, *, seed: int = 0, config
         sources["raw"] = np.log(learned_work(workload, inputs="raw", hidden=config.hidden, seed=seed))
     if not sources:
         raise ConfigurationError("FusionConfig switches every source off; enable naive, spike or raw")
-    result = fuse(sources, log_work_targets(workload)[:, 0], alpha=config.alpha, eta=config.eta,
-                  gamma_max=config.gamma_max, adaptive=config.adaptive)
+    return fuse(sources, log_work_targets(workload)[:, 0], alpha=config.alpha, eta=config.eta,
+                gamma_max=config.gamma_max, adaptive=config.adaptive)
+
+
+def fusion_policy(workload: Workload, cluster: Cluster, *, seed: int = 0, config: FusionConfig = FusionConfig(),
+                  planner: PlannerConfig = PlannerConfig()) -> tuple[Plan, FusionResult]:
+    """Plan with fused size predictions; returns the plan and the fusion trace."""
+    if config.planner not in PLANNERS:
+        raise ConfigurationError(f"FusionConfig.planner must be 'anneal', 'eft', 'online' or 'auto', but is {config.planner!r}")
+    result = fused_prediction(workload, seed=seed, config=config)
     predicted = durations(workload, cluster, work=np.exp(result.fused))
     kind = config.planner
     if kind == "auto":
@@ -151,10 +162,8 @@ def fusion_policy(workload: Workload, cluster: Cluster, *, seed: int = 0, config
         plan = annealing_plan(workload, cluster, predicted, seed=seed, config=planner)
     elif kind == "online":
         plan = Plan(np.full(workload.n, -1, np.int64), np.exp(result.fused))
-    elif kind == "eft":
+    else:
         from qsn.scheduler.policies import eft
 
         plan = eft(workload, cluster, predicted, seed=seed)
-    else:
-        raise ConfigurationError(f"FusionConfig.planner must be 'anneal', 'eft', 'online' or 'auto', but is {config.planner!r}")
     return plan, result

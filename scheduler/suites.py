@@ -92,16 +92,13 @@ def scalability(sizes: Iterable[int] = (10, 100, 1000, 10_000, 100_000), *, work
 def convergence(n: int = 5000, workers: int = 8, *, scenario: str = "batch", seed: int = 0,
                 window: int = 250) -> dict:
     """The fusion's trace on one run: rolling MSE of each source and of the fused prediction, weights, γ."""
-    from qsn.scheduler.fusion import FusionConfig, fusion_policy
-
-    wl, cl = workloads.SCENARIOS[scenario](n, workers, seed=seed)
-    _, res = fusion_policy(wl, cl, seed=seed, config=FusionConfig(planner="eft"))
+    from qsn.scheduler.fusion import fused_prediction
     from qsn.scheduler.predict import log_work_targets
-    from qsn.scheduler.predict import learned_work, naive_work
 
+    wl, _ = workloads.SCENARIOS[scenario](n, workers, seed=seed)
+    res = fused_prediction(wl, seed=seed)
     y = log_work_targets(wl)[:, 0]
-    preds = {"naive": np.log(naive_work(wl)), "spike": np.log(learned_work(wl, inputs="spike", seed=seed)),
-             "raw": np.log(learned_work(wl, inputs="raw", seed=seed)), "fused": res.fused}
+    preds = {**{k: res.predictions[:, i] for i, k in enumerate(res.names)}, "fused": res.fused}
     kernel = np.ones(window) / window
     rolling = {k: np.convolve((v - y) ** 2, kernel, mode="valid")[::window // 5].tolist() for k, v in preds.items()}
     return {"scenario": scenario, "n": n, "window": window, "rolling_mse": rolling,
