@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qsn.errors import ConfigurationError
+from qsn.scheduler.policies import list_schedule, upward_rank
 from qsn.scheduler.qubo import QUBO, make_qubo
 from qsn.scheduler.simulator import Plan, repair_links
 from qsn.scheduler.task import Cluster, Workload
@@ -221,6 +222,7 @@ class AnnealOutcome(NamedTuple):
     assign: np.ndarray  # (N,) worker per task
     energy: np.ndarray  # (windows,) best energy per window (normalised units)
     initial_energy: np.ndarray  # (windows,) energy of the initial assignment
+    window: int  # tasks per window (the whole instance when it is one window)
 
 
 def window_size(arrival: np.ndarray, p: np.ndarray, slots: np.ndarray, config: PlannerConfig) -> int:
@@ -297,7 +299,7 @@ def anneal_assignment(arrival, p, eligible, slots, omega, init, key,
         jnp.asarray(init, jnp.int32), jnp.asarray(np.asarray(slots, np.float32)),
         jnp.asarray(np.asarray(omega, np.float32)), jnp.asarray(betas), jnp.float32(config.fraction),
         jnp.float32(config.cost), jnp.float32(config.balance), iterations=config.iterations, replicas=config.replicas)
-    return AnnealOutcome(np.asarray(assign).reshape(-1)[:n].astype(np.int64), np.asarray(e_best), np.asarray(e_init))
+    return AnnealOutcome(np.asarray(assign).reshape(-1)[:n].astype(np.int64), np.asarray(e_best), np.asarray(e_init), k)
 
 
 def refine_makespan(assign, p, eligible, slots, *, max_moves: int = 10_000) -> np.ndarray:
@@ -365,8 +367,6 @@ def annealing_plan(workload: Workload, cluster: Cluster, predicted: np.ndarray, 
         predicted: (N, W) believed service times, s.
         seed: seeds the annealer (``jax.random.key(seed)``) and a random warm start.
     """
-    from qsn.scheduler.policies import list_schedule, upward_rank
-
     predicted = np.asarray(predicted, np.float64)
     eligible = cluster.eligible(workload)
     if config.init not in ("eft", "random"):
@@ -380,8 +380,7 @@ def annealing_plan(workload: Workload, cluster: Cluster, predicted: np.ndarray, 
     out = anneal_assignment(workload.arrival, predicted, eligible, cluster.slots, balance_weights(cluster), init,
                             jax.random.key(seed), config, finish=greedy.finish if config.init == "eft" else None)
     assign = out.assign
-    if config.refine and workload.n <= window_size(workload.arrival, np.where(eligible, predicted, np.inf),
-                                                   cluster.slots, config):
+    if config.refine and out.window >= workload.n:  # one window: a batch, where makespan is the objective
         assign = refine_makespan(assign, predicted, eligible, cluster.slots)
     if workload.edges.size:
         priority = -upward_rank(workload, predicted)  # precedence-aware queue order
