@@ -251,9 +251,7 @@ def trace_runs(*, policies: Iterable[str] = ("fifo", "least_loaded", "eft", "ann
             wl, all_nodes = data
             rng = np.random.default_rng(seed)
             idx = np.sort(rng.choice(all_nodes.n, size=min(alibaba_nodes, all_nodes.n), replace=False))
-            cl = Cluster(**{f: getattr(all_nodes, f)[idx] for f in ("speed", "slots", "memory", "qubits", "coherence",
-                                                                      "failure_rate", "repair_time", "kind", "power_busy",
-                                                                      "power_idle")}, name="alibaba-subset")
+            cl = all_nodes.subset(idx, name="alibaba-subset")
             fits = cl.eligible(wl).any(axis=1)
             wl = wl.subset(np.flatnonzero(fits))
             span = float(wl.arrival[-1] - wl.arrival[0])

@@ -312,3 +312,12 @@ class Cluster:
 
     def replace(self, **changes) -> "Cluster":
         return dataclasses.replace(self, **changes)
+
+    def subset(self, index, name: str | None = None) -> "Cluster":
+        """The workers ``index`` (in the given order), with their fidelity block; affinity and min_fidelity kept."""
+        index = np.asarray(index, dtype=np.int64)
+        per_worker = {f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)
+                      if f.name not in ("fidelity", "affinity", "min_fidelity", "name")}
+        fidelity = None if self.fidelity is None else self.fidelity[np.ix_(index, index)]
+        return Cluster(**per_worker, fidelity=fidelity, affinity=self.affinity, min_fidelity=self.min_fidelity,
+                       name=self.name if name is None else name)
