@@ -20,10 +20,7 @@ Writes ``bench/results/anneal-<platform>.json`` ({metadata, rows}) and prints a 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -178,7 +175,6 @@ def main(argv: list[str] | None = None) -> int:
     import dwave.samplers
     import jax
 
-    import qsn
     from qsn.scheduler.anneal import default_beta_range
     from qsn.scheduler.qubo import make_qubo
 
@@ -206,28 +202,18 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
 
     meta = {
-        "benchmark": "anneal",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python " + " ".join([os.path.relpath(__file__)] + (argv if argv is not None else sys.argv[1:])),
-        "git_commit": bench_population._git_commit(),
-        "device": str(device),
+        **bench_population.run_metadata("anneal", __file__, argv, device,
+                                        **{"dwave-samplers": dwave.samplers.__version__}),
         "device_kind": getattr(device, "device_kind", device.platform),
-        "platform": device.platform,
-        "cpu": bench_population._cpu_model(),
-        "cpu_count": os.cpu_count(),
         "load_average_1_5_15_min": {"start": load_at_start, "end": list(os.getloadavg())},
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "versions": {"qsn": qsn.__version__, "jax": jax.__version__, "numpy": np.__version__,
-                     "dwave-samplers": dwave.samplers.__version__, "python": platform.python_version()},
         "workload": f"QUBO n={args.n}: sparse = +-1 Ising spin glass on a random {args.degree}-regular graph "
                     "(no fields) written as a QUBO; dense = standard normal q_ij; both samplers: the same geometric "
                     "beta schedule (default_beta_range), "
                     f"{args.sweeps} sweeps, sequential single-spin Metropolis; flips = replicas x sweeps x n; "
                     "qsn timed per whole call after a compiling warm-up, best of repeats",
     }
-    out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"anneal-{device.platform}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"metadata": meta, "rows": rows}, indent=2) + "\n")
+    out = bench_population.write_results(args.out, "anneal", device, meta, rows)
     print("| instance | sampler | replicas | layout | flip attempts/s | (sampling only) | best energy | mean final |")
     print("|---|---|---:|---|---:|---:|---:|---:|")
     for r in rows:

@@ -26,10 +26,7 @@ Every time is the best of ``--repeats`` runs. Writes ``bench/results/network-<pl
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -45,7 +42,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "networks"))
 import bench_population  # noqa: E402  (metadata helpers)
 
-import qsn  # noqa: E402
 from qsn.networks import models  # noqa: E402
 
 DT = 0.1  # ms, every model here
@@ -263,18 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         brian2_version = None
     meta = {
-        "benchmark": "network",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python " + " ".join([os.path.relpath(__file__)] + (argv if argv is not None else sys.argv[1:])),
-        "git_commit": bench_population._git_commit(),
-        "device": str(device),
-        "platform": device.platform,
-        "cpu": bench_population._cpu_model(),
-        "cpu_count": os.cpu_count(),
+        **bench_population.run_metadata(
+            "network", __file__, argv, device, brian2=brian2_version,
+            cxx=shutil.which("g++") and os.popen("g++ -dumpfullversion").read().strip()),
         "cpu_shared": args.shared_cpu,
-        "versions": {"qsn": qsn.__version__, "jax": jax.__version__, "numpy": np.__version__,
-                     "brian2": brian2_version, "python": platform.python_version(),
-                     "cxx": shutil.which("g++") and os.popen("g++ -dumpfullversion").read().strip()},
         "duration_ms": args.duration,
         "dt_ms": DT,
         "repeats": args.repeats,
@@ -284,9 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                     "qsn runs with a SpikeMonitor (unless 'no monitor'); after a one-chunk warm-up (compile) each timed "
                     "run restarts from the built state; times are best of repeats",
     }
-    out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"network-{device.platform}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"metadata": meta, "rows": rows}, indent=2) + "\n")
+    out = bench_population.write_results(args.out, "network", device, meta, rows)
     print()
     print("| model | n | simulator | variant | build s (first / warm) | compile s | run s per bio s | spikes | events/s |")
     print("|---|---:|---|---|---:|---:|---:|---:|---:|")

@@ -85,6 +85,31 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
+def run_metadata(benchmark: str, script: str, argv: list[str] | None, device, **versions) -> dict:
+    """The fields every bench JSON's metadata carries (what, when, which command and commit, on what), plus the
+    versions of qsn, jax, numpy and Python and any ``versions`` given; each script adds its own fields."""
+    return {
+        "benchmark": benchmark,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python " + " ".join([os.path.relpath(script)] + (argv if argv is not None else sys.argv[1:])),
+        "git_commit": _git_commit(),
+        "device": str(device),
+        "platform": device.platform,
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "versions": {"qsn": qsn.__version__, "jax": jax.__version__, "numpy": np.__version__,
+                     "python": platform.python_version(), **versions},
+    }
+
+
+def write_results(out: str | None, benchmark: str, device, metadata: dict, rows: list) -> Path:
+    """Write ``{metadata, rows}`` to ``out`` or ``bench/results/<benchmark>-<platform>.json``; returns the path."""
+    path = Path(out) if out else Path(__file__).parent / "results" / f"{benchmark}-{device.platform}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"metadata": metadata, "rows": rows}, indent=2) + "\n")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", type=float, default=[1, 1e3, 1e5, 1e6])
@@ -145,24 +170,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"x{rate / seq_rate:,.0f} vs sequential expm, x{rate / np_rate:,.1f} vs NumPy", flush=True)
 
     meta = {
-        "benchmark": "population",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python " + " ".join([os.path.relpath(__file__)] + (argv if argv is not None else sys.argv[1:])),
-        "git_commit": _git_commit(),
-        "device": str(device),
+        **run_metadata("population", __file__, argv, device, scipy=scipy.__version__),
         "device_kind": kind,
-        "platform": device.platform,
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
         "peak_bandwidth_bytes_per_s": peak_bw,
-        "versions": {"qsn": qsn.__version__, "jax": jax.__version__, "numpy": np.__version__,
-                     "scipy": scipy.__version__, "python": platform.python_version()},
         "workload": "constant per-neuron current linspace(10, 40) mV, delta=0.3, t2=50 (mixed) / inf (pure), "
                     "no recording, float32; best of repeats after a warm-up",
     }
-    out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"population-{device.platform}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"metadata": meta, "rows": rows}, indent=2) + "\n")
+    out = write_results(args.out, "population", device, meta, rows)
     print()
     print("| mode | n | neuron-steps/s | unroll | vs sequential expm | vs NumPy |")
     print("|---|---:|---:|---:|---:|---:|")

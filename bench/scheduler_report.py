@@ -12,10 +12,7 @@ with FIFO and least-loaded whatever the sign of the difference; rows where it lo
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -26,7 +23,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_population  # noqa: E402  (metadata helpers)
 
-import qsn  # noqa: E402
 from qsn.scheduler import stats, suites  # noqa: E402
 
 METRICS = ("latency_mean", "latency_p99", "makespan", "slo_attainment", "energy_j")
@@ -90,6 +86,15 @@ def analyse(res: dict) -> None:
             sca["fits"][p] = suites.power_law([r["n"] for r in rs], [max(r["plan_s"], 1e-7) for r in rs])
 
 
+def _save(fig, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
 def plots(result: dict, folder: Path) -> list[str]:
     import matplotlib
 
@@ -112,10 +117,7 @@ def plots(result: dict, folder: Path) -> list[str]:
             ax.axvline(1.0, color="k", lw=0.8)
             ax.set_title(s, fontsize=9)
             ax.set_xlabel("mean latency / FIFO")
-        fig.tight_layout()
-        fig.savefig(folder / "efficiency.png", dpi=110)
-        plt.close(fig)
-        made.append("efficiency.png")
+        made.append(_save(fig, folder / "efficiency.png"))
     sca = result["suites"].get("scalability")
     if sca:
         fig, ax = plt.subplots(figsize=(5, 3.6))
@@ -127,10 +129,7 @@ def plots(result: dict, folder: Path) -> list[str]:
         ax.set_xlabel("tasks")
         ax.set_ylabel("planning wall time, s")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(folder / "scalability.png", dpi=110)
-        plt.close(fig)
-        made.append("scalability.png")
+        made.append(_save(fig, folder / "scalability.png"))
     conv = result["suites"].get("convergence")
     if conv:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
@@ -145,10 +144,7 @@ def plots(result: dict, folder: Path) -> list[str]:
             axes[1].plot(w[:, i], label=name)
         axes[1].set_ylabel("fusion weight")
         axes[1].legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(folder / "convergence.png", dpi=110)
-        plt.close(fig)
-        made.append("convergence.png")
+        made.append(_save(fig, folder / "convergence.png"))
     return made
 
 
@@ -298,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     seeds = range(args.seeds or (3 if q else 10))
     prog = not args.no_progress
     res: dict = {"suites": {}}
+    device = jax.devices()[0]
+    # taken before the runs: the commit recorded is the one whose code runs, and the date is when it started
+    meta = bench_population.run_metadata("scheduler", __file__, argv, device)
     t_start = time.perf_counter()
     if "efficiency" in args.suites:
         n, w = (200, 4) if q else (1000, 8)
@@ -330,17 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = suites.qaoa_vs_annealing(sizes, seeds=range(2 if q else 5), progress=prog)
         res["suites"]["qaoa"] = {"rows": rows}
     analyse(res)
-    device = jax.devices()[0]
-    res["metadata"] = {
-        "benchmark": "scheduler",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python " + " ".join([os.path.relpath(__file__)] + (argv if argv is not None else sys.argv[1:])),
-        "git_commit": bench_population._git_commit(),
-        "device": str(device), "platform": device.platform, "cpu": bench_population._cpu_model(),
-        "cpu_count": os.cpu_count(), "wall_s": time.perf_counter() - t_start,
-        "versions": {"qsn": qsn.__version__, "jax": jax.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},
-    }
+    res["metadata"] = {**meta, "wall_s": time.perf_counter() - t_start}
     results = Path(__file__).parent / "results"
     out = Path(args.out) if args.out else results / f"scheduler-{device.platform}{'-quick' if q else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
