@@ -20,8 +20,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-
-
 from qsn.errors import ConfigurationError
 from qsn.scheduler import policies
 from qsn.scheduler.fusion import FusionConfig, fusion_policy

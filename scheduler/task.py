@@ -204,7 +204,12 @@ class Workload:
 
 
 def _topological_order(n: int, edges: np.ndarray) -> np.ndarray:
+    """Kahn's algorithm, the smallest ready index first; raises on a cycle."""
     import heapq
+
+    if not edges.size or np.all(edges[:, 0] < edges[:, 1]):
+        # every edge points forward: index order is topological (and is what the heap would give), no cycle
+        return np.arange(n, dtype=np.int64)
 
     indeg = np.bincount(edges[:, 1], minlength=n) if edges.size else np.zeros(n, np.int64)
     children = [[] for _ in range(n)]

@@ -26,3 +26,38 @@ def test_cluster_subset_keeps_columns_and_the_fidelity_block():
     wl = Workload.from_arrays(arrival=[0.0, 0.0], memory=[6.0, 2.0], qubits=[0, 7])
     np.testing.assert_array_equal(sub.eligible(wl), cl.eligible(wl)[:, [2, 0]])
     assert cl.subset([1]).fidelity.shape == (1, 1) and cl.replace(fidelity=None).subset([1]).fidelity is None
+
+
+def _kahn_smallest_first(n: int, edges: np.ndarray) -> list[int]:
+    import heapq
+
+    indeg = [0] * n
+    children: list[list[int]] = [[] for _ in range(n)]
+    for a, b in edges.tolist():
+        indeg[b] += 1
+        children[a].append(b)
+    ready = [i for i in range(n) if indeg[i] == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for c in children[i]:
+            indeg[c] -= 1
+            if indeg[c] == 0:
+                heapq.heappush(ready, c)
+    return order
+
+
+def test_topological_order_equals_kahn_smallest_first_forward_and_not():
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        n = int(rng.integers(1, 25))
+        a, b = rng.integers(0, n, (2, int(rng.integers(0, 30))))
+        keep = a != b
+        forward = np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)[keep]  # index order is topological
+        wl = Workload.from_arrays(arrival=np.zeros(n), edges=forward)
+        assert wl.topological_order().tolist() == _kahn_smallest_first(n, wl.edges)
+        # the same DAG relabelled by a random arrival order: edges may now point backwards
+        wl2 = Workload.from_arrays(arrival=rng.permutation(n).astype(float), edges=forward)
+        assert wl2.topological_order().tolist() == _kahn_smallest_first(n, wl2.edges)
