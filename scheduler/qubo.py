@@ -64,11 +64,15 @@ def to_ising(qubo: QUBO) -> Ising:
     return Ising(h, j, float(offset))
 
 
-def energy(qubo: QUBO, x) -> jnp.ndarray:
-    """Energies of states ``x``: (..., n) in {0, 1} → (...,)."""
-    x = jnp.asarray(x, dtype=jnp.result_type(float))
-    q = jnp.asarray(qubo.q, dtype=x.dtype)
-    return jnp.einsum("...i,ij,...j->...", x, q, x) + qubo.offset
+def energy(qubo: QUBO, x, *, host: bool = False):
+    """Energies of states ``x``: (..., n) in {0, 1} → (...,).
+
+    ``host=True`` evaluates in float64 NumPy: the exact reference when large penalty terms cancel, which
+    JAX's default float32 cannot resolve.
+    """
+    xp, dtype = (np, np.float64) if host else (jnp, jnp.result_type(float))
+    x = xp.asarray(x, dtype=dtype)
+    return xp.einsum("...i,ij,...j->...", x, xp.asarray(qubo.q, dtype=dtype), x) + qubo.offset
 
 
 def bitstrings(n: int) -> np.ndarray:

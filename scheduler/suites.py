@@ -166,7 +166,7 @@ def qaoa_vs_annealing(sizes: Iterable[tuple[int, int]] = ((2, 2), (3, 2), (2, 3)
     from qsn.scheduler.qaoa import solve
     from qsn.scheduler.planner import decode
     from qsn.scheduler.qaoa import qaoa_state
-    from qsn.scheduler.qubo import all_energies, bitstrings
+    from qsn.scheduler.qubo import all_energies, bitstrings, energy
 
     cells = [(k, w, seed) for k, w in sizes for seed in seeds]
 
@@ -175,26 +175,21 @@ def qaoa_vs_annealing(sizes: Iterable[tuple[int, int]] = ((2, 2), (3, 2), (2, 3)
         pmat = rng.lognormal(0.0, 0.5, (k, 1)) / rng.uniform(0.5, 2.0, (1, w))
         aq = assignment_qubo(pmat, np.ones((k, w), bool), np.ones(w), np.ones(w))
         q = aq.qubo
-
-        def energy64(x):  # float64 on the host: the penalty terms cancel, which float32 cannot resolve
-            x = np.asarray(x, np.float64)
-            return np.einsum("...i,ij,...j->...", x, q.q, x) + q.offset
-
-        e = energy64(bitstrings(q.n))
+        states = bitstrings(q.n)
+        e = energy(q, states, host=True)  # float64: the penalty terms cancel, which float32 cannot resolve
         best = float(e.min())
         t0 = time.perf_counter()
         x_q, _, res = solve(aq.qubo, jax.random.key(seed), p=p, shots=shots)
-        e_q = float(energy64(x_q))
+        t_q = time.perf_counter() - t0
+        e_q = float(energy(q, x_q, host=True))
         # how much of the QAOA state lies on valid (one-hot) assignments: the penalty dominates the cost's
         # spread, so angles tuned on <C> learn the constraint first
         probs = np.abs(np.asarray(qaoa_state(all_energies(q), res.gammas, res.betas))) ** 2
-        states = bitstrings(q.n)
         feasible = np.array([(decode(aq, x, k) >= 0).all() for x in states])
-        t_q = time.perf_counter() - t0
         t0 = time.perf_counter()
         sa = anneal(aq.qubo, jax.random.key(seed), replicas=shots, sweeps=100)
         t_sa = time.perf_counter() - t0
-        sa_e = energy64(sa.x)
+        sa_e = energy(q, sa.x, host=True)
         tol = 1e-9 * max(1.0, abs(best))
         return {"tasks": k, "workers": w, "qubits": aq.qubo.n, "seed": seed, "p": p,
                 "qaoa_best_optimal": bool(e_q <= best + tol), "qaoa_p_opt": float(res.p_optimum),
