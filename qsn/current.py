@@ -76,9 +76,12 @@ def as_current(current: Any, n: int, dtype: Any) -> Current:
     if is_concrete(arr) and arr.size:
         # Reduce on the device (a (T, n) current may be large and on a GPU), after the cast (1e300
         # overflows float32); max|I| is finite iff every value is. Only then locate the culprit.
-        max_abs = float(jnp.max(jnp.abs(value)))
+        # (eagerly even while tracing: a concrete current closed over by a jitted function is still known)
+        with jax.ensure_compile_time_eval():
+            cast = jnp.asarray(arr, dtype)
+            max_abs = float(jnp.max(jnp.abs(cast)))
         if not np.isfinite(max_abs):
-            _raise_if_not_finite(np.asarray(value))
+            _raise_if_not_finite(np.asarray(cast))
     elif is_concrete(arr):
         max_abs = 0.0
     return Current(kind, value, steps, max_abs)

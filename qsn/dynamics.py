@@ -28,6 +28,7 @@ from qsn.lindblad import SeriesPlan, generator_norm, propagate_bloch, series_pla
 from qsn.params import NeuronParams, is_concrete
 from qsn.sincos import sincos
 from qsn.state import MixedState, PureState, State, mode_of
+from qsn.surrogate import Surrogate, check_surrogate
 
 __all__ = [
     "StepConstants",
@@ -72,6 +73,7 @@ class StepConfig(NamedTuple):
     relaxation: bool  # pure mode: relaxation jumps (finite t1)
     jumps: bool  # quantum-jump spiking (jump_rate > 0)
     plan: SeriesPlan | None  # mixed mode: evaluation plan of the Lindblad propagator
+    surrogate: Surrogate | None = None  # differentiable spikes (float 0/1 out) when set; None: bool spikes
 
     @property
     def needs_key(self) -> bool:
@@ -182,8 +184,30 @@ _GROUND_PURE = (1.0, 0.0, 0.0, 0.0)  # |0>
 _GROUND_BLOCH = (0.0, 0.0, 1.0)  # z = +1
 
 
-def _reset(q: tuple, where: jax.Array, ground: tuple) -> tuple:
-    return tuple(jnp.where(where, jnp.asarray(g, x.dtype), x) for g, x in zip(ground, q))
+def _float_spike(sg: Surrogate, hard: jax.Array, x: jax.Array, is_ref: jax.Array) -> jax.Array:
+    """The spike as a float with the surrogate's gradient in ``x``: forward exactly ``hard`` (or ``G(x)``
+    when smooth), never during refractoriness."""
+    if sg.smooth:
+        return jnp.where(is_ref, 0.0, sg.primitive(x)).astype(x.dtype)
+    straight = sg(x)
+    return jnp.where(is_ref, 0.0, hard.astype(x.dtype) + (straight - jax.lax.stop_gradient(straight))).astype(x.dtype)
+
+
+def _reset(q: tuple, where: jax.Array, ground: tuple, soft: jax.Array | None = None, sg: Surrogate | None = None) -> tuple:
+    """Each ``x`` of ``q`` set to its ``ground`` value where ``where``.
+
+    With a surrogate, ``soft`` is the float spike: a smooth surrogate mixes ``x + soft (ground - x)``; an
+    exact one keeps the hard value and adds ``(soft - stop_gradient(soft)) (ground - x)``, which is zero
+    forward and carries the spike's gradient backward (unless ``detach_reset``).
+    """
+    if sg is None or (sg.detach_reset and not sg.smooth):
+        return tuple(jnp.where(where, jnp.asarray(g, x.dtype), x) for g, x in zip(ground, q))
+    if sg.detach_reset:
+        soft = jax.lax.stop_gradient(soft)
+    if sg.smooth:
+        return tuple(x + soft * (g - x) for g, x in zip(ground, q))
+    live = soft - jax.lax.stop_gradient(soft)
+    return tuple(jnp.where(where, jnp.asarray(g, x.dtype), x) + live * (g - x) for g, x in zip(ground, q))
 
 
 def advance(
@@ -209,6 +233,10 @@ def advance(
         q = propagate_bloch(state.bloch, a, c.delta, c.g1, c.g2, c.dt, cfg.plan)
         p1 = (1.0 - q[2]) / 2.0
     spikes = ~is_ref & (v >= c.v_th)
+    sg = cfg.surrogate
+    if sg is not None:
+        # x = (V - v_th)/(v_th - v_rest): 0 at threshold, -1 at rest
+        soft = _float_spike(sg, spikes, (v - c.v_th) * c.inv_range, is_ref)
     if cfg.jumps:
         u = jax.random.uniform(keys[2], p1.shape, dtype)
         jumped = ~is_ref & (u < p1 * c.jump_prob)
@@ -223,14 +251,22 @@ def advance(
             cond = (q[0] * kh, q[1] * kh, (p0 - p1k) * inv)
             q = tuple(jnp.where(watched, new, old) for new, old in zip(cond, q))
         spikes = spikes | jumped
-    v = jnp.where(spikes, c.v_rest, v)
+        if sg is not None:
+            # x = p1 - u/p_jump (a jump iff x > 0); 'or' of two spikes in [0, 1]
+            x = jnp.where(c.jump_prob > 0, p1 - u / jnp.where(c.jump_prob > 0, c.jump_prob, 1.0), -1.0)
+            jump_soft = _float_spike(sg, jumped, x, is_ref)
+            soft = soft + jump_soft - soft * jump_soft
+    if sg is None:
+        soft = None
+    (v,) = _reset((v,), spikes, (c.v_rest,), soft, sg)
     ref = jnp.where(spikes, jnp.maximum(c.n_ref - 1, 0), ref).astype(jnp.int32)
     t = state.t + 1
+    out = spikes if sg is None else soft
     if cfg.mode == "pure":
-        re0, im0, re1, im1 = _reset(q, spikes, _GROUND_PURE)
-        return PureState(v=v, refractory=ref, re0=re0, im0=im0, re1=re1, im1=im1, t=t), spikes, a
-    x, y, z = _reset(q, spikes, _GROUND_BLOCH)
-    return MixedState(v=v, refractory=ref, x=x, y=y, z=z, t=t), spikes, a
+        re0, im0, re1, im1 = _reset(q, spikes, _GROUND_PURE, soft, sg)
+        return PureState(v=v, refractory=ref, re0=re0, im0=im0, re1=re1, im1=im1, t=t), out, a
+    x, y, z = _reset(q, spikes, _GROUND_BLOCH, soft, sg)
+    return MixedState(v=v, refractory=ref, x=x, y=y, z=z, t=t), out, a
 
 
 def check_key(cfg: StepConfig, key: Any) -> None:
@@ -252,6 +288,7 @@ def step(
     key: jax.Array | None = None,
     *,
     a_bound: float = DEFAULT_A_BOUND,
+    surrogate: Surrogate | None = None,
 ) -> tuple[State, jax.Array]:
     """Advance a population by one step of ``params.dt`` (DESIGN §1). Pure; jit/vmap/grad friendly.
 
@@ -263,9 +300,11 @@ def step(
             with finite ``t1``/``t2``). Step ``t`` uses ``fold_in(key, state.t)``.
         a_bound: bound on ``|a| = |V - v_rest|/(v_th - v_rest)`` for which the mixed-mode propagator
             is exact to the dtype's precision (static; ``simulate`` derives it from the current).
+        surrogate: a :class:`qsn.surrogate.Surrogate`: spikes come back as floats (0/1) whose gradient is
+            the surrogate's (see :mod:`qsn.surrogate`); None: bool spikes.
 
     Returns:
-        ``(new_state, spikes)`` with ``spikes`` a ``(n,)`` bool array.
+        ``(new_state, spikes)`` with ``spikes`` a ``(n,)`` bool array (float with a surrogate).
 
     Example:
         >>> p = NeuronParams(delta=0.3)
@@ -273,7 +312,8 @@ def step(
         >>> s, spikes = step(p, s, 20.0)
     """
     mode = mode_of(state)
-    cfg = step_config(params, mode, state.v.dtype, a_bound)
+    check_surrogate(surrogate)
+    cfg = step_config(params, mode, state.v.dtype, a_bound)._replace(surrogate=surrogate)
     check_key(cfg, key)
     current = jnp.asarray(current)
     if current.ndim > 1 or (current.ndim == 1 and current.shape[0] not in (1, state.v.shape[0])):

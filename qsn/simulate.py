@@ -26,6 +26,7 @@ from qsn.observables import OBSERVABLES, observe
 from qsn.params import NeuronParams, is_concrete
 from qsn.runtime import check_finite, progress_bar
 from qsn.state import State, check_state, mode_of
+from qsn.surrogate import Surrogate, check_surrogate
 
 __all__ = ["simulate", "SimulationResult", "SpikeEvents", "RECORDABLE", "DEFAULT_UNROLL"]
 
@@ -153,8 +154,10 @@ def _chunk(
     events: bool,
     track_norm: bool,
     unroll: int,
+    segment: int | None = None,
 ):
-    """Advance ``length`` steps (a multiple of ``every``); sample ``names`` after every ``every`` steps."""
+    """Advance ``length`` steps (a multiple of ``every``); sample ``names`` after every ``every`` steps;
+    rematerialise runs of ``segment`` sampling periods in reverse mode (None: store every step)."""
     cur = Current(current_kind, current_fn if current_kind == "fn" else current_value, None, None)
     # Subset first, then observe: the observables of k recorded neurons cost O(k), not O(n).
     sub = (lambda x: x) if idx is None else (lambda x: x[idx] if x.ndim else x)
@@ -166,7 +169,7 @@ def _chunk(
         s, spk, a = advance(consts, cfg, s, i_t, key)
         cnt = cnt + spk.astype(cnt.dtype)
         if "spikes" in names:
-            since = since | sub(spk)
+            since = since | sub(spk) if since.dtype == bool else jnp.maximum(since, sub(spk))
         if track_norm:
             norm = jnp.max(generator_norm(a, consts.delta, consts.g1, consts.g2, consts.dt))
             stats = stats._replace(norm=jnp.maximum(stats.norm, norm))
@@ -191,22 +194,48 @@ def _chunk(
 
     n = state.v.shape[0]
     k = n if idx is None else idx.shape[0]
-    since = jnp.zeros((k,), bool)
+    since = jnp.zeros((k,), bool if cfg.surrogate is None else state.v.dtype)
     stats = _Stats(norm=jnp.zeros((), state.v.dtype), bad_current=jnp.full((), -1, jnp.int32))
     rows = None
+    blocks = length // every
     if current_kind == "array":
-        rows = current_value.reshape(length // every, every, -1)
+        rows = current_value.reshape(blocks, every, -1)
     carry = (state, count, since, stats)
-    carry, (rec, spk) = jax.lax.scan(block, carry, rows, length=length // every, unroll=unroll if every == 1 else 1)
+    if segment is None or segment >= blocks:
+        carry, (rec, spk) = jax.lax.scan(block, carry, rows, length=blocks, unroll=unroll if every == 1 else 1)
+    else:
+        carry, (rec, spk) = _segmented_scan(block, carry, rows, blocks, segment)
     state, count, _, stats = carry
     if events:
         spk = spk.reshape(length, n)
     return state, count, stats, rec, spk
 
 
+def _segmented_scan(body, carry, rows, blocks: int, segment: int):
+    """``lax.scan(body, carry, rows, length=blocks)`` with each run of ``segment`` blocks rematerialised
+    (``jax.checkpoint``): reverse mode then stores the carry at segment boundaries and one segment's
+    intermediates at a time, ``O(blocks/segment + segment)`` instead of ``O(blocks)``."""
+    whole = blocks // segment * segment
+
+    @functools.partial(jax.checkpoint, prevent_cse=False)
+    def run_segment(c, seg_rows):
+        return jax.lax.scan(body, c, seg_rows, length=segment)
+
+    head = None if rows is None else rows[:whole].reshape((whole // segment, segment) + rows.shape[1:])
+    carry, ys = jax.lax.scan(run_segment, carry, head, length=whole // segment)
+    ys = jax.tree_util.tree_map(lambda y: y.reshape((whole,) + y.shape[2:]), ys)
+    if whole < blocks:
+        tail = None if rows is None else rows[whole:]
+        carry, tail_ys = jax.lax.scan(body, carry, tail, length=blocks - whole)
+        ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), ys, tail_ys)
+    return carry, ys
+
+
 _chunk_jit = jax.jit(
     _chunk,
-    static_argnames=("cfg", "current_kind", "current_fn", "length", "every", "names", "events", "track_norm", "unroll"),
+    static_argnames=(
+        "cfg", "current_kind", "current_fn", "length", "every", "names", "events", "track_norm", "unroll", "segment"
+    ),
 )
 
 
@@ -304,6 +333,8 @@ def simulate(
     event_capacity: int = 10_000_000,
     max_record_bytes: int | None = None,
     unroll: int | None = None,
+    surrogate: Surrogate | None = None,
+    checkpoint: bool | int | None = None,
 ) -> SimulationResult:
     """Simulate ``steps`` steps of a population (DESIGN §1), recording what is asked.
 
@@ -327,6 +358,12 @@ def simulate(
         event_capacity: most spike events kept; more raises :class:`RecordingError`.
         max_record_bytes: memory the recordings may take (default: half the free host memory).
         unroll: scan unroll factor (default: 1, or per device and mode for runs of >= 1e9 neuron-steps).
+        surrogate: a :class:`qsn.surrogate.Surrogate` makes the run differentiable end to end (``jax.grad``
+            through the scan, BPTT): spikes, ``"spikes"`` records and ``spike_count`` are then floats
+            carrying surrogate gradients; forward values are unchanged (unless the surrogate is ``smooth``).
+        checkpoint: bound reverse-mode memory by rematerialising the scan in segments (``jax.checkpoint``):
+            ``True`` for segments of ~sqrt(T) sampling periods (memory ``O(sqrt(T))`` instead of ``O(T)``,
+            about one extra forward pass of compute), an int for segments of that many periods.
 
     Returns:
         :class:`SimulationResult` with ``state``, ``spike_count``, the recordings and ``rates()``.
@@ -355,7 +392,12 @@ def simulate(
     if not isinstance(record_every, (int, np.integer)) or record_every < 1:
         raise ConfigurationError(f"Argument `record_every` must be an int >= 1, but is {record_every!r}")
     every = int(record_every)
+    check_surrogate(surrogate)
+    if not (checkpoint is None or isinstance(checkpoint, bool) or (isinstance(checkpoint, int | np.integer) and checkpoint >= 1)):
+        raise ConfigurationError(f"Argument `checkpoint` must be None, a bool or an int >= 1, but is {checkpoint!r}")
     if backend == "cupy":
+        if surrogate is not None or checkpoint:
+            raise ConfigurationError("surrogate= and checkpoint= (differentiable runs) need backend='jax'")
         from qsn import kernels
 
         return kernels.simulate(params, state, current, steps, key, record=names, neurons=idx, record_every=every)
@@ -370,7 +412,7 @@ def simulate(
     a_bound = _bound_a(params, state, cur)
     # The plan is rigorous when the current's range is known; otherwise watch ||A dt|| as we go.
     track_norm = mode == "mixed" and (cur.max_abs is None or not is_concrete((params, state)))
-    cfg = step_config(params, mode, dtype, a_bound)
+    cfg = step_config(params, mode, dtype, a_bound)._replace(surrogate=surrogate)
     check_key(cfg, key)
     consts = step_constants(params, dtype)
     platform = jax.devices()[0].platform if concrete else "cpu"
@@ -393,7 +435,7 @@ def simulate(
     chunk = _chunk_length(chunk_steps, steps, every, sample_bytes / every + (n if want_events else 0), progress)
 
     dev_idx = None if idx is None else jnp.asarray(idx)
-    count = jnp.zeros((n,), jnp.int32)
+    count = jnp.zeros((n,), jnp.int32 if surrogate is None else dtype)
     t0 = int(state.t) if is_concrete(state.t) else 0
     pieces: dict[str, list] = {name: [] for name in names if name != "events"}
     ev_steps: list[np.ndarray] = []
@@ -423,6 +465,7 @@ def simulate(
             events=want_events,
             track_norm=track_norm,
             unroll=unroll,
+            segment=_segment(checkpoint, (length // every) if rec_length else 1),
         )
         cfg, (new_state, new_count, stats, rec, spk) = _run_exact(run, cfg, dtype, track_norm, concrete)
         if cur.kind == "fn" and concrete and int(stats.bad_current) >= 0:
@@ -467,6 +510,13 @@ def simulate(
         record_every=every,
         neurons=None if idx is None else tuple(int(i) for i in idx),
     )
+
+
+def _segment(checkpoint: bool | int | None, blocks: int) -> int | None:
+    """Sampling periods per rematerialised segment of a chunk of ``blocks`` periods (None: no remat)."""
+    if checkpoint is None or checkpoint is False:
+        return None
+    return max(1, math.isqrt(blocks - 1) + 1) if checkpoint is True else int(checkpoint)
 
 
 def _run_exact(run, cfg: StepConfig, dtype: Any, track_norm: bool, concrete: bool):
