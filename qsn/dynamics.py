@@ -25,6 +25,7 @@ import numpy as np
 
 from qsn.errors import ConfigurationError, InvalidInputError
 from qsn.lindblad import SeriesPlan, generator_norm, propagate_bloch, series_plan
+from qsn.observables import safe_sqrt
 from qsn.params import NeuronParams, is_concrete
 from qsn.sincos import sincos
 from qsn.state import MixedState, PureState, State, mode_of
@@ -37,6 +38,8 @@ __all__ = [
     "step_constants",
     "step_config",
     "advance",
+    "membrane",
+    "start_refractory",
     "check_key",
     "DEFAULT_A_BOUND",
 ]
@@ -156,7 +159,7 @@ def _condition_no_jump(q: Amplitudes, keep_amp: jax.Array, where: jax.Array) -> 
 
 def _evolve_pure(c: StepConstants, cfg: StepConfig, q: Amplitudes, a: jax.Array, keys) -> Amplitudes:
     re0, im0, re1, im1 = q
-    w = jnp.sqrt(a * a + c.delta * c.delta)
+    w = safe_sqrt(a * a + c.delta * c.delta)  # a = delta = 0 (a resting classical neuron) is common
     theta = w * c.dt
     sin_t, cos_t = sincos(theta)
     sw = _sinc_step(theta, sin_t, w, c.dt)
@@ -210,6 +213,22 @@ def _reset(q: tuple, where: jax.Array, ground: tuple, soft: jax.Array | None = N
     return tuple(jnp.where(where, jnp.asarray(g, x.dtype), x) + live * (g - x) for g, x in zip(ground, q))
 
 
+def membrane(
+    c: StepConstants, v: jax.Array, refractory: jax.Array, current: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Steps 1-2 of DESIGN §1: ``(V after the membrane step (mV), refractory this step (bool), counter left)``."""
+    current = jnp.asarray(current, v.dtype)
+    is_ref = refractory > 0
+    ref = jnp.where(is_ref, refractory - 1, refractory)
+    v = c.v_rest + (v - c.v_rest) * c.decay + c.gain * current
+    return jnp.where(is_ref, c.v_rest, v), is_ref, ref
+
+
+def start_refractory(c: StepConstants, ref: jax.Array, spikes: jax.Array) -> jax.Array:
+    """Step 6's counter: ``n_ref - 1`` more refractory steps after a spike (int32)."""
+    return jnp.where(spikes, jnp.maximum(c.n_ref - 1, 0), ref).astype(jnp.int32)
+
+
 def advance(
     c: StepConstants, cfg: StepConfig, state: State, current: jax.Array, key: jax.Array | None
 ) -> tuple[State, jax.Array, jax.Array]:
@@ -219,11 +238,7 @@ def advance(
     qubit saw this step (``simulate`` tracks its range to verify the mixed-mode propagator plan).
     """
     dtype = state.v.dtype
-    current = jnp.asarray(current, dtype)
-    is_ref = state.refractory > 0
-    ref = jnp.where(is_ref, state.refractory - 1, state.refractory)
-    v = c.v_rest + (state.v - c.v_rest) * c.decay + c.gain * current
-    v = jnp.where(is_ref, c.v_rest, v)
+    v, is_ref, ref = membrane(c, state.v, state.refractory, current)
     a = (v - c.v_rest) * c.inv_range
     keys = jax.random.split(jax.random.fold_in(key, state.t), 3) if cfg.needs_key else (None, None, None)
     if cfg.mode == "pure":
@@ -259,7 +274,7 @@ def advance(
     if sg is None:
         soft = None
     (v,) = _reset((v,), spikes, (c.v_rest,), soft, sg)
-    ref = jnp.where(spikes, jnp.maximum(c.n_ref - 1, 0), ref).astype(jnp.int32)
+    ref = start_refractory(c, ref, spikes)
     t = state.t + 1
     out = spikes if sg is None else soft
     if cfg.mode == "pure":

@@ -27,6 +27,12 @@ __all__ = [
 ]
 
 
+def safe_sqrt(x: jax.Array) -> jax.Array:
+    """``sqrt(x)`` for ``x >= 0`` whose derivative at 0 is 0 rather than inf (NaN after the chain rule)."""
+    pos = x > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, 1.0)), 0.0)
+
+
 def _bloch(state: State) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(x, y, z)``, each ``(n,)``, of any state."""
     if mode_of(state) == "mixed":
@@ -65,7 +71,7 @@ def p_excited(state: State) -> jax.Array:
 def coherence(state: State) -> jax.Array:
     """``(n,)`` magnitude of the off-diagonal element, ``|rho01|`` (0 to 1/2)."""
     if mode_of(state) == "pure":
-        return jnp.sqrt((state.re0**2 + state.im0**2) * (state.re1**2 + state.im1**2))
+        return jnp.hypot(state.re0, state.im0) * jnp.hypot(state.re1, state.im1)  # hypot: finite gradient at 0
     return jnp.hypot(state.x, state.y) / 2.0
 
 
@@ -78,10 +84,11 @@ def purity(state: State) -> jax.Array:
 def entropy(state: State) -> jax.Array:
     """``(n,)`` von Neumann entropy in bits, ``-sum_i l_i log2 l_i`` with ``l = (1 +- |r|)/2``.
 
-    ``|r|`` is clipped to ``[0, 1]`` first, so rounding (``|r| = 1 + ulp``) gives 0, never NaN.
+    ``|r|`` is clipped to ``[0, 1]`` first, so rounding (``|r| = 1 + ulp``) gives 0, never NaN. Its derivative
+    is infinite at pure states (``-l log l`` at ``l = 0``): do not differentiate through it there.
     """
     x, y, z = _bloch(state)
-    length = jnp.clip(jnp.sqrt(x * x + y * y + z * z), 0.0, 1.0)
+    length = jnp.clip(safe_sqrt(x * x + y * y + z * z), 0.0, 1.0)
     lp, lm = (1.0 + length) / 2.0, (1.0 - length) / 2.0
     return 0.0 - (xlogy(lp, lp) + xlogy(lm, lm)) / math.log(2.0)  # 0.0 - (-0.0) is +0.0 for pure states
 

@@ -251,6 +251,120 @@ def test_marginals(qubits):
     np.testing.assert_allclose(float(jnp.sum(got)), 1.0, atol=1e-12)
 
 
+# --- XOR ----------------------------------------------------------------------------------------
+
+
+VALID_XOR = [0b000, 0b011, 0b101, 0b110]  # |a b (a XOR b)>
+xor_state = jax.jit(qc.xor_state, static_argnums=2)  # one compilation per dtype, not per angle
+
+
+@pytest.mark.parametrize("a, b", list(itertools.product((0, 1), repeat=2)))
+def test_xor_truth_table(a, b):
+    psi = qc.xor_circuit(a, b, jnp.complex128)
+    want = np.zeros(8)
+    want[(a << 2) | (b << 1) | (a ^ b)] = 1.0
+    np.testing.assert_array_equal(qc.probabilities(psi), want)
+    np.testing.assert_array_equal(qc.marginal(psi, 2), [1 - (a ^ b), a ^ b])
+    np.testing.assert_allclose(qc.xor_state(np.pi * a, np.pi * b, jnp.complex128), psi, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_xor_on_superposed_inputs(dtype):
+    """Inputs ry(θ)|0>, p = sin²(θ/2): the register holds P(a) P(b) on the valid string |a b a^b> and
+    nothing elsewhere; the target's marginal is p_a(1 - p_b) + p_b(1 - p_a), the circuit (2 CNOTs) as an
+    explicit matrix gives the same state, and the target's derivative in θ_a is the analytic one."""
+    gates = embed(qc.CNOT, (1, 2), 3) @ embed(qc.CNOT, (0, 2), 3)
+    for theta_a, theta_b in [(0.3, 2.2), (np.pi / 2, 1.0), (-1.7, 0.0), (3.0, np.pi)]:
+        pa, pb = np.sin(theta_a / 2) ** 2, np.sin(theta_b / 2) ** 2
+        psi = xor_state(theta_a, theta_b, dtype)
+        want = np.zeros(8)
+        for a, b in itertools.product((0, 1), repeat=2):
+            want[(a << 2) | (b << 1) | (a ^ b)] = (pa if a else 1 - pa) * (pb if b else 1 - pb)
+        np.testing.assert_allclose(qc.probabilities(psi), want, atol=TOL[dtype])
+        np.testing.assert_allclose(qc.marginal(psi, 2)[1], pa * (1 - pb) + pb * (1 - pa), atol=TOL[dtype])
+        inputs = np.kron(np.kron(qc.ry(theta_a), qc.ry(theta_b)), I2)[:, 0]
+        np.testing.assert_allclose(psi, gates @ inputs, atol=TOL[dtype])
+
+    def target(ta, tb):
+        return qc.marginal(qc.xor_state(ta, tb, jnp.complex128), 2)[1]
+
+    ta, tb = 0.8, 2.1
+    want = 0.5 * np.sin(ta) * (1 - 2 * np.sin(tb / 2) ** 2)  # d/dθa [pa + pb - 2 pa pb], dpa/dθ = sin θ / 2
+    np.testing.assert_allclose(jax.grad(target)(ta, tb), want, atol=1e-12)
+
+
+def test_xor_on_hadamard_inputs_is_uniform_over_valid_strings():
+    """θ = π/2 on both inputs (H|0>): 1/4 on 000, 011, 101, 110, zero elsewhere; the target is
+    uncorrelated with each input alone but fixed by both (Bell-like parity correlations), and 40k shots
+    at a fixed key pass a chi-square test and never show an invalid string."""
+    psi = qc.xor_state(np.pi / 2, np.pi / 2, jnp.complex128)
+    want = np.zeros(8)
+    want[VALID_XOR] = 0.25
+    np.testing.assert_allclose(qc.probabilities(psi), want, atol=1e-15)
+    np.testing.assert_allclose(qc.marginal(psi, (0, 2)), [0.25] * 4, atol=1e-15)  # pairwise independent
+    np.testing.assert_allclose(qc.expectation(psi, np.kron(np.kron(qc.Z, qc.Z), qc.Z), (0, 1, 2)), 1.0, atol=1e-15)
+    shots = 40_000
+    bits = np.asarray(qc.sample(jax.random.key(6), psi, shots))
+    np.testing.assert_array_equal(bits[:, 2], bits[:, 0] ^ bits[:, 1])
+    counts = np.bincount(bits.astype(np.int64) @ np.array([4, 2, 1]), minlength=8)
+    assert scipy.stats.chisquare(counts[VALID_XOR], shots * want[VALID_XOR]).pvalue > 1e-6
+
+
+# --- reduced density matrices and concurrence ---------------------------------------------------
+
+
+@pytest.mark.parametrize("qubits", [(0,), (2,), (1, 3), (3, 1), (2, 0, 3), (0, 1, 2, 3)])
+def test_reduced_density_matrix_is_the_partial_trace(qubits):
+    n = 4
+    psi = random_state(np.random.default_rng(8), n)
+    rest = tuple(i for i in range(n) if i not in qubits)
+    t = np.transpose(psi.reshape((2,) * n), qubits + rest)
+    m = len(qubits)
+    letters = "abcdefgh"
+    kept, traced = letters[:m], letters[m:n]
+    primed = "ABCD"[:m]
+    full = np.einsum(f"{kept}{traced},{primed}{traced}->{kept}{primed}", t, t.conj())
+    got = qc.reduced_density_matrix(jnp.asarray(psi), qubits)
+    np.testing.assert_allclose(got, full.reshape(2**m, 2**m), atol=1e-12)
+    np.testing.assert_allclose(np.trace(got), 1.0, atol=1e-12)
+    np.testing.assert_allclose(np.diag(got).real, qc.marginal(jnp.asarray(psi), qubits), atol=1e-12)
+
+
+def werner(p: float) -> np.ndarray:
+    phi = np.array([1.0, 0.0, 0.0, 1.0]) / np.sqrt(2)
+    return p * np.outer(phi, phi) + (1 - p) * np.eye(4) / 4
+
+
+def test_concurrence_closed_forms():
+    bells = [np.array(v) / np.sqrt(2) for v in ([1, 0, 0, 1], [1, 0, 0, -1], [0, 1, 1, 0], [0, 1, -1, 0])]
+    for bell in bells:
+        np.testing.assert_allclose(qc.concurrence(np.outer(bell, bell.conj())), 1.0, atol=1e-12)
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        product = np.kron(random_state(rng, 1), random_state(rng, 1))
+        np.testing.assert_allclose(qc.concurrence(np.outer(product, product.conj())), 0.0, atol=1e-7)
+        # pure states: C = 2 |psi00 psi11 - psi01 psi10|
+        psi = random_state(rng, 2)
+        want = 2 * abs(psi[0] * psi[3] - psi[1] * psi[2])
+        np.testing.assert_allclose(qc.concurrence(np.outer(psi, psi.conj())), want, atol=1e-7)
+    for p in np.linspace(0.0, 1.0, 11):  # Werner: C = max(0, (3p - 1)/2)
+        np.testing.assert_allclose(qc.concurrence(werner(p)), max(0.0, (3 * p - 1) / 2), atol=1e-7)
+    assert qc.concurrence(jnp.asarray(werner(0.8), jnp.complex64)).dtype == jnp.float32
+
+
+def test_concurrence_matches_qutip():
+    """Reduced states of random 3- and 4-qubit pure states (mixed, all ranks up to 4) and QuTiP's random
+    density matrices, against qutip.concurrence."""
+    qutip = pytest.importorskip("qutip")
+    rng = np.random.default_rng(12)
+    states = [(jnp.asarray(random_state(rng, n)), pair) for n in (3, 4) for pair in [(0, 1), (2, 0)]]
+    rhos = [np.asarray(qc.reduced_density_matrix(psi, pair)) for psi, pair in states]
+    rhos += [qutip.rand_dm([2, 2], seed=s).full() for s in range(6)]
+    for rho in rhos:
+        want = qutip.concurrence(qutip.Qobj(rho, dims=[[2, 2], [2, 2]]))
+        np.testing.assert_allclose(qc.concurrence(rho), want, atol=1e-7)
+
+
 # --- transformations ----------------------------------------------------------------------------
 
 
@@ -294,6 +408,10 @@ PSI3 = qc.zero_state(3)
         (lambda: qc.expectation_diagonal(PSI3, jnp.ones(8, jnp.complex64)), "`diag` must be real"),
         (lambda: qc.sample(jax.random.key(0), PSI3, 0), "`shots` must be a positive integer"),
         (lambda: qc.marginal(PSI3, (0, 0)), "`qubits`"),
+        (lambda: qc.reduced_density_matrix(PSI3, 3), "`qubits`"),
+        (lambda: qc.concurrence(jnp.eye(2)), "`rho` must have shape \\(4, 4\\)"),
+        (lambda: qc.xor_circuit(2, 0), "`a` must be a bit"),
+        (lambda: qc.xor_circuit(0, 0.5), "`b` must be a bit"),
     ],
 )
 def test_errors_name_the_argument(call, match):
