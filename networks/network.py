@@ -24,6 +24,7 @@ import functools
 import math
 from typing import Any, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,6 +36,7 @@ from qsn.lindblad import generator_norm, plan_capacity, series_plan
 from qsn.observables import OBSERVABLES
 from qsn.runtime import check_finite, progress_bar
 from qsn.state import init_state, resolve_dtype
+from qsn.surrogate import Surrogate, check_surrogate
 from qsn.networks.group import NeuronGroup, PoissonGroup, SpikeSourceArray, _Group
 from qsn.networks.inputs import CurrentInput, PoissonInput, poisson_counts, poisson_table
 from qsn.networks.monitors import RateMonitor, SpikeMonitor, StateMonitor, _Monitor
@@ -413,6 +415,57 @@ class Network:
         bar.close()
         return self
 
+    def rollout(
+        self,
+        steps: int,
+        *,
+        state: NetState | None = None,
+        surrogate: Surrogate | None = None,
+        checkpoint: bool = False,
+    ) -> tuple[NetState, dict]:
+        """Run ``steps`` steps as one pure function of ``state``, for ``jax.grad``/``jit``/``vmap`` (BPTT).
+
+        Unlike :meth:`run`, nothing is kept: the network's own state and monitors are left as they are, and
+        the result is ``(final NetState, {monitor name: records})``, records as JAX arrays with the step axis
+        first (``SpikeMonitor``: ``(steps, k)`` spikes; ``StateMonitor``: ``{variable: (steps, k)}``).
+        Differentiate through it by building ``state`` from traced values, e.g. ``weights`` or neuron states.
+
+        Args:
+            steps: number of steps (static).
+            state: the starting :class:`NetState` (default: :attr:`state`).
+            surrogate: a :class:`qsn.surrogate.Surrogate` makes spikes floats with surrogate gradients, so
+                gradients cross spikes. Through a *dense* projection they reach the presynaptic neurons;
+                through an *event* projection (sparse rows of spiking neurons) they reach the weights of
+                the rows that spiked but not the presynaptic spikes (build with ``propagation="dense"``
+                where that matters).
+            checkpoint: rematerialise each step in reverse mode (``jax.checkpoint``): stores the state per
+                step instead of every intermediate.
+
+        Raises:
+            ConfigurationError: a bad argument. At run time (``eqx.error_if``): an event projection had
+            more spiking rows in one step than its capacity (they would be dropped), or a mixed-mode group
+            left its propagator plan's range; :meth:`run` grows both automatically, this pure form cannot.
+        """
+        self._require_built()
+        check_surrogate(surrogate)
+        if not isinstance(steps, int | np.integer) or steps < 1:
+            raise ConfigurationError(f"Argument `steps` must be an int >= 1, but is {steps!r}")
+        state = self._state if state is None else state
+        cfgs = {name: cfg._replace(surrogate=surrogate) for name, cfg in self._cfgs.items()}
+        new_state, records, norms, busy = _chunk(
+            self._consts, state, self._key, plans=self._plans, cfgs=cfgs, specs=dict(self._specs),
+            sources=self._sources, monitors=_monitor_plan(self.monitors), dt=self._dt, length=int(steps),
+            remat=bool(checkpoint))
+        for name, most in busy.items():
+            new_state = eqx.error_if(new_state, most > self._specs[name].block,
+                                     f"Network.rollout: projection {name!r} had more spiking rows in a step than its "
+                                     f"event capacity {self._specs[name].block}; run() once first to size it")
+        for name, norm in norms.items():
+            new_state = eqx.error_if(new_state, norm > plan_capacity(self._cfgs[name].plan, self.dtype),
+                                     f"Network.rollout: group {name!r} left its mixed-mode propagator plan; "
+                                     "run() once first to re-plan it")
+        return new_state, records
+
     def _run_chunk(self, state: NetState, length: int) -> tuple[NetState, dict]:
         """Run ``length`` steps from ``state``; returns the new state and the monitor records (host).
 
@@ -494,7 +547,7 @@ def _stream(key: jax.Array, stream: int, t: jax.Array) -> jax.Array:
 
 
 def _chunk(consts: dict, state: NetState, key: jax.Array, *, plans: dict, cfgs: dict, specs: dict, sources: dict,
-           monitors: tuple, dt: float, length: int, unroll: int = 1):
+           monitors: tuple, dt: float, length: int, unroll: int = 1, remat: bool = False):
     """``length`` steps of the schedule in the module docstring; returns (state, monitor records, norms)."""
     gconsts, parrays = consts["groups"], consts["projections"]
     mixed = [name for name, cfg in cfgs.items() if cfg.mode == "mixed"]
@@ -589,5 +642,6 @@ def _chunk(consts: dict, state: NetState, key: jax.Array, *, plans: dict, cfgs: 
 
     norms0 = {name: jnp.zeros((), state.neurons[name].v.dtype) for name in mixed}
     busy0 = {name: jnp.zeros((), jnp.int32) for name, spec in specs.items() if spec.path == "event"}
-    (state, norms, busy), records = jax.lax.scan(one, (state, norms0, busy0), None, length=length, unroll=unroll)
+    body = jax.checkpoint(one, prevent_cse=False) if remat else one
+    (state, norms, busy), records = jax.lax.scan(body, (state, norms0, busy0), None, length=length, unroll=unroll)
     return state, records, norms, busy

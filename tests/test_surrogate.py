@@ -131,6 +131,23 @@ def test_gradients_flow_to_delta_tau_and_weights_through_hard_spikes(mode, extra
         assert float(count_only(0.3)) > 0 and abs(float(jax.grad(count_only)(0.3))) > 1e-3
 
 
+def test_classical_limit_has_finite_gradients_through_the_qubit():
+    """delta = 0 at rest gives w = sqrt(a^2 + delta^2) = 0 and |rho01| = 0: square roots whose derivative
+    is infinite at 0. Gradients must stay finite, and pure and mixed modes (same physics here) agree."""
+    grads = []
+    for mode in ("pure", "mixed"):
+        s0 = qsn.init_state(qsn.NeuronParams(), 3, mode=mode, dtype=jnp.float64)
+
+        def loss(w, s0=s0):
+            r = _run(qsn.NeuronParams(delta=0.0, dt=1.0, tau_m=10.0), s0, fast_sigmoid(), current=w, steps=20,
+                     record=("p1", "coherence"))
+            return jnp.sum(r.p1) + jnp.sum(r.spike_count) + jnp.sum(r.coherence)
+
+        grads.append(jax.grad(loss)(jnp.array([0.0, 5.0, 20.0])))
+        assert np.all(np.isfinite(grads[-1]))
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-9)
+
+
 def test_checkpointing_gives_the_same_gradient():
     s0 = qsn.init_state(qsn.NeuronParams(), N, dtype=jnp.float64)
 
