@@ -3,7 +3,8 @@
 Subcommands: ``demo`` (the embedded default population, a summary table and a PNG), ``simulate``
 (a population from command-line parameters; ``--json`` for machine-readable output), ``network`` (a
 reference network of ``qsn.networks.models``: rates and ISI CV per population), ``schedule`` (plan and
-simulate a workload: :mod:`qsn.scheduler.cli`), ``info`` (versions and devices). Progress goes to stderr; exit codes: 0 ok, 2 bad arguments, 1 a qsn error.
+simulate a workload: :mod:`qsn.scheduler.cli`), ``train`` (a QSN classifier on a dataset:
+:mod:`qsn.learning.cli`), ``info`` (versions and devices). Progress goes to stderr; exit codes: 0 ok, 2 bad arguments, 1 a qsn error.
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     from qsn.scheduler.cli import add_parser as add_schedule
 
     add_schedule(sub)
+    from qsn.learning.cli import add_parser as add_train
+
+    add_train(sub)
     sub.add_parser("info", help="print qsn, JAX and device information as JSON")
     return parser
 
@@ -192,6 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from qsn.scheduler.cli import run as schedule
 
             return schedule(args)
+        if args.command == "train":
+            from qsn.learning.cli import run as train
+
+            return train(args)
         return _run(args)
     except QSNError as err:
         print(f"qsn: error: {err}", file=sys.stderr)

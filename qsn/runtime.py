@@ -29,6 +29,9 @@ class _NoBar:
     def update(self, k: int) -> None:
         pass
 
+    def set_postfix(self, **values: Any) -> None:
+        pass
+
     def __enter__(self) -> "_NoBar":
         return self
 
