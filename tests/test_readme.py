@@ -30,6 +30,18 @@ def test_readme_scheduler_example_runs(capsys):
     assert out.count("mean latency") == 3
 
 
+def test_readme_learning_example_runs(capsys):
+    exec(compile(_blocks(ROOT / "README.md")[3], "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "digits test accuracy" in out and float(out.split("accuracy ")[1].split()[0]) >= 0.95
+
+
+def test_learning_doc_example_runs():
+    scope: dict = {}
+    exec(compile(_blocks(ROOT / "docs" / "learning.md")[0], "docs/learning.md", "exec"), scope)
+    assert all(bool((abs(g) > 0).all()) for g in scope["grads"])
+
+
 def test_scheduler_doc_example_runs(capsys):
     exec(compile(_blocks(ROOT / "docs" / "scheduler.md")[0], "docs/scheduler.md", "exec"), {})
     assert capsys.readouterr().out.count("makespan") == 4

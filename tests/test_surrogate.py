@@ -139,7 +139,7 @@ def test_classical_limit_has_finite_gradients_through_the_qubit():
         s0 = qsn.init_state(qsn.NeuronParams(), 3, mode=mode, dtype=jnp.float64)
 
         def loss(w, s0=s0):
-            r = _run(qsn.NeuronParams(delta=0.0, dt=1.0, tau_m=10.0), s0, fast_sigmoid(), current=w, steps=20,
+            r = _run(qsn.NeuronParams(delta=0.0, dt=0.25, tau_m=10.0), s0, fast_sigmoid(), current=w, steps=40,
                      record=("p1", "coherence"))
             return jnp.sum(r.p1) + jnp.sum(r.spike_count) + jnp.sum(r.coherence)
 
