@@ -15,6 +15,15 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_executables():
+    """Drop JAX's compilation caches after each test module. The suite compiles thousands of executables;
+    kept alive together they exhaust the process's memory maps (vm.max_map_count), and XLA's LLVM backend
+    then fails ("Cannot allocate memory") or crashes while compiling."""
+    yield
+    jax.clear_caches()
+
+
 def _has_cuda() -> bool:
     try:
         return any(d.platform == "gpu" for d in jax.devices())
