@@ -52,7 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import qsn.circuits as qc
-from qsn.dynamics import StepConstants, membrane, start_refractory, step_constants
+from qsn.dynamics import StepConstants, membrane, rotation, start_refractory, step_constants
 from qsn.errors import ConfigurationError, InvalidInputError, InvalidStateError
 from qsn.params import NeuronParams, is_concrete
 from qsn.state import resolve_dtype
@@ -249,10 +249,8 @@ def _evolve_exact(c: _Constants, psi: jax.Array, a: jax.Array) -> jax.Array:
 def _evolve_trotter(c: _Constants, psi: jax.Array, a: jax.Array, substeps: int) -> jax.Array:
     k = a.shape[0]
     h = c.lif.dt / substeps
-    # exp(-i h (a σz + Δ σx)) = cos(w h) - i sin(w h)/w (a σz + Δ σx), w = sqrt(a² + Δ²), per qubit
-    w = jnp.sqrt(a * a + c.delta * c.delta)
-    cos = jnp.cos(w * h).astype(psi.dtype)
-    s = (h * jnp.sinc(w * h / jnp.pi)).astype(psi.dtype)  # sin(w h)/w, smooth at w = 0
+    # exp(-i h (a σz + Δ σx)) = cos(w h) - i sin(w h)/w (a σz + Δ σx) per qubit: the single neuron's rotation
+    cos, s = (x.astype(psi.dtype) for x in rotation(a, c.delta, h))
     sa, sd = s * a.astype(psi.dtype), s * c.delta.astype(psi.dtype)
     u = jnp.stack([jnp.stack([cos - 1j * sa, -1j * sd], -1), jnp.stack([-1j * sd, cos + 1j * sa], -1)], -2)
     half = jnp.exp(-0.5j * (c.zz * h).astype(psi.dtype))

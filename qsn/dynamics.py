@@ -39,6 +39,7 @@ __all__ = [
     "step_config",
     "advance",
     "membrane",
+    "rotation",
     "start_refractory",
     "check_key",
     "DEFAULT_A_BOUND",
@@ -157,12 +158,18 @@ def _condition_no_jump(q: Amplitudes, keep_amp: jax.Array, where: jax.Array) -> 
     return tuple(jnp.where(where, a, b) for a, b in zip(new, q))
 
 
+def rotation(a: jax.Array, delta: jax.Array, dt: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(cos(w dt), sin(w dt)/w)``, ``w = sqrt(a^2 + delta^2)``: ``exp(-i dt H) = cos(w dt) 1 - i sin(w dt)/w H``
+    for ``H = a sz + delta sx`` (1/ms, dt in ms); finite values and gradients at ``w = 0``."""
+    w = safe_sqrt(a * a + delta * delta)  # a = delta = 0 (a resting classical neuron) is common
+    theta = w * dt
+    sin_t, cos_t = sincos(theta)
+    return cos_t, _sinc_step(theta, sin_t, w, dt)
+
+
 def _evolve_pure(c: StepConstants, cfg: StepConfig, q: Amplitudes, a: jax.Array, keys) -> Amplitudes:
     re0, im0, re1, im1 = q
-    w = safe_sqrt(a * a + c.delta * c.delta)  # a = delta = 0 (a resting classical neuron) is common
-    theta = w * c.dt
-    sin_t, cos_t = sincos(theta)
-    sw = _sinc_step(theta, sin_t, w, c.dt)
+    cos_t, sw = rotation(a, c.delta, c.dt)
     # U psi = cos(w dt) psi - i sin(w dt)/w H psi, with H psi = (a psi0 + delta psi1, delta psi0 - a psi1)
     h_re0, h_im0 = a * re0 + c.delta * re1, a * im0 + c.delta * im1
     h_re1, h_im1 = c.delta * re0 - a * re1, c.delta * im0 - a * im1
@@ -249,9 +256,8 @@ def advance(
         p1 = (1.0 - q[2]) / 2.0
     spikes = ~is_ref & (v >= c.v_th)
     sg = cfg.surrogate
-    if sg is not None:
-        # x = (V - v_th)/(v_th - v_rest): 0 at threshold, -1 at rest
-        soft = _float_spike(sg, spikes, (v - c.v_th) * c.inv_range, is_ref)
+    # float spike for the surrogate: x = (V - v_th)/(v_th - v_rest), 0 at threshold, -1 at rest
+    soft = None if sg is None else _float_spike(sg, spikes, (v - c.v_th) * c.inv_range, is_ref)
     if cfg.jumps:
         u = jax.random.uniform(keys[2], p1.shape, dtype)
         jumped = ~is_ref & (u < p1 * c.jump_prob)
@@ -271,8 +277,6 @@ def advance(
             x = jnp.where(c.jump_prob > 0, p1 - u / jnp.where(c.jump_prob > 0, c.jump_prob, 1.0), -1.0)
             jump_soft = _float_spike(sg, jumped, x, is_ref)
             soft = soft + jump_soft - soft * jump_soft
-    if sg is None:
-        soft = None
     (v,) = _reset((v,), spikes, (c.v_rest,), soft, sg)
     ref = start_refractory(c, ref, spikes)
     t = state.t + 1

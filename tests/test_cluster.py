@@ -282,6 +282,23 @@ def test_gradient_through_the_coupling(method):
     np.testing.assert_allclose(jax.grad(p1_after)(0.4), fd, rtol=1e-7)
 
 
+def test_trotter_gradient_is_finite_in_the_classical_limit():
+    """Delta = 0 with a neuron at rest gives w = sqrt(a^2 + Delta^2) = 0 in the one-qubit rotation: the
+    gradient with respect to that neuron's input must stay finite there (it was NaN before the rotation was
+    shared with qsn.dynamics) and equal central differences."""
+    p = ClusterParams(qsn.NeuronParams(delta=0.0), 0.4 * (jnp.ones((2, 2)) - jnp.eye(2)))
+    s0 = init_cluster(p, F64, v0=jnp.array([-70.0, -62.0]), psi0=jnp.full((4,), 0.5, jnp.complex128))
+
+    def phases(i0):
+        psi = simulate_cluster(p, s0, jnp.stack([i0, jnp.float64(10.0)]), steps=20, method="trotter").state.psi
+        return jnp.real(psi[0])  # with Delta = 0 only the phases depend on the drive
+
+    g = jax.grad(phases)(jnp.float64(0.0))
+    fd = (phases(jnp.float64(1e-6)) - phases(jnp.float64(-1e-6))) / 2e-6
+    assert np.isfinite(g) and abs(float(fd)) > 1e-6
+    np.testing.assert_allclose(g, fd, rtol=1e-5)  # central differences straddle the kink of w = |a| at 0
+
+
 def test_float32_and_auto_method():
     """float32 runs (complex64 register) track float64 to ~1e-5; "auto" is exact for small k."""
     rng = np.random.default_rng(2)
