@@ -78,7 +78,7 @@ def as_current(current: Any, n: int, dtype: Any) -> Current:
         # overflows float32); max|I| is finite iff every value is. Only then locate the culprit.
         # (eagerly even while tracing: a concrete current closed over by a jitted function is still known)
         with jax.ensure_compile_time_eval():
-            cast = jnp.asarray(arr, dtype)
+            cast = value if is_concrete(value) else jnp.asarray(arr, dtype)  # cast once outside jit
             max_abs = float(jnp.max(jnp.abs(cast)))
         if not np.isfinite(max_abs):
             _raise_if_not_finite(np.asarray(cast))

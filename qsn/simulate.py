@@ -169,7 +169,7 @@ def _chunk(
         s, spk, a = advance(consts, cfg, s, i_t, key)
         cnt = cnt + spk.astype(cnt.dtype)
         if "spikes" in names:
-            since = since | sub(spk) if since.dtype == bool else jnp.maximum(since, sub(spk))
+            since = jnp.maximum(since, sub(spk))  # 'or' for bool spikes, max of 0/1 floats with a surrogate
         if track_norm:
             norm = jnp.max(generator_norm(a, consts.delta, consts.g1, consts.g2, consts.dt))
             stats = stats._replace(norm=jnp.maximum(stats.norm, norm))
@@ -306,13 +306,13 @@ def _chunk_length(chunk_steps: int | None, steps: int, every: int, bytes_per_ste
     return max(1, min(chunk, steps))
 
 
-def _record_bytes(names: tuple[str, ...], k: int, itemsize: int) -> int:
+def _record_bytes(names: tuple[str, ...], k: int, itemsize: int, spike_bytes: int = 1) -> int:
     """Bytes of one sample of the recorded quantities for ``k`` neurons."""
     total = 0
     for name in names:
         if name == "events":
             continue
-        per = _BYTES[name] * (1 if name == "spikes" else itemsize * (2 if name == "rho" else 1))
+        per = _BYTES[name] * (spike_bytes if name == "spikes" else itemsize * (2 if name == "rho" else 1))
         total += per * k
     return total
 
@@ -423,7 +423,8 @@ def simulate(
     # Memory: recordings (whole run, host) and per-chunk device buffers, checked before running.
     k = n if idx is None else len(idx)
     itemsize = jnp.dtype(dtype).itemsize
-    sample_bytes = _record_bytes(names, k, itemsize)
+    spike_bytes = 1 if surrogate is None else itemsize  # bool spikes, or floats carrying gradients
+    sample_bytes = _record_bytes(names, k, itemsize, spike_bytes)
     total = sample_bytes * (steps // every) + (16 * event_capacity if want_events else 0)
     limit = max_record_bytes if max_record_bytes is not None else _available_host_bytes() // 2
     if total > limit:
@@ -432,7 +433,7 @@ def simulate(
             f"the {limit / 2**30:.2f} GiB allowed: record fewer neurons (neurons=...), sample less often "
             f"(record_every=...), or record spikes as ('events',) instead of a dense raster"
         )
-    chunk = _chunk_length(chunk_steps, steps, every, sample_bytes / every + (n if want_events else 0), progress)
+    chunk = _chunk_length(chunk_steps, steps, every, sample_bytes / every + (n * spike_bytes if want_events else 0), progress)
 
     dev_idx = None if idx is None else jnp.asarray(idx)
     count = jnp.zeros((n,), jnp.int32 if surrogate is None else dtype)

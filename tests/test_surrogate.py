@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qsn
-from qsn.errors import ConfigurationError
+from qsn.errors import ConfigurationError, RecordingError
 from qsn.surrogate import SURROGATES, Surrogate, arctan, fast_sigmoid, heaviside, sigmoid, triangle
 
 N = 6
@@ -214,6 +214,17 @@ def test_refractory_neurons_neither_spike_nor_pass_gradients():
 def test_surrogate_validation(kwargs, match):
     with pytest.raises(ConfigurationError, match=match):
         Surrogate(**kwargs)
+
+
+def test_recording_budget_counts_float_spikes():
+    """With a surrogate the spike raster is floats (itemsize bytes per entry, not 1): the memory check
+    before the run must count them."""
+    p = qsn.NeuronParams()
+    s = qsn.init_state(p, 100)  # float32
+    budget = 20_000  # 100 steps x 100 neurons: 10,000 bytes as bool, 40,000 as float32
+    qsn.simulate(p, s, 20.0, steps=100, record=("spikes",), max_record_bytes=budget)
+    with pytest.raises(RecordingError, match="spikes"):
+        qsn.simulate(p, s, 20.0, steps=100, record=("spikes",), max_record_bytes=budget, surrogate=fast_sigmoid())
 
 
 def test_simulate_rejects_bad_surrogate_and_checkpoint():
