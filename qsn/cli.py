@@ -204,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QSNError as err:
         print(f"qsn: error: {err}", file=sys.stderr)
         return 1
+    except ImportError as err:  # an optional extra is missing (e.g. scikit-learn for `qsn train`): say which
+        print(f"qsn: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

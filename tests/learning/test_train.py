@@ -156,6 +156,21 @@ def test_cli_train_json(capsys):
     assert low is None or low <= out["test_accuracy_mean"] <= high
 
 
+def test_cli_names_a_missing_extra(capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_sklearn(name, *args, **kwargs):
+        if name.startswith("sklearn"):
+            raise ImportError("No module named 'sklearn'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    assert main(["train", "digits", "--epochs", "1", "--no-progress"]) == 1
+    assert "pip install 'qsn[learn]'" in capsys.readouterr().err
+
+
 def test_cli_train_table_and_errors(capsys):
     assert main(["train", "digits", "--variant", "qsn", "--epochs", "1", "--hidden", "16", "--no-progress"]) == 0
     assert "mean test accuracy" in capsys.readouterr().out
