@@ -26,13 +26,10 @@ change of ``f`` a flip of ``z_i`` can cause (``|linear_i| + sum_j |coupling_ij|`
   ``m >= 2`` ones of a block lowers the penalty by ``P (2m - 3) >= P``, setting a bit of an empty block by ``P``:
   with ``P > max_i g_i`` every invalid state has a strictly lower single-flip neighbour, so every local minimum, and
   the ground state, is valid. But moving a parameter to another value costs two flips through an invalid state
-  (a barrier of about ``P``), and single-flip annealing freezes in a poor valid state: on random quadratics over 5
-  parameters x 4 values (16 replicas) it reached the minimum of ``f`` in 1 of 30 instances at 100 sweeps, 2 of 30
-  at 1000.
+  (a barrier of about ``P``), and single-flip annealing freezes in a poor valid state.
 * ``"unary"`` (default; thermometer or domain-wall code, Chancellor 2019): ``n_k - 1`` bits per parameter,
   ``z_t = [v >= t]``, so ``x_v = z_v - z_{v+1}`` (``z_0 = 1``, ``z_n = 0``); penalty ``P sum_t z_{t+1} (1 - z_t)``
-  counts the "01" pairs. One flip moves a value to a neighbouring one without leaving the valid states, and the
-  same instances reach the minimum 30 of 30 times at 100 sweeps. An invalid block with ``m`` "01" pairs becomes
+  counts the "01" pairs. One flip moves a value to a neighbouring one without leaving the valid states. An invalid block with ``m`` "01" pairs becomes
   valid by clearing its ones after its first zero, at most ``n_k - 2 <= (n_max - 2) m`` flips that change ``f`` by
   at most ``max g`` each while the penalty drops by ``m P``: ``P > (n_max - 2) max_i g_i`` keeps the ground state
   valid (local minima such as ``0011`` may not be).

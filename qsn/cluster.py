@@ -9,12 +9,12 @@ bit of the state index, as in :mod:`qsn.circuits`)::
 with ``V_i`` taken after the membrane step and ``H`` held constant over ``dt``. Two propagators:
 
 * ``method="exact"``: ``psi <- exp(-i H dt) psi`` from ``eigh`` of the dense real-symmetric ``H``
-  (``O(8^k)`` per step; float64 on a 2-core CPU: 23 µs at k = 4, 0.3 ms at k = 6, 13 ms at k = 8).
+  (``O(8^k)`` per step).
   Its gradient is not defined where ``H`` has degenerate eigenvalues (e.g. identical uncoupled neurons).
 * ``method="trotter"``: Strang splitting of ``H = H_loc + H_zz`` into the one-qubit terms, applied as
   exact closed-form rotations (they commute with each other), and the diagonal ZZ term, applied as a
   phase vector: ``exp(-i H_zz h/2) exp(-i H_loc h) exp(-i H_zz h/2)`` with ``h = dt/substeps``.
-  ``O(k 2^k)`` per substep (same CPU: 3 µs at k = 4, 21 µs at k = 8, 0.4 ms at k = 12). The error per
+  ``O(k 2^k)`` per substep. The error per
   step is ``O(dt^3/substeps^2)`` and comes only from the commutator ``[H_loc, H_zz]`` (∝ J Δ), so with
   ``J = 0`` the method is exact; over a run of fixed length the error is ``O(dt^2/substeps^2)``.
 
@@ -71,7 +71,7 @@ __all__ = [
 
 MAX_NEURONS = 12  # 2^12 amplitudes; the exact method's dense H is (4096, 4096) there
 METHODS = ("auto", "exact", "trotter")
-AUTO_EXACT_MAX = 6  # "auto" is exact up to this k (eigh of a 64 x 64 matrix: ~0.3 ms per step on CPU)
+AUTO_EXACT_MAX = 6  # "auto" is exact up to this k (eigh of a 64 x 64 matrix per step)
 RECORDABLE = ("spikes", "v", "p1", "concurrence", "psi")
 _TINY = {jnp.dtype(jnp.complex64): 1e-8, jnp.dtype(jnp.complex128): 1e-12}  # reset threshold on P(1_i)
 
