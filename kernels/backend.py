@@ -40,9 +40,10 @@ def available() -> bool:
     return True
 
 
-def simulate(*args: Any, **kwargs: Any) -> Any:
-    """Fused-kernel counterpart of :func:`qsn.simulate` (not built yet)."""
-    require()
-    raise BackendUnavailableError(
-        "backend='cupy': the fused CUDA population kernel is not implemented yet; use backend='jax' (the default)"
-    )
+def simulate(*args: Any, precise: bool = False, **kwargs: Any) -> Any:
+    """:func:`qsn.simulate` on the fused CUDA kernel (``backend="cupy"``); see
+    :func:`qsn.kernels.population.simulate` for what it runs and records."""
+    from qsn.kernels.population import simulate as run_fused
+    from qsn.kernels.runner import CupyRunner
+
+    return run_fused(CupyRunner(), *args, precise=precise, **kwargs)

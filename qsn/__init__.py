@@ -12,6 +12,7 @@ from qsn import errors
 from qsn.dynamics import step
 from qsn.observables import bloch_vector, coherence, density_matrix, entropy, p_excited, purity
 from qsn.params import NeuronParams
+from qsn.poisson_current import PoissonCurrent
 from qsn.simulate import SimulationResult, SpikeEvents, simulate
 from qsn.state import MixedState, PureState, init_state
 
@@ -25,6 +26,7 @@ __all__ = [
     "init_state",
     "step",
     "simulate",
+    "PoissonCurrent",
     "SimulationResult",
     "SpikeEvents",
     "density_matrix",

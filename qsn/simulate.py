@@ -24,11 +24,12 @@ from qsn.errors import ConfigurationError, InvalidInputError, RecordingError
 from qsn.lindblad import generator_norm, plan_capacity, series_plan
 from qsn.observables import OBSERVABLES, observe
 from qsn.params import NeuronParams, is_concrete
+from qsn.poisson_current import check_dt
 from qsn.runtime import check_finite, progress_bar
 from qsn.state import State, check_state, mode_of
 from qsn.surrogate import Surrogate, check_surrogate
 
-__all__ = ["simulate", "SimulationResult", "SpikeEvents", "RECORDABLE", "DEFAULT_UNROLL"]
+__all__ = ["simulate", "SimulationResult", "SpikeEvents", "RECORDABLE", "DEFAULT_UNROLL", "bound_a", "check_budget", "chunk_length"]
 
 RECORDABLE = ("spikes", "events") + tuple(OBSERVABLES)
 BACKENDS = ("jax", "cupy")
@@ -246,7 +247,7 @@ def _available_host_bytes() -> int:
         return 8 * 2**30
 
 
-def _bound_a(params: NeuronParams, state: State, current: Current) -> float:
+def bound_a(params: NeuronParams, state: State, current: Current) -> float:
     """Rigorous bound on ``|a|`` over the run when the current's range is known, else the default.
 
     ``V`` after step 2 is a convex combination of the previous ``V`` (below ``v_th`` unless it is
@@ -292,7 +293,7 @@ def _check_neurons(neurons: Any, n: int) -> np.ndarray | None:
     return np.where(idx < 0, idx + n, idx).astype(np.int32)
 
 
-def _chunk_length(chunk_steps: int | None, steps: int, every: int, bytes_per_step: float, progress: bool) -> int:
+def chunk_length(chunk_steps: int | None, steps: int, every: int, bytes_per_step: float, progress: bool) -> int:
     """Steps per compiled chunk: whole sampling periods, device buffers under ``_CHUNK_BYTES``,
     and about 100 chunks when a progress bar is shown."""
     if chunk_steps is None:
@@ -315,6 +316,32 @@ def _record_bytes(names: tuple[str, ...], k: int, itemsize: int, spike_bytes: in
         per = _BYTES[name] * (spike_bytes if name == "spikes" else itemsize * (2 if name == "rho" else 1))
         total += per * k
     return total
+
+
+def check_budget(
+    names: tuple[str, ...],
+    n: int,
+    idx: np.ndarray | None,
+    dtype: Any,
+    steps: int,
+    every: int,
+    event_capacity: int,
+    max_record_bytes: int | None,
+    spike_bytes: int = 1,
+) -> int:
+    """Raise :class:`RecordingError` before a run whose recordings would not fit in host memory;
+    return the bytes of one sample."""
+    k = n if idx is None else len(idx)
+    sample_bytes = _record_bytes(names, k, jnp.dtype(dtype).itemsize, spike_bytes)
+    total = sample_bytes * (steps // every) + (16 * event_capacity if "events" in names else 0)
+    limit = max_record_bytes if max_record_bytes is not None else _available_host_bytes() // 2
+    if total > limit:
+        raise RecordingError(
+            f"Recording {names} for {steps} steps x {k} neurons needs {total / 2**30:.2f} GiB, more than "
+            f"the {limit / 2**30:.2f} GiB allowed: record fewer neurons (neurons=...), sample less often "
+            f"(record_every=...), or record spikes as ('events',) instead of a dense raster"
+        )
+    return sample_bytes
 
 
 def simulate(
@@ -400,7 +427,12 @@ def simulate(
             raise ConfigurationError("surrogate= and checkpoint= (differentiable runs) need backend='jax'")
         from qsn import kernels
 
-        return kernels.simulate(params, state, current, steps, key, record=names, neurons=idx, record_every=every)
+        check_budget(names, n, idx, dtype, steps, every, event_capacity, max_record_bytes)
+        return kernels.simulate(
+            params, state, current, steps, key, record=names, neurons=idx, record_every=every,
+            progress=progress, chunk_steps=chunk_steps, event_capacity=event_capacity,
+        )
+    check_dt(current, params)
 
     concrete = is_concrete((params, state, cur.value if cur.kind != "fn" else None, key))
     want_events = "events" in names
@@ -409,7 +441,7 @@ def simulate(
             "record=('events',) is not available inside jit/vmap (the event list has a data-dependent "
             "size); record 'spikes' there instead"
         )
-    a_bound = _bound_a(params, state, cur)
+    a_bound = bound_a(params, state, cur)
     # The plan is rigorous when the current's range is known; otherwise watch ||A dt|| as we go.
     track_norm = mode == "mixed" and (cur.max_abs is None or not is_concrete((params, state)))
     cfg = step_config(params, mode, dtype, a_bound)._replace(surrogate=surrogate)
@@ -421,19 +453,9 @@ def simulate(
         raise ConfigurationError(f"Argument `unroll` must be >= 1, but is {unroll}")
 
     # Memory: recordings (whole run, host) and per-chunk device buffers, checked before running.
-    k = n if idx is None else len(idx)
-    itemsize = jnp.dtype(dtype).itemsize
-    spike_bytes = 1 if surrogate is None else itemsize  # bool spikes, or floats carrying gradients
-    sample_bytes = _record_bytes(names, k, itemsize, spike_bytes)
-    total = sample_bytes * (steps // every) + (16 * event_capacity if want_events else 0)
-    limit = max_record_bytes if max_record_bytes is not None else _available_host_bytes() // 2
-    if total > limit:
-        raise RecordingError(
-            f"Recording {names} for {steps} steps x {k} neurons needs {total / 2**30:.2f} GiB, more than "
-            f"the {limit / 2**30:.2f} GiB allowed: record fewer neurons (neurons=...), sample less often "
-            f"(record_every=...), or record spikes as ('events',) instead of a dense raster"
-        )
-    chunk = _chunk_length(chunk_steps, steps, every, sample_bytes / every + (n * spike_bytes if want_events else 0), progress)
+    spike_bytes = 1 if surrogate is None else jnp.dtype(dtype).itemsize  # bool spikes, or floats carrying gradients
+    sample_bytes = check_budget(names, n, idx, dtype, steps, every, event_capacity, max_record_bytes, spike_bytes)
+    chunk = chunk_length(chunk_steps, steps, every, sample_bytes / every + (n * spike_bytes if want_events else 0), progress)
 
     dev_idx = None if idx is None else jnp.asarray(idx)
     count = jnp.zeros((n,), jnp.int32 if surrogate is None else dtype)

@@ -1,0 +1,95 @@
+// Shared by every qsn kernel. The same source compiles two ways:
+//   * NVRTC (CuPy RawModule) for the GPU: __CUDACC__ is defined;
+//   * g++ for the host emulation used by the CPU tests (kernels/host.py): each "thread" of a launch
+//     runs in turn in a plain loop, so the kernels' arithmetic, RNG, refractoriness and output
+//     formats are checked against the JAX path on machines without a GPU.
+// Only the warp-level helpers below differ between the two; the neuron arithmetic is one text.
+
+#ifdef __CUDACC__
+#define QSN_DEVICE __device__ __forceinline__
+#define QSN_KERNEL extern "C" __global__ void __launch_bounds__(256)
+// One thread per item; the host emulation turns this into a loop over all items.
+#define QSN_FOR_EACH_THREAD(i, total) \
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x, qsn_once_ = 1; qsn_once_; qsn_once_ = 0)
+typedef unsigned long long qsn_u64;
+#define QSN_FAST_SINCOS(x, s, c) __sincosf((x), (s), (c))
+#define QSN_RSQRT(x) rsqrtf(x)
+#else
+#include <math.h>
+#include <stdint.h>
+#define QSN_DEVICE static inline
+#define QSN_KERNEL extern "C" void
+#define QSN_FOR_EACH_THREAD(i, total) for (long long i = 0; i < (long long)(total); ++i)
+#define __restrict__
+typedef unsigned long long qsn_u64;
+// SFU intrinsics have no host twin: the emulation uses libm (it checks logic, not their precision).
+#define QSN_FAST_SINCOS(x, s, c) sincosf((x), (s), (c))
+#define QSN_RSQRT(x) (1.0f / sqrtf(x))
+static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline float __fadd_rn(float a, float b) { return a + b; }
+static inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((uint64_t)a * b) >> 32); }
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Philox4x32-10 (Salmon et al., SC'11). qsn/philox.py is the JAX twin; both pass Random123's
+// known-answer vectors.
+struct qsn_u32x4 { unsigned x, y, z, w; };
+
+QSN_DEVICE qsn_u32x4 qsn_philox(unsigned c0, unsigned c1, unsigned c2, unsigned c3, unsigned k0, unsigned k1) {
+#pragma unroll
+    for (int r = 0; r < 10; ++r) {
+        if (r) { k0 += 0x9E3779B9u; k1 += 0xBB67AE85u; }
+        const unsigned hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
+        const unsigned hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+        const unsigned n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
+        c0 = n0; c1 = lo1; c2 = n2; c3 = lo0;
+    }
+    qsn_u32x4 out = {c0, c1, c2, c3};
+    return out;
+}
+
+// [0, 1) from the top 24 bits: exact in float32 (qsn.philox.uniform24).
+QSN_DEVICE float qsn_uniform24(unsigned word) { return (float)(word >> 8) * 5.9604644775390625e-08f; }
+
+// ---------------------------------------------------------------------------------------------
+// Warp-level outputs. On the GPU every lane of a warp must reach these together (the callers keep
+// padding lanes alive for that). On the host the lanes run one after another.
+
+// Set bit `lane` of words[w] where `bit`; one store per warp.
+QSN_DEVICE void qsn_pack_bit(unsigned* __restrict__ words, long long w, long long i, bool bit) {
+#ifdef __CUDACC__
+    const unsigned ballot = __ballot_sync(0xffffffffu, bit);
+    if ((threadIdx.x & 31) == 0) words[w] = ballot;
+#else
+    if (bit) words[w] |= 1u << (i & 31);
+#endif
+}
+
+// Append (step, neuron) for every lane with `bit`; one atomic per warp (warp-aggregated). Slots at
+// or past `capacity` are counted but not written: the caller compares the count with the capacity.
+QSN_DEVICE void qsn_emit_event(qsn_u64* __restrict__ counter, int* __restrict__ ev_step, int* __restrict__ ev_neuron,
+                               qsn_u64 capacity, int step, int neuron, bool bit) {
+#ifdef __CUDACC__
+    const unsigned ballot = __ballot_sync(0xffffffffu, bit);
+    if (ballot == 0u) return;
+    const int lane = threadIdx.x & 31;
+    const int leader = __ffs(ballot) - 1;
+    qsn_u64 base = 0;
+    if (lane == leader) base = atomicAdd(counter, (qsn_u64)__popc(ballot));
+    base = __shfl_sync(0xffffffffu, base, leader);
+    const qsn_u64 slot = base + (qsn_u64)__popc(ballot & ((1u << lane) - 1u));
+#else
+    if (!bit) return;
+    const qsn_u64 slot = (*counter)++;
+#endif
+    if (bit && slot < capacity) { ev_step[slot] = step; ev_neuron[slot] = neuron; }
+}
+
+// Float add into memory that other threads may update at the same time (the host runs lanes in turn).
+QSN_DEVICE void qsn_atomic_add(float* __restrict__ where, float value) {
+#ifdef __CUDACC__
+    atomicAdd(where, value);
+#else
+    *where += value;
+#endif
+}

@@ -1,0 +1,281 @@
+"""The fused population kernel from Python: argument assembly, chunking over time, and the
+:func:`qsn.simulate`-shaped result, on either runner (CUDA through CuPy, or the host emulation).
+
+What the kernel runs is the deterministic part of DESIGN §1: pure mode without T1/T2 and mixed
+mode with any T1/T2 (the Lindblad propagator is deterministic), per-neuron or shared parameters,
+float32. Stochastic parts (quantum-jump spiking, pure-mode unravelling of T1/T2) stay on the JAX
+path for now and are refused with a message naming them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from qsn.current import Current, as_current, require_steps
+from qsn.dynamics import step_config, step_constants
+from qsn.errors import ConfigurationError, RecordingError
+from qsn.params import NeuronParams
+from qsn.poisson_current import PoissonCurrent, check_dt
+from qsn.runtime import check_finite, progress_bar
+from qsn.simulate import SimulationResult, SpikeEvents, bound_a, chunk_length
+from qsn.state import MixedState, PureState, State, check_state, mode_of
+from qsn.kernels.runner import Runner
+
+__all__ = ["run", "simulate", "unpack_spikes", "Outputs", "check_supported"]
+
+_PARAM_BITS = ("v_rest", "v_th", "decay", "gain", "inv_range", "n_ref", "delta", "g1", "g2")  # bit order of per_neuron
+_CURRENT_BIT, _WEIGHT_BIT = 9, 10
+INPUTS = {"const": 0, "array": 1, "poisson": 2}
+
+
+class Outputs(dict):
+    """What one :func:`run` produced, as arrays of the runner's ``xp``: ``count`` (n,) int32 always;
+    ``words`` (T, ceil(n/32)) uint32 bit-packed spikes; ``events`` ``(step, neuron)`` int32 pairs and
+    ``n_events``; ``ties`` (n,) int32 near-threshold steps; ``state`` the final state arrays."""
+
+
+def check_supported(params: NeuronParams, state: State, current: Any) -> None:
+    """Raise :class:`ConfigurationError` naming the first feature the fused kernel does not run."""
+    mode = mode_of(state)
+    if jnp.dtype(state.v.dtype) != jnp.float32:
+        raise ConfigurationError(f"backend='cupy' runs float32 states, but the state is {state.v.dtype}")
+    cfg = step_config(params, mode, jnp.float32)
+    if cfg.jumps:
+        raise ConfigurationError("backend='cupy' does not run quantum-jump spiking (jump_rate > 0) yet: use backend='jax'")
+    if mode == "pure" and (cfg.dephasing or cfg.relaxation):
+        raise ConfigurationError(
+            "backend='cupy' does not run pure-mode T1/T2 (stochastic unravelling) yet: use mode='mixed' "
+            "(exact Lindblad, deterministic) or backend='jax'"
+        )
+    check_dt(current, params)
+
+
+def _per_neuron(value: Any, n: int) -> tuple[np.ndarray, bool]:
+    arr = np.ascontiguousarray(np.asarray(value))
+    if arr.ndim == 1 and arr.shape[0] == n and n > 1:
+        return arr, True
+    return arr.reshape(-1)[:1].copy(), False
+
+
+def run(
+    runner: Runner,
+    params: NeuronParams,
+    state: State,
+    current: Any,
+    steps: int,
+    *,
+    spikes: bool = False,
+    events: bool = False,
+    event_capacity: int = 0,
+    ties: bool = False,
+    tie_tol: float = 2.0**-20,
+    precise: bool = False,
+) -> Outputs:
+    """Advance ``state`` by ``steps`` steps in one launch of the fused kernel.
+
+    Args:
+        runner: :class:`~qsn.kernels.runner.CupyRunner` or :class:`~qsn.kernels.runner.HostRunner`.
+        params, state: as for :func:`qsn.simulate` (float32; see :func:`check_supported`).
+        current: scalar, ``(n,)``, ``(T, n)`` (rows from ``state.t``... the first row is this launch's
+            first step) or a :class:`qsn.PoissonCurrent` (drawn in the kernel).
+        steps: steps of this launch.
+        spikes: also return the bit-packed spike words ``(steps, ceil(n/32))``.
+        events: also return spike events, at most ``event_capacity`` (the count is exact).
+        ties: count, per neuron, the steps whose ``V`` landed within ``tie_tol * |v_th|`` of ``v_th``.
+        precise: IEEE sqrt/sincos/division and no FMA contraction, instead of SFU intrinsics.
+
+    Returns:
+        :class:`Outputs`.
+    """
+    xp = runner.xp
+    mode = mode_of(state)
+    n = check_state(params, state)
+    check_supported(params, state, current)
+    f32 = np.float32
+    poisson = isinstance(current, PoissonCurrent)
+    if poisson:
+        if current.n != n:
+            raise ConfigurationError(f"PoissonCurrent has n={current.n} but the population has {n} neurons")
+        kind, drive, max_abs = "poisson", current.offset, current.max_abs
+    else:
+        cur = as_current(current, n, jnp.float32)
+        if cur.kind == "fn":
+            raise ConfigurationError(
+                "backend='cupy' takes a scalar, (n,) or (T, n) current, or a qsn.PoissonCurrent; a function of the "
+                "step index runs only on backend='jax'"
+            )
+        require_steps(cur, steps)
+        kind, drive, max_abs = cur.kind, cur.value, cur.max_abs
+    cfg = step_config(params, mode, jnp.float32, bound_a(params, state, Current(kind, None, None, max_abs)))
+    consts = step_constants(params, jnp.float32)
+
+    per_neuron = 0
+    param_args = []
+    for bit, name in enumerate(_PARAM_BITS):
+        arr, per = _per_neuron(getattr(consts, name), n)
+        per_neuron |= int(per) << bit
+        param_args.append(xp.asarray(arr))
+    threads = -(-n // 32) * 32
+    if kind == "array":
+        current_arg = runner.from_jax(drive if drive.shape[1] == n else jnp.broadcast_to(drive, (drive.shape[0], n)))
+    else:
+        arr, per = _per_neuron(np.asarray(drive, f32), n)
+        per_neuron |= int(per) << _CURRENT_BIT
+        current_arg = xp.asarray(arr)
+    if poisson:
+        weight, per = _per_neuron(current.weight, n)
+        per_neuron |= int(per) << _WEIGHT_BIT
+        cdf, seed = current.cdf, current.seed
+    else:
+        weight, cdf, seed = np.zeros(1, f32), np.zeros(1, f32), (0, 0)
+
+    fields = ("re0", "im0", "re1", "im1") if mode == "pure" else ("x", "y", "z")
+    copy = lambda a: xp.array(runner.from_jax(a), copy=True)  # noqa: E731  (kernels write state in place)
+    v, ref = copy(state.v), copy(state.refractory)
+    q = [copy(getattr(state, f)) for f in fields]
+    if len(q) == 3:
+        q.append(xp.zeros(1, f32))
+    width = -(-n // 32)
+    out = Outputs(count=xp.zeros(n, np.int32))
+    words = xp.zeros((steps, width) if spikes else (1,), np.uint32)
+    capacity = int(event_capacity) if events else 0
+    ev_counter = xp.zeros(1, np.uint64)
+    ev_step = xp.zeros(max(capacity, 1), np.int32)
+    ev_neuron = xp.zeros(max(capacity, 1), np.int32)
+    tie_count = xp.zeros(n if ties else 1, np.int32)
+    plan = cfg.plan
+    defines = (
+        ("QSN_EVENTS", int(events)),
+        ("QSN_INPUT", INPUTS[kind]),
+        ("QSN_MIXED", int(mode == "mixed")),
+        ("QSN_PACK", int(spikes)),
+        ("QSN_SUBSTEPS", plan.substeps if plan else 1),
+        ("QSN_TERMS", plan.terms if plan else 1),
+        ("QSN_TIES", int(ties)),
+    )
+    args = [
+        np.int32(n), np.int64(threads), np.int32(steps), np.int32(int(state.t)),
+        *param_args, np.int32(per_neuron), f32(params.dt),
+        v, ref, *q,
+        current_arg, xp.asarray(weight), xp.asarray(cdf), np.int32(len(cdf) if poisson else 0),
+        np.uint32(seed[0]), np.uint32(seed[1]),
+        out["count"], words, np.int32(width),
+        ev_counter, ev_step, ev_neuron, np.uint64(capacity),
+        tie_count, f32(tie_tol),
+    ]
+    runner.launch("population", "qsn_population", defines, precise, threads, args)
+    if spikes:
+        out["words"] = words
+    if events:
+        n_events = int(runner.to_host(ev_counter)[0])
+        kept = min(n_events, capacity)
+        out["events"] = (ev_step[:kept], ev_neuron[:kept])
+        out["n_events"] = n_events
+    if ties:
+        out["ties"] = tie_count
+    t = jnp.asarray(int(state.t) + steps, jnp.int32)
+    arrays = {f: runner.to_jax(a) for f, a in zip(fields, q)}
+    cls = PureState if mode == "pure" else MixedState
+    out["state"] = cls(v=runner.to_jax(v), refractory=runner.to_jax(ref), t=t, **arrays)
+    return out
+
+
+def unpack_spikes(words: np.ndarray, n: int) -> np.ndarray:
+    """``(T, n)`` bool raster from ``(T, ceil(n/32))`` uint32 spike words (bit ``i % 32`` of word
+    ``i // 32`` is neuron ``i``)."""
+    words = np.ascontiguousarray(words, np.uint32)
+    bits = np.unpackbits(words.view(np.uint8).reshape(words.shape[0], -1), axis=1, bitorder="little")
+    return bits[:, :n].astype(bool)
+
+
+def simulate(
+    runner: Runner,
+    params: NeuronParams,
+    state: State,
+    current: Any,
+    steps: int | None = None,
+    key: Any = None,
+    *,
+    record: tuple[str, ...] = (),
+    neurons: np.ndarray | None = None,
+    record_every: int = 1,
+    progress: bool = False,
+    chunk_steps: int | None = None,
+    event_capacity: int = 10_000_000,
+    precise: bool = False,
+) -> SimulationResult:
+    """:func:`qsn.simulate` on the fused kernel (arguments already validated by it).
+
+    Records ``"spikes"`` and ``"events"``; spike counts and the final state always come back. The run
+    is cut into launches whose spike words fit the same 128 MiB device budget as the JAX path's chunks (one launch when only
+    counts are asked for); the state stays on the device between launches.
+    """
+    unsupported = [name for name in record if name not in ("spikes", "events")]
+    if unsupported:
+        raise ConfigurationError(
+            f"backend='cupy' records 'spikes' and 'events' (spike counts and the final state always), not "
+            f"{unsupported[0]!r}: record it with backend='jax'"
+        )
+    n = check_state(params, state)
+    check_supported(params, state, current)
+    if not isinstance(current, PoissonCurrent):
+        cur = as_current(current, n, jnp.float32)
+        steps = require_steps(cur, steps)
+    elif steps is None:
+        raise ConfigurationError("Argument `steps` is required with a PoissonCurrent")
+    want_spikes, want_events = "spikes" in record, "events" in record
+    every = int(record_every)
+    per_step = (-(-n // 32) * 4 if want_spikes else 0) + (n if want_events else 0)  # worst case per step
+    chunk = chunk_length(chunk_steps, steps, every, per_step, progress) if steps else 0
+    t0 = int(state.t)
+    count = np.zeros(n, np.int64)
+    rasters: list[np.ndarray] = []
+    ev_steps: list[np.ndarray] = []
+    ev_neurons: list[np.ndarray] = []
+    n_events = 0
+    done = 0
+    with progress_bar(steps, f"qsn {n} neurons (cupy)", progress) as bar:
+        while done < steps:
+            length = min(chunk, steps - done)
+            sampled = length // every * every
+            length = sampled or length  # a trailing partial period runs unsampled
+            if isinstance(current, PoissonCurrent) or cur.kind == "const":
+                rows = current
+            else:
+                rows = cur.value[done : done + length]
+            out = run(runner, params, state, rows, length, spikes=want_spikes and bool(sampled), events=want_events,
+                      event_capacity=max(event_capacity - n_events, 0) + 1)
+            state = out["state"]
+            count += runner.to_host(out["count"])
+            check_finite(state._asdict(), int(state.t))
+            if want_spikes and sampled:
+                raster = unpack_spikes(runner.to_host(out["words"]), n)
+                raster = raster if neurons is None else raster[:, neurons]
+                rasters.append(raster.reshape(length // every, every, -1).any(axis=1))
+            if want_events:
+                n_events += out["n_events"]
+                if n_events > event_capacity:
+                    raise RecordingError(
+                        f"Spike events exceeded event_capacity={event_capacity} by step {t0 + done + length}: "
+                        f"raise event_capacity or record fewer steps per call"
+                    )
+                st, ne = (runner.to_host(a).astype(np.int64) for a in out["events"])
+                order = np.lexsort((ne, st))  # the kernel appends in warp order; JAX's order is (step, neuron)
+                ev_steps.append(st[order])
+                ev_neurons.append(ne[order])
+            done += length
+            bar.update(length)
+    records = {"spikes": np.concatenate(rasters)} if rasters else {}
+    events = None
+    if want_events:
+        events = SpikeEvents(
+            step=np.concatenate(ev_steps) if ev_steps else np.zeros(0, np.int64),
+            neuron=np.concatenate(ev_neurons) if ev_neurons else np.zeros(0, np.int64),
+        )
+    return SimulationResult(
+        state=state, spike_count=count.astype(np.int32), records=records, events=events, steps=steps, t0=t0,
+        dt=float(params.dt), record_every=every, neurons=None if neurons is None else tuple(int(i) for i in neurons),
+    )

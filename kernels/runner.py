@@ -1,0 +1,105 @@
+"""Where a kernel runs: on a CUDA device through CuPy, or emulated on the host (g++ build, for tests).
+
+Both runners take the same argument list (arrays of their ``xp`` and NumPy-typed scalars), so one
+launcher (:mod:`qsn.kernels.population`, :mod:`qsn.kernels.propagation`) drives either.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import jax
+import numpy as np
+
+from qsn.kernels.compile import Defines, cuda_function, host_function
+
+__all__ = ["Runner", "CupyRunner", "HostRunner", "BLOCK"]
+
+BLOCK = 256  # threads per block: a multiple of the warp; matches __launch_bounds__ in common.cuh
+
+_CTYPES = {
+    np.dtype(np.int32): ctypes.c_int32,
+    np.dtype(np.int64): ctypes.c_int64,
+    np.dtype(np.uint32): ctypes.c_uint32,
+    np.dtype(np.uint64): ctypes.c_uint64,
+    np.dtype(np.float32): ctypes.c_float,
+}
+
+
+class Runner:
+    """Interface: ``xp`` (the array module), ``launch``, and conversions to and from JAX/host."""
+
+    xp: Any
+    name: str
+
+    def launch(self, source: str, kernel: str, defines: Defines, precise: bool, threads: int, args: list) -> None:
+        raise NotImplementedError
+
+    def from_jax(self, x: Any) -> Any:
+        raise NotImplementedError
+
+    def to_jax(self, x: Any) -> jax.Array:
+        raise NotImplementedError
+
+    def to_host(self, x: Any) -> np.ndarray:
+        raise NotImplementedError
+
+
+class CupyRunner(Runner):
+    """Launch on the current CUDA device; JAX arrays cross by DLPack (zero-copy on the same GPU)."""
+
+    name = "cupy"
+
+    def __init__(self) -> None:
+        from qsn.kernels.backend import require
+
+        self.xp = require()
+
+    def launch(self, source, kernel, defines, precise, threads, args):
+        fn = cuda_function(source, kernel, defines, precise)
+        blocks = max(1, -(-threads // BLOCK))
+        fn((blocks,), (BLOCK,), tuple(args))
+
+    def from_jax(self, x):
+        from qsn.kernels.interop import to_cupy
+
+        return to_cupy(x)
+
+    def to_jax(self, x):
+        from qsn.kernels.interop import to_jax
+
+        return to_jax(x)
+
+    def to_host(self, x):
+        return self.xp.asnumpy(x)
+
+
+class HostRunner(Runner):
+    """Run the kernel source compiled for the CPU, one emulated thread after another (slow; exact
+    test of the kernels' arithmetic and outputs on machines without a GPU)."""
+
+    name = "host"
+    xp = np
+
+    def launch(self, source, kernel, defines, precise, threads, args):
+        fn = host_function(source, kernel, defines, precise)
+        fn.restype = None
+        converted = []
+        for arg in args:
+            if isinstance(arg, np.ndarray):
+                if not arg.flags.c_contiguous:
+                    raise ValueError("kernel arrays must be C-contiguous")
+                converted.append(ctypes.c_void_p(arg.ctypes.data))
+            else:
+                converted.append(_CTYPES[np.asarray(arg).dtype](arg))
+        fn(*converted)
+
+    def from_jax(self, x):
+        return np.array(x)  # a writable copy: kernels update state in place
+
+    def to_jax(self, x):
+        return jax.numpy.asarray(x)
+
+    def to_host(self, x):
+        return np.asarray(x)
