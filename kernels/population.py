@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -51,6 +52,11 @@ def check_supported(params: NeuronParams, state: State, current: Any) -> None:
             "(exact Lindblad, deterministic) or backend='jax'"
         )
     check_dt(current, params)
+    if callable(current) and not isinstance(current, (PoissonCurrent, np.ndarray, jax.Array)):
+        raise ConfigurationError(
+            "backend='cupy' takes a scalar, (n,) or (T, n) current, or a qsn.PoissonCurrent; a function of the "
+            "step index runs only on backend='jax'"
+        )
 
 
 def _per_neuron(value: Any, n: int) -> tuple[np.ndarray, bool]:
@@ -102,11 +108,6 @@ def run(
         kind, drive, max_abs = "poisson", current.offset, current.max_abs
     else:
         cur = as_current(current, n, jnp.float32)
-        if cur.kind == "fn":
-            raise ConfigurationError(
-                "backend='cupy' takes a scalar, (n,) or (T, n) current, or a qsn.PoissonCurrent; a function of the "
-                "step index runs only on backend='jax'"
-            )
         require_steps(cur, steps)
         kind, drive, max_abs = cur.kind, cur.value, cur.max_abs
     cfg = step_config(params, mode, jnp.float32, bound_a(params, state, Current(kind, None, None, max_abs)))

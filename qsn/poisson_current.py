@@ -2,7 +2,7 @@
 
 Every neuron receives ``k ~ Poisson(lam)`` input spikes per step, ``lam = sources * rate * dt``, and
 the current ``offset + weight * k``. The draw of neuron ``i`` at absolute step ``t`` is a pure
-function of ``(i, t, seed)``: the JAX path evaluates it as a current function of the step index, and
+function of ``(i, t, seed)`` (word ``t % 4`` of the Philox block of counter ``(i, t // 4, 0, 0)``): the JAX path evaluates it as a current function of the step index, and
 the fused CUDA kernel (``backend="cupy"``) draws the identical numbers inside the kernel, so both
 backends see the same input without a ``(T, n)`` array in memory.
 """
@@ -98,8 +98,10 @@ class PoissonCurrent:
 
     def counts(self, t: jax.Array) -> jax.Array:
         """``(n,)`` int32 input spikes at absolute step ``t``."""
-        x0, _, _, _ = philox4x32((jnp.arange(self.n, dtype=jnp.uint32), jnp.asarray(t).astype(jnp.uint32), 0, 0), self.seed)
-        u = uniform24(x0)
+        t = jnp.asarray(t).astype(jnp.uint32)
+        # one Philox block serves 4 consecutive steps: counter (neuron, t // 4, 0, 0), word t % 4
+        words = jnp.stack(philox4x32((jnp.arange(self.n, dtype=jnp.uint32), t >> np.uint32(2), 0, 0), self.seed))
+        u = uniform24(words[t & np.uint32(3)])
         return jnp.sum(u[:, None] >= jnp.asarray(self.cdf)[None, :], axis=1, dtype=jnp.int32)
 
     def __call__(self, t: jax.Array) -> jax.Array:

@@ -12,7 +12,15 @@
 #define QSN_FOR_EACH_THREAD(i, total) \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x, qsn_once_ = 1; qsn_once_; qsn_once_ = 0)
 typedef unsigned long long qsn_u64;
-#define QSN_FAST_SINCOS(x, s, c) __sincosf((x), (s), (c))
+// Static analysis builds (kernels/ptx.py, -DQSN_ANALYSIS=1) tag basic blocks in the PTX so that
+// per-step costs can weight conditional blocks by how often they run; other builds see nothing.
+#if defined(QSN_ANALYSIS) && QSN_ANALYSIS
+#define QSN_MARK(name) asm volatile("// qsn-block " #name ";")
+#else
+#define QSN_MARK(name)
+#endif
+#define QSN_FAST_SIN(x) __sinf(x)
+#define QSN_FAST_COS(x) __cosf(x)
 #define QSN_RSQRT(x) rsqrtf(x)
 #else
 #include <math.h>
@@ -20,10 +28,12 @@ typedef unsigned long long qsn_u64;
 #define QSN_DEVICE static inline
 #define QSN_KERNEL extern "C" void
 #define QSN_FOR_EACH_THREAD(i, total) for (long long i = 0; i < (long long)(total); ++i)
+#define QSN_MARK(name)
 #define __restrict__
 typedef unsigned long long qsn_u64;
 // SFU intrinsics have no host twin: the emulation uses libm (it checks logic, not their precision).
-#define QSN_FAST_SINCOS(x, s, c) sincosf((x), (s), (c))
+#define QSN_FAST_SIN(x) sinf(x)
+#define QSN_FAST_COS(x) cosf(x)
 #define QSN_RSQRT(x) (1.0f / sqrtf(x))
 static inline float __fmul_rn(float a, float b) { return a * b; }
 static inline float __fadd_rn(float a, float b) { return a + b; }

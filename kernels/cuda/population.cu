@@ -33,11 +33,15 @@ QSN_KERNEL qsn_population(
     QSN_FOR_EACH_THREAD(i, threads) {
         const bool active = i < n;
         const long long j = active ? i : 0;  // idle lanes read neuron 0 and write nothing
-        const float v_rest = QSN_PARAM(v_rest_p, 0), v_th = QSN_PARAM(v_th_p, 1), decay = QSN_PARAM(decay_p, 2);
+        // idle lanes get an unreachable threshold instead of a test per step
+        const float v_rest = QSN_PARAM(v_rest_p, 0), v_th = active ? QSN_PARAM(v_th_p, 1) : 3.402823466e38f;
+        const float decay = QSN_PARAM(decay_p, 2);
         const float gain = QSN_PARAM(gain_p, 3), inv_range = QSN_PARAM(inv_range_p, 4);
         const int n_ref = QSN_PARAM(n_ref_p, 5);
         const float delta = QSN_PARAM(delta_p, 6);
-        const int ref_after_spike = n_ref - 1 > 0 ? n_ref - 1 : 0;
+        // refractory as the first step that may spike again (relative to this launch): one compare per
+        // step instead of a countdown; a spike at step s blocks s+1 .. s+n_ref-1 (DESIGN §1)
+        const int ref_span = n_ref > 1 ? n_ref : 1;
 #if QSN_INPUT != 1
         const float drive = QSN_PARAM(current, 9);  // constant current, or the Poisson input's offset
 #endif
@@ -53,11 +57,15 @@ QSN_KERNEL qsn_population(
         float re0 = q0_io[j], im0 = q1_io[j], re1 = q2_io[j], im1 = q3_io[j];
 #endif
         float v = v_io[j];
-        int ref = ref_io[j];
+        int free_at = ref_io[j];  // steps still refractory = first free step of this launch
         int spikes = 0;
+#if QSN_INPUT == 2
+        qsn_u32x4 block = {0u, 0u, 0u, 0u};
+#endif
 #if QSN_TIES
         int near = 0;
 #endif
+#pragma unroll 1  // one step per iteration: the static analysis (kernels/ptx.py) reads per-step costs off the loop
         for (int s = 0; s < steps; ++s) {
             // 1-2. refractory bookkeeping and membrane (exact solution for constant input over dt)
 #if QSN_INPUT == 0
@@ -65,14 +73,24 @@ QSN_KERNEL qsn_population(
 #elif QSN_INPUT == 1
             const float input = current[(long long)s * n + j];
 #else
-            const qsn_u32x4 r = qsn_philox((unsigned)j, (unsigned)(t0 + s), 0u, 0u, seed0, seed1);
-            const float u = qsn_uniform24(r.x);
+            // one Philox block gives the words of 4 consecutive steps: counter (neuron, t / 4, 0, 0),
+            // word t % 4 (qsn.PoissonCurrent draws the same)
+            const unsigned t_abs = (unsigned)(t0 + s);
+            if (s == 0 || (t_abs & 3u) == 0u) {
+                QSN_MARK(philox);
+                block = qsn_philox((unsigned)j, t_abs >> 2, 0u, 0u, seed0, seed1);
+            }
+            const unsigned lane_word = (t_abs & 2u) ? ((t_abs & 1u) ? block.w : block.z) : ((t_abs & 1u) ? block.y : block.x);
+            const float u = qsn_uniform24(lane_word);
             int k = 0;
-            while (k < cdf_len && u >= cdf[k]) ++k;  // Poisson count by inversion of the CDF table
+            for (;;) {  // Poisson count by inversion of the CDF table: k = #{j : cdf[j] <= u}
+                QSN_MARK(inversion);
+                if (k >= cdf_len || u < cdf[k]) break;
+                ++k;
+            }
             const float input = __fadd_rn(drive, __fmul_rn(w_in, (float)k));
 #endif
-            const bool is_ref = ref > 0;
-            ref = is_ref ? ref - 1 : ref;
+            const bool is_ref = s < free_at;
             v = __fadd_rn(__fadd_rn(v_rest, __fmul_rn(v - v_rest, decay)), __fmul_rn(gain, input));
             v = is_ref ? v_rest : v;
             // 3. qubit under H = a sz + delta sx over dt
@@ -86,10 +104,17 @@ QSN_KERNEL qsn_population(
 #pragma unroll
                 for (int kk = QSN_TERMS; kk > 0; --kk) {
                     const float inv_k = 1.0f / (float)kk;
+#if QSN_PRECISE  // the JAX path's order of operations
                     const float dx = -e2 * zx - a2 * zy;
                     const float dy = a2 * zx - e2 * zy - d2 * zz;
                     const float dz = d2 * zy - e1 * zz + e1;
                     zx = x + inv_k * dx; zy = y + inv_k * dy; zz = z + inv_k * dz;
+#else  // explicit FMAs: 10 operations per term (the compiler leaves differences of products unfused)
+                    const float dx = fmaf(-a2, zy, -e2 * zx);
+                    const float dy = fmaf(-d2, zz, fmaf(-e2, zy, a2 * zx));
+                    const float dz = fmaf(-e1, zz, fmaf(d2, zy, e1));
+                    zx = fmaf(inv_k, dx, x); zy = fmaf(inv_k, dy, y); zz = fmaf(inv_k, dz, z);
+#endif
                 }
                 x = zx; y = zy; z = zz;
             }
@@ -101,35 +126,52 @@ QSN_KERNEL qsn_population(
             float sin_t, cos_t;
             sincosf(theta, &sin_t, &cos_t);
             const float sin_over_w = sin_t / (w > 0.0f ? w : 1.0f);
-#else
-            const float rw = QSN_RSQRT(fmaxf(w2, 1e-30f));  // 1/w: one SFU op gives w and the division
-            const float theta = w2 * rw * dt;
-            float sin_t, cos_t;
-            QSN_FAST_SINCOS(theta, &sin_t, &cos_t);
-            const float sin_over_w = sin_t * rw;
-#endif
             const float t2 = theta * theta;
             const float sw = theta < 0.25f ? dt * (1.0f - t2 / 6.0f * (1.0f - t2 / 20.0f)) : sin_over_w;
+            // U psi = cos psi - i sin/w H psi, in the JAX path's order of operations
             const float h_re0 = a * re0 + delta * re1, h_im0 = a * im0 + delta * im1;
             const float h_re1 = delta * re0 - a * re1, h_im1 = delta * im0 - a * im1;
             re0 = cos_t * re0 + sw * h_im0; im0 = cos_t * im0 - sw * h_re0;
             re1 = cos_t * re1 + sw * h_im1; im1 = cos_t * im1 - sw * h_re1;
+#else
+            const float rw = QSN_RSQRT(fmaxf(w2, 1e-30f));  // 1/w: one SFU op gives w and the division
+            const float theta = w2 * rw * dt;
+            const float t2 = theta * theta;
+            const float cos_t = QSN_FAST_COS(theta);
+            // sin(w dt)/w: the series where theta is small (the common case at dt = 0.1 ms, and where
+            // the SFU sine's absolute error would dominate), the SFU sine only beyond; constants as
+            // products, since a fast-math division is an SFU reciprocal plus a multiply
+            float sw;
+            if (theta < 0.25f) {
+                QSN_MARK(series);
+                sw = dt * fmaf(t2 * (-1.0f / 6.0f), fmaf(t2, -1.0f / 20.0f, 1.0f), 1.0f);
+            } else {
+                QSN_MARK(sine);
+                sw = QSN_FAST_SIN(theta) * rw;
+            }
+            // U = [[c - i s a, -i s d], [-i s d, c + i s a]] (s = sin/w): 2 products, then 3 FMA-able
+            // terms per component (14 operations instead of the 22 of the JAX path's form)
+            const float sa = sw * a, sd = sw * delta;
+            const float n_re0 = fmaf(sd, im1, fmaf(sa, im0, cos_t * re0)), n_im0 = fmaf(-sd, re1, fmaf(-sa, re0, cos_t * im0));
+            const float n_re1 = fmaf(sd, im0, fmaf(-sa, im1, cos_t * re1)), n_im1 = fmaf(-sd, re0, fmaf(sa, re1, cos_t * im1));
+            re0 = n_re0; im0 = n_im0; re1 = n_re1; im1 = n_im1;
+#endif
 #endif
             // 5-6. threshold and spike
 #if QSN_TIES
             near += (!is_ref && fabsf(v - v_th) <= tie_tol * fabsf(v_th)) ? 1 : 0;
 #endif
-            const bool spike = active && !is_ref && v >= v_th;
+            const bool spike = !is_ref && v >= v_th;
             if (spike) {
                 v = v_rest;
-                ref = ref_after_spike;
+                free_at = s + ref_span;
+                ++spikes;
 #if QSN_MIXED
                 x = 0.0f; y = 0.0f; z = 1.0f;
 #else
                 re0 = 1.0f; im0 = 0.0f; re1 = 0.0f; im1 = 0.0f;
 #endif
             }
-            spikes += spike ? 1 : 0;
 #if QSN_PACK
             qsn_pack_bit(words, (long long)s * words_per_step + (i >> 5), i, spike);
 #endif
@@ -139,7 +181,7 @@ QSN_KERNEL qsn_population(
         }
         if (active) {
             v_io[i] = v;
-            ref_io[i] = ref;
+            ref_io[i] = free_at > steps ? free_at - steps : 0;
 #if QSN_MIXED
             q0_io[i] = x; q1_io[i] = y; q2_io[i] = z;
 #else
