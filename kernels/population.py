@@ -25,7 +25,7 @@ from qsn.simulate import SimulationResult, SpikeEvents, bound_a, chunk_length
 from qsn.state import MixedState, PureState, State, check_state, mode_of
 from qsn.kernels.runner import Runner
 
-__all__ = ["run", "simulate", "unpack_spikes", "Outputs", "check_supported"]
+__all__ = ["run", "simulate", "unpack_spikes", "Outputs", "check_supported", "kernel_defines", "small_angle", "INPUTS"]
 
 _PARAM_BITS = ("v_rest", "v_th", "decay", "gain", "inv_range", "n_ref", "delta", "g1", "g2")  # bit order of per_neuron
 _CURRENT_BIT, _WEIGHT_BIT = 9, 10
@@ -57,6 +57,34 @@ def check_supported(params: NeuronParams, state: State, current: Any) -> None:
             "backend='cupy' takes a scalar, (n,) or (T, n) current, or a qsn.PoissonCurrent; a function of the "
             "step index runs only on backend='jax'"
         )
+
+
+SMALL_ANGLE = 0.25  # theta = w dt below which sin(w dt)/w is a 3-term series (qsn.dynamics._sinc_step)
+
+
+def small_angle(params: NeuronParams, a_bound: float) -> bool:
+    """True when ``theta = sqrt(a^2 + delta^2) dt < 0.25`` on every step, for ``|a| <= a_bound``."""
+    theta = np.sqrt(a_bound**2 + np.max(np.asarray(params.delta, np.float64)) ** 2) * np.max(np.asarray(params.dt))
+    return bool(theta < SMALL_ANGLE)
+
+
+def kernel_defines(mode: str, kind: str, plan: Any, *, small: bool = False, spikes: bool = False,
+                   events: bool = False, ties: bool = False, analysis: bool = False) -> tuple[tuple[str, int], ...]:
+    """The compile-time configuration (``-D`` macros) of the population kernel: ``mode`` pure/mixed,
+    input ``kind`` const/array/poisson, the mixed-mode :class:`qsn.lindblad.SeriesPlan`, ``small``
+    (every step's angle is below :data:`SMALL_ANGLE`, see :func:`small_angle`), the outputs, and
+    ``analysis`` for the block tags that :mod:`qsn.kernels.ptx` reads."""
+    return (
+        ("QSN_ANALYSIS", int(analysis)),
+        ("QSN_SMALL_ANGLE", int(small)),
+        ("QSN_EVENTS", int(events)),
+        ("QSN_INPUT", INPUTS[kind]),
+        ("QSN_MIXED", int(mode == "mixed")),
+        ("QSN_PACK", int(spikes)),
+        ("QSN_SUBSTEPS", plan.substeps if plan else 1),
+        ("QSN_TERMS", plan.terms if plan else 1),
+        ("QSN_TIES", int(ties)),
+    )
 
 
 def _per_neuron(value: Any, n: int) -> tuple[np.ndarray, bool]:
@@ -105,12 +133,13 @@ def run(
     if poisson:
         if current.n != n:
             raise ConfigurationError(f"PoissonCurrent has n={current.n} but the population has {n} neurons")
-        kind, drive, max_abs = "poisson", current.offset, current.max_abs
+        kind, drive, (low, high) = "poisson", current.offset, current.range
     else:
         cur = as_current(current, n, jnp.float32)
         require_steps(cur, steps)
-        kind, drive, max_abs = cur.kind, cur.value, cur.max_abs
-    cfg = step_config(params, mode, jnp.float32, bound_a(params, state, Current(kind, None, None, max_abs)))
+        kind, drive, low, high = cur.kind, cur.value, cur.low, cur.high
+    a_bound = bound_a(params, state, Current(kind, None, None, low, high))
+    cfg = step_config(params, mode, jnp.float32, a_bound)
     consts = step_constants(params, jnp.float32)
 
     per_neuron = 0
@@ -147,16 +176,8 @@ def run(
     ev_step = xp.zeros(max(capacity, 1), np.int32)
     ev_neuron = xp.zeros(max(capacity, 1), np.int32)
     tie_count = xp.zeros(n if ties else 1, np.int32)
-    plan = cfg.plan
-    defines = (
-        ("QSN_EVENTS", int(events)),
-        ("QSN_INPUT", INPUTS[kind]),
-        ("QSN_MIXED", int(mode == "mixed")),
-        ("QSN_PACK", int(spikes)),
-        ("QSN_SUBSTEPS", plan.substeps if plan else 1),
-        ("QSN_TERMS", plan.terms if plan else 1),
-        ("QSN_TIES", int(ties)),
-    )
+    defines = kernel_defines(mode, kind, cfg.plan, small=small_angle(params, a_bound), spikes=spikes, events=events,
+                             ties=ties)
     args = [
         np.int32(n), np.int64(threads), np.int32(steps), np.int32(int(state.t)),
         *param_args, np.int32(per_neuron), f32(params.dt),

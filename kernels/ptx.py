@@ -108,7 +108,10 @@ def loop_blocks(ptx: str) -> dict[str, dict]:
     name, mix = "always", Counter()
     for line in lines[best[0] : best[1] + 1]:
         tag = re.search(r"// qsn-block (\w+);", line)
-        if tag:
+        if tag:  # the tag names the rest of its basic block (what precedes it may run more or less often)
+            if mix:
+                blocks.append((name, mix))
+                mix = Counter()
             name = tag.group(1)
             continue
         if not line or line.startswith(("//", "{", "}", ".")) or line.startswith("$"):
@@ -132,10 +135,10 @@ def loop_blocks(ptx: str) -> dict[str, dict]:
     return {k: dict(v) for k, v in out.items()}
 
 
-def per_step(blocks: dict[str, dict], weights: dict[str, float]) -> dict:
-    """Expected mix of one step: each block kind times its executions per step (``weights``;
+def per_step(blocks: dict[str, dict], weights: dict[str, float], steps_per_iteration: int = 1) -> dict:
+    """Expected mix of one step: each block kind times its executions per loop iteration (``weights``;
     ``"always"`` is 1 unless given; a kind missing from ``weights`` is an error, so no block is silently
-    dropped)."""
+    dropped), divided by the steps one iteration advances."""
     missing = set(blocks) - set(weights) - {"always"}
     if missing:
         raise ValueError(f"no execution weight for block(s) {sorted(missing)}")
@@ -143,7 +146,7 @@ def per_step(blocks: dict[str, dict], weights: dict[str, float]) -> dict:
     for name, mix in blocks.items():
         w = weights.get(name, 1.0)
         for key, value in mix.items():
-            total[key] += w * value
+            total[key] += w * value / steps_per_iteration
     return dict(total)
 
 

@@ -25,7 +25,13 @@ class Current(NamedTuple):
     kind: str  # "const" (scalar or (n,)), "array" ((T, n)), "fn" (t_index -> (n,))
     value: Any  # the array (jax) for "const"/"array", the function for "fn"
     steps: int | None  # rows of an "array" current, else None
-    max_abs: float | None  # max |I| when known on the host (for the mixed-mode propagator plan)
+    low: float | None  # min I when known on the host (bounds the drive for the mixed-mode propagator plan)
+    high: float | None  # max I when known on the host
+
+    @property
+    def max_abs(self) -> float | None:
+        """``max |I|`` when the range is known, else None."""
+        return None if self.low is None else max(abs(self.low), abs(self.high))
 
 
 def _raise_if_not_finite(arr: np.ndarray) -> None:
@@ -56,7 +62,7 @@ def as_current(current: Any, n: int, dtype: Any) -> Current:
                 f"Argument `current`, a function of the step index, must return a scalar or shape (n,) = ({n},), "
                 f"but returns {getattr(out, 'shape', type(out).__name__)}"
             )
-        return Current("fn", current, None, None)
+        return Current("fn", current, None, None, None)
     try:
         arr = current if isinstance(current, jax.Array) else np.asarray(current)
     except (TypeError, ValueError) as err:
@@ -72,19 +78,19 @@ def as_current(current: Any, n: int, dtype: Any) -> Current:
             f"Argument `current` must be a scalar, shape (n,) = ({n},) or (T, n) = (T, {n}), but has shape {arr.shape}"
         )
     value = jnp.asarray(arr, dtype)
-    max_abs = None
+    low = high = None
     if is_concrete(arr) and arr.size:
         # Reduce on the device (a (T, n) current may be large and on a GPU), after the cast (1e300
-        # overflows float32); max|I| is finite iff every value is. Only then locate the culprit.
+        # overflows float32); the range is finite iff every value is. Only then locate the culprit.
         # (eagerly even while tracing: a concrete current closed over by a jitted function is still known)
         with jax.ensure_compile_time_eval():
             cast = value if is_concrete(value) else jnp.asarray(arr, dtype)  # cast once outside jit
-            max_abs = float(jnp.max(jnp.abs(cast)))
-        if not np.isfinite(max_abs):
+            low, high = float(jnp.min(cast)), float(jnp.max(cast))
+        if not (np.isfinite(low) and np.isfinite(high)):
             _raise_if_not_finite(np.asarray(cast))
     elif is_concrete(arr):
-        max_abs = 0.0
-    return Current(kind, value, steps, max_abs)
+        low = high = 0.0
+    return Current(kind, value, steps, low, high)
 
 
 def current_at(current: Current, t: jax.Array, row: jax.Array | None) -> jax.Array:

@@ -92,9 +92,11 @@ class PoissonCurrent:
         return self.sources * self.rate_hz * self.dt / 1000.0
 
     @property
-    def max_abs(self) -> float:
-        """Largest ``|current|`` the table can produce (bounds the mixed-mode propagator plan)."""
-        return float(np.max(np.abs(self.offset)) + np.max(np.abs(self.weight)) * len(self.cdf))
+    def range(self) -> tuple[float, float]:
+        """``(min, max)`` current the table can produce, mV (``k`` is at most ``len(cdf)``); bounds the
+        mixed-mode propagator plan."""
+        ends = [self.offset + self.weight * k for k in (0, len(self.cdf))]
+        return float(np.min(np.minimum(*ends))), float(np.max(np.maximum(*ends)))
 
     def counts(self, t: jax.Array) -> jax.Array:
         """``(n,)`` int32 input spikes at absolute step ``t``."""

@@ -159,7 +159,7 @@ def _chunk(
 ):
     """Advance ``length`` steps (a multiple of ``every``); sample ``names`` after every ``every`` steps;
     rematerialise runs of ``segment`` sampling periods in reverse mode (None: store every step)."""
-    cur = Current(current_kind, current_fn if current_kind == "fn" else current_value, None, None)
+    cur = Current(current_kind, current_fn if current_kind == "fn" else current_value, None, None, None)
     # Subset first, then observe: the observables of k recorded neurons cost O(k), not O(n).
     sub = (lambda x: x) if idx is None else (lambda x: x[idx] if x.ndim else x)
     observables = tuple(n for n in names if n != "spikes")
@@ -248,18 +248,26 @@ def _available_host_bytes() -> int:
 
 
 def bound_a(params: NeuronParams, state: State, current: Current) -> float:
-    """Rigorous bound on ``|a|`` over the run when the current's range is known, else the default.
+    """Rigorous bound on ``|a|``, ``a = (V - v_rest)/(v_th - v_rest)``, over the run when the current's
+    range is known, else the default.
 
-    ``V`` after step 2 is a convex combination of the previous ``V`` (below ``v_th`` unless it is
-    the initial value) and ``v_rest + r_m I``, or ``v_rest``; hence
-    ``|a| <= max(1, |a_0|, |r_m| max|I| / (v_th - v_rest))``.
+    Step 2 makes ``a' = k a + (1 - k) d`` with ``k = exp(-dt/tau_m)`` and the drive
+    ``d = r_m I / (v_th - v_rest)``, or ``a' = 0`` while refractory. From above: ``a >= 1`` spikes and
+    resets, so every ``a`` that enters a step is ``<= max(a_0, 1)``, and ``a' <= k max(a_0, 1) + (1 - k) d_max``
+    (the drive moves ``a`` by only ``(1 - k) d`` per step). From below, ``a'`` is a convex combination of
+    the previous ``a`` and ``d``, so ``a' >= min(a_0, 0, d_min)``.
     """
-    if current.max_abs is None or not is_concrete((params, state.v)):
+    if current.low is None or not is_concrete((params, state.v)):
         return DEFAULT_A_BOUND
-    inv_range = 1.0 / (params.v_th - params.v_rest)
-    a0 = float(np.max(np.abs((np.asarray(state.v, np.float64) - params.v_rest) * inv_range)))
-    drive = float(np.max(np.abs(params.r_m) * current.max_abs * inv_range))
-    return max(1.0, a0, drive) * (1 + 1e-6)
+    p = params
+    inv_range = 1.0 / (np.asarray(p.v_th, np.float64) - np.asarray(p.v_rest, np.float64))
+    a0 = (np.asarray(state.v, np.float64) - np.asarray(p.v_rest, np.float64)) * inv_range
+    k = np.exp(-np.asarray(p.dt, np.float64) / np.asarray(p.tau_m, np.float64))
+    ends = [np.asarray(p.r_m, np.float64) * inv_range * i for i in (current.low, current.high)]
+    d_max, d_min = np.maximum(*ends), np.minimum(*ends)
+    high = float(np.max(k * np.maximum(np.max(a0), 1.0) + (1.0 - k) * d_max))
+    low = float(min(np.min(a0), 0.0, np.min(d_min)))
+    return max(high, -low) * (1 + 1e-6)
 
 
 def _check_names(record: Sequence[str]) -> tuple[str, ...]:
@@ -443,7 +451,7 @@ def simulate(
         )
     a_bound = bound_a(params, state, cur)
     # The plan is rigorous when the current's range is known; otherwise watch ||A dt|| as we go.
-    track_norm = mode == "mixed" and (cur.max_abs is None or not is_concrete((params, state)))
+    track_norm = mode == "mixed" and (cur.low is None or not is_concrete((params, state)))
     cfg = step_config(params, mode, dtype, a_bound)._replace(surrogate=surrogate)
     check_key(cfg, key)
     consts = step_constants(params, dtype)

@@ -5,8 +5,8 @@ Compilation: ``qsn.simulate`` compiles once per shape and static configuration (
 parts are on; in mixed mode the propagator plan, set by the largest ``||A dt||`` of the population).
 To compile a handful of times in all, every example uses the same population size, step count and
 field shapes, only values vary, and each population carries fixed *anchor* neurons: one whose
-``(delta, |I|)`` dominates ``||A dt||`` (so the plan, and the bound ``max|I| = 30`` behind it, is the
-same in every example) and, where stochastic parts are wanted, one with finite ``t1``/``t2`` and
+``(delta, |I|)`` dominates ``||A dt||`` (so the plan, sized by ``simulate``'s bound on the drive
+from ``|I| <= 30``, is the same in nearly every example) and, where stochastic parts are wanted, one with finite ``t1``/``t2`` and
 ``jump_rate > 0`` (so every stochastic part is compiled in).
 
 Tolerances (float64): trace, hermiticity 1e-12; eigenvalues >= -1e-12; pure-state norm 1e-12;
@@ -15,6 +15,7 @@ entropy steps >= -1e-12; observables vs NumPy from the recorded density matrix 1
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -306,3 +307,44 @@ def test_no_threshold_spike_during_refractoriness(case):
             assert steps.size == math.ceil(REF_STEPS / gap)
         for s in steps:
             assert np.all(v[s : s + gap, i] == V_REST)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    tau_m=st.floats(1.0, 50.0),
+    dt=st.sampled_from([0.05, 0.1, 0.5, 1.0]),
+    t_ref=st.sampled_from([0.0, 0.1, 2.0]),
+    r_m=st.floats(-3.0, 3.0),
+    v0=st.floats(-120.0, -20.0),
+    low=st.floats(-200.0, 200.0),
+    width=st.floats(0.0, 400.0),
+    seed=st.integers(0, 2**16),
+)
+def test_drive_bound_is_rigorous(tau_m, dt, t_ref, r_m, v0, low, width, seed):
+    """Every drive ``a`` the qubit sees stays within ``simulate``'s bound (which sizes the mixed-mode
+    propagator plan), for currents of any sign, initial potentials above threshold and any r_m."""
+    from qsn.current import as_current
+    from qsn.dynamics import step_config, step_constants
+    from qsn.simulate import bound_a
+
+    p = qsn.NeuronParams(tau_m=max(tau_m, dt), dt=dt, t_ref=t_ref, r_m=r_m, delta=0.2)
+    n, steps = 8, 300
+    s = qsn.init_state(p, n, mode="pure", dtype=jnp.float64, v0=np.linspace(v0, V_REST, n))
+    rows = np.random.default_rng(seed).uniform(low, low + width, (steps, n))
+    rows[::7] = low + width  # the extremes occur, in runs
+    rows[3::7] = low
+    bound = bound_a(p, s, as_current(rows, n, jnp.float64))
+    seen = _max_drive(step_constants(p, jnp.float64), step_config(p, "pure", jnp.float64), s, jnp.asarray(rows))
+    assert float(seen) <= bound
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def _max_drive(consts, cfg, state, rows):
+    """Largest ``|a|`` over a run (one compilation for every example: only values change)."""
+    from qsn.dynamics import advance
+
+    def body(st_, row):
+        st_, _, a = advance(consts, cfg, st_, row, None)
+        return st_, jnp.max(jnp.abs(a))
+
+    return jnp.max(jax.lax.scan(body, state, rows)[1])

@@ -7,7 +7,9 @@
 
 #ifdef __CUDACC__
 #define QSN_DEVICE __device__ __forceinline__
-#define QSN_KERNEL extern "C" __global__ void __launch_bounds__(256)
+// 256 threads per block, at least 4 blocks per SM: ptxas may use up to 64 registers per thread (with
+// no minimum it capped some variants at 40 and spilled)
+#define QSN_KERNEL extern "C" __global__ void __launch_bounds__(256, 4)
 // One thread per item; the host emulation turns this into a loop over all items.
 #define QSN_FOR_EACH_THREAD(i, total) \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x, qsn_once_ = 1; qsn_once_; qsn_once_ = 0)
