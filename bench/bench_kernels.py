@@ -114,6 +114,9 @@ def static_part(args) -> tuple[list, dict]:
                 }
                 if bytes_step:
                     row["limits"]["hbm"] = ptx.HOPPER_H100_SXM["hbm_bytes_per_s"] / bytes_step
+                    row["limited_by"] = min(row["limits"], key=row["limits"].get)
+                    row["bound_neuron_steps_per_s"] = row["limits"][row["limited_by"]]
+                limits = {"bound": row["bound_neuron_steps_per_s"], "limited_by": row["limited_by"]}
                 rows.append(row)
                 print(f"{mode:5s} {kind:7s} {'precise' if precise else 'fast':7s} {stats['registers']:3d} regs "
                       f"{mix['instructions']:6.1f} instr/step  fp32 {mix.get('fp32', 0):5.1f}  sfu {mix.get('sfu', 0):3.1f}  "

@@ -377,7 +377,8 @@ class Network:
             raise ConfigurationError("Network is not built yet: call net.build(jax.random.key(0)) first")
 
     # ---------------------------------------------------------------- run
-    def run(self, duration_ms: float, *, progress: bool = False, chunk_steps: int | None = None) -> "Network":
+    def run(self, duration_ms: float, *, progress: bool = False, chunk_steps: int | None = None,
+            backend: str = "jax") -> "Network":
         """Advance ``round(duration_ms/dt)`` steps, recording into the monitors.
 
         Args:
@@ -385,7 +386,17 @@ class Network:
             progress: show a tqdm bar on stderr.
             chunk_steps: steps per compiled chunk (default: bounded by monitor memory, ~100 chunks
                 with a progress bar).
+            backend: ``"jax"``. ``"cupy"`` is reserved for the CUDA network step, which is not wired yet
+                (its propagation kernel is :func:`qsn.kernels.propagation.deliver`); asking for it raises.
         """
+        if backend not in ("jax", "cupy"):
+            raise ConfigurationError(f"Network.run: backend must be 'jax' or 'cupy', but is {backend!r}")
+        if backend == "cupy":
+            raise ConfigurationError(
+                "Network.run: backend='cupy' is not available yet: the event-propagation kernel exists "
+                "(qsn.kernels.propagation.deliver) but the network step (synapses, arrivals, plasticity, monitors) "
+                "runs only on backend='jax'"
+            )
         self._require_built()
         if not math.isfinite(float(duration_ms)) or duration_ms < 0:
             raise ConfigurationError(f"Network.run: duration_ms must be finite and >= 0, but is {duration_ms!r}")

@@ -370,6 +370,7 @@ def simulate(
     unroll: int | None = None,
     surrogate: Surrogate | None = None,
     checkpoint: bool | int | None = None,
+    precise: bool = False,
 ) -> SimulationResult:
     """Simulate ``steps`` steps of a population (DESIGN §1), recording what is asked.
 
@@ -387,7 +388,8 @@ def simulate(
         neurons: the ``m`` neurons to record: None (all), a slice, a bool mask or int indices.
         record_every: sample every ``k`` steps (after steps ``k-1, 2k-1, ...``); ``"spikes"`` then
             marks a spike anywhere in the period.
-        backend: ``"jax"`` (default, XLA) or ``"cupy"`` (fused CUDA kernels, extra ``qsn[cuda]``).
+        backend: ``"jax"`` (default, XLA) or ``"cupy"`` (the fused CUDA population kernel, extra ``qsn[cuda]``:
+            float32, no quantum jumps or pure-mode T1/T2, records ``"spikes"``/``"events"``; see docs/kernels.md).
         progress: show a tqdm progress bar on stderr.
         chunk_steps: steps per compiled chunk (default: what keeps device buffers under 128 MiB).
         event_capacity: most spike events kept; more raises :class:`RecordingError`.
@@ -399,6 +401,8 @@ def simulate(
         checkpoint: bound reverse-mode memory by rematerialising the scan in segments (``jax.checkpoint``):
             ``True`` for segments of ~sqrt(T) sampling periods (memory ``O(sqrt(T))`` instead of ``O(T)``,
             about one extra forward pass of compute), an int for segments of that many periods.
+        precise: ``backend="cupy"`` only: IEEE sqrt/sin/cos/division in the JAX path's order of operations
+            instead of the SFU intrinsics (slower; the JAX path is always IEEE).
 
     Returns:
         :class:`SimulationResult` with ``state``, ``spike_count``, the recordings and ``rates()``.
@@ -438,7 +442,7 @@ def simulate(
         check_budget(names, n, idx, dtype, steps, every, event_capacity, max_record_bytes)
         return kernels.simulate(
             params, state, current, steps, key, record=names, neurons=idx, record_every=every,
-            progress=progress, chunk_steps=chunk_steps, event_capacity=event_capacity,
+            progress=progress, chunk_steps=chunk_steps, event_capacity=event_capacity, precise=bool(precise),
         )
     check_dt(current, params)
 

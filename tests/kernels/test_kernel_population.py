@@ -236,3 +236,16 @@ def test_cupy_backend_names_what_is_missing():
     s = qsn.init_state(p, 4, dtype=jnp.float32)
     with pytest.raises(BackendUnavailableError, match=r"needs CuPy: pip install 'qsn\[cuda\]'"):
         qsn.simulate(p, s, 20.0, steps=5, backend="cupy", record=("spikes",))
+
+
+def test_network_run_names_the_missing_cupy_network_step():
+    from qsn.networks import Network, NeuronGroup
+
+    net = Network(dtype=jnp.float32)
+    net.add(NeuronGroup(4, qsn.NeuronParams(), "pure", name="cells"))
+    net.build(jax.random.key(0))
+    with pytest.raises(ConfigurationError, match=r"backend='cupy' is not available yet.*qsn.kernels.propagation"):
+        net.run(1.0, backend="cupy")
+    with pytest.raises(ConfigurationError, match=r"backend must be 'jax' or 'cupy', but is 'torch'"):
+        net.run(1.0, backend="torch")
+    net.run(1.0)  # the JAX path is unaffected
