@@ -49,10 +49,14 @@ MODES = ("pure", "mixed")
 INPUTS = ("const", "array", "poisson")
 POISSON = dict(rate_hz=10.0, weight=20.0, sources=1000)
 CURRENT_RANGE = (10.0, 40.0)
+# The stochastic variant of each mode: quantum-jump spiking, and in pure mode T1/T2 unravelled (phase
+# kicks, relaxation jumps); random words from one Philox block per step.
+STOCHASTIC = dict(jump_rate=0.1, t1=100.0, t2=50.0)
 
 
-def workload_params(mode: str) -> qsn.NeuronParams:
-    return qsn.NeuronParams(delta=0.3, t2=50.0) if mode == "mixed" else qsn.NeuronParams(delta=0.3)
+def workload_params(mode: str, stochastic: bool = False) -> qsn.NeuronParams:
+    extra = (STOCHASTIC if mode == "pure" else {"jump_rate": STOCHASTIC["jump_rate"]}) if stochastic else {}
+    return qsn.NeuronParams(**{"delta": 0.3, **({"t2": 50.0} if mode == "mixed" else {}), **extra})
 
 
 def poisson_input(n: int, seed: int = 0) -> qsn.PoissonCurrent:
@@ -91,36 +95,38 @@ def plan_for(mode: str, kind: str, n: int = 1):
 
 def static_part(args) -> tuple[list, dict]:
     rows = []
-    for mode in MODES:
-        params = workload_params(mode)
-        for kind in INPUTS:
-            plan, small = plan_for(mode, kind)
-            for precise in (False, True):
-                defines = population.kernel_defines(mode, kind, plan, small=small, analysis=True)
-                stats = ptx.compile_stats("population", defines, precise, arch=args.arch)
-                blocks = ptx.loop_blocks(stats["ptx"])
-                mix = ptx.per_step(blocks, block_weights(mode, kind, params), STEPS_PER_ITERATION)
-                limits = ptx.bound(mix)
-                # bytes per neuron-step moved to or from HBM: only a streamed input row (float32); the state
-                # is read and written once per launch (amortised over T steps)
-                bytes_step = 4.0 if kind == "array" else 0.0
-                row = {
-                    "mode": mode, "input": kind, "precise": precise, "small_angle": small,
-                    "plan": None if plan is None else {"substeps": plan.substeps, "terms": plan.terms},
-                    "registers": stats["registers"], "spill_bytes": stats["spill_stores"] + stats["spill_loads"],
-                    "blocks": blocks, "per_step": mix, "hbm_bytes_per_step": bytes_step,
-                    "bound_neuron_steps_per_s": limits["bound"], "limited_by": limits["limited_by"],
-                    "limits": {k: limits[k] for k in ("issue", "fp32", "sfu")},
-                }
-                if bytes_step:
-                    row["limits"]["hbm"] = ptx.HOPPER_H100_SXM["hbm_bytes_per_s"] / bytes_step
-                    row["limited_by"] = min(row["limits"], key=row["limits"].get)
-                    row["bound_neuron_steps_per_s"] = row["limits"][row["limited_by"]]
-                limits = {"bound": row["bound_neuron_steps_per_s"], "limited_by": row["limited_by"]}
-                rows.append(row)
-                print(f"{mode:5s} {kind:7s} {'precise' if precise else 'fast':7s} {stats['registers']:3d} regs "
-                      f"{mix['instructions']:6.1f} instr/step  fp32 {mix.get('fp32', 0):5.1f}  sfu {mix.get('sfu', 0):3.1f}  "
-                      f"bound {limits['bound']:.3g} ({limits['limited_by']})", flush=True)
+    variants = [(mode, kind, False) for mode in MODES for kind in INPUTS] + [(mode, "const", True) for mode in MODES]
+    for mode, kind, stochastic in variants:
+        params = workload_params(mode, stochastic)
+        plan, small = plan_for(mode, kind)
+        for precise in (False, True):
+            defines = population.kernel_defines(mode, kind, plan, small=small, analysis=True, jumps=stochastic,
+                                                dephasing=stochastic, relaxation=stochastic)
+            stats = ptx.compile_stats("population", defines, precise, arch=args.arch)
+            blocks = ptx.loop_blocks(stats["ptx"])
+            mix = ptx.per_step(blocks, block_weights(mode, kind, params), STEPS_PER_ITERATION)
+            limits = ptx.bound(mix)
+            # bytes per neuron-step moved to or from HBM: only a streamed input row (float32); the state
+            # is read and written once per launch (amortised over T steps)
+            bytes_step = 4.0 if kind == "array" else 0.0
+            row = {
+                "mode": mode, "input": kind, "precise": precise, "small_angle": small,
+                "stochastic": stochastic,
+                "plan": None if plan is None else {"substeps": plan.substeps, "terms": plan.terms},
+                "registers": stats["registers"], "spill_bytes": stats["spill_stores"] + stats["spill_loads"],
+                "blocks": blocks, "per_step": mix, "hbm_bytes_per_step": bytes_step,
+                "bound_neuron_steps_per_s": limits["bound"], "limited_by": limits["limited_by"],
+                "limits": {k: limits[k] for k in ("issue", "fp32", "sfu")},
+            }
+            if bytes_step:
+                row["limits"]["hbm"] = ptx.HOPPER_H100_SXM["hbm_bytes_per_s"] / bytes_step
+                row["limited_by"] = min(row["limits"], key=row["limits"].get)
+                row["bound_neuron_steps_per_s"] = row["limits"][row["limited_by"]]
+            limits = {"bound": row["bound_neuron_steps_per_s"], "limited_by": row["limited_by"]}
+            rows.append(row)
+            print(f"{mode:5s} {kind + ('+rng' if stochastic else ''):11s} {'precise' if precise else 'fast':7s} {stats['registers']:3d} regs "
+                  f"{mix['instructions']:6.1f} instr/step  fp32 {mix.get('fp32', 0):5.1f}  sfu {mix.get('sfu', 0):3.1f}  "
+                  f"bound {limits['bound']:.3g} ({limits['limited_by']})", flush=True)
     meta = {
         "chip_model": ptx.HOPPER_H100_SXM,
         "chip_model_source": "CUDA C++ Programming Guide, arithmetic instruction throughput for compute capability 9.0 "
@@ -170,41 +176,43 @@ def gpu_part(args) -> tuple[list, dict]:
     runner = CupyRunner()
     cupy = runner.xp
     timed = _cuda_timer(cupy)
-    static = {(r["mode"], r["input"], r["precise"]): r for r in static_part(args)[0]} if ptx.nvcc() else {}
+    static = ({(r["mode"], r["input"], r["stochastic"], r["precise"]): r for r in static_part(args)[0]}
+              if ptx.nvcc() else {})
+    key = jax.random.key(1)
     rows = []
     for mode in MODES:
-        params = workload_params(mode)
         for n_f in args.sizes:
             n = int(n_f)
             steps = args.steps
-            state = qsn.init_state(params, n, mode=mode)
             const = jnp.linspace(*CURRENT_RANGE, n, dtype=jnp.float32)
-            inputs = {"const": const, "poisson": poisson_input(n)}
+            inputs = [("const", False, const), ("poisson", False, poisson_input(n)), ("const", True, const)]
             if 4 * n * steps <= args.stream_bytes:
-                key = jax.random.key(1)
-                inputs["array"] = jax.random.uniform(key, (steps, n), jnp.float32, *CURRENT_RANGE)
-            for kind, current in inputs.items():
+                inputs.append(("array", False, jax.random.uniform(key, (steps, n), jnp.float32, *CURRENT_RANGE)))
+            for kind, stochastic, current in inputs:
+                params = workload_params(mode, stochastic)
+                state = qsn.init_state(params, n, mode=mode)
                 xla = {}
                 for unroll in (1, 8):
                     def run_xla(u=unroll):
-                        r = qsn.simulate(params, state, current, steps=steps, unroll=u)
+                        r = qsn.simulate(params, state, current, steps=steps, key=key, unroll=u)
                         jax.block_until_ready(r.state)
                     xla[unroll] = n * steps / _wall(run_xla, args.repeats)
                 best_xla = max(xla.values())
                 for precise in (False, True):
-                    rate = n * steps / timed(lambda: population.run(runner, params, state, current, steps, precise=precise),
-                                             args.repeats)
-                    row = {"mode": mode, "n": n, "steps": steps, "input": kind, "precise": precise,
-                           "fused_neuron_steps_per_s": rate, "xla_neuron_steps_per_s": xla,
+                    rate = n * steps / timed(
+                        lambda: population.run(runner, params, state, current, steps, key, precise=precise), args.repeats)
+                    row = {"mode": mode, "n": n, "steps": steps, "input": kind, "stochastic": stochastic,
+                           "precise": precise, "fused_neuron_steps_per_s": rate, "xla_neuron_steps_per_s": xla,
                            "speedup_vs_best_xla": rate / best_xla}
-                    bound = static.get((mode, kind, precise))
+                    bound = static.get((mode, kind, stochastic, precise))
                     if bound:
                         row["fraction_of_static_bound"] = rate / bound["bound_neuron_steps_per_s"]
                     if kind == "array":
                         row["hbm_bytes_per_s"] = rate * 4.0
                         row["fraction_of_hbm"] = rate * 4.0 / ptx.HOPPER_H100_SXM["hbm_bytes_per_s"]
                     rows.append(row)
-                    print(f"{mode:5s} n={n:>11,d} {kind:7s} {'precise' if precise else 'fast':7s} fused {rate:.3g}  "
+                    print(f"{mode:5s} n={n:>11,d} {kind + ('+rng' if stochastic else ''):11s} "
+                          f"{'precise' if precise else 'fast':7s} fused {rate:.3g}  "
                           f"best XLA {best_xla:.3g}  x{rate / best_xla:.2f}", flush=True)
     props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
     meta = {"gpu": props["name"].decode() if isinstance(props["name"], bytes) else props["name"],

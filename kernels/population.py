@@ -1,10 +1,10 @@
 """The fused population kernel from Python: argument assembly, chunking over time, and the
 :func:`qsn.simulate`-shaped result, on either runner (CUDA through CuPy, or the host emulation).
 
-What the kernel runs is the deterministic part of DESIGN §1: pure mode without T1/T2 and mixed
-mode with any T1/T2 (the Lindblad propagator is deterministic), per-neuron or shared parameters,
-float32. Stochastic parts (quantum-jump spiking, pure-mode unravelling of T1/T2) stay on the JAX
-path for now and are refused with a message naming them.
+The kernel runs all of DESIGN §1 in float32, with parameters per neuron or shared: pure and mixed
+modes, T1/T2 (exact Lindblad in mixed mode, unravelled stochastically in pure mode) and quantum-jump
+spiking. Random words come from Philox counters under the run's key, not from ``jax.random``: the same
+key gives the same run on this backend, and the same distributions as the JAX path.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from qsn.current import Current, as_current, require_steps
-from qsn.dynamics import step_config, step_constants
+from qsn.dynamics import check_key, step_config, step_constants
 from qsn.errors import ConfigurationError, RecordingError
 from qsn.params import NeuronParams
+from qsn.philox import seed_words
 from qsn.poisson_current import PoissonCurrent, check_dt
 from qsn.runtime import check_finite, progress_bar
 from qsn.simulate import SimulationResult, SpikeEvents, bound_a, chunk_length
@@ -29,6 +30,7 @@ __all__ = ["run", "simulate", "unpack_spikes", "Outputs", "check_supported", "ke
 
 _PARAM_BITS = ("v_rest", "v_th", "decay", "gain", "inv_range", "n_ref", "delta", "g1", "g2")  # bit order of per_neuron
 _CURRENT_BIT, _WEIGHT_BIT = 9, 10
+_STOCHASTIC_BITS = ("dephase_std", "relax_keep", "jump_prob", "jump_keep")  # bits 11-14
 INPUTS = {"const": 0, "array": 1, "poisson": 2}
 
 
@@ -43,14 +45,6 @@ def check_supported(params: NeuronParams, state: State, current: Any) -> None:
     mode = mode_of(state)
     if jnp.dtype(state.v.dtype) != jnp.float32:
         raise ConfigurationError(f"backend='cupy' runs float32 states, but the state is {state.v.dtype}")
-    cfg = step_config(params, mode, jnp.float32)
-    if cfg.jumps:
-        raise ConfigurationError("backend='cupy' does not run quantum-jump spiking (jump_rate > 0) yet: use backend='jax'")
-    if mode == "pure" and (cfg.dephasing or cfg.relaxation):
-        raise ConfigurationError(
-            "backend='cupy' does not run pure-mode T1/T2 (stochastic unravelling) yet: use mode='mixed' "
-            "(exact Lindblad, deterministic) or backend='jax'"
-        )
     check_dt(current, params)
     if callable(current) and not isinstance(current, (PoissonCurrent, np.ndarray, jax.Array)):
         raise ConfigurationError(
@@ -69,13 +63,18 @@ def small_angle(params: NeuronParams, a_bound: float) -> bool:
 
 
 def kernel_defines(mode: str, kind: str, plan: Any, *, small: bool = False, spikes: bool = False,
-                   events: bool = False, ties: bool = False, analysis: bool = False) -> tuple[tuple[str, int], ...]:
+                   events: bool = False, ties: bool = False, analysis: bool = False, jumps: bool = False,
+                   dephasing: bool = False, relaxation: bool = False) -> tuple[tuple[str, int], ...]:
     """The compile-time configuration (``-D`` macros) of the population kernel: ``mode`` pure/mixed,
     input ``kind`` const/array/poisson, the mixed-mode :class:`qsn.lindblad.SeriesPlan`, ``small``
     (every step's angle is below :data:`SMALL_ANGLE`, see :func:`small_angle`), the outputs, and
-    ``analysis`` for the block tags that :mod:`qsn.kernels.ptx` reads."""
+    ``analysis`` for the block tags that :mod:`qsn.kernels.ptx` reads; ``jumps``, ``dephasing`` and
+    ``relaxation`` switch on the stochastic parts (the last two in pure mode only)."""
     return (
         ("QSN_ANALYSIS", int(analysis)),
+        ("QSN_DEPHASE", int(dephasing and mode == "pure")),
+        ("QSN_JUMPS", int(jumps)),
+        ("QSN_RELAX", int(relaxation and mode == "pure")),
         ("QSN_SMALL_ANGLE", int(small)),
         ("QSN_EVENTS", int(events)),
         ("QSN_INPUT", INPUTS[kind]),
@@ -100,6 +99,7 @@ def run(
     state: State,
     current: Any,
     steps: int,
+    key: Any = None,
     *,
     spikes: bool = False,
     events: bool = False,
@@ -116,6 +116,9 @@ def run(
         current: scalar, ``(n,)``, ``(T, n)`` (rows from ``state.t``... the first row is this launch's
             first step) or a :class:`qsn.PoissonCurrent` (drawn in the kernel).
         steps: steps of this launch.
+        key: ``jax.random`` key, required for quantum jumps and pure-mode T1/T2: it seeds the Philox
+            counters ``(neuron, t, 1, 0)`` of each step's random words (the draws differ from the JAX
+            path's, the distributions do not).
         spikes: also return the bit-packed spike words ``(steps, ceil(n/32))``.
         events: also return spike events, at most ``event_capacity`` (the count is exact).
         ties: count, per neuron, the steps whose ``V`` landed within ``tie_tol * |v_th|`` of ``v_th``.
@@ -176,11 +179,17 @@ def run(
     ev_step = xp.zeros(max(capacity, 1), np.int32)
     ev_neuron = xp.zeros(max(capacity, 1), np.int32)
     tie_count = xp.zeros(n if ties else 1, np.int32)
+    check_key(cfg, key)
     defines = kernel_defines(mode, kind, cfg.plan, small=small_angle(params, a_bound), spikes=spikes, events=events,
-                             ties=ties)
+                             ties=ties, jumps=cfg.jumps, dephasing=cfg.dephasing, relaxation=cfg.relaxation)
+    key_words = seed_words(key) if cfg.needs_key else (0, 0)
+    for bit, name in enumerate(_STOCHASTIC_BITS, start=11):
+        arr, per = _per_neuron(getattr(consts, name), n)
+        per_neuron |= int(per) << bit
+        param_args.append(xp.asarray(arr))
     args = [
         np.int32(n), np.int64(threads), np.int32(steps), np.int32(int(state.t)),
-        *param_args, np.int32(per_neuron), f32(params.dt),
+        *param_args, np.int32(per_neuron), f32(params.dt), np.uint32(key_words[0]), np.uint32(key_words[1]),
         v, ref, *q,
         current_arg, xp.asarray(weight), xp.asarray(cdf), np.int32(len(cdf) if poisson else 0),
         np.uint32(seed[0]), np.uint32(seed[1]),
@@ -268,7 +277,7 @@ def simulate(
                 rows = current
             else:
                 rows = cur.value[done : done + length]
-            out = run(runner, params, state, rows, length, spikes=want_spikes and bool(sampled), events=want_events,
+            out = run(runner, params, state, rows, length, key, spikes=want_spikes and bool(sampled), events=want_events,
                       event_capacity=max(event_capacity - n_events, 0) + 1)
             state = out["state"]
             count += runner.to_host(out["count"])

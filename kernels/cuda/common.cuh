@@ -24,6 +24,15 @@ typedef unsigned long long qsn_u64;
 #define QSN_FAST_SIN(x) __sinf(x)
 #define QSN_FAST_COS(x) __cosf(x)
 #define QSN_RSQRT(x) rsqrtf(x)
+#if QSN_PRECISE
+#define QSN_SIN(x) sinf(x)
+#define QSN_COS(x) cosf(x)
+#define QSN_RSQRT_EXACT(x) (1.0f / sqrtf(x))
+#else
+#define QSN_SIN(x) __sinf(x)
+#define QSN_COS(x) __cosf(x)
+#define QSN_RSQRT_EXACT(x) rsqrtf(x)
+#endif
 #else
 #include <math.h>
 #include <stdint.h>
@@ -37,6 +46,9 @@ typedef unsigned long long qsn_u64;
 #define QSN_FAST_SIN(x) sinf(x)
 #define QSN_FAST_COS(x) cosf(x)
 #define QSN_RSQRT(x) (1.0f / sqrtf(x))
+#define QSN_SIN(x) sinf(x)
+#define QSN_COS(x) cosf(x)
+#define QSN_RSQRT_EXACT(x) (1.0f / sqrtf(x))
 static inline float __fmul_rn(float a, float b) { return a * b; }
 static inline float __fadd_rn(float a, float b) { return a + b; }
 static inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((uint64_t)a * b) >> 32); }

@@ -1,4 +1,4 @@
-// Fused multi-step population update (DESIGN §1, deterministic part): one launch advances every
+// Fused multi-step population update (DESIGN §1): one launch advances every
 // neuron T steps with its state in registers; only the input (streamed mode), the spike outputs and
 // the final state touch memory. One thread per neuron; lanes past n stay alive (idle) so that the
 // warp-level spike outputs see full warps.
@@ -9,6 +9,11 @@
 //   QSN_INPUT    0: constant current; 1: streamed (T, n) rows; 2: Poisson input (Philox in-kernel)
 //   QSN_PACK     write bit-packed spike words (T, ceil(n/32)) uint32
 //   QSN_EVENTS   append (step, neuron) spike events
+//   QSN_JUMPS    quantum-jump spiking (jump_rate > 0)
+//   QSN_DEPHASE, QSN_RELAX   pure mode: finite T2 / T1 unravelled stochastically (random phase kicks,
+//                relaxation jumps); the step's random words come from Philox (neuron, t, 1, 0) under
+//                the launch's key, so they differ from the JAX path's jax.random draws (same
+//                distributions; tests compare statistics)
 //   QSN_TIES     count steps whose V lands within tie_tol*|v_th| of the threshold (validation)
 //   QSN_PRECISE  1: IEEE sqrt/sincos/division, the JAX path's order of operations;
 //                0: SFU intrinsics (rsqrt, __sinf, __cosf) and explicit FMAs
@@ -17,6 +22,7 @@
 //   QSN_ANALYSIS tag basic blocks for kernels/ptx.py (static analysis builds only)
 
 #define QSN_PARAM(ptr, bit) (ptr)[((per_neuron >> (bit)) & 1) ? j : 0]
+#define QSN_STOCHASTIC (QSN_JUMPS || QSN_DEPHASE || QSN_RELAX)
 
 // Per-neuron constants, read once per launch.
 struct qsn_consts {
@@ -27,6 +33,10 @@ struct qsn_consts {
 #endif
 #if QSN_TIES
     float tie_band;
+#endif
+#if QSN_STOCHASTIC
+    unsigned neuron, t0, key0, key1;  // Philox counter (neuron, t0 + s, 1, 0) under key (key0, key1)
+    float dephase_std, relax_drop, relax_amp, jump_prob, jump_keep, jump_amp;
 #endif
 };
 
@@ -41,9 +51,20 @@ struct qsn_neuron {
 #endif
 };
 
-// Steps 1-6 of DESIGN §1 (deterministic part) for step s of the launch with input current `input`
+// psi <- K0 psi / |K0 psi| with K0 = diag(1, amp): the no-jump branch of a measurement of |1>.
+QSN_DEVICE void qsn_condition_pure(float& re0, float& im0, float& re1, float& im1, const float amp) {
+    const float r1 = amp * re1, i1 = amp * im1;
+    const float inv = QSN_RSQRT_EXACT(re0 * re0 + im0 * im0 + r1 * r1 + i1 * i1);
+    re0 *= inv; im0 *= inv; re1 = r1 * inv; im1 = i1 * inv;
+}
+
+// Steps 1-6 of DESIGN §1 for step s of the launch with input current `input`
 // (mV, as r_m I); returns whether the neuron spiked.
 QSN_DEVICE bool qsn_step(qsn_neuron& nrn, const qsn_consts& c, const float input, const int s) {
+#if QSN_STOCHASTIC
+    // this step's random words: stream 1 of the neuron's Philox counters (the Poisson input uses stream 0)
+    const qsn_u32x4 rnd = qsn_philox(c.neuron, c.t0 + (unsigned)s, 1u, 0u, c.key0, c.key1);
+#endif
     // 1-2. refractory and membrane: exact solution for constant input over dt, never contracted into
     // an FMA (the threshold decision is the JAX path's to the last bit for equal inputs)
     const bool is_ref = s < nrn.free_at;
@@ -123,12 +144,50 @@ QSN_DEVICE bool qsn_step(qsn_neuron& nrn, const qsn_consts& c, const float input
     const float n_re1 = fmaf(sd, im0, fmaf(-sa, im1, cos_t * re1)), n_im1 = fmaf(-sd, re0, fmaf(sa, re1, cos_t * im1));
     re0 = n_re0; im0 = n_im0; re1 = n_re1; im1 = n_im1;
 #endif
+#if QSN_DEPHASE
+    {   // pure dephasing unravelled: psi1 <- e^{i phi} psi1, phi ~ N(0, 2 gphi dt) (Box-Muller, u1 in (0, 1])
+        const float u1 = 1.0f - qsn_uniform24(rnd.z), u2 = qsn_uniform24(rnd.w);
+        const float phi = c.dephase_std * sqrtf(-2.0f * logf(u1)) * QSN_COS(6.2831853071795865f * u2);
+        const float sp = QSN_SIN(phi), cp = QSN_COS(phi);
+        const float n_re1 = cp * re1 - sp * im1, n_im1 = sp * re1 + cp * im1;
+        re1 = n_re1; im1 = n_im1;
+    }
 #endif
-    // 5-6. threshold and spike
+#if QSN_RELAX
+    {   // relaxation jump to |0> with probability p1 (1 - exp(-dt/t1)); else condition on no jump
+        const float p1 = re1 * re1 + im1 * im1;
+        if (qsn_uniform24(rnd.y) < p1 * c.relax_drop) {
+            re0 = 1.0f; im0 = 0.0f; re1 = 0.0f; im1 = 0.0f;
+        } else {
+            qsn_condition_pure(re0, im0, re1, im1, c.relax_amp);
+        }
+    }
+#endif
+#endif
+    // 5-6. threshold and spike (4: quantum-jump spiking, not while refractory)
 #if QSN_TIES
     nrn.near += (!is_ref && fabsf(v - c.v_th) <= c.tie_band) ? 1 : 0;
 #endif
+#if QSN_JUMPS
+#if QSN_MIXED
+    const float p1 = 0.5f * (1.0f - z);
+#else
+    const float p1 = re1 * re1 + im1 * im1;
+#endif
+    const bool jumped = !is_ref && qsn_uniform24(rnd.x) < p1 * c.jump_prob;
+    if (!is_ref && !jumped) {  // no jump seen: condition on it, K0 = diag(1, exp(-jump_rate dt / 2))
+#if QSN_MIXED
+        const float p0 = 1.0f - p1, p1k = c.jump_keep * p1;
+        const float inv = 1.0f / (p0 + p1k), kh = c.jump_amp * inv;
+        x *= kh; y *= kh; z = (p0 - p1k) * inv;
+#else
+        qsn_condition_pure(re0, im0, re1, im1, c.jump_amp);
+#endif
+    }
+    const bool spike = (!is_ref && v >= c.v_th) || jumped;
+#else
     const bool spike = !is_ref && v >= c.v_th;
+#endif
     if (spike) {
         v = c.v_rest;
         nrn.free_at = s + c.ref_span;
@@ -167,7 +226,9 @@ QSN_KERNEL qsn_population(
     const float* __restrict__ v_rest_p, const float* __restrict__ v_th_p, const float* __restrict__ decay_p,
     const float* __restrict__ gain_p, const float* __restrict__ inv_range_p, const int* __restrict__ n_ref_p,
     const float* __restrict__ delta_p, const float* __restrict__ g1_p, const float* __restrict__ g2_p,
-    const int per_neuron, const float dt,
+    const float* __restrict__ dephase_std_p, const float* __restrict__ relax_keep_p,
+    const float* __restrict__ jump_prob_p, const float* __restrict__ jump_keep_p,
+    const int per_neuron, const float dt, const unsigned key0, const unsigned key1,
     float* __restrict__ v_io, int* __restrict__ ref_io,
     float* __restrict__ q0_io, float* __restrict__ q1_io, float* __restrict__ q2_io, float* __restrict__ q3_io,
     const float* __restrict__ current, const float* __restrict__ weight,
@@ -197,6 +258,15 @@ QSN_KERNEL qsn_population(
 #endif
 #if QSN_TIES
         c.tie_band = tie_tol * fabsf(c.v_th);
+#endif
+#if QSN_STOCHASTIC
+        c.neuron = (unsigned)j; c.t0 = (unsigned)t0; c.key0 = key0; c.key1 = key1;
+        c.dephase_std = QSN_PARAM(dephase_std_p, 11);
+        c.relax_drop = 1.0f - QSN_PARAM(relax_keep_p, 12);
+        c.relax_amp = sqrtf(QSN_PARAM(relax_keep_p, 12));
+        c.jump_prob = QSN_PARAM(jump_prob_p, 13);
+        c.jump_keep = QSN_PARAM(jump_keep_p, 14);
+        c.jump_amp = sqrtf(c.jump_keep);
 #endif
         qsn_neuron nrn;
         nrn.v = v_io[j];

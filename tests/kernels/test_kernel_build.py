@@ -25,6 +25,16 @@ def test_population_variants_build_without_spills(mode, kind, precise, small):
     assert 0 < stats["registers"] <= 64  # leaves room for full occupancy (2048 threads x 32 regs per SM)
 
 
+@pytest.mark.parametrize("mode", ["pure", "mixed"])
+@pytest.mark.parametrize("precise", [False, True])
+def test_stochastic_variants_build_without_spills(mode, precise):
+    plan = SeriesPlan(1, 7) if mode == "mixed" else None
+    defines = population.kernel_defines(mode, "poisson", plan, spikes=True, events=True, ties=True, jumps=True,
+                                        dephasing=True, relaxation=True)
+    stats = ptx.compile_stats("population", defines, precise)
+    assert stats["spill_stores"] == 0 and stats["spill_loads"] == 0 and stats["registers"] <= 64
+
+
 def test_propagation_builds_without_spills():
     stats = ptx.compile_stats("propagation", (), precise=False)
     assert stats["spill_stores"] == 0 and stats["registers"] > 0

@@ -200,15 +200,15 @@ def test_refractory_period_property(t_ref, drive, delta):
 # What the kernel refuses, by name
 
 
-def test_refuses_stochastic_and_float64():
+def test_refusals_name_the_field():
     if not HAS_CXX:
         pytest.skip("no C++ compiler")
     host = HostRunner()
     p = qsn.NeuronParams(jump_rate=0.1)
-    with pytest.raises(ConfigurationError, match=r"jump_rate > 0"):
+    with pytest.raises(ConfigurationError, match=r"`key` is required: quantum-jump spiking"):
         _fused(host, p, qsn.init_state(p, 4), 1.0, 5)
     p = qsn.NeuronParams(t2=30.0)
-    with pytest.raises(ConfigurationError, match=r"pure-mode T1/T2.*mode='mixed'"):
+    with pytest.raises(ConfigurationError, match=r"`key` is required: pure-mode dephasing"):
         _fused(host, p, qsn.init_state(p, 4), 1.0, 5)
     p = qsn.NeuronParams()
     with pytest.raises(ConfigurationError, match=r"float32 states, but the state is float64"):
@@ -249,3 +249,81 @@ def test_network_run_names_the_missing_cupy_network_step():
     with pytest.raises(ConfigurationError, match=r"backend must be 'jax' or 'cupy', but is 'torch'"):
         net.run(1.0, backend="torch")
     net.run(1.0)  # the JAX path is unaffected
+
+
+# ---------------------------------------------------------------------------------------------
+# Stochastic parts: the kernel draws from Philox, the JAX path from jax.random, so runs are compared
+# in distribution (scipy.stats), and each backend against itself for determinism.
+
+
+def _bloch_of_pure(state):
+    re0, im0, re1, im1 = (np.asarray(getattr(state, f), np.float64) for f in ("re0", "im0", "re1", "im1"))
+    return np.stack([2 * (re0 * re1 + im0 * im1), 2 * (re0 * im1 - im0 * re1), re0**2 + im0**2 - re1**2 - im1**2])
+
+
+@pytest.mark.parametrize("mode", ["pure", "mixed"])
+def test_jump_spiking_rates_match_the_jax_path(runner, mode):
+    """Sub-threshold neurons that spike only by quantum jumps: per-neuron spike counts of the kernel and
+    of the JAX path come from one distribution (two-sample KS and Welch t-tests)."""
+    n, steps = 3000, 400
+    p = qsn.NeuronParams(delta=0.8, jump_rate=0.5, t_ref=1.0)
+    s = qsn.init_state(p, n, mode=mode)
+    ref = qsn.simulate(p, s, 10.0, steps=steps, key=jax.random.key(0))
+    out = _fused(runner, p, s, np.float32(10.0), steps, key=jax.random.key(1))
+    a, b = ref.spike_count.astype(float), out.spike_count.astype(float)
+    assert a.mean() > 2.0  # jumps happen, several per neuron
+    from scipy import stats
+
+    assert stats.ttest_ind(a, b, equal_var=False).pvalue > 1e-3
+    assert stats.ks_2samp(a, b).pvalue > 1e-3
+
+
+def test_pure_unravelling_averages_to_the_mixed_mode(runner):
+    """Pure-mode trajectories with finite T1/T2 (random phase kicks and relaxation jumps drawn in the
+    kernel) average to the mixed mode's Lindblad evolution: Bloch vector within 4 standard errors."""
+    n, steps = 4000, 300
+    p = qsn.NeuronParams(delta=0.6, t1=20.0, t2=8.0)
+    drive = np.float32(10.0)  # sub-threshold: no spike resets, so the ensemble is a Lindblad ensemble
+    out = _fused(runner, p, qsn.init_state(p, n, mode="pure"), drive, steps, key=jax.random.key(5))
+    exact = qsn.simulate(p, qsn.init_state(p, 1, mode="mixed", dtype=jnp.float64), 10.0, steps=steps).state
+    assert out.spike_count.sum() == 0
+    bloch = _bloch_of_pure(out.state)
+    mean, sem = bloch.mean(axis=1), bloch.std(axis=1, ddof=1) / np.sqrt(n)
+    target = np.array([float(exact.x[0]), float(exact.y[0]), float(exact.z[0])])
+    assert np.all(np.abs(mean - target) <= 4 * sem + 1e-4), (mean, target, sem)
+    assert np.allclose(np.sum(bloch**2, axis=0), 1.0, atol=1e-5)  # every trajectory stays pure
+
+
+def test_stochastic_runs_are_reproducible_and_split_exactly(runner):
+    p = qsn.NeuronParams(delta=0.5, jump_rate=0.3, t1=30.0, t2=20.0)
+    s = qsn.init_state(p, 64)
+    one = _fused(runner, p, s, np.float32(12.0), 300, key=jax.random.key(2), record=("events",))
+    again = _fused(runner, p, s, np.float32(12.0), 300, key=jax.random.key(2), record=("events",))
+    other = _fused(runner, p, s, np.float32(12.0), 300, key=jax.random.key(3), record=("events",))
+    first = _fused(runner, p, s, np.float32(12.0), 120, key=jax.random.key(2), record=("events",))
+    second = _fused(runner, p, first.state, np.float32(12.0), 180, key=jax.random.key(2), record=("events",))
+    assert one.spike_count.sum() > 20
+    np.testing.assert_array_equal(again.events.neuron, one.events.neuron)
+    np.testing.assert_array_equal(np.asarray(again.state.re1), np.asarray(one.state.re1))
+    assert not np.array_equal(other.spike_count, one.spike_count)
+    np.testing.assert_array_equal(np.concatenate([first.events.step, second.events.step]), one.events.step)
+    np.testing.assert_array_equal(np.asarray(second.state.im1), np.asarray(one.state.im1))
+
+
+@pytest.mark.parametrize("mode", ["pure", "mixed"])
+def test_no_jump_conditioning_against_the_analytic_survival(runner, mode):
+    """H = 0 (delta = 0, V at rest) and a qubit starting with p1 = 1/2: a jump can happen at most once,
+    and with the no-jump conditioning the chance that it has happened by time t is exactly
+    p1 (1 - exp(-jump_rate t)) (the discrete step is exact for H = 0). Binomial test for the kernel
+    and, as a cross-check of the reference, for the JAX path."""
+    from scipy import stats
+
+    n, steps, rate = 4000, 100, 0.1  # jump_rate t = 1
+    p = qsn.NeuronParams(delta=0.0, jump_rate=rate)
+    s = qsn.init_state(p, n, mode=mode, bloch0=[1.0, 0.0, 0.0])
+    expected = 0.5 * (1.0 - np.exp(-rate * steps * 0.1))
+    for result in (_fused(runner, p, s, np.float32(0.0), steps, key=jax.random.key(4)),
+                   qsn.simulate(p, s, 0.0, steps=steps, key=jax.random.key(4))):
+        assert result.spike_count.max() <= 1
+        fired = int(np.sum(result.spike_count))
+        assert stats.binomtest(fired, n, expected).pvalue > 1e-3, (fired / n, expected)
