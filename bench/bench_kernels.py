@@ -28,15 +28,19 @@ Workload (all parts): ``delta = 0.3``; mixed mode with ``t2 = 50`` ms; constant 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+# JAX takes 75% of GPU memory at start by default; CuPy allocates beside it here (state copies, outputs)
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_population import _time as wall_time  # noqa: E402
 from bench_population import run_metadata, write_results  # noqa: E402
 
 import qsn  # noqa: E402
@@ -160,16 +164,6 @@ def _cuda_timer(cupy):
     return timed
 
 
-def _wall(fn, repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def gpu_part(args) -> tuple[list, dict]:
     from qsn.kernels.runner import CupyRunner
 
@@ -196,7 +190,7 @@ def gpu_part(args) -> tuple[list, dict]:
                     def run_xla(u=unroll):
                         r = qsn.simulate(params, state, current, steps=steps, key=key, unroll=u)
                         jax.block_until_ready(r.state)
-                    xla[unroll] = n * steps / _wall(run_xla, args.repeats)
+                    xla[unroll] = n * steps / wall_time(run_xla, args.repeats)
                 best_xla = max(xla.values())
                 for precise in (False, True):
                     rate = n * steps / timed(

@@ -42,7 +42,6 @@ class Outputs(dict):
 
 def check_supported(params: NeuronParams, state: State, current: Any) -> None:
     """Raise :class:`ConfigurationError` naming the first feature the fused kernel does not run."""
-    mode = mode_of(state)
     if jnp.dtype(state.v.dtype) != jnp.float32:
         raise ConfigurationError(f"backend='cupy' runs float32 states, but the state is {state.v.dtype}")
     check_dt(current, params)
@@ -300,12 +299,7 @@ def simulate(
             done += length
             bar.update(length)
     records = {"spikes": np.concatenate(rasters)} if rasters else {}
-    events = None
-    if want_events:
-        events = SpikeEvents(
-            step=np.concatenate(ev_steps) if ev_steps else np.zeros(0, np.int64),
-            neuron=np.concatenate(ev_neurons) if ev_neurons else np.zeros(0, np.int64),
-        )
+    events = SpikeEvents.from_chunks(ev_steps, ev_neurons) if want_events else None
     return SimulationResult(
         state=state, spike_count=count.astype(np.int32), records=records, events=events, steps=steps, t0=t0,
         dt=float(params.dt), record_every=every, neurons=None if neurons is None else tuple(int(i) for i in neurons),

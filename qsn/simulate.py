@@ -62,6 +62,12 @@ class SpikeEvents(NamedTuple):
         """``(E,)`` spike times in ms, at the end of each spiking step."""
         return (self.step + 1) * dt
 
+    @classmethod
+    def from_chunks(cls, steps: list[np.ndarray], neurons: list[np.ndarray]) -> "SpikeEvents":
+        """The events of consecutive chunks, joined (empty when there are none)."""
+        return cls(step=np.concatenate(steps) if steps else np.zeros(0, np.int64),
+                   neuron=np.concatenate(neurons) if neurons else np.zeros(0, np.int64))
+
 
 class SimulationResult(eqx.Module):
     """What :func:`simulate` returns. Recordings are NumPy arrays on the host (JAX arrays under jit/vmap).
@@ -528,12 +534,7 @@ def simulate(
     bar.close()
     cat = (lambda xs: np.concatenate(xs)) if concrete else (lambda xs: jnp.concatenate(xs))
     records = {name: cat(parts) for name, parts in pieces.items() if parts}
-    events = None
-    if want_events:
-        events = SpikeEvents(
-            step=np.concatenate(ev_steps) if ev_steps else np.zeros(0, np.int64),
-            neuron=np.concatenate(ev_neurons) if ev_neurons else np.zeros(0, np.int64),
-        )
+    events = SpikeEvents.from_chunks(ev_steps, ev_neurons) if want_events else None
     return SimulationResult(
         state=state,
         spike_count=np.asarray(count) if concrete else count,

@@ -77,7 +77,7 @@ def test_current_depends_on_the_absolute_step_and_key_only():
 def test_runs_in_simulate_and_split_runs_agree():
     p = qsn.NeuronParams(delta=0.2)
     s = qsn.init_state(p, 30)
-    inp = qsn.PoissonCurrent(30, 10.0, 15.0, jax.random.key(3), sources=1000)
+    inp = qsn.PoissonCurrent(30, 10.0, 25.0, jax.random.key(3), sources=1000)  # mean drive 25 mV: fires
     whole = qsn.simulate(p, s, inp, steps=400, record=("spikes",))
     first = qsn.simulate(p, s, inp, steps=150, record=("spikes",))
     second = qsn.simulate(p, first.state, inp, steps=250, record=("spikes",))
