@@ -25,5 +25,8 @@ def to_cupy(x: Any) -> Any:
 
 
 def to_jax(x: Any) -> jax.Array:
-    """A JAX array sharing ``x``'s GPU buffer (DLPack); CuPy keeps no second reference."""
-    return jax.dlpack.from_dlpack(x)
+    """A JAX array sharing ``x``'s GPU buffer (DLPack), or, when JAX has no GPU backend (a CPU-only
+    jaxlib beside CuPy), a host copy on JAX's default device."""
+    if any(d.platform == "gpu" for d in jax.devices()):
+        return jax.dlpack.from_dlpack(x)
+    return jax.numpy.asarray(x.get())

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qsn.current import Current, as_current, require_steps
-from qsn.dynamics import check_key, step_config, step_constants
+from qsn.dynamics import SERIES_ANGLE, check_key, step_config, step_constants
 from qsn.errors import ConfigurationError, RecordingError
 from qsn.params import NeuronParams
 from qsn.philox import seed_words
@@ -52,13 +52,11 @@ def check_supported(params: NeuronParams, state: State, current: Any) -> None:
         )
 
 
-SMALL_ANGLE = 0.25  # theta = w dt below which sin(w dt)/w is a 3-term series (qsn.dynamics._sinc_step)
-
-
 def small_angle(params: NeuronParams, a_bound: float) -> bool:
-    """True when ``theta = sqrt(a^2 + delta^2) dt < 0.25`` on every step, for ``|a| <= a_bound``."""
+    """True when ``theta = sqrt(a^2 + delta^2) dt`` stays below the float32 series angle
+    (:data:`qsn.dynamics.SERIES_ANGLE`) on every step, for ``|a| <= a_bound``."""
     theta = np.sqrt(a_bound**2 + np.max(np.asarray(params.delta, np.float64)) ** 2) * np.max(np.asarray(params.dt))
-    return bool(theta < SMALL_ANGLE)
+    return bool(theta < SERIES_ANGLE["float32"])
 
 
 def kernel_defines(mode: str, kind: str, plan: Any, *, small: bool = False, spikes: bool = False,
@@ -66,7 +64,7 @@ def kernel_defines(mode: str, kind: str, plan: Any, *, small: bool = False, spik
                    dephasing: bool = False, relaxation: bool = False) -> tuple[tuple[str, int], ...]:
     """The compile-time configuration (``-D`` macros) of the population kernel: ``mode`` pure/mixed,
     input ``kind`` const/array/poisson, the mixed-mode :class:`qsn.lindblad.SeriesPlan`, ``small``
-    (every step's angle is below :data:`SMALL_ANGLE`, see :func:`small_angle`), the outputs, and
+    (every step's angle is below the series angle, see :func:`small_angle`), the outputs, and
     ``analysis`` for the block tags that :mod:`qsn.kernels.ptx` reads; ``jumps``, ``dephasing`` and
     ``relaxation`` switch on the stochastic parts (the last two in pure mode only)."""
     return (
@@ -112,8 +110,8 @@ def run(
     Args:
         runner: :class:`~qsn.kernels.runner.CupyRunner` or :class:`~qsn.kernels.runner.HostRunner`.
         params, state: as for :func:`qsn.simulate` (float32; see :func:`check_supported`).
-        current: scalar, ``(n,)``, ``(T, n)`` (rows from ``state.t``... the first row is this launch's
-            first step) or a :class:`qsn.PoissonCurrent` (drawn in the kernel).
+        current: scalar, ``(n,)``, ``(steps, n)`` (row ``s`` is this launch's step ``s``) or a
+            :class:`qsn.PoissonCurrent` (drawn in the kernel at the absolute steps ``state.t + s``).
         steps: steps of this launch.
         key: ``jax.random`` key, required for quantum jumps and pure-mode T1/T2: it seeds the Philox
             counters ``(neuron, t, 1, 0)`` of each step's random words (the draws differ from the JAX
@@ -142,6 +140,7 @@ def run(
         kind, drive, low, high = cur.kind, cur.value, cur.low, cur.high
     a_bound = bound_a(params, state, Current(kind, None, None, low, high))
     cfg = step_config(params, mode, jnp.float32, a_bound)
+    check_key(cfg, key)
     consts = step_constants(params, jnp.float32)
 
     per_neuron = 0
@@ -178,7 +177,6 @@ def run(
     ev_step = xp.zeros(max(capacity, 1), np.int32)
     ev_neuron = xp.zeros(max(capacity, 1), np.int32)
     tie_count = xp.zeros(n if ties else 1, np.int32)
-    check_key(cfg, key)
     defines = kernel_defines(mode, kind, cfg.plan, small=small_angle(params, a_bound), spikes=spikes, events=events,
                              ties=ties, jumps=cfg.jumps, dephasing=cfg.dephasing, relaxation=cfg.relaxation)
     key_words = seed_words(key) if cfg.needs_key else (0, 0)

@@ -138,9 +138,14 @@ def step_config(params: NeuronParams, mode: str, dtype: Any, a_bound: float = DE
     return StepConfig(mode=mode, dephasing=dephasing, relaxation=relaxation, jumps=jumps, plan=plan)
 
 
+# theta = w dt below which sin(w dt)/w is the 3-term series dt (1 - theta^2/6 (1 - theta^2/20)):
+# theta^6/5040 < eps. The CUDA kernel (kernels/cuda/population.cu) uses the float32 value too.
+SERIES_ANGLE = {"float32": 0.25, "float64": 0.008}
+
+
 def _sinc_step(theta: jax.Array, sin_theta: jax.Array, w: jax.Array, dt: jax.Array) -> jax.Array:
     """``sin(w dt)/w`` with its ``w -> 0`` limit ``dt`` (series where ``theta = w dt`` is small)."""
-    small = theta < (0.25 if theta.dtype == jnp.float32 else 0.008)  # theta^6/5040 < eps
+    small = theta < SERIES_ANGLE[jnp.dtype(theta.dtype).name]
     t2 = theta * theta
     # The safe divisor keeps the unselected branch (and its gradient) finite at w = 0.
     return jnp.where(small, dt * (1.0 - t2 / 6.0 * (1.0 - t2 / 20.0)), sin_theta / jnp.where(small, 1.0, w))

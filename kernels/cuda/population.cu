@@ -23,6 +23,8 @@
 
 #define QSN_PARAM(ptr, bit) (ptr)[((per_neuron >> (bit)) & 1) ? j : 0]
 #define QSN_STOCHASTIC (QSN_JUMPS || QSN_DEPHASE || QSN_RELAX)
+// sin(w dt)/w is a 3-term series below this angle: qsn.dynamics.SERIES_ANGLE["float32"] (a test checks)
+#define QSN_SERIES_ANGLE 0.25f
 
 // Per-neuron constants, read once per launch.
 struct qsn_consts {
@@ -110,7 +112,7 @@ QSN_DEVICE bool qsn_step(qsn_neuron& nrn, const qsn_consts& c, const float input
     float sin_t, cos_t;
     sincosf(theta, &sin_t, &cos_t);
     const float sin_over_w = sin_t / (w > 0.0f ? w : 1.0f);
-    const float sw = theta < 0.25f ? dt * (1.0f - t2 / 6.0f * (1.0f - t2 / 20.0f)) : sin_over_w;
+    const float sw = theta < QSN_SERIES_ANGLE ? dt * (1.0f - t2 / 6.0f * (1.0f - t2 / 20.0f)) : sin_over_w;
 #endif
     // U psi = cos psi - i sin/w H psi, in the JAX path's order of operations
     const float h_re0 = a * re0 + delta * re1, h_im0 = a * im0 + delta * im1;
@@ -129,7 +131,7 @@ QSN_DEVICE bool qsn_step(qsn_neuron& nrn, const qsn_consts& c, const float input
 #if QSN_SMALL_ANGLE  // theta < 0.25 on every step (the launcher proved it): no branch
     sw = dt * fmaf(t2 * (-1.0f / 6.0f), fmaf(t2, -1.0f / 20.0f, 1.0f), 1.0f);
 #else
-    if (theta < 0.25f) {
+    if (theta < QSN_SERIES_ANGLE) {
         QSN_MARK(series);
         sw = dt * fmaf(t2 * (-1.0f / 6.0f), fmaf(t2, -1.0f / 20.0f, 1.0f), 1.0f);
     } else {

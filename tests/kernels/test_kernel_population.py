@@ -160,6 +160,16 @@ def test_ties_at_threshold_are_reported(runner):
     assert abs(int(ties[0]) - int(expected[0])) <= 2 and ties[1] == 0
 
 
+def test_kernel_series_angle_is_the_jax_paths():
+    import re
+
+    from qsn.dynamics import SERIES_ANGLE
+    from qsn.kernels.compile import source
+
+    match = re.search(r"#define QSN_SERIES_ANGLE ([0-9.]+)f", source("population"))
+    assert match and float(match.group(1)) == SERIES_ANGLE["float32"]
+
+
 def test_bit_packing_layout():
     words = np.array([[0b101, 1 << 31], [0, 1]], np.uint32)
     raster = population.unpack_spikes(words, 40)
@@ -327,3 +337,16 @@ def test_no_jump_conditioning_against_the_analytic_survival(runner, mode):
         assert result.spike_count.max() <= 1
         fired = int(np.sum(result.spike_count))
         assert stats.binomtest(fired, n, expected).pvalue > 1e-3, (fired / n, expected)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cupy_ready(), reason="needs CuPy and CUDA")
+def test_dlpack_is_zero_copy_both_ways():
+    from qsn.kernels.interop import to_cupy, to_jax
+
+    x = jnp.arange(1024, dtype=jnp.float32)
+    view = to_cupy(x)
+    assert view.data.ptr == x.unsafe_buffer_pointer()
+    back = to_jax(view)
+    assert back.unsafe_buffer_pointer() == view.data.ptr
+    np.testing.assert_array_equal(np.asarray(back), np.arange(1024, dtype=np.float32))
