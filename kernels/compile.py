@@ -23,7 +23,7 @@ from qsn.errors import BackendUnavailableError
 
 __all__ = ["source", "cuda_function", "host_function", "host_compiler", "nvrtc_options", "Defines"]
 
-Defines = tuple[tuple[str, int], ...]  # sorted (macro, value) pairs: hashable, one build each
+Defines = tuple[tuple[str, int], ...]  # (macro, value) pairs in a fixed order: hashable, one build each
 
 _HEADER = "common.cuh"
 
@@ -37,15 +37,15 @@ def source(name: str) -> str:
     return header + "\n" + body
 
 
-def _macros(defines: Defines) -> list[str]:
-    return [f"-D{key}={int(value)}" for key, value in defines]
+def _macros(defines: Defines, precise: bool) -> list[str]:
+    return [f"-D{key}={int(value)}" for key, value in defines + (("QSN_PRECISE", int(precise)),)]
 
 
 def nvrtc_options(defines: Defines, precise: bool) -> tuple[str, ...]:
     """NVRTC flags: fast builds use the SFU intrinsics and FMA contraction; precise builds use IEEE
     sqrt/division/sincos and no contraction (the arithmetic order of the JAX path)."""
     math = ("-fmad=false", "-prec-div=true", "-prec-sqrt=true") if precise else ("-use_fast_math",)
-    return ("-std=c++17",) + math + tuple(_macros(defines + (("QSN_PRECISE", int(precise)),)))
+    return ("-std=c++17",) + math + tuple(_macros(defines, precise))
 
 
 @functools.lru_cache(maxsize=None)
@@ -86,7 +86,7 @@ def host_function(name: str, kernel: str, defines: Defines, precise: bool) -> An
         raise BackendUnavailableError("host emulation of the CUDA kernels needs a C++ compiler (g++ or $CXX)")
     text = source(name)
     flags = ["-O2", "-std=c++17", "-shared", "-fPIC", "-ffp-contract=off", "-fno-fast-math", "-x", "c++"]
-    flags += _macros(defines + (("QSN_PRECISE", int(precise)),))
+    flags += _macros(defines, precise)
     digest = hashlib.sha256((text + " ".join(flags) + cxx).encode()).hexdigest()[:20]
     lib = _cache_dir() / f"{name}-{digest}.so"
     if not lib.exists():

@@ -17,12 +17,12 @@ import numpy as np
 
 from qsn.current import Current, as_current, require_steps
 from qsn.dynamics import SERIES_ANGLE, check_key, step_config, step_constants
-from qsn.errors import ConfigurationError, RecordingError
+from qsn.errors import ConfigurationError
 from qsn.params import NeuronParams
 from qsn.philox import seed_words
 from qsn.poisson_current import PoissonCurrent, check_dt
 from qsn.runtime import check_finite, progress_bar
-from qsn.simulate import SimulationResult, SpikeEvents, bound_a, chunk_length
+from qsn.simulate import SimulationResult, SpikeEvents, bound_a, check_event_capacity, chunk_length
 from qsn.state import MixedState, PureState, State, check_state, mode_of
 from qsn.kernels.runner import Runner
 
@@ -310,11 +310,7 @@ def simulate(
                 rasters.append(raster.reshape(length // every, every, -1).any(axis=1))
             if want_events:
                 n_events += out["n_events"]
-                if n_events > event_capacity:
-                    raise RecordingError(
-                        f"Spike events exceeded event_capacity={event_capacity} by step {t0 + done + length}: "
-                        f"raise event_capacity or record fewer steps per call"
-                    )
+                check_event_capacity(n_events, event_capacity, t0 + done + length)
                 st, ne = (runner.to_host(a).astype(np.int64) for a in out["events"])
                 order = np.lexsort((ne, st))  # the kernel appends in warp order; JAX's order is (step, neuron)
                 ev_steps.append(st[order])

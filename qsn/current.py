@@ -28,11 +28,6 @@ class Current(NamedTuple):
     low: float | None  # min I when known on the host (bounds the drive for the mixed-mode propagator plan)
     high: float | None  # max I when known on the host
 
-    @property
-    def max_abs(self) -> float | None:
-        """``max |I|`` when the range is known, else None."""
-        return None if self.low is None else max(abs(self.low), abs(self.high))
-
 
 def _raise_if_not_finite(arr: np.ndarray) -> None:
     bad = ~np.isfinite(arr)

@@ -2,9 +2,10 @@
 
 Every neuron receives ``k ~ Poisson(lam)`` input spikes per step, ``lam = sources * rate * dt``, and
 the current ``offset + weight * k``. The draw of neuron ``i`` at absolute step ``t`` is a pure
-function of ``(i, t, seed)`` (word ``t % 4`` of the Philox block of counter ``(i, t // 4, 0, 0)``): the JAX path evaluates it as a current function of the step index, and
-the fused CUDA kernel (``backend="cupy"``) draws the identical numbers inside the kernel, so both
-backends see the same input without a ``(T, n)`` array in memory.
+function of ``(i, t, seed)``: word ``t % 4`` of the Philox block of counter ``(i, t // 4, 0, 0)``.
+The JAX path evaluates it as a current function of the step index, and the fused CUDA kernel
+(``backend="cupy"``) draws the identical numbers inside the kernel, so both backends see the same
+input without a ``(T, n)`` array in memory.
 """
 
 from __future__ import annotations

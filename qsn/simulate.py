@@ -29,7 +29,8 @@ from qsn.runtime import check_finite, progress_bar
 from qsn.state import State, check_state, mode_of
 from qsn.surrogate import Surrogate, check_surrogate
 
-__all__ = ["simulate", "SimulationResult", "SpikeEvents", "RECORDABLE", "DEFAULT_UNROLL", "bound_a", "check_budget", "chunk_length"]
+__all__ = ["simulate", "SimulationResult", "SpikeEvents", "RECORDABLE", "DEFAULT_UNROLL", "bound_a", "check_budget", "check_event_capacity",
+           "chunk_length"]
 
 RECORDABLE = ("spikes", "events") + tuple(OBSERVABLES)
 BACKENDS = ("jax", "cupy")
@@ -332,6 +333,16 @@ def _record_bytes(names: tuple[str, ...], k: int, itemsize: int, spike_bytes: in
     return total
 
 
+def check_event_capacity(n_events: int, event_capacity: int, step: int) -> None:
+    """Raise :class:`RecordingError` once a run has produced more than ``event_capacity`` spike events
+    (by absolute ``step``): events are never dropped silently."""
+    if n_events > event_capacity:
+        raise RecordingError(
+            f"Spike events exceeded event_capacity={event_capacity} by step {step}: "
+            f"raise event_capacity or record fewer steps per call"
+        )
+
+
 def check_budget(
     names: tuple[str, ...],
     n: int,
@@ -395,7 +406,8 @@ def simulate(
         record_every: sample every ``k`` steps (after steps ``k-1, 2k-1, ...``); ``"spikes"`` then
             marks a spike anywhere in the period.
         backend: ``"jax"`` (default, XLA) or ``"cupy"`` (the fused CUDA population kernel, extra ``qsn[cuda]``:
-            float32, no quantum jumps or pure-mode T1/T2, records ``"spikes"``/``"events"``; see docs/kernels.md).
+            float32, records ``"spikes"``/``"events"``, random draws from Philox rather than ``jax.random``;
+            see docs/kernels.md).
         progress: show a tqdm progress bar on stderr.
         chunk_steps: steps per compiled chunk (default: what keeps device buffers under 128 MiB).
         event_capacity: most spike events kept; more raises :class:`RecordingError`.
@@ -522,11 +534,7 @@ def simulate(
         if want_events:
             steps_i, neurons_i = np.nonzero(np.asarray(spk))
             n_events += steps_i.size
-            if n_events > event_capacity:
-                raise RecordingError(
-                    f"Spike events exceeded event_capacity={event_capacity} by step {t0 + done + length}: "
-                    f"raise event_capacity or record fewer steps per call"
-                )
+            check_event_capacity(n_events, event_capacity, t0 + done + length)
             ev_steps.append(steps_i.astype(np.int64) + t0 + done)
             ev_neurons.append(neurons_i.astype(np.int64))
         done += length
