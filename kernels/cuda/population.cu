@@ -209,6 +209,13 @@ QSN_DEVICE bool qsn_step(qsn_neuron& nrn, const qsn_consts& c, const float input
     return spike;
 }
 
+// The Poisson input's word for one absolute step t: word t % 4 of the Philox block (neuron, t / 4, 0, 0)
+// (the main loop takes the block's 4 words in order instead; this serves steps off a block boundary).
+QSN_DEVICE unsigned qsn_poisson_word(const unsigned neuron, const unsigned t, const unsigned seed0, const unsigned seed1) {
+    const qsn_u32x4 b = qsn_philox(neuron, t >> 2, 0u, 0u, seed0, seed1);
+    return (t & 2u) ? ((t & 1u) ? b.w : b.z) : ((t & 1u) ? b.y : b.x);
+}
+
 // Poisson input: k input spikes by inversion of the CDF table (k = #{j : cdf[j] <= u}), then
 // offset + weight k. `word` is one 32-bit Philox output (qsn.PoissonCurrent draws the same).
 QSN_DEVICE float qsn_poisson_input(const unsigned word, const float* __restrict__ cdf, const int cdf_len,
@@ -293,9 +300,7 @@ QSN_KERNEL qsn_population(
         const float offset = QSN_PARAM(current, 9), w_in = QSN_PARAM(weight, 10);
         int s = 0;
         for (; s < steps && ((t0 + s) & 3) != 0; ++s) {
-            const unsigned t_abs = (unsigned)(t0 + s);
-            const qsn_u32x4 b = qsn_philox((unsigned)j, t_abs >> 2, 0u, 0u, seed0, seed1);
-            const unsigned word = (t_abs & 2u) ? ((t_abs & 1u) ? b.w : b.z) : ((t_abs & 1u) ? b.y : b.x);
+            const unsigned word = qsn_poisson_word((unsigned)j, (unsigned)(t0 + s), seed0, seed1);
             QSN_EMIT(s, qsn_step(nrn, c, qsn_poisson_input(word, cdf, cdf_len, offset, w_in), s));
         }
 #pragma unroll 1  // 4 steps per iteration (kernels/ptx.py divides the loop's cost by 4)
@@ -307,9 +312,7 @@ QSN_KERNEL qsn_population(
             QSN_EMIT(s + 3, qsn_step(nrn, c, qsn_poisson_input(b.w, cdf, cdf_len, offset, w_in), s + 3));
         }
         for (; s < steps; ++s) {
-            const unsigned t_abs = (unsigned)(t0 + s);
-            const qsn_u32x4 b = qsn_philox((unsigned)j, t_abs >> 2, 0u, 0u, seed0, seed1);
-            const unsigned word = (t_abs & 2u) ? ((t_abs & 1u) ? b.w : b.z) : ((t_abs & 1u) ? b.y : b.x);
+            const unsigned word = qsn_poisson_word((unsigned)j, (unsigned)(t0 + s), seed0, seed1);
             QSN_EMIT(s, qsn_step(nrn, c, qsn_poisson_input(word, cdf, cdf_len, offset, w_in), s));
         }
 #else
