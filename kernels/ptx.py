@@ -52,22 +52,20 @@ def compile_stats(name: str, defines: Defines, precise: bool, arch: str = "sm_90
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / f"{name}.cu"
         src.write_text(source(name))
-        out = {}
-        for kind, extra in (("cubin", ["-Xptxas", "-v"]), ("ptx", [])):
-            target = Path(tmp) / f"{name}.{kind}"
-            proc = subprocess.run([exe, f"-arch={arch}", f"-{kind}", *flags, *extra, str(src), "-o", str(target)],
-                                  capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise BackendUnavailableError(f"nvcc failed on kernel {name!r}:\n{proc.stderr[-4000:]}")
-            out[kind] = proc.stderr if kind == "cubin" else target.read_text()
-    log = out["cubin"]
+        # one build: the cubin gives ptxas's resource report, --keep leaves the PTX it was made from
+        proc = subprocess.run([exe, f"-arch={arch}", "-cubin", *flags, "-Xptxas", "-v", "--keep", "--keep-dir", tmp,
+                               str(src), "-o", str(Path(tmp) / f"{name}.cubin")], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BackendUnavailableError(f"nvcc failed on kernel {name!r}:\n{proc.stderr[-4000:]}")
+        ptx_text = (Path(tmp) / f"{name}.ptx").read_text()
+    log = proc.stderr
     number = lambda pattern: int(m.group(1)) if (m := re.search(pattern, log)) else 0  # noqa: E731
     return {
         "registers": number(r"Used (\d+) registers"),
         "spill_stores": number(r"(\d+) bytes spill stores"),
         "spill_loads": number(r"(\d+) bytes spill loads"),
         "stack": number(r"(\d+) bytes stack frame"),
-        "ptx": out["ptx"],
+        "ptx": ptx_text,
     }
 
 
