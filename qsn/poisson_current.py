@@ -15,7 +15,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
 
 from qsn.errors import ConfigurationError
 from qsn.philox import philox4x32, seed_words, uniform24
@@ -84,6 +83,8 @@ class PoissonCurrent:
         self.seed = seed_words(key)
         self.weight = np.asarray(weight, np.float32)
         self.offset = np.asarray(offset, np.float32)
+        from scipy import stats  # here, not at import: scipy.stats costs ~0.5 s and `import qsn` needs none of it
+
         k_max = int(stats.poisson.isf(_TAIL, lam)) + 1 if lam > 0 else 0
         self.cdf = stats.poisson.cdf(np.arange(k_max + 1), lam).astype(np.float32)[: max(k_max, 0)]
 
