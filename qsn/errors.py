@@ -14,6 +14,7 @@ __all__ = [
     "InvalidStateError",
     "NumericalInstabilityError",
     "RecordingError",
+    "MemoryBudgetError",
     "BackendUnavailableError",
 ]
 
@@ -40,6 +41,11 @@ class NumericalInstabilityError(QSNError, RuntimeError):
 
 class RecordingError(QSNError, RuntimeError):
     """A recording would not fit in memory, or a recorder's capacity was exceeded."""
+
+
+class MemoryBudgetError(QSNError, MemoryError):
+    """A state, buffer, connectivity or recording would not fit in memory; raised before allocating,
+    with the estimate and the largest size that fits."""
 
 
 class BackendUnavailableError(QSNError, ImportError):

@@ -6,6 +6,7 @@ Hamiltonian is in 1/ms). Every field is a scalar or an array broadcastable to th
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -18,7 +19,7 @@ from qsn.errors import ConfigurationError
 
 __all__ = ["NeuronParams", "FIELDS", "is_concrete"]
 
-FIELDS = ("v_rest", "v_th", "tau_m", "r_m", "t_ref", "delta", "t2", "t1", "jump_rate", "dt")
+FIELDS = ("v_rest", "v_th", "v_reset", "tau_m", "r_m", "t_ref", "delta", "t2", "t1", "jump_rate", "dt")
 _MAY_BE_INF = ("t2", "t1")
 
 
@@ -27,15 +28,17 @@ def is_concrete(x: Any) -> bool:
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
 
 
-def _as_param(x: Any) -> Any:
+def _as_param(x: Any, name: str = "field") -> Any:
     # Concrete values are kept as float64 NumPy arrays so that validation and derived constants are
     # computed once, exactly, on the host; tracers (params built inside jit/vmap) pass through.
     if isinstance(x, jax.core.Tracer):
         return x
+    if x is None or isinstance(x, (str, bytes)):
+        raise ConfigurationError(f"NeuronParams.{name} must be a real number or array, but is {x!r}")
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise ConfigurationError(f"NeuronParams field must be a real number or array, got {x!r}") from err
+        raise ConfigurationError(f"NeuronParams.{name} must be a real number or array, but is {x!r}") from err
     return arr
 
 
@@ -57,12 +60,14 @@ class NeuronParams(eqx.Module):
     Each field is a scalar or an array broadcastable to ``(n,)`` (per-neuron values).
 
     Args:
-        v_rest: resting and reset potential, mV.
+        v_rest: resting potential, mV: the leak's fixed point, and the origin of the qubit's drive ``a``.
         v_th: spike threshold, mV (``> v_rest``).
+        v_reset: reset potential after a spike and during refractoriness, mV (``< v_th``); ``None``
+            (default) means ``v_rest``.
         tau_m: membrane time constant, ms (``> 0``).
         r_m: membrane resistance; ``r_m * I`` is in mV.
         t_ref: absolute refractory period, ms (``>= 0``); ``ceil(t_ref/dt)`` steps including the
-            spike step are clamped to ``v_rest``.
+            spike step are clamped to ``v_reset``.
         delta: transverse field of ``H = a*sz + delta*sx``, 1/ms (hbar = 1, ``>= 0``).
         t2: coherence time, ms (``> 0``, may be ``inf``, ``t2 <= 2*t1``).
         t1: energy-relaxation time to |0>, ms (``> 0``, may be ``inf``).
@@ -77,16 +82,22 @@ class NeuronParams(eqx.Module):
         >>> p = NeuronParams(v_th=np.linspace(-56.0, -54.0, 1000))   # per-neuron thresholds
     """
 
-    v_rest: Any = eqx.field(default=-70.0, converter=_as_param)
-    v_th: Any = eqx.field(default=-55.0, converter=_as_param)
-    tau_m: Any = eqx.field(default=20.0, converter=_as_param)
-    r_m: Any = eqx.field(default=1.0, converter=_as_param)
-    t_ref: Any = eqx.field(default=2.0, converter=_as_param)
-    delta: Any = eqx.field(default=0.1, converter=_as_param)
-    t2: Any = eqx.field(default=math.inf, converter=_as_param)
-    t1: Any = eqx.field(default=math.inf, converter=_as_param)
-    jump_rate: Any = eqx.field(default=0.0, converter=_as_param)
-    dt: Any = eqx.field(default=0.1, converter=_as_param)
+    v_rest: Any = eqx.field(default=-70.0, converter=functools.partial(_as_param, name="v_rest"))
+    v_th: Any = eqx.field(default=-55.0, converter=functools.partial(_as_param, name="v_th"))
+    v_reset: Any = eqx.field(default=None, converter=lambda x: x)
+    tau_m: Any = eqx.field(default=20.0, converter=functools.partial(_as_param, name="tau_m"))
+    r_m: Any = eqx.field(default=1.0, converter=functools.partial(_as_param, name="r_m"))
+    t_ref: Any = eqx.field(default=2.0, converter=functools.partial(_as_param, name="t_ref"))
+    delta: Any = eqx.field(default=0.1, converter=functools.partial(_as_param, name="delta"))
+    t2: Any = eqx.field(default=math.inf, converter=functools.partial(_as_param, name="t2"))
+    t1: Any = eqx.field(default=math.inf, converter=functools.partial(_as_param, name="t1"))
+    jump_rate: Any = eqx.field(default=0.0, converter=functools.partial(_as_param, name="jump_rate"))
+    dt: Any = eqx.field(default=0.1, converter=functools.partial(_as_param, name="dt"))
+
+    def __post_init__(self) -> None:
+        # v_reset=None means v_rest (DESIGN §1); resolved here so that every reader sees a number.
+        reset = self.v_rest if self.v_reset is None else self.v_reset
+        object.__setattr__(self, "v_reset", _as_param(reset, "v_reset"))
 
     def __check_init__(self) -> None:
         if not is_concrete(self):
@@ -106,6 +117,8 @@ class NeuronParams(eqx.Module):
         _where_bad("dt", np.broadcast_to(v["dt"], v["tau_m"].shape), v["dt"] > v["tau_m"], "<= tau_m")
         gap = v["v_th"] - v["v_rest"]
         _where_bad("v_th", np.broadcast_to(v["v_th"], gap.shape), gap <= 0, "> v_rest")
+        over_th = v["v_reset"] - v["v_th"]
+        _where_bad("v_reset", np.broadcast_to(v["v_reset"], over_th.shape), over_th >= 0, "< v_th")
         _where_bad("t_ref", v["t_ref"], v["t_ref"] < 0, ">= 0")
         _where_bad("delta", v["delta"], v["delta"] < 0, ">= 0")
         _where_bad("t2", v["t2"], v["t2"] <= 0, "> 0")
