@@ -290,7 +290,7 @@ def _advance(c: _Constants, state: ClusterState, current: jax.Array, method: str
     else:
         psi = _evolve_trotter(c, state.psi, a, substeps)
     spikes = ~is_ref & (v >= lif.v_th)
-    v = jnp.where(spikes, lif.v_rest, v)
+    v = jnp.where(spikes, lif.v_reset, v)
     ref = start_refractory(lif, ref, spikes)
     psi = _reset(psi, spikes)
     return ClusterState(v=v, refractory=ref, psi=psi, t=state.t + 1), spikes

@@ -3,13 +3,13 @@
 The step, for every neuron, in this order:
 
 1. refractory bookkeeping (``n_ref = ceil(t_ref/dt)`` steps, the spike step included);
-2. membrane: ``V = v_rest`` while refractory, else the exact solution for constant ``I`` over ``dt``;
+2. membrane: ``V = v_reset`` while refractory, else the exact solution for constant ``I`` over ``dt``;
 3. qubit: evolve under ``H = a sz + delta sx``, ``a = (V - v_rest)/(v_th - v_rest)``, exactly over
    ``dt`` (closed-form unitary in pure mode; exact Lindblad propagator in mixed mode; pure mode with
    finite ``t1``/``t2`` unravels the Lindblad terms with a random phase kick and relaxation jumps);
 4. quantum-jump spiking (``jump_rate > 0``, not while refractory);
 5. threshold ``V >= v_th`` (not while refractory);
-6. spike: ``V = v_rest``, qubit reset to |0>, refractory.
+6. spike: ``V = v_reset``, qubit reset to |0>, refractory.
 
 Randomness: the key of step ``t`` is ``fold_in(key, t)`` with ``t = state.t``, so a run split in two
 gives exactly the same draws as one run.
@@ -55,6 +55,7 @@ class StepConstants(NamedTuple):
 
     v_rest: jax.Array  # mV
     v_th: jax.Array  # mV
+    v_reset: jax.Array  # mV, after a spike and while refractory
     decay: jax.Array  # exp(-dt/tau_m)
     gain: jax.Array  # r_m * (1 - exp(-dt/tau_m)), mV per unit current
     inv_range: jax.Array  # 1/(v_th - v_rest), 1/mV
@@ -96,6 +97,7 @@ def step_constants(params: NeuronParams, dtype: Any) -> StepConstants:
     return StepConstants(
         v_rest=c(p.v_rest),
         v_th=c(p.v_th),
+        v_reset=c(p.v_reset),
         decay=c(decay),
         gain=c(-p.r_m * xp.expm1(-p.dt / p.tau_m)),
         inv_range=c(1.0 / (p.v_th - p.v_rest)),
@@ -233,7 +235,7 @@ def membrane(
     is_ref = refractory > 0
     ref = jnp.where(is_ref, refractory - 1, refractory)
     v = c.v_rest + (v - c.v_rest) * c.decay + c.gain * current
-    return jnp.where(is_ref, c.v_rest, v), is_ref, ref
+    return jnp.where(is_ref, c.v_reset, v), is_ref, ref
 
 
 def start_refractory(c: StepConstants, ref: jax.Array, spikes: jax.Array) -> jax.Array:
@@ -282,7 +284,7 @@ def advance(
             x = jnp.where(c.jump_prob > 0, p1 - u / jnp.where(c.jump_prob > 0, c.jump_prob, 1.0), -1.0)
             jump_soft = _float_spike(sg, jumped, x, is_ref)
             soft = soft + jump_soft - soft * jump_soft
-    (v,) = _reset((v,), spikes, (c.v_rest,), soft, sg)
+    (v,) = _reset((v,), spikes, (c.v_reset,), soft, sg)
     ref = start_refractory(c, ref, spikes)
     t = state.t + 1
     out = spikes if sg is None else soft
