@@ -406,11 +406,14 @@ CSV_COLUMNS: dict[str, _Col] = {
 
 
 def _read_table(path) -> tuple[list[str], list[list[str]], np.ndarray]:
-    """Header (stripped), data rows (blank lines skipped) and each row's 1-based line in the file."""
+    """Header (stripped), data rows (blank lines skipped) and each row's 1-based line in the file.
+
+    Read as UTF-8; a leading byte-order mark (Excel's "CSV UTF-8") is dropped, not read into the first name.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigurationError(f"Argument `path` must be an existing file, but {str(path)!r} is not")
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = [h.strip() for h in next(reader, [])]
         if not header or not any(header):
@@ -583,7 +586,7 @@ def to_csv(workload: Workload, path) -> Path:
         deps[b].append(str(a))
     cols.append([";".join(d) for d in deps])
     path = Path(path)
-    with path.open("w", newline="") as f:
+    with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(names + ["deps"])
         writer.writerows(zip(*cols))

@@ -94,6 +94,21 @@ def test_csv_map_renames_a_column(csv_workload, tmp_path, capsys):
     assert "arrived_at" in capsys.readouterr().err
 
 
+def test_csv_saved_by_excel_with_a_bom(csv_workload, tmp_path, capsys):
+    # Excel's "CSV UTF-8" starts with a byte-order mark and ends lines with CRLF: the same result as the plain file
+    _, path = csv_workload
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+    assert excel.read_bytes()[:11] == b"\xef\xbb\xbfarrival,"
+    args = ["--workers", "3", "--policy", "fifo", "--json", "--no-faults"]
+    assert main(["schedule", "--workload", str(path), *args]) == 0
+    ours = _strict_json(capsys.readouterr().out)
+    code = main(["schedule", "--workload", str(excel), *args])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    _same_metrics(_strict_json(captured.out), {k: v for k, v in ours.items() if k not in ("workload", "plan_s")})
+
+
 def test_unknown_column_exits_1(tmp_path, capsys):
     path = tmp_path / "t.csv"
     path.write_text("arrival,work,colour\n0,1,red\n1,2,blue\n")

@@ -303,6 +303,25 @@ def test_load_csv_optional_defaults(tmp_path):
     np.testing.assert_array_equal(wl.priority, [0, -3, 1])
 
 
+def test_load_csv_reads_excel_utf8_with_bom(tmp_path):
+    # Excel's "CSV UTF-8": a byte-order mark before the first column name, CRLF line ends, UTF-8 names
+    body = "arrival,work,deps,durée\r\n1.5,2,,x\r\n0.5,3,0,y\r\n"
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
+    assert excel.read_bytes()[:3] == b"\xef\xbb\xbf"
+    wl = W.load_csv(excel, ignore_unknown=True)
+    np.testing.assert_array_equal(wl.arrival, [0.5, 1.5])
+    np.testing.assert_array_equal(wl.work, [3.0, 2.0])
+    assert edge_set(wl) == {(1, 0)}  # file row 1 (task 0) waits for file row 0 (task 1)
+    # the first column can be mapped by its visible name, and other errors name columns without the mark
+    mapped = tmp_path / "mapped.csv"
+    mapped.write_bytes(b"\xef\xbb\xbf" + body.replace("arrival", "t", 1).encode("utf-8"))
+    np.testing.assert_array_equal(W.load_csv(mapped, columns={"t": "arrival"}, ignore_unknown=True).arrival,
+                                  [0.5, 1.5])
+    with pytest.raises(ConfigurationError, match=r"unknown column\(s\) \['durée'\]"):
+        W.load_csv(excel)
+
+
 # --- real traces (skipped when the shared copies are absent) ----------------------------------------------
 def trace(name: str) -> Path:
     p = W.shared_trace(name)
