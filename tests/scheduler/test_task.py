@@ -1,9 +1,15 @@
-"""Workload and Cluster subsets keep every per-item column and the pairwise data that belongs to them."""
+"""qsn.scheduler.task: subsets keep every per-item column and the pairwise data that belongs to them;
+``topological_order`` equals the lexicographically smallest order that respects the edges (brute force over
+all permutations, n <= 7), respects the edges on larger DAGs, and a cycle is rejected."""
 
 from __future__ import annotations
 
-import numpy as np
+import itertools
 
+import numpy as np
+import pytest
+
+from qsn.errors import InvalidInputError
 from qsn.scheduler.task import Cluster, Worker, Workload
 
 
@@ -28,36 +34,54 @@ def test_cluster_subset_keeps_columns_and_the_fidelity_block():
     assert cl.subset([1]).fidelity.shape == (1, 1) and cl.replace(fidelity=None).subset([1]).fidelity is None
 
 
-def _kahn_smallest_first(n: int, edges: np.ndarray) -> list[int]:
-    import heapq
-
-    indeg = [0] * n
-    children: list[list[int]] = [[] for _ in range(n)]
+def _smallest_topological_order(n: int, edges: np.ndarray) -> list[int]:
+    """Brute force: the lexicographically smallest permutation in which every edge (a, b) has a before b."""
+    perms = np.array(list(itertools.permutations(range(n))), np.int64).reshape(-1, n)  # lexicographic
+    pos = np.argsort(perms, axis=1)  # pos[k, t]: position of task t in permutation k
+    ok = np.ones(len(perms), bool)
     for a, b in edges.tolist():
-        indeg[b] += 1
-        children[a].append(b)
-    ready = [i for i in range(n) if indeg[i] == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        i = heapq.heappop(ready)
-        order.append(i)
-        for c in children[i]:
-            indeg[c] -= 1
-            if indeg[c] == 0:
-                heapq.heappush(ready, c)
-    return order
+        ok &= pos[:, a] < pos[:, b]
+    return perms[np.argmax(ok)].tolist() if ok.any() else []
 
 
-def test_topological_order_equals_kahn_smallest_first_forward_and_not():
+def _assert_topological(order: np.ndarray, n: int, edges: np.ndarray) -> None:
+    assert sorted(order.tolist()) == list(range(n))  # a permutation of the tasks
+    pos = np.empty(n, np.int64)
+    pos[order] = np.arange(n)
+    for a, b in edges.tolist():
+        assert pos[a] < pos[b], (a, b)
+
+
+def test_topological_order_is_the_smallest_one_forward_and_not():
+    # "arrival order breaks ties": among the orders that respect the edges, the one that takes the earliest
+    # arrival (lowest index) first at every step, i.e. the lexicographically smallest one (brute force, n <= 7)
     rng = np.random.default_rng(0)
+    backwards = 0
     for _ in range(100):
-        n = int(rng.integers(1, 25))
-        a, b = rng.integers(0, n, (2, int(rng.integers(0, 30))))
+        n = int(rng.integers(1, 8))
+        a, b = rng.integers(0, n, (2, int(rng.integers(0, 10))))
         keep = a != b
         forward = np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)[keep]  # index order is topological
         wl = Workload.from_arrays(arrival=np.zeros(n), edges=forward)
-        assert wl.topological_order().tolist() == _kahn_smallest_first(n, wl.edges)
+        assert wl.topological_order().tolist() == _smallest_topological_order(n, wl.edges)
         # the same DAG relabelled by a random arrival order: edges may now point backwards
         wl2 = Workload.from_arrays(arrival=rng.permutation(n).astype(float), edges=forward)
-        assert wl2.topological_order().tolist() == _kahn_smallest_first(n, wl2.edges)
+        backwards += int((wl2.edges[:, 0] > wl2.edges[:, 1]).any()) if wl2.edges.size else 0
+        assert wl2.topological_order().tolist() == _smallest_topological_order(n, wl2.edges)
+    assert backwards > 20  # the general path (not only the all-forward shortcut) was exercised
+
+
+def test_topological_order_respects_edges_on_larger_dags():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        n = int(rng.integers(10, 60))
+        a, b = rng.integers(0, n, (2, 3 * n))
+        keep = a != b
+        forward = np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)[keep]
+        wl = Workload.from_arrays(arrival=rng.permutation(n).astype(float), edges=forward)
+        _assert_topological(wl.topological_order(), n, wl.edges)
+
+
+def test_a_cycle_is_rejected_at_construction():
+    with pytest.raises(InvalidInputError, match="cycle"):
+        Workload.from_arrays(arrival=np.zeros(3), edges=[(0, 1), (1, 2), (2, 0)])
