@@ -378,20 +378,64 @@ def test_annealing_plan_child_with_two_quantum_parents(float32_jax):
 
 
 # --- JAX settings of the test suite (see the module docstring) -----------------------------------------------
+# Regressions of two planner bugs (a rank-promotion error, and an int64 draw in an int32 scan carry under x64):
+# under tests/conftest.py's settings (x64 on, strict dtype promotion, rank promotion raises), with nothing
+# relaxed here, the planner runs *and* gives the answer of the float64 references above.
 def test_assignment_energy_under_suite_settings():
-    assignment_energy(np.array([0, 1, 0]), np.ones((3, 2)), np.zeros(2), np.ones(2), np.ones(2))
+    p, eligible, slots, omega, backlog = _tiny(7, 3, 2)
+    assign = _assignments(np.ones_like(eligible))  # all 8 assignments, (8, 3)
+    ref = _energy_ref(assign, p, backlog, slots, omega, 0.4, 1.3)
+    assert np.ptp(ref) > 0.1  # the assignments differ, so a constant or misindexed energy fails
+    got = assignment_energy(assign, p, backlog, slots, omega, cost=0.4, balance=1.3)
+    assert got.shape == (8,) and got.dtype == np.float64
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-12)
+    # leading batch dimensions (..., K) -> (...)
+    both = np.asarray(assignment_energy(np.stack([assign, assign[::-1]]), p, backlog, slots, omega, cost=0.4,
+                                        balance=1.3))
+    np.testing.assert_allclose(both, np.stack([ref, ref[::-1]]), rtol=1e-12)
 
 
 def test_anneal_assignment_under_suite_settings():
-    with jax.numpy_dtype_promotion("standard"):
-        anneal_assignment(np.zeros(3), np.ones((3, 2)), np.ones((3, 2), bool), np.ones(2), np.ones(2),
-                          np.zeros(3, np.int64), jax.random.key(0), PlannerConfig(iterations=4))
+    # a batch of 6 tasks on 2 workers (one pair ineligible) from the worst start: the brute-force minimum
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.5, 5.0, (6, 2))
+    eligible = np.ones((6, 2), bool)
+    eligible[0, 1] = False
+    slots, omega = np.array([1, 2]), np.array([0.7, 1.3])
+    ps = p / _scale(p, eligible)
+    config = PlannerConfig(iterations=128, replicas=4, fraction=0.3)
+    assign = _assignments(eligible)
+    energies = _energy_ref(assign, ps, 0.0, slots, omega, config.cost, config.balance)
+    init = assign[np.argmax(energies)]
+    out = anneal_assignment(np.zeros(6), p, eligible, slots, omega, init, jax.random.key(0), config)
+    assert out.assign.dtype == np.int64 and eligible[np.arange(6), out.assign].all()
+    assert energies.max() > 1.5 * energies.min()  # work to do
+    e_got = _energy_ref(out.assign, ps, 0.0, slots, omega, config.cost, config.balance)[0]
+    assert e_got == pytest.approx(energies.min(), rel=1e-9)
+    assert out.energy.shape == (1,) and out.energy[0] == pytest.approx(e_got, rel=1e-5)
 
 
-def test_anneal_assignment_with_x64(rank_allow):
-    with jax.numpy_dtype_promotion("standard"):
-        anneal_assignment(np.zeros(3), np.ones((3, 2)), np.ones((3, 2), bool), np.ones(2), np.ones(2),
-                          np.zeros(3, np.int64), jax.random.key(0), PlannerConfig(iterations=4))
+def test_anneal_assignment_windows_under_suite_settings():
+    # 10 tasks in windows of 4 (the last one padded): each window's energy recomputed in float64, never above
+    # its start, and every window improves on a start that puts every task on its slowest worker
+    rng = np.random.default_rng(4)
+    n, w = 10, 3
+    p = rng.uniform(0.5, 5.0, (n, w))
+    eligible = np.ones((n, w), bool)
+    slots, omega = np.array([1, 1, 2]), np.array([0.5, 1.0, 1.5])
+    init = np.argmax(p, axis=1)
+    arrival = np.sort(rng.uniform(0.0, 20.0, n))
+    config = PlannerConfig(window=4, iterations=64, replicas=2, fraction=0.3)
+    out = anneal_assignment(arrival, p, eligible, slots, omega, init, jax.random.key(1), config)
+    assert out.window == 4 and out.assign.shape == (n,) and out.energy.shape == (3,)
+    ps = p / _scale(p, eligible)
+    for i, lo in enumerate(range(0, n, 4)):
+        win = slice(lo, min(lo + 4, n))
+        e_new = _energy_ref(out.assign[win], ps[win], 0.0, slots, omega, config.cost, config.balance)[0]
+        e_old = _energy_ref(init[win], ps[win], 0.0, slots, omega, config.cost, config.balance)[0]
+        assert e_new < e_old
+        assert out.energy[i] == pytest.approx(e_new, rel=1e-5)
+        assert out.initial_energy[i] == pytest.approx(e_old, rel=1e-5)
 
 
 def test_balance_weights():
