@@ -85,12 +85,8 @@ def test_list_policies_with_edges_against_arrival_order(name, standard_promotion
     predicted = durations(wl, cl)
     ls = list_schedule(wl, cl, predicted)
     assert np.isfinite(ls.finish).all()
+    assert ls.start[0] >= ls.finish[2] and ls.worker[0] != 0  # after its parent, on a worker it fits
     check_plan(wl, cl, POLICIES[name](wl, cl, predicted))
-
-
-def test_list_schedule_under_test_suite_jax_settings():
-    wl, cl = _instance(0, 10, 2, dag=False)
-    list_schedule(wl, cl, durations(wl, cl))
 
 
 # --- list scheduling against a plain reference ---------------------------------------------------------------
@@ -160,6 +156,22 @@ def test_list_schedule_matches_reference_in_a_given_order(seed, n, w, standard_p
                             wl.edges.tolist(), order, "eft")
     np.testing.assert_array_equal(ls.worker, ref[0])
     np.testing.assert_array_equal(ls.finish, ref[2])
+
+
+@pytest.mark.parametrize("rule", ["eft", "least_loaded"])
+def test_list_schedule_under_test_suite_jax_settings(rule):
+    # real-valued times from ``durations`` (speeds, memory-ineligible pairs, slots, a DAG) under the suite's
+    # strict settings; the scan runs in float32, the reference in float64
+    wl, cl = _instance(0, 40, 3, dag=True)
+    assert wl.edges.size and (cl.slots > 1).any() and not cl.eligible(wl).all()
+    p = durations(wl, cl)
+    eligible = wl.memory[:, None] <= cl.memory[None, :]
+    ls = list_schedule(wl, cl, p, rule=rule)
+    ref = _greedy_reference(wl.arrival.tolist(), p.tolist(), eligible.tolist(), cl.slots.tolist(),
+                            wl.edges.tolist(), list(range(wl.n)), rule)
+    np.testing.assert_array_equal(ls.worker, ref[0])
+    np.testing.assert_allclose(ls.start, ref[1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ls.finish, ref[2], rtol=1e-5, atol=1e-5)
 
 
 def test_least_loaded_and_eft_differ_only_in_the_rule(standard_promotion):
