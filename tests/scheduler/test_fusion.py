@@ -9,7 +9,9 @@
 * errors: no sources, row mismatch, alpha outside (0, 1];
 * ``fusion_policy``: a plan that ``check_plan`` accepts for planner in anneal / eft / online / auto; "auto"
   anneals a batch (all arrivals at 0: the same plan as planner="anneal") and dispatches a stream online
-  (every worker −1); every source switched off, or an unknown planner, raises.
+  (every worker −1); with exact estimates (estimate = work) the weights go to the naive source and the
+  fused prediction and the online queue order are the true sizes; every source switched off, or an unknown
+  planner, raises.
 
 JAX settings: ``tests/conftest.py`` turns on x64 with strict dtype promotion and rank-promotion errors,
 under which ``list_schedule`` and the annealer currently fail (documented in ``test_policies.py`` and
@@ -188,11 +190,22 @@ def test_auto_anneals_a_batch(batch_instance, relaxed_jax):
 
 
 def test_fusion_policy_with_exact_estimates(relaxed_jax):
+    # the user's estimate is the true work: the naive source is perfect, so fusion must follow it
     wl, cl = workloads.batch(600, 4, seed=0)
     wl = wl.replace(estimate=wl.work.copy())
     plan, res = fusion_policy(wl, cl)
-    assert np.all(np.isfinite(res.fused))
     check_plan(wl, cl, plan)
+    assert res.names[0] == "naive"
+    np.testing.assert_allclose(res.predictions[:, 0], np.log(wl.work), rtol=1e-12)
+    assert np.all(res.weights[-300:, 0] > 0.999)
+    y = np.log(wl.work)
+    np.testing.assert_allclose(res.fused[-300:], y[-300:], atol=1e-3)
+    # a reference: the learned sources alone (no estimate) predict much worse than fusion does here
+    learned = np.stack([res.predictions[-300:, 1], res.predictions[-300:, 2]])
+    assert np.mean((res.fused[-300:] - y[-300:]) ** 2) < 1e-2 * np.mean((learned - y[-300:]) ** 2, axis=1).min()
+    # a stream, so "auto" dispatches online, shortest fused prediction first: the true sizes' order
+    assert np.all(plan.worker == -1)
+    np.testing.assert_allclose(plan.priority[-300:], wl.work[-300:], rtol=1e-2)
 
 
 def test_every_source_off_raises(stream):
