@@ -4,23 +4,45 @@ Subcommands: ``demo`` (the embedded default population, a summary table and a PN
 (a population from command-line parameters; ``--json`` for machine-readable output), ``network`` (a
 reference network of ``qsn.networks.models``: rates and ISI CV per population), ``schedule`` (plan and
 simulate a workload: :mod:`qsn.scheduler.cli`), ``train`` (a QSN classifier on a dataset:
-:mod:`qsn.learning.cli`), ``info`` (versions and devices). Progress goes to stderr; exit codes: 0 ok, 2 bad arguments, 1 a qsn error.
+:mod:`qsn.learning.cli`), ``info`` (versions and devices).
+
+Progress goes to stderr (a bar, and one line per slow phase: network build, first compile), stdout
+holds only the result; ``--json`` keeps stdout machine-readable and the phase lines quiet. Exit codes:
+0 ok, 2 bad arguments (argparse, one line), 1 a qsn error (any :class:`qsn.errors.QSNError`, out of
+memory, a missing optional extra), each as one ``qsn: error: ...`` line on stderr.
+
+Compiled code is kept between processes in JAX's persistent compilation cache (see
+:mod:`qsn.compile_cache`; ``QSN_COMPILE_CACHE=0`` turns it off), so the second run of a command skips
+most of its compile time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from typing import Sequence
 
 __all__ = ["main", "build_parser"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``qsn demo: error: ... (see 'qsn demo --help')``), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _positive_int(text: str) -> int:
-    value = int(float(text))  # accepts 1e5
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    try:
+        number = float(text)  # accepts 1e5
+        value = int(number)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value != number or value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
     return value
 
 
@@ -43,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     from qsn.demo import DemoConfig
 
     defaults = DemoConfig()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="qsn",
         description=(
             "qsn simulates populations of quantum spiking neurons: leaky integrate-and-fire membranes whose "
@@ -94,13 +116,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_duration(duration: float, dt: float) -> None:
+    """``--duration`` must be a finite time covering at least one step of ``dt`` ms."""
+    from qsn.errors import ConfigurationError
+
+    if not math.isfinite(duration) or round(duration / dt) < 1:
+        raise ConfigurationError(
+            f"Argument `--duration` must be a finite time in ms of at least one step (dt = {dt:g} ms), but is {duration:g}"
+        )
+
+
+def _check_out(path: str) -> None:
+    """``--out`` must name a file matplotlib can write, in an existing, writable directory."""
+    from pathlib import Path
+
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from qsn.errors import ConfigurationError
+
+    out = Path(path)
+    folder = out.parent
+    if out.is_dir():
+        raise ConfigurationError(f"Argument `--out` must be a file path, but {path!r} is a directory")
+    if not folder.is_dir():
+        raise ConfigurationError(f"Argument `--out` must be in an existing directory, but {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ConfigurationError(f"Argument `--out` must be a writable path, but {path!r} is not writable")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.suffix and out.suffix[1:].lower() not in formats:
+        raise ConfigurationError(
+            f"Argument `--out` must end in one of {', '.join('.' + f for f in sorted(formats))}, but is {path!r}"
+        )
+
+
 def _network(args: argparse.Namespace) -> int:
     import time
 
     import jax
     import numpy as np
 
-    from qsn.networks import models
+    from qsn.compile_cache import phase
+    from qsn.networks import NeuronGroup, models
 
     common = dict(delta=args.delta, mode=args.mode)
     sized = {} if args.neurons is None else {"n": args.neurons}
@@ -111,10 +167,26 @@ def _network(args: argparse.Namespace) -> int:
         net = models.microcircuit(args.scale, **common)
     else:
         net = getattr(models, args.model)(**sized, **common)
+    dt = net.dt
+    _check_duration(args.duration, dt)
+    steps = int(round(args.duration / dt))
+    show = not (args.no_progress or args.json)
+    neurons = sum(grp.n for grp in net.groups.values() if isinstance(grp, NeuronGroup))
     t0 = time.perf_counter()
-    net.build(jax.random.key(args.seed))
+    with phase(f"building {args.model}: {neurons:,} neurons", enabled=show) as line:
+        net.build(jax.random.key(args.seed))
+        line.note = f"{sum(net.synapse_count.values()):,} synapses"
     built = time.perf_counter()
-    net.run(args.duration, progress=not args.no_progress)
+    # The first chunk runs on its own so the compile shows as a line of its own; the rest reuses that
+    # compiled chunk (same length). The chunk is the one Network.run picks with a progress bar: ~1/100 of
+    # the run, bounded by 128 MiB of records (these models record spikes only, 1 byte a neuron a step).
+    per_step = max(1, sum(mon.n for mon in net.monitors.values()))
+    chunk = max(1, min(math.ceil(steps / 100), (128 * 2**20) // per_step))
+    first = min(chunk, steps)
+    with phase(f"compiling and running the first {first:,} of {steps:,} steps", enabled=show, compiles=True):
+        net.run(first * dt, chunk_steps=chunk)
+    if steps > first:
+        net.run((steps - first) * dt, chunk_steps=chunk, progress=not args.no_progress)
     ran = time.perf_counter()
     populations = {}
     for name, mon in net.monitors.items():
@@ -145,16 +217,22 @@ def _network(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from qsn.compile_cache import phase
     from qsn.demo import DemoConfig, plot_demo, run_demo, summary_table
+    from qsn.params import NeuronParams
     from qsn.runtime import json_safe
 
+    _check_duration(args.duration, float(NeuronParams().dt))
+    if args.command == "demo":
+        _check_out(args.out)
     cfg = DemoConfig(
         neurons=args.neurons, duration_ms=args.duration, mode=args.mode, delta=args.delta, t2=args.t2, t1=args.t1,
         i_min=args.i_min, i_max=args.i_max, seed=args.seed,
     )
-    result, summary = run_demo(cfg, progress=not args.no_progress)
+    result, summary = run_demo(cfg, progress=not args.no_progress, phases=not (args.no_progress or args.json))
     if args.command == "demo":
-        plot_demo(result, cfg, args.out)
+        with phase(f"writing {args.out}", enabled=not (args.no_progress or args.json)):
+            plot_demo(result, cfg, args.out)
         summary["figure"] = args.out
     if args.json:
         print(json.dumps(json_safe(summary), indent=2))
@@ -181,6 +259,11 @@ def _info() -> int:
     return 0
 
 
+def _out_of_memory(err: BaseException) -> bool:
+    """A MemoryError (qsn's MemoryBudgetError preflight, NumPy) or XLA's RESOURCE_EXHAUSTED."""
+    return isinstance(err, MemoryError) or (isinstance(err, RuntimeError) and str(err).startswith("RESOURCE_EXHAUSTED"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``qsn``; returns the process exit code."""
     from qsn.errors import QSNError
@@ -190,6 +273,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "info":
             return _info()
+        from qsn import compile_cache
+
+        try:
+            compile_cache.enable()
+        except OSError as err:  # e.g. a read-only home: run without the cache rather than not at all
+            print(f"qsn: warning: compile cache off ({err})", file=sys.stderr)
         if args.command == "network":
             return _network(args)
         if args.command == "schedule":
@@ -201,11 +290,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return train(args)
         return _run(args)
-    except QSNError as err:
+    except QSNError as err:  # before the MemoryError test: MemoryBudgetError is both, and says what fits
         print(f"qsn: error: {err}", file=sys.stderr)
         return 1
     except ImportError as err:  # an optional extra is missing (e.g. scikit-learn for `qsn train`): say which
         print(f"qsn: error: {err}", file=sys.stderr)
+        return 1
+    except (MemoryError, RuntimeError) as err:
+        if not _out_of_memory(err):
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"qsn: error: out of memory: {first}", file=sys.stderr)
         return 1
 
 

@@ -11,10 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qsn.compile_cache import phase
 from qsn.observables import coherence, entropy, p_excited
-from qsn.dynamics import step_config
 from qsn.params import NeuronParams
-from qsn.simulate import SimulationResult, default_unroll, simulate
+from qsn.jax_backend import default_unroll
+from qsn.result import SimulationResult
+from qsn.simulate import simulate
+from qsn.stepper import Stepper
 from qsn.state import init_state
 
 __all__ = ["DemoConfig", "run_demo", "plot_demo", "summary_table"]
@@ -40,8 +43,12 @@ def _currents(cfg: DemoConfig) -> np.ndarray:
     return np.linspace(cfg.i_min, cfg.i_max, cfg.neurons)
 
 
-def run_demo(cfg: DemoConfig, progress: bool = True) -> tuple[SimulationResult, dict[str, Any]]:
-    """Run the demo population; return the result and a summary dict (rates, observables, throughput)."""
+def run_demo(cfg: DemoConfig, progress: bool = True, phases: bool = False) -> tuple[SimulationResult, dict[str, Any]]:
+    """Run the demo population; return the result and a summary dict (rates, observables, throughput).
+
+    ``progress`` shows a bar during the timed run; ``phases`` writes one stderr line for the compile
+    (the untimed one-chunk warm-up), saying whether it came from the persistent compile cache.
+    """
     params = NeuronParams(delta=cfg.delta, t2=cfg.t2, t1=cfg.t1)
     state = init_state(params, cfg.neurons, mode=cfg.mode)
     current = jnp.asarray(_currents(cfg), jnp.float32)
@@ -52,10 +59,11 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> tuple[SimulationResult, 
     # Fix the chunk (~100 per run, for the progress bar) and the unroll the full run would pick, so that
     # a one-chunk warm-up compiles exactly the function the timed run uses.
     chunk = max(1, steps // 100)
-    unroll = default_unroll(jax.devices()[0].platform, step_config(params, cfg.mode, jnp.float32), cfg.neurons, steps)
+    unroll = default_unroll(jax.devices()[0].platform, Stepper.build(params, cfg.mode, jnp.float32), cfg.neurons, steps)
     run = functools.partial(simulate, params, state, current, key=key, record=("spikes", "v", "p1", "coherence"),
                             neurons=watched, chunk_steps=chunk, unroll=unroll)
-    run(steps=chunk)
+    with phase(f"compiling and running a first chunk of {chunk:,} steps", enabled=phases, compiles=True):
+        jax.block_until_ready(run(steps=chunk).state)
     start = time.perf_counter()
     result = run(steps=steps, progress=progress)
     jax.block_until_ready(result.state)

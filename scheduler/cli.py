@@ -49,11 +49,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--no-faults", action="store_true", help="do not inject worker failures")
     p.add_argument("--seed", type=int, default=0, help="seed of the scenario, planner and faults (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr (also off with --json)")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``qsn schedule``; returns the exit code."""
+    from qsn.compile_cache import phase
     from qsn.errors import ConfigurationError
     from qsn.runtime import json_safe
     from qsn.scheduler import workloads
@@ -76,8 +78,13 @@ def run(args: argparse.Namespace) -> int:
             mapping[theirs] = ours
         wl = workloads.load_csv(args.workload, columns=mapping or None)
         cl = Cluster.uniform(args.workers, speed=args.speed, slots=args.slots)
-    m = run_policy(wl, cl, args.policy, seed=args.seed, slo=SLO(latency=args.slo_latency, ttft=args.slo_ttft),
-                   faults=not args.no_faults)
+    # The planners jit-compile on their first call in a process (the persistent compile cache keeps
+    # those compiles for the next process); the line says how long planning and simulating took.
+    label = (f"planning and simulating {wl.n:,} task{'s' * (wl.n != 1)} on {cl.n} worker{'s' * (cl.n != 1)} "
+             f"with {args.policy}")
+    with phase(label, enabled=not (args.json or args.no_progress), compiles=True):
+        m = run_policy(wl, cl, args.policy, seed=args.seed, slo=SLO(latency=args.slo_latency, ttft=args.slo_ttft),
+                       faults=not args.no_faults)
     m = {"policy": args.policy, "workload": args.workload or args.scenario, "workers": cl.n, **m}
     if args.json:
         print(json.dumps(json_safe(m), indent=2))

@@ -5,7 +5,11 @@
 * a CSV round trip: ``workloads.to_csv`` → ``--workload`` with ``--no-faults`` gives the metrics of ``run`` on
   ``workloads.load_csv(path)`` and ``Cluster.uniform(3)``; ``--map`` renames a column to the same result;
 * errors: an unknown CSV column → exit 1 naming it on stderr; a bad cell → exit 1 naming the line; a
-  malformed ``--map`` → exit 1; ``--workers 0`` → exit 1; an unknown policy → argparse's SystemExit 2.
+  malformed ``--map`` → exit 1; ``--workers 0`` → exit 1; an unknown policy → argparse's SystemExit 2;
+* progress: one "planning and simulating ..." line on stderr, none under ``--json`` or ``--no-progress``.
+
+``main`` runs with ``QSN_COMPILE_CACHE=0`` here (autouse fixture): the suite's process keeps JAX's default
+cache settings and writes nothing under ``~/.cache``.
 
 JAX settings: ``tests/conftest.py`` turns on x64 with strict dtype promotion, under which ``list_schedule``
 currently fails (documented in ``test_policies.py``); tests running EFT use the ``relaxed_jax`` fixture.
@@ -19,6 +23,11 @@ import pytest
 
 from qsn.cli import main
 from qsn.scheduler import Cluster, run, workloads
+
+
+@pytest.fixture(autouse=True)
+def _no_compile_cache(monkeypatch):
+    monkeypatch.setenv("QSN_COMPILE_CACHE", "0")
 
 
 @pytest.fixture
@@ -45,8 +54,10 @@ def _same_metrics(printed: dict, expected: dict) -> None:
 
 def test_scenario_json(capsys, relaxed_jax):
     code = main(["schedule", "--scenario", "batch", "--tasks", "100", "--workers", "4", "--policy", "eft", "--json"])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert code == 0
+    assert captured.err == ""  # no progress line under --json
     m = _strict_json(out)
     assert m["policy"] == "eft" and m["workload"] == "batch" and m["workers"] == 4 and m["tasks"] == 100
     wl, cl = workloads.batch(100, 4, seed=0, load=0.8)
@@ -55,7 +66,10 @@ def test_scenario_json(capsys, relaxed_jax):
 
 def test_scenario_table(capsys):
     assert main(["schedule", "--scenario", "interactive", "--tasks", "50", "--workers", "2", "--policy", "fifo"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    assert captured.err.startswith("planning and simulating 50 tasks on 2 workers with fifo ... ")
+    assert captured.err.count("\n") == 1 and "compile cache off" in captured.err
+    lines = captured.out.splitlines()
     names = {line.split()[0] for line in lines if line.strip()}
     assert {"policy", "latency_mean", "makespan", "slo_attainment", "energy_j"} <= names
 
@@ -132,6 +146,22 @@ def test_malformed_map_exits_1(tmp_path, capsys, item):
     path.write_text("t,work\n0,1\n")
     assert main(["schedule", "--workload", str(path), "--map", item, "--policy", "fifo"]) == 1
     assert "--map" in capsys.readouterr().err
+
+
+def test_no_progress_is_quiet(capsys):
+    assert main(["schedule", "--scenario", "batch", "--tasks", "20", "--workers", "2", "--policy", "fifo",
+                 "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "makespan" in captured.out
+
+
+def test_error_inside_planning_starts_its_own_line(tmp_path, capsys):
+    path = tmp_path / "zero.csv"
+    path.write_text("arrival,work\n0,0\n")
+    assert main(["schedule", "--workload", str(path), "--workers", "1", "--policy", "fifo"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("planning and simulating 1 task on 1 worker with fifo") and lines[0].endswith(" ... failed")
+    assert lines[1].startswith("qsn: error:") and "makespan is 0" in lines[1] and len(lines) == 2
 
 
 def test_bad_workers_exits_1(capsys):
