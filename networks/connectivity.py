@@ -43,6 +43,7 @@ __all__ = [
     "fixed_indegree",
     "fixed_total_number",
     "explicit",
+    "estimate",
 ]
 
 _INDEX = jnp.int32
@@ -109,7 +110,7 @@ def one_to_one() -> Rule:
 
 def fixed_probability(p: float) -> Rule:
     """Each pair independently with probability ``p`` in ``[0, 1]``."""
-    p = float(p)
+    p = _real("fixed_probability", "p", p)
     if not (0.0 <= p <= 1.0):
         raise ConfigurationError(f"fixed_probability: p must be in [0, 1], but is {p!r}")
     return Rule("fixed_probability", p=p)
@@ -134,6 +135,41 @@ def explicit(pre: Any, post: Any) -> Rule:
     if pre_a.shape != post_a.shape:
         raise ConfigurationError(f"explicit: `pre` and `post` must have the same length, but have {pre_a.size} and {post_a.size}")
     return Rule("explicit", pre=pre_a.astype(np.int64), post=post_a.astype(np.int64))
+
+
+def estimate(rule: Rule, n_pre: int, n_post: int) -> tuple[int, int]:
+    """``(synapses, widest row)`` the rule is expected to draw for groups of ``n_pre`` and ``n_post``
+    neurons, before drawing (for the memory preflight of ``Network.build``).
+
+    Exact for ``all_to_all``, ``one_to_one``, ``fixed_indegree`` and ``fixed_total_number`` counts and
+    for ``explicit``; ``fixed_probability`` gives its mean ``p n_pre n_post``. Random row lengths are
+    estimated as mean + 3 sd (the widest row sets the width of the event path's ELL arrays).
+
+    Example:
+        >>> estimate(fixed_probability(0.1), 1000, 1000)
+        (100000, 129)
+    """
+    if rule.name == "explicit":
+        m = int(rule.pre.size)
+        widest = int(np.bincount(rule.pre).max()) if m and rule.pre.min() >= 0 else 0
+        return m, widest
+    if rule.name == "all_to_all":
+        return n_pre * n_post, n_post
+    if rule.name == "one_to_one":
+        return n_pre, 1
+    if rule.name == "fixed_probability":
+        mean = rule.p * n_post
+        return int(round(rule.p * n_pre * n_post)), min(n_post, math.ceil(mean + 3 * math.sqrt(mean * (1 - rule.p))))
+    m = rule.k * n_post if rule.name == "fixed_indegree" else rule.k
+    mean = m / max(n_pre, 1)
+    return m, math.ceil(mean + 3 * math.sqrt(mean)) if m else 0
+
+
+def _real(rule: str, name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{rule}: {name} must be a real number, but is {value!r}") from None
 
 
 def _count(rule: str, name: str, value: Any) -> int:

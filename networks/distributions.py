@@ -17,7 +17,7 @@ import numpy as np
 
 from qsn.errors import ConfigurationError
 
-__all__ = ["Distribution", "normal", "lognormal", "uniform", "sample"]
+__all__ = ["Distribution", "normal", "lognormal", "uniform", "sample", "as_values", "upper_bound"]
 
 
 class Distribution(eqx.Module):
@@ -43,7 +43,11 @@ class Distribution(eqx.Module):
 
 def _finite(name: str, **values: float) -> None:
     for k, v in values.items():
-        if not math.isfinite(float(v)):
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"{name}: {k} must be a real number, but is {v!r}") from None
+        if not math.isfinite(v):
             raise ConfigurationError(f"{name}: {k} must be finite, but is {v!r}")
 
 
@@ -85,7 +89,7 @@ def sample(owner: str, spec: Any, key: jax.Array, size: int, m: int, order: jax.
     :class:`Distribution`; ``order`` maps sorted positions to the user's."""
     if isinstance(spec, Distribution):
         return _draw(spec, key, size, jnp.dtype(dtype))
-    arr = np.asarray(spec, np.float64) if not isinstance(spec, jax.Array) else spec
+    arr = as_values(owner, spec)
     if arr.ndim == 0:
         if not np.isfinite(float(arr)):
             raise ConfigurationError(f"{owner} must be finite, but is {float(arr)!r}")
@@ -99,3 +103,34 @@ def sample(owner: str, spec: Any, key: jax.Array, size: int, m: int, order: jax.
         raise ConfigurationError(f"{owner} as an array needs explicit connectivity (explicit(pre, post)) to fix its order")
     arr = jnp.concatenate([jnp.asarray(arr, dtype), jnp.zeros((size - m,), dtype)])
     return arr[order]
+
+
+def as_values(owner: str, spec: Any) -> Any:
+    """A scalar or array ``spec`` as a float64 NumPy array (a JAX array as it is); raise naming ``owner``."""
+    if isinstance(spec, jax.Array):
+        if not jnp.issubdtype(spec.dtype, jnp.floating) and not jnp.issubdtype(spec.dtype, jnp.integer):
+            raise ConfigurationError(f"{owner} must be real, but has dtype {spec.dtype}")
+        return spec
+    try:
+        arr = np.asarray(spec, np.float64)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"{owner} must be a number, an array or a distribution (normal, lognormal, uniform), but is {spec!r}"
+        ) from None
+    if spec is None or (arr.ndim == 0 and isinstance(spec, (str, bytes))):
+        raise ConfigurationError(f"{owner} must be a number, an array or a distribution (normal, lognormal, uniform), but is {spec!r}")
+    return arr
+
+
+def upper_bound(owner: str, spec: Any) -> float | None:
+    """The largest value ``spec`` can take (a scalar, an array, a :func:`uniform`), or None when it has no
+    finite bound known before drawing (normal, lognormal, other distributions).
+
+    Example:
+        >>> upper_bound("delay", uniform(0.5, 2.0))
+        2.0
+    """
+    if isinstance(spec, Distribution):
+        return spec.b if spec.name == "uniform" and type(spec) is Distribution else None
+    arr = np.asarray(as_values(owner, spec), np.float64)
+    return float(np.max(arr)) if arr.size and np.all(np.isfinite(arr)) else None

@@ -13,7 +13,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from qsn.errors import ConfigurationError
-from qsn.params import NeuronParams
+from qsn.params import FIELDS, NeuronParams
+from qsn.state import state_bytes
 from qsn.networks.synapse import Kinetics, PscExp, check_kinetics
 
 __all__ = ["NeuronGroup", "PoissonGroup", "SpikeSourceArray", "GroupView", "resolve"]
@@ -26,7 +27,13 @@ class _Group:
     name: str | None
 
     def __getitem__(self, index: Any) -> "GroupView":
-        idx = np.arange(self.n)[index]
+        try:
+            idx = np.arange(self.n)[index]
+        except IndexError:
+            raise ConfigurationError(
+                f"Index {index!r} of group {self.name or type(self).__name__} must select neurons in [0, {self.n}): "
+                "an int, a slice, an integer array or a boolean mask of length n"
+            ) from None
         idx = np.atleast_1d(idx)
         if idx.size == 0:
             raise ConfigurationError(f"Slice {index!r} of group {self.name or type(self).__name__} selects no neuron")
@@ -34,6 +41,11 @@ class _Group:
 
     def __len__(self) -> int:
         return self.n
+
+    def build_bytes(self, dtype: Any) -> int:
+        """Bytes ``Network.build`` allocates for this group besides its ring buffers: the spike count
+        ``(n,)`` int32 (subclasses add their state), for the memory preflight."""
+        return 4 * self.n
 
 
 def _size(owner: str, n: Any) -> int:
@@ -72,12 +84,18 @@ class NeuronGroup(_Group):
     ) -> None:
         self.n = _size("NeuronGroup", n)
         self.params = NeuronParams() if params is None else params
+        if isinstance(self.params, dict):
+            raise ConfigurationError("NeuronGroup: params must be qsn.NeuronParams, but is dict; build one with qsn.NeuronParams(**params)")
         if not isinstance(self.params, NeuronParams):
             raise ConfigurationError(f"NeuronGroup: params must be qsn.NeuronParams, but is {type(params).__name__}")
         self.params.check_population(self.n)
         if mode not in ("pure", "mixed"):
             raise ConfigurationError(f"NeuronGroup: mode must be 'pure' or 'mixed', but is {mode!r}")
         self.mode = mode
+        if receptors is not None and not isinstance(receptors, Mapping):
+            raise ConfigurationError(
+                f"NeuronGroup: receptors must be a dict of name -> kinetics, e.g. {{'exc': PscExp(5.0)}}, but is {receptors!r}"
+            )
         receptors = {"exc": PscExp(5.0), "inh": PscExp(10.0)} if receptors is None else dict(receptors)
         for key, kin in receptors.items():
             if not isinstance(key, str) or not key.isidentifier():
@@ -90,6 +108,16 @@ class NeuronGroup(_Group):
     def __repr__(self) -> str:
         return f"NeuronGroup({self.name or '?'}, n={self.n}, mode={self.mode!r}, receptors={list(self.receptors)})"
 
+    def build_bytes(self, dtype: Any) -> int:
+        """Bytes ``Network.build`` allocates for the group besides its ring buffers: the neuron state,
+        receptor variables and spike count, the per-neuron step constants (15 when a parameter varies
+        across neurons), the equivalent-current factors, and the host's float64 copies made on the way."""
+        item, n, r = np.dtype(dtype).itemsize, self.n, len(self.receptors)
+        per_neuron_params = any(np.ndim(getattr(self.params, f)) for f in FIELDS)
+        device = state_bytes(n, self.mode, dtype) + (r + r + 2 + (15 if per_neuron_params else 0)) * n * item + 4 * n
+        v0 = n * item if self.v0 is not None else 0
+        return device + v0 + (1 + r) * n * 8
+
 
 class PoissonGroup(_Group):
     """``n`` independent Poisson spike trains with rates ``rates`` (Hz, scalar or ``(n,)``).
@@ -100,14 +128,27 @@ class PoissonGroup(_Group):
 
     def __init__(self, n: int, rates: Any, *, name: str | None = None) -> None:
         self.n = _size("PoissonGroup", n)
-        r = np.asarray(rates, np.float64)
-        if r.shape not in ((), (self.n,)) or not np.all(np.isfinite(r)) or np.any(r < 0):
+        try:
+            r = np.asarray(rates, np.float64)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"PoissonGroup: rates must be numbers (Hz), but are {rates!r}") from None
+        if r.shape not in ((), (self.n,)):
             raise ConfigurationError(f"PoissonGroup: rates must be finite, >= 0 and scalar or ({self.n},), got shape {r.shape}")
+        bad = ~np.isfinite(r) | (r < 0) | (rates is None)
+        if np.any(bad):
+            where = "" if r.ndim == 0 else f"[{int(np.flatnonzero(bad)[0])}]"
+            raise ConfigurationError(
+                f"PoissonGroup: rates must be finite, >= 0 and scalar or ({self.n},), but rates{where} = {float(r.flat[np.argmax(bad)])!r} Hz"
+            )
         self.rates = r
         self.name = name
 
     def __repr__(self) -> str:
         return f"PoissonGroup({self.name or '?'}, n={self.n})"
+
+    def build_bytes(self, dtype: Any) -> int:
+        """Spike count and per-step spike probability ``(n,)`` (device), and the host's float64 copy."""
+        return (4 + np.dtype(dtype).itemsize + 8) * self.n
 
 
 class SpikeSourceArray(_Group):
@@ -118,7 +159,10 @@ class SpikeSourceArray(_Group):
 
     def __init__(self, n: int, indices: Any, times: Any, *, name: str | None = None) -> None:
         self.n = _size("SpikeSourceArray", n)
-        idx, tms = np.asarray(indices), np.asarray(times, np.float64)
+        try:
+            idx, tms = np.asarray(indices), np.asarray(times, np.float64)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"SpikeSourceArray: times must be numbers (ms), but are {times!r}") from None
         if idx.ndim != 1 or idx.shape != tms.shape:
             raise ConfigurationError(f"SpikeSourceArray: indices and times must be 1-D of equal length, got {idx.shape} and {tms.shape}")
         if idx.size and (not np.issubdtype(idx.dtype, np.integer) or idx.min() < 0 or idx.max() >= self.n):
@@ -143,6 +187,10 @@ class SpikeSourceArray(_Group):
 
     def __repr__(self) -> str:
         return f"SpikeSourceArray({self.name or '?'}, n={self.n}, spikes={self.times.size})"
+
+    def build_bytes(self, dtype: Any) -> int:
+        """Spike count ``(n,)`` and the sorted spike steps and indices (int32 on the device, int64 on the host)."""
+        return 4 * self.n + (4 + 4 + 8 + 8) * (self.times.size + 1)
 
 
 class GroupView:

@@ -16,6 +16,7 @@ import scipy.stats
 
 from qsn.errors import ConfigurationError
 from qsn.networks.group import NeuronGroup, resolve
+from qsn.networks.synapse import CondExp
 
 __all__ = ["CurrentInput", "PoissonInput", "step_current", "poisson_table", "poisson_counts"]
 
@@ -58,18 +59,27 @@ def step_current(times_ms: Any, amplitudes: Any, dt: float, steps: int) -> np.nd
 class PoissonInput:
     """``n_inputs`` independent Poisson spike trains of ``rate`` Hz per target neuron, each adding
     ``weight`` to receptor ``receptor`` (as Brian2's ``PoissonInput``; NEST's ``poisson_generator``
-    connected one-to-one). Each step draws the number of input spikes ``~ Poisson(n_inputs rate dt)``
+    connected one-to-one). A ``weight`` into a :class:`CondExp` receptor must be ``>= 0``. Each step draws the number of input spikes ``~ Poisson(n_inputs rate dt)``
     per neuron, so the cost does not grow with ``n_inputs`` (see :func:`poisson_counts`)."""
 
     def __init__(self, target: Any, receptor: str, rate: float, weight: float, n_inputs: int = 1) -> None:
         self.group, self.index = _target("PoissonInput", target)
-        if receptor not in self.group.receptors:
+        if not isinstance(receptor, str) or receptor not in self.group.receptors:
             raise ConfigurationError(f"PoissonInput receptor {receptor!r} is not a receptor of {self.group!r}")
         for label, value in (("rate", rate), ("weight", weight)):
-            if not math.isfinite(float(value)):
+            try:
+                finite = math.isfinite(float(value))
+            except (TypeError, ValueError):
+                raise ConfigurationError(f"PoissonInput {label} must be a real number, but is {value!r}") from None
+            if not finite:
                 raise ConfigurationError(f"PoissonInput {label} must be finite, but is {value!r}")
         if rate < 0:
             raise ConfigurationError(f"PoissonInput rate must be >= 0 Hz, but is {rate!r}")
+        if isinstance(self.group.receptors[receptor], CondExp) and weight < 0:
+            raise ConfigurationError(
+                f"PoissonInput weight into receptor {receptor!r} of {self.group!r} must be >= 0 (a conductance, "
+                f"CondExp), but is {weight!r}; inhibition comes from the receptor's e_rev"
+            )
         if isinstance(n_inputs, bool) or not isinstance(n_inputs, (int, np.integer)) or n_inputs < 0:
             raise ConfigurationError(f"PoissonInput n_inputs must be an int >= 0, but is {n_inputs!r}")
         self.receptor = receptor

@@ -4,6 +4,14 @@ A spike of presynaptic neuron ``i`` at step ``k`` through a synapse with delay `
 to the target receptor at the start of step ``k + 1 + d`` (Brian2: delivered in step ``k + d`` after
 the threshold, felt from the next state update). Delays are ``round(delay_ms / dt)`` steps, ``>= 0``.
 
+The delay rule: every delay is rounded to the nearest step (half to even), as NEST and Brian2 do.
+A delay *given* as a number or an array that is positive but rounds to 0 steps (``0 < d <= dt/2``)
+raises instead of silently becoming no delay at all: ``delay=0.03`` at ``dt = 0.1``; write 0 for
+arrival at the next step. A delay *drawn* from a distribution is only rounded (a law with mass
+below ``dt/2`` gives some 0-step delays: truncate it, as ``models.microcircuit`` does). A delay below
+``-dt/2`` or past ``2**31 - 2`` steps raises.
+Weights into a :class:`~qsn.networks.CondExp` receptor are conductances and must be ``>= 0``.
+
 Two propagation paths give the same result (up to the order of floating-point additions):
 
 * ``"event"`` — synapses stored by presynaptic neuron in ELL form (rows padded to the longest); each
@@ -30,15 +38,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from qsn.errors import ConfigurationError
-from qsn.networks.connectivity import SENTINEL, Rule, Synapses, drop_autapses, sort_synapses
-from qsn.networks.distributions import sample
+from qsn.memory import Budget, largest_fit
+from qsn.networks.connectivity import SENTINEL, Rule, Synapses, bucket, drop_autapses, estimate, sort_synapses
+from qsn.networks.distributions import Distribution, as_values, sample, upper_bound
 from qsn.networks.group import NeuronGroup, resolve
 from qsn.networks.plasticity import STDP
+from qsn.networks.synapse import CondExp
 
-__all__ = ["Projection", "ProjectionSpec", "ProjectionArrays", "build", "deliver", "to_dense_weights", "synapse_list"]
+__all__ = [
+    "Projection", "ProjectionSpec", "ProjectionArrays", "Footprint", "build", "footprint", "build_budget", "deliver",
+    "to_dense_weights", "synapse_list",
+]
 
 _DENSE_MAX_ENTRIES = 2**22
 _DENSE_MIN_DENSITY = 0.1
+_MAX_DELAY_STEPS = 2**31 - 2  # the ring slot t + 1 + d stays an int32
 
 
 class Projection:
@@ -50,7 +64,9 @@ class Projection:
         rule: a connectivity rule (:func:`fixed_probability` …).
         weight: scalar, ``(m,)`` array (explicit rule; user order) or a :class:`Distribution`; units of
             the receptor (mV for Delta, current for PscExp, leak-relative conductance for CondExp).
-        delay: ms; scalar, ``(m,)`` array or a :class:`Distribution`; rounded to whole steps, ``>= 0``.
+        delay: ms; scalar, ``(m,)`` array or a :class:`Distribution`, ``>= 0``; rounded to whole steps. A
+            given value that is positive but rounds to 0 steps (``delay=0.03`` at ``dt = 0.1``) raises
+            (see the module docstring).
         receptor: name of a receptor of the target group.
         plasticity: :class:`STDP` or None.
         allow_autapses, allow_multapses: as NEST (both True by default).
@@ -80,7 +96,7 @@ class Projection:
         self.post, self.post_index = resolve(post, "Projection post")
         if not isinstance(self.post, NeuronGroup):
             raise ConfigurationError(f"Projection post must be a NeuronGroup (or a view of one), but is {self.post!r}")
-        if receptor not in self.post.receptors:
+        if not isinstance(receptor, str) or receptor not in self.post.receptors:
             raise ConfigurationError(
                 f"Projection receptor {receptor!r} is not a receptor of {self.post!r}; it has {list(self.post.receptors)}"
             )
@@ -92,8 +108,15 @@ class Projection:
             raise ConfigurationError(f"Projection plasticity must be an STDP or None, but is {plasticity!r}")
         if plasticity is not None and propagation == "dense":
             raise ConfigurationError("Projection: plastic synapses use the event path; use propagation='event' or 'auto'")
-        if event_block is not None and (not isinstance(event_block, int) or event_block < 1):
+        if event_block is not None and (
+            isinstance(event_block, bool) or not isinstance(event_block, (int, np.integer)) or event_block < 1
+        ):
             raise ConfigurationError(f"Projection event_block must be an int >= 1, but is {event_block!r}")
+        if plasticity is not None and isinstance(self.post.receptors[receptor], CondExp) and plasticity.w_min < 0:
+            raise ConfigurationError(
+                f"Projection into CondExp receptor {receptor!r}: STDP w_min must be >= 0 (weights are conductances), "
+                f"but is {plasticity.w_min!r}"
+            )
         self.rule = rule
         self.weight = weight
         self.delay = delay
@@ -102,7 +125,7 @@ class Projection:
         self.allow_autapses = bool(allow_autapses)
         self.allow_multapses = bool(allow_multapses)
         self.propagation = propagation
-        self.event_block = event_block
+        self.event_block = None if event_block is None else int(event_block)
         self.name = name
 
     def __repr__(self) -> str:
@@ -138,11 +161,25 @@ class Projection:
         if order is None and self.rule.name in ("all_to_all", "one_to_one"):
             order = jnp.arange(size)
         w = sample(f"Projection {self.name} weight", self.weight, k_w, size, m, order, dtype)
+        if m and isinstance(self.post.receptors[self.receptor], CondExp):
+            lowest = float(_lowest(w, jnp.int32(m)))
+            if lowest < 0:
+                raise ConfigurationError(
+                    f"Projection {self.name}: weights into CondExp receptor {self.receptor!r} are conductances and must be "
+                    f">= 0, but one is {lowest!r}; inhibition comes from the receptor's e_rev"
+                )
         d_dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
         d_ms = sample(f"Projection {self.name} delay", self.delay, k_d, size, m, order, d_dtype)
-        d, shortest = _delay_steps(d_ms, jnp.int32(m), dt)
+        if not isinstance(self.delay, Distribution):
+            _check_rounding(f"Projection {self.name}", self.delay, dt)
+        d, shortest, longest = _delay_steps(d_ms, jnp.int32(m), dt)
         if m and float(shortest) < -0.5 * dt:
             raise ConfigurationError(f"Projection {self.name}: delays must be >= 0 ms, but one is {float(shortest)} ms")
+        if m and float(longest) / dt > _MAX_DELAY_STEPS:
+            raise ConfigurationError(
+                f"Projection {self.name}: delays must be at most {_MAX_DELAY_STEPS} steps ({_MAX_DELAY_STEPS * dt:.6g} ms "
+                f"at dt = {dt} ms), but one is {float(longest)!r} ms"
+            )
         return syn, w, d
 
 
@@ -161,10 +198,137 @@ def _to_group(pre: jax.Array, post: jax.Array, pre_index: jax.Array | None, post
 
 
 @functools.partial(jax.jit, static_argnums=(2,))
-def _delay_steps(d_ms: jax.Array, m: jax.Array, dt: float) -> tuple[jax.Array, jax.Array]:
-    """Delays in whole steps (``round(d/dt)``) and the shortest valid delay in ms (for the error message)."""
+def _delay_steps(d_ms: jax.Array, m: jax.Array, dt: float) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Delays in whole steps (``round(d/dt)``) and the shortest and longest valid delays in ms (checked by
+    the caller: a delay past the int32 range wraps in the first result)."""
     valid = jnp.arange(d_ms.shape[0], dtype=jnp.int32) < m
-    return jnp.rint(d_ms / dt).astype(jnp.int32), jnp.min(jnp.where(valid, d_ms, jnp.inf), initial=jnp.inf)
+    shortest = jnp.min(jnp.where(valid, d_ms, jnp.inf), initial=jnp.inf)
+    longest = jnp.max(jnp.where(valid, d_ms, -jnp.inf), initial=-jnp.inf)
+    return jnp.rint(d_ms / dt).astype(jnp.int32), shortest, longest
+
+
+@jax.jit
+def _lowest(x: jax.Array, m: jax.Array) -> jax.Array:
+    """Smallest of the first ``m`` entries of ``x`` (the valid, unpadded ones)."""
+    return jnp.min(jnp.where(jnp.arange(x.shape[0], dtype=jnp.int32) < m, x, jnp.inf), initial=jnp.inf)
+
+
+def _check_rounding(owner: str, delay: Any, dt: float) -> None:
+    """Raise when a given delay (ms) is positive but rounds to 0 steps of ``dt`` (see the module docstring)."""
+    ms = np.asarray(as_values(f"{owner} delay", delay), np.float64)
+    bad = np.isfinite(ms) & (ms > 0) & (np.rint(ms / dt) == 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        where = "" if ms.ndim == 0 else f"[{i}]"
+        raise ConfigurationError(
+            f"{owner}: delay{where} = {float(ms.flat[i])!r} ms is positive but rounds to 0 steps at dt = {dt} ms (delays are "
+            f"round(delay/dt) whole steps); use 0 for arrival at the next step, or at least {dt} ms (or a smaller dt)"
+        )
+
+
+class Footprint(NamedTuple):
+    """Memory a projection is expected to take at ``Network.build``, known before drawing it."""
+
+    synapses: int  # expected synapse count
+    arrays: int  # bytes kept after the build: the ELL rows (event) or the matrices (dense), traces
+    transient: int  # bytes alive only while it is built: the padded synapse list, delays, sort buffers
+    longest_delay: int  # steps; the longest delay if known before drawing, else 0 (a lower bound)
+
+
+def footprint(proj: Projection, dt: float, dtype: Any) -> Footprint:
+    """Estimate the memory of ``proj`` from its rule, propagation path and delays, without drawing it.
+
+    Event path: ``(n_pre + 1) x widest row x (4 + 4 + itemsize)`` bytes (targets, delays, weights), the
+    widest row estimated by :func:`qsn.networks.connectivity.estimate`; dense path: one
+    ``(n_pre, n_post)`` matrix per distinct delay (one when the delays are drawn). While building, the
+    padded synapse list holds ``pre``, ``post``, weight, delay (ms and steps) and the sort buffers.
+
+    Example:
+        >>> footprint(Projection(g, g, fixed_probability(0.1)), 0.1, jnp.float32).synapses
+    """
+    n_pre_view = proj.pre.n if proj.pre_index is None else proj.pre_index.size
+    n_post_view = proj.post.n if proj.post_index is None else proj.post_index.size
+    m, widest = estimate(proj.rule, n_pre_view, n_post_view)
+    item = jnp.dtype(dtype).itemsize
+    d_item = 8 if jax.config.jax_enable_x64 else 4
+    n_pre, n_post = proj.pre.n, proj.post.n
+    size = bucket(m)
+    transient = size * (4 + 4 + item + d_item + 4 + 12 + (4 if proj.rule.name == "explicit" else 0))
+    bound = upper_bound(f"Projection {proj.name} delay", proj.delay)
+    longest = int(round(bound / dt)) if bound is not None and 0 <= bound / dt <= _MAX_DELAY_STEPS else 0
+    path = proj.propagation
+    entries = n_pre * n_post
+    if path == "auto":
+        dense_ok = entries <= _DENSE_MAX_ENTRIES and m >= _DENSE_MIN_DENSITY * entries and proj.plasticity is None
+        path = "dense" if dense_ok else "event"
+    if path == "dense":
+        n_delays = 1
+        if not isinstance(proj.delay, Distribution):
+            n_delays = max(1, np.unique(np.rint(np.asarray(as_values("delay", proj.delay), np.float64) / dt)).size)
+        arrays = n_delays * entries * item + size * 12
+    else:
+        arrays = (n_pre + 1) * max(widest, 1) * (8 + item)
+    if proj.plasticity is not None:
+        arrays += 2 * (n_pre + n_post) * item
+    return Footprint(m, arrays, transient, longest)
+
+
+def build_budget(
+    groups: list,
+    longest: dict[str, int],
+    dt: float,
+    dtype: Any,
+    *,
+    footprints: dict[str, Footprint] | None = None,
+    currents: list[tuple[str, int]] = (),
+) -> Budget:
+    """The memory ``Network.build`` will allocate, as a :class:`qsn.memory.Budget` to check.
+
+    Args:
+        groups: every group of the network (their :meth:`build_bytes`).
+        longest: group name -> longest delay (steps) into it: the ring buffer of a group with ``R``
+            receptors is ``(R, longest + 1, n)`` in ``dtype``.
+        dt: step, ms (for the longest delay that fits).
+        dtype: the network's float dtype.
+        footprints: projection name -> :class:`Footprint` (before drawing; None once drawn): their
+            arrays, plus the transient list of the largest one (projections are built one by one).
+        currents: ``(group name, bytes)`` of each ``(T, n)`` current input copied to the device.
+    """
+    item = jnp.dtype(dtype).itemsize
+    budget = Budget("Network.build")
+    for g in groups:
+        r = len(getattr(g, "receptors", ()))
+        depth = longest.get(g.name, 0) + 1 if r else 0
+        row = r * g.n * item  # one ring slot
+        per_neuron = g.build_bytes(dtype) / g.n + r * depth * item
+        budget.add(
+            f"the state of group {g.name!r} (n = {g.n:,})", g.build_bytes(dtype),
+            # n scales the ring buffers too: they are given back to the room for n
+            hint=lambda free, per=per_neuron, ring=row * depth, g=g: (
+                f"at most n = {largest_fit(free + ring, per):,} fits in group {g.name!r}"
+            ),
+        )
+        if r:
+            budget.add(
+                f"the ring buffers of group {g.name!r} ({r} receptors x {depth:,} slots x {g.n:,} neurons, "
+                f"{jnp.dtype(dtype).name}; longest delay {(depth - 1) * dt:.6g} ms)",
+                row * depth,
+                hint=lambda free, g=g, row=row: (
+                    f"at most a longest delay of {max(largest_fit(free, row) - 1, 0) * dt:.6g} ms into group {g.name!r} fits"
+                ),
+            )
+    for name, nbytes in currents:
+        budget.add(f"a (T, n) CurrentInput into group {name!r}", nbytes)
+    if footprints:
+        # projections are drawn one by one: only the largest synapse list is alive beside all the arrays
+        widest = max(footprints, key=lambda k: footprints[k].transient)
+        for name, fp in footprints.items():
+            extra = fp.transient if name == widest else 0
+            per = (fp.arrays + extra) / max(fp.synapses, 1)
+            what = f"the synapses of projection {name!r} (~{fp.synapses:,}" + (", with the list being drawn)" if extra else ")")
+            budget.add(what, fp.arrays + extra,
+                       hint=lambda free, name=name, per=per: f"at most ~{largest_fit(free, per):,} synapses fit in projection {name!r}")
+    return budget
 
 
 class ProjectionSpec(NamedTuple):

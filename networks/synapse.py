@@ -31,8 +31,15 @@ from qsn.params import NeuronParams
 __all__ = ["Delta", "PscExp", "CondExp", "Kinetics", "psc_coefficient"]
 
 
+def _real(owner: str, name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{owner}.{name} must be a real number, but is {value!r}") from None
+
+
 def _positive(owner: str, name: str, value: float) -> float:
-    value = float(value)
+    value = _real(owner, name, value)
     if not (math.isfinite(value) and value > 0):
         raise ConfigurationError(f"{owner}.{name} must be finite and > 0, but is {value!r}")
     return value
@@ -55,7 +62,11 @@ class PscExp(eqx.Module):
 
 
 class CondExp(eqx.Module):
-    """Exponentially decaying conductance (``tau`` ms, relative to the leak) with reversal ``e_rev`` (mV)."""
+    """Exponentially decaying conductance (``tau`` ms, relative to the leak) with reversal ``e_rev`` (mV).
+
+    A conductance cannot be negative: every weight into a CondExp receptor (projection or Poisson
+    input) must be ``>= 0``; inhibition comes from a reversal potential below rest.
+    """
 
     tau: float = eqx.field(static=True, default=5.0)
     e_rev: float = eqx.field(static=True, default=0.0)
@@ -63,7 +74,7 @@ class CondExp(eqx.Module):
 
     def __check_init__(self) -> None:
         _positive("CondExp", "tau", self.tau)
-        if not math.isfinite(float(self.e_rev)):
+        if not math.isfinite(_real("CondExp", "e_rev", self.e_rev)):
             raise ConfigurationError(f"CondExp.e_rev must be finite, but is {self.e_rev!r}")
 
 

@@ -470,3 +470,137 @@ def test_non_finite_receptor_names_the_group():
     net.build(jax.random.key(0))
     with pytest.raises(NumericalInstabilityError, match=r"Group 'cortex': `receptors` became non-finite at neuron 1"):
         net.run(1.0)
+
+
+# ------------------------------------------------------------------------------------ keys, bad values, delays, conductances
+
+
+@pytest.mark.parametrize("key, match", [(0, r"but is 0"), (None, r"is required: pass key=jax\.random\.key\(0\)"),
+                                        (np.zeros(3), r"but is an array of dtype float64 and shape \(3,\)")])
+def test_build_key_checked(key, match):
+    # build(0) used to end in JAX's raw "TypeError: JAX encountered invalid PRNG key data"
+    net = Network(dtype=np.float64)
+    net.add(_group(4))
+    _raises(rf"Argument `key` .*{match}", net.build, key)
+    assert not net._built
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: NeuronGroup(3, {"delta": 0.3}), r"NeuronGroup: params must be qsn\.NeuronParams, but is dict; build one with qsn\.NeuronParams\(\*\*params\)"),
+        (lambda: NeuronGroup(3, P, receptors=["exc"]), r"NeuronGroup: receptors must be a dict of name -> kinetics"),
+        (lambda: _group(4)[7], r"Index 7 of group g must select neurons in \[0, 4\)"),
+        (lambda: _group(4)["a"], r"Index 'a' of group g must select neurons in \[0, 4\)"),
+        (lambda: _group(4)[np.array([True, False])], r"Index array\(\[ True, False\]\) of group g must select neurons"),
+        (lambda: PoissonGroup(3, "fast"), r"PoissonGroup: rates must be numbers \(Hz\), but are 'fast'"),
+        (lambda: PoissonGroup(3, [1.0, -2.0, 3.0]), r"PoissonGroup: rates must be finite, >= 0 .* but rates\[1\] = -2\.0 Hz"),
+        (lambda: PoissonGroup(3, None), r"PoissonGroup: rates must be finite, >= 0 .* but rates = nan Hz"),
+        (lambda: SpikeSourceArray(3, [0], ["soon"]), r"SpikeSourceArray: times must be numbers \(ms\), but are \['soon'\]"),
+        (lambda: PscExp("a"), r"PscExp\.tau must be a real number, but is 'a'"),
+        (lambda: PscExp(None), r"PscExp\.tau must be a real number, but is None"),
+        (lambda: CondExp(5.0, e_rev="a"), r"CondExp\.e_rev must be a real number, but is 'a'"),
+        (lambda: fixed_probability("a"), r"fixed_probability: p must be a real number, but is 'a'"),
+        (lambda: normal("a", 1.0), r"normal: mean must be a real number, but is 'a'"),
+        (lambda: uniform(None, 1.0), r"uniform: low must be a real number, but is None"),
+        (lambda: PoissonInput(_group(4), "exc", None, 1.0), r"PoissonInput rate must be a real number, but is None"),
+        (lambda: PoissonInput(_group(4), "exc", 1.0, "w"), r"PoissonInput weight must be a real number, but is 'w'"),
+        (lambda: PoissonInput(_group(4), ["exc"], 1.0, 1.0), r"PoissonInput receptor \['exc'\] is not a receptor"),
+        (lambda: Projection(_group(4), _group(4), all_to_all(), receptor=["exc"]), r"Projection receptor \['exc'\] is not a receptor"),
+    ],
+)
+def test_non_numeric_and_malformed_arguments(make, match):
+    # each used to be a raw ValueError/TypeError/IndexError from float(), NumPy or dict()
+    _raises(match, make)
+
+
+def test_event_block_accepts_numpy_ints():
+    g = _group(4)
+    assert Projection(g, g, all_to_all(), event_block=np.int64(8)).event_block == 8
+
+
+@pytest.mark.parametrize(
+    "weight, match",
+    [
+        ("heavy", r"Projection p weight must be a number, an array or a distribution \(normal, lognormal, uniform\), but is 'heavy'"),
+        (None, r"Projection p weight must be a number, an array or a distribution .* but is None"),
+    ],
+)
+def test_non_numeric_weight(weight, match):
+    _raises(match, _connect, all_to_all(), weight=weight)
+
+
+@pytest.mark.parametrize(
+    "delay, match",
+    [
+        (0.03, r"Projection p: delay = 0\.03 ms is positive but rounds to 0 steps at dt = 0\.1 ms \(delays are "
+               r"round\(delay/dt\) whole steps\); use 0 for arrival at the next step, or at least 0\.1 ms"),
+        (0.05, r"Projection p: delay = 0\.05 ms is positive but rounds to 0 steps"),  # half a step: half to even
+        ([0.0, 0.1, 0.04], r"Projection p: delay\[2\] = 0\.04 ms is positive but rounds to 0 steps"),
+        (None, r"Projection p delay must be a number, an array or a distribution"),
+    ],
+)
+def test_given_delay_that_rounds_to_no_delay(delay, match):
+    # 0.03 ms at dt = 0.1 ms used to become 0 steps without a word
+    _raises(match, _connect, explicit([0, 1, 2], [0, 1, 2]), delay=delay)
+
+
+def test_delays_that_round_to_steps_are_accepted():
+    net = Network(dtype=np.float64)
+    post = net.add(_group(4, "post"))
+    pre = net.add(PoissonGroup(3, 0.0, name="pre"))
+    net.add(Projection(pre, post, explicit([0, 1, 2], [0, 1, 2]), delay=[0.0, 0.07, 0.25], name="given"))
+    net.add(Projection(pre, post, all_to_all(), delay=jnp.asarray([0.3], jnp.float32)[0], name="f32"))
+    net.add(Projection(pre, post, all_to_all(), delay=uniform(0.0, 0.3), name="drawn"))  # rounded, as NEST and Brian2
+    net.build(jax.random.key(0))
+    assert list(net.synapses("given")["delay"]) == [0, 1, 2]  # 0.25 ms = 2.5 steps: half to even
+    assert set(net.synapses("f32")["delay"]) == {3}
+    assert set(net.synapses("drawn")["delay"]) <= {0, 1, 2, 3}
+
+
+def test_delay_past_the_int32_range():
+    _raises(r"Projection p: delays must be at most 2147483646 steps .* but one is", _connect, all_to_all(), delay=uniform(1e9, 2e9))
+
+
+@pytest.mark.parametrize("weight", [-5.0, [1.0, -0.5, 2.0], uniform(-1.0, 1.0), normal(0.5, 1.0, clip_sign=False)])
+def test_conductance_weights_must_be_non_negative(weight):
+    # a CondExp weight of -5 used to fail 500 steps later as "state field 're0' became non-finite"
+    net = Network(dtype=np.float64)
+    g = net.add(NeuronGroup(3, P, receptors={"ampa": CondExp(5.0)}, name="g"))
+    src = net.add(PoissonGroup(3, 100.0, name="src"))
+    net.add(Projection(src, g, explicit([0, 1, 2], [0, 1, 2]), weight=weight, receptor="ampa", name="syn"))
+    _raises(r"Projection syn: weights into CondExp receptor 'ampa' are conductances and must be >= 0, but one is -",
+            net.build, jax.random.key(0))
+
+
+def test_conductance_inputs_and_stdp_bounds_must_be_non_negative():
+    g = NeuronGroup(3, P, receptors={"ampa": CondExp(5.0)}, name="g")
+    _raises(r"PoissonInput weight into receptor 'ampa' of NeuronGroup\(g.* must be >= 0 \(a conductance, CondExp\), but is -1\.0",
+            PoissonInput, g, "ampa", 10.0, -1.0)
+    _raises(r"Projection into CondExp receptor 'ampa': STDP w_min must be >= 0 .* but is -1\.0",
+            Projection, g, g, all_to_all(), receptor="ampa", plasticity=STDP(w_min=-1.0))
+    net = Network(dtype=np.float64)
+    net.add(g)
+    net.add(Projection(g, g, all_to_all(), weight=0.5, receptor="ampa", name="ok"))
+    net.build(jax.random.key(0))
+
+
+def test_load_missing_corrupt_and_foreign_files(tmp_path):
+    net = _small(4)
+    _raises(r"Network\.load: '.*nothing\.npz' does not exist", net.load, str(tmp_path / "nothing.npz"))
+    _save(net, tmp_path / "ckpt")  # NumPy writes ckpt.npz
+    _raises(r"Network\.load: '.*ckpt' does not exist \(Network\.save\('.*ckpt'\) wrote '.*ckpt\.npz'\)", net.load, str(tmp_path / "ckpt"))
+    _raises(r"Network\.load: '.*' is a folder, not a file", net.load, str(tmp_path))
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
+    _raises(r"Network\.load: '.*junk\.npz' is not a \.npz file written by Network\.save", net.load, str(tmp_path / "junk.npz"),
+            error=InvalidStateError)
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    _raises(r"Network\.load: '.*one\.npy' holds one array \(\.npy\)", net.load, str(tmp_path / "one.npy"), error=InvalidStateError)
+    n_leaves = len(jax.tree_util.tree_leaves(net.state))
+    np.savez(tmp_path / "foreign.npz", **{f"x{i}": np.zeros(1) for i in range(n_leaves)})
+    _raises(r"Network\.load: '.*foreign\.npz' is not a state written by Network\.save \(it holds an array 'x0'\)",
+            net.load, str(tmp_path / "foreign.npz"), error=InvalidStateError)
+    before = net.state
+    net.load(str(tmp_path / "ckpt.npz"))  # the real file still loads
+    assert int(net.state.t) == int(before.t)
+    _raises(r"Network\.save: cannot write '.*no_such_dir/x\.npz': No such file or directory", net.save, str(tmp_path / "no_such_dir" / "x.npz"))
