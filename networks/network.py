@@ -32,6 +32,7 @@ import numpy as np
 from qsn.current import as_current
 from qsn.dynamics import advance, step_config, step_constants
 from qsn.errors import ConfigurationError, InvalidStateError
+from qsn.keys import check_prng_key
 from qsn.lindblad import generator_norm, plan_capacity, series_plan
 from qsn.observables import OBSERVABLES
 from qsn.runtime import check_finite, progress_bar
@@ -40,7 +41,7 @@ from qsn.surrogate import Surrogate, check_surrogate
 from qsn.networks.group import NeuronGroup, PoissonGroup, SpikeSourceArray, _Group
 from qsn.networks.inputs import CurrentInput, PoissonInput, poisson_counts, poisson_table
 from qsn.networks.monitors import RateMonitor, SpikeMonitor, StateMonitor, _Monitor
-from qsn.networks.projection import Projection, build as build_projection, deliver
+from qsn.networks.projection import Projection, build as build_projection, build_budget, deliver, footprint
 from qsn.networks.synapse import cond_current, decay_factor, psc_coefficient
 
 __all__ = ["Network", "NetState"]
@@ -176,9 +177,17 @@ class Network:
 
         Returns:
             ``self``, ready to :meth:`run`.
+
+        Raises:
+            ConfigurationError: ``key`` is not one JAX key, or a member is misconfigured (named).
+            MemoryBudgetError: the connectivity, ring buffers (``receptors x (longest delay + 1) x n``
+                per group) and neuron states would not fit (:mod:`qsn.memory`): checked before drawing
+                from the rules' expected sizes, and again with the drawn delays before the states and
+                ring buffers are allocated. The message names the largest parts and what fits.
         """
         if self._built:
             raise ConfigurationError("Network.build() was already called; make a new Network to rebuild")
+        key = check_prng_key(key, optional=False)
         self._check_members()
         dt = self._resolve_dt()
         self._dt = dt
@@ -186,6 +195,16 @@ class Network:
         k_conn, k_init, self._key = jax.random.split(key, 3)
         neuron_groups = [g for g in self.groups.values() if isinstance(g, NeuronGroup)]
         streams = iter(range(1_000_000))
+
+        # memory preflight: what the rules and delays let us estimate, before drawing anything
+        item = jnp.dtype(dtype).itemsize
+        sampled = [(inp.group.name, int(np.size(inp.current)) * item) for inp in self.inputs
+                   if isinstance(inp, CurrentInput) and np.ndim(inp.current) == 2]
+        footprints = {p.name: footprint(p, dt, dtype) for p in self.projections.values()}
+        longest: dict[str, int] = {}
+        for p in self.projections.values():
+            longest[p.post.name] = max(longest.get(p.post.name, 0), footprints[p.name].longest_delay)
+        build_budget(list(self.groups.values()), longest, dt, dtype, footprints=footprints, currents=sampled).check()
 
         # projections: connectivity, weights, delays
         specs, arrays, weights, traces = {}, {}, {}, {}
@@ -200,6 +219,8 @@ class Network:
             max_delay[p.post.name] = max(max_delay[p.post.name], d)
             if p.plasticity is not None:
                 traces[p.name] = p.plasticity.init(spec.n_pre, spec.n_post, dtype)
+        # the drawn delays fix the ring buffers: check them and the states before allocating either
+        build_budget(list(self.groups.values()), max_delay, dt, dtype, currents=sampled).check()
 
         # neuron groups: constants, initial state, receptors, inputs
         plans, consts, cfgs, neurons, syn, ring, count = {}, {}, {}, {}, {}, {}, {}
@@ -331,19 +352,55 @@ class Network:
             m._truncate(int(state.t))
 
     def save(self, path: str) -> None:
-        """Write the current :class:`NetState` to ``path`` (a NumPy ``.npz`` file, host copies)."""
+        """Write the current :class:`NetState` to ``path`` (a NumPy ``.npz`` file, host copies; NumPy adds
+        ``.npz`` to a name without it).
+
+        Raises:
+            ConfigurationError: ``path`` cannot be written (no such folder, no permission), naming it.
+        """
         self._require_built()
         leaves = jax.tree_util.tree_leaves(self._state)
-        np.savez(path, **{f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)})
+        try:
+            np.savez(path, **{f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)})
+        except OSError as err:
+            raise ConfigurationError(f"Network.save: cannot write {str(path)!r}: {err.strerror or err}") from None
 
     def load(self, path: str) -> None:
-        """Restore a state written by :meth:`save` of an identically built network."""
+        """Restore a state written by :meth:`save` of an identically built network.
+
+        Raises:
+            ConfigurationError: no file at ``path`` (or a folder), naming it.
+            InvalidStateError: the file is not an ``.npz`` written by :meth:`save` (corrupt, another
+                format, other arrays), or its state does not match this network; the network is unchanged.
+        """
+        import os
+
         self._require_built()
         treedef = jax.tree_util.tree_structure(self._state)
-        with np.load(path) as data:
-            leaves = [jnp.asarray(data[f"leaf{i}"]) for i in range(len(data.files))]
-        if len(leaves) != treedef.num_leaves:
-            raise InvalidStateError(f"Network.load: {path} holds {len(leaves)} arrays, this network's state has {treedef.num_leaves}")
+        name = str(path)
+        if not os.path.isfile(name):
+            hint = f" (Network.save({name!r}) wrote {name + '.npz'!r})" if os.path.isfile(name + ".npz") else ""
+            what = "is a folder, not a file" if os.path.isdir(name) else "does not exist"
+            raise ConfigurationError(f"Network.load: {name!r} {what}{hint}")
+        try:
+            data = np.load(name, allow_pickle=False)
+        except Exception as err:  # noqa: BLE001  (NumPy raises ValueError, OSError, zipfile/pickle errors)
+            raise InvalidStateError(f"Network.load: {name!r} is not a .npz file written by Network.save ({err})") from None
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise InvalidStateError(f"Network.load: {name!r} holds one array (.npy), not a state written by Network.save")
+        with data:
+            expected = [f"leaf{i}" for i in range(treedef.num_leaves)]
+            if len(data.files) != treedef.num_leaves:
+                raise InvalidStateError(
+                    f"Network.load: {name} holds {len(data.files)} arrays, this network's state has {treedef.num_leaves}"
+                )
+            if sorted(data.files) != sorted(expected):
+                odd = sorted(set(data.files) - set(expected))[0]
+                raise InvalidStateError(f"Network.load: {name!r} is not a state written by Network.save (it holds an array {odd!r})")
+            try:
+                leaves = [jnp.asarray(data[k]) for k in expected]
+            except Exception as err:  # noqa: BLE001  (a damaged member: zipfile, zlib or NumPy errors)
+                raise InvalidStateError(f"Network.load: {name!r} is damaged: {err}") from None
         self.restore(jax.tree_util.tree_unflatten(treedef, leaves))
 
     @property
