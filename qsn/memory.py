@@ -16,8 +16,8 @@ an exception) and 90% on a device (XLA's scratch space for compiled steps).
 A size that does not fit raises :class:`qsn.errors.MemoryBudgetError` (a ``MemoryError``) with the
 estimate, the memory available and the largest size that fits, e.g.
 ``init_state(n=10000000000) needs 223.5 GiB for 6 (n,) float32/int32 arrays, more than the 18.3 GiB
-of host memory it may take (80% of the 22.9 GiB free); at most n = 810,000,000 fits``, instead of a raw ``RESOURCE_EXHAUSTED``
-traceback from XLA (or the kernel's OOM killer) minutes later.
+of host memory it may take (80% of the 22.9 GiB free); at most n = 810,000,000 fits``, instead of a raw
+``RESOURCE_EXHAUSTED`` traceback from XLA (or the kernel's OOM killer) minutes later.
 
 Estimates count the arrays that are alive at the peak of the operation, not XLA's scratch space
 inside a compiled step, so a size just under the limit can still fail later; a size over it
@@ -175,7 +175,8 @@ class Budget:
         need = self.total
         if need <= available:
             return
-        room = f"{format_bytes(available)} of {where} it may take ({available / max(free, 1):.0%} of the {format_bytes(free)} free)"
+        share = available / max(free, 1)
+        room = f"{format_bytes(available)} of {where} it may take ({share:.0%} of the {format_bytes(free)} free)"
         items = sorted(self.items, key=lambda item: -item.nbytes)
         if len(items) == 1:
             msg = f"{self.owner} needs {format_bytes(need)} for {items[0].what}, more than the {room}"
@@ -189,7 +190,9 @@ class Budget:
         raise MemoryBudgetError(msg)
 
 
-def check_bytes(owner: str, what: str, nbytes: float, *, hint: Callable[[int], str] | None = None, device: Any = None) -> None:
+def check_bytes(
+    owner: str, what: str, nbytes: float, *, hint: Callable[[int], str] | None = None, device: Any = None
+) -> None:
     """One-part :class:`Budget`: raise :class:`MemoryBudgetError` unless ``nbytes`` fit on ``device``.
 
     Example:
