@@ -1,4 +1,4 @@
-"""Simulated-annealing throughput (spin-flip attempts/s) and quality of qsn.scheduler.anneal beside dwave-samplers.
+"""Simulated-annealing throughput (spin-flip attempts/s) and quality of qsn.qubo.annealer beside dwave-samplers.
 
     python bench/bench_anneal.py                          # CPU defaults: n = 1000, 1000 sweeps, ~2-3 minutes
     python bench/bench_anneal.py --replicas 1024 8192     # on a GPU
@@ -7,13 +7,13 @@
 Two 1000-variable QUBO instances: ``sparse``, the +-1 Ising spin glass on a random 3-regular graph
 (``E = sum_edges J_ij s_i s_j``, ``J_ij = +-1``, no fields) written as a QUBO, and ``dense``, every ``q_ij``
 standard normal (symmetrised). Both samplers run the same geometric schedule
-(``qsn.scheduler.anneal.default_beta_range`` of the instance) for the same number of sweeps, single-spin Metropolis
+(``qsn.qubo.annealer.default_beta_range`` of the instance) for the same number of sweeps, single-spin Metropolis
 in sequential order. Flip attempts = replicas (reads) x sweeps x n. qsn: ``anneal`` with replicas in --replicas,
 timed as a whole call (host preparation included) after a warm-up call that compiles, best of --repeats, with
 ``block_until_ready``. Baseline: ``dwave.samplers.SimulatedAnnealingSampler`` (one CPU thread) with num_reads in
 --dwave-reads, best of --repeats, reported both as wall time of ``sample`` (which includes building its own
 problem representation, slow for dense problems) and as its own ``sampling_ns`` timing. Energies of both are
-evaluated in float64 by dimod (and checked against ``AnnealResult.energies`` and ``qsn.scheduler.qubo.energy``).
+evaluated in float64 by dimod (and checked against ``AnnealResult.energies`` and ``qsn.qubo.model.energy``).
 Writes ``bench/results/anneal-<platform>.json`` ({metadata, rows}) and prints a markdown table.
 """
 
@@ -70,7 +70,7 @@ def to_bqm(qubo):
 
 def _energies(bqm, qubo, x: np.ndarray, reported: np.ndarray) -> np.ndarray:
     """Energies of states x (R, n) in float64 by dimod, checked against qsn's (float32) at 1e-5 relative."""
-    from qsn.scheduler.qubo import energy
+    from qsn.qubo.model import energy
 
     exact = np.asarray(bqm.energies((x, np.arange(qubo.n))), np.float64)
     scale = 1e-5 * max(1.0, np.abs(exact).max())
@@ -93,8 +93,8 @@ def _best_of(fn, repeats: int) -> tuple[float, object]:
 def run_qsn(qubo, bqm, replicas: int, sweeps: int, beta: tuple[float, float], repeats: int, seed: int) -> dict:
     import jax
 
-    from qsn.scheduler.anneal import _layout, anneal
-    from qsn.scheduler.qubo import to_ising
+    from qsn.qubo.annealer import _layout, anneal
+    from qsn.qubo.model import to_ising
 
     key = jax.random.key(seed)
 
@@ -175,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     import dwave.samplers
     import jax
 
-    from qsn.scheduler.anneal import default_beta_range
-    from qsn.scheduler.qubo import make_qubo
+    from qsn.qubo.annealer import default_beta_range
+    from qsn.qubo.model import make_qubo
 
     device = jax.devices()[0]
     rows = []

@@ -12,7 +12,7 @@ import numpy as np
 
 from qsn.errors import ConfigurationError, InvalidInputError
 from qsn.learning.space import SearchSpace
-from qsn.scheduler.qubo import QUBO, make_qubo
+from qsn.qubo.model import QUBO, make_qubo
 
 __all__ = ["QuadraticModel", "Posterior", "Encoding", "features", "fit_model", "sample_model", "make_encoding",
            "model_qubo", "ENCODINGS"]
@@ -172,7 +172,7 @@ def model_qubo(space: SearchSpace, surrogate: QuadraticModel, *, encoding: str |
     state is valid (one-hot: every local minimum too).
 
     Example:
-        >>> from qsn.scheduler.qubo import energy
+        >>> from qsn.qubo import energy
         >>> space = SearchSpace({"a": [0, 1, 2], "b": [0, 1]})
         >>> f = QuadraticModel(1.0, np.array([0.0, 1.0, 2.0, 0.0, -1.0]), np.zeros((5, 5)))
         >>> q = model_qubo(space, f)                      # unary: 2 + 1 bits

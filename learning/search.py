@@ -13,7 +13,7 @@ with a Gaussian prior in place of the horseshoe and simulated annealing as the a
    in different parameters only: ``x_i x_j = 0`` inside a block) by Bayesian linear regression on the losses
    (:func:`fit_model`), and draw one surrogate from the posterior (Thompson sampling: exploration where the
    trials say little, exploitation where they agree);
-3. minimise it with :func:`qsn.scheduler.anneal.anneal` as a QUBO over the annealer's bits ``z``
+3. minimise it with :func:`qsn.qubo.anneal` as a QUBO over the annealer's bits ``z``
    (:func:`model_qubo`), map the replicas' final states back to the nearest valid configurations, and evaluate
    the lowest-surrogate one not evaluated before; if every replica repeats a trial, the lowest-surrogate unseen
    configuration one parameter away from a replica (``"local"``), else a uniformly random unseen one;
@@ -66,7 +66,7 @@ import numpy as np
 from qsn.errors import ConfigurationError, InvalidInputError
 from qsn.learning.quadratic import Encoding, QuadraticModel, fit_model, make_encoding, model_qubo, sample_model
 from qsn.learning.space import SearchSpace
-from qsn.scheduler.anneal import anneal
+from qsn.qubo.annealer import anneal
 
 __all__ = ["SearchResult", "anneal_search", "random_search", "run_searches", "SEARCHERS"]
 
@@ -208,7 +208,7 @@ def anneal_search(objective: Callable, space: SearchSpace, budget: int, *, seed:
         seed: seeds the host RNG (initial draws, Thompson samples) and the annealer's JAX key.
         initial: random configurations evaluated before the first fit (clipped to ``budget``).
         batch: proposals per fit, one posterior draw and one anneal each.
-        replicas, sweeps: passed to :func:`qsn.scheduler.anneal.anneal` (default temperature range).
+        replicas, sweeps: passed to :func:`qsn.qubo.anneal` (default temperature range).
         prior_var, noise: passed to :func:`fit_model`.
         encoding: ``"unary"`` or ``"one_hot"``, the annealer's bits (:func:`make_encoding`).
 

@@ -7,8 +7,9 @@ The pieces, each in its own module:
 * the discrete-event simulator (``simulator``) and metrics (``metrics``);
 * predictors: spike features of a QSN population (``features``), online optax readouts (``readout``),
   naive and learned size predictions (``predict``), their adaptive fusion (``fusion``);
-* planners: QUBOs (``qubo``), batched simulated annealing / parallel tempering (``anneal``), QAOA (``qaoa``),
-  the assignment planner (``planner``), classical baselines (``policies``), exact optima (``exact``);
+* planners: the assignment planner (``planner``) on the generic QUBO solvers of :mod:`qsn.qubo` (``qubo``,
+  ``anneal`` and ``qaoa`` here are aliases of its modules), classical baselines (``policies``), exact optima
+  (``exact``);
 * :func:`plan` / :func:`run` by policy name (``schedule``); statistics (``stats``); benchmark suites (``suites``).
 
 Example:

@@ -42,8 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from qsn.errors import ConfigurationError
+from qsn.qubo.model import QUBO, make_qubo
 from qsn.scheduler.policies import list_schedule, upward_rank
-from qsn.scheduler.qubo import QUBO, make_qubo
 from qsn.scheduler.simulator import Plan, repair_links
 from qsn.scheduler.task import Cluster, Workload
 

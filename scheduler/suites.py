@@ -161,12 +161,10 @@ def qaoa_vs_annealing(sizes: Iterable[tuple[int, int]] = ((2, 2), (3, 2), (2, 3)
     sample the brute-force optimum, and whether each method's best sample is optimal."""
     import jax
 
-    from qsn.scheduler.anneal import anneal
-    from qsn.scheduler.planner import assignment_qubo
-    from qsn.scheduler.qaoa import solve
-    from qsn.scheduler.planner import decode
-    from qsn.scheduler.qaoa import qaoa_state
-    from qsn.scheduler.qubo import all_energies, bitstrings, energy
+    from qsn.qubo.annealer import anneal
+    from qsn.qubo.model import all_energies, bitstrings, energy
+    from qsn.qubo.qaoa import qaoa_state, solve
+    from qsn.scheduler.planner import assignment_qubo, decode
 
     cells = [(k, w, seed) for k, w in sizes for seed in seeds]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from qsn.errors import ConfigurationError
-from qsn.scheduler.qubo import all_energies, bitstrings, energy, make_qubo, to_ising
+from qsn.qubo.model import all_energies, bitstrings, energy, make_qubo, to_ising
 
 
 def _loop_energy(q: np.ndarray, offset: float, x: np.ndarray) -> float:

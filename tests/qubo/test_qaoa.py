@@ -16,8 +16,8 @@ import pytest
 from scipy.linalg import expm
 
 from qsn.errors import ConfigurationError
-from qsn.scheduler import qaoa
-from qsn.scheduler.qubo import all_energies, energy, make_qubo
+from qsn.qubo import qaoa
+from qsn.qubo.model import all_energies, energy, make_qubo
 
 STEPS, RESTARTS = 150, 4
 X = np.array([[0.0, 1.0], [1.0, 0.0]])

@@ -1,4 +1,4 @@
-"""Tests of the batched Metropolis samplers (qsn.scheduler.anneal) against independent references.
+"""Tests of the batched Metropolis samplers (qsn.qubo.annealer) against independent references.
 
 * optimisation: on random QUBOs with n <= 16, SA and PT reach the brute-force minimum of ``all_energies``;
 * sampling: at a fixed beta, the final states of many independent replicas follow the exact Boltzmann weights
@@ -29,15 +29,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qsn.errors import ConfigurationError, InvalidInputError
-from qsn.scheduler import anneal as anneal_module
-from qsn.scheduler.anneal import (
+from qsn.qubo import annealer as anneal_module
+from qsn.qubo.annealer import (
     anneal,
     default_beta_range,
     exchange_step,
     neighbour_lists,
     parallel_tempering,
 )
-from qsn.scheduler.qubo import all_energies, bitstrings, energy, make_qubo, to_ising
+from qsn.qubo.model import all_energies, bitstrings, energy, make_qubo, to_ising
 
 KEY = jax.random.key(20240611)
 
@@ -47,7 +47,7 @@ def _random_qubo(n: int, seed: int, offset: float = 0.0):
 
 
 def _index(x: np.ndarray) -> np.ndarray:
-    """Basis index of states (R, n) in the convention of qsn.scheduler.qubo (variable 0 most significant)."""
+    """Basis index of states (R, n) in the convention of qsn.qubo.model (variable 0 most significant)."""
     n = x.shape[1]
     return np.asarray(x, np.int64) @ (1 << np.arange(n - 1, -1, -1))
 
@@ -327,7 +327,7 @@ def test_parallel_tempering_rejects_bad_arguments(kwargs, match):
 
 
 def test_rejects_bad_qubo_and_key():
-    with pytest.raises(ConfigurationError, match="`qubo` must be a qsn.scheduler.qubo.QUBO"):
+    with pytest.raises(ConfigurationError, match="`qubo` must be a qsn.qubo.QUBO"):
         anneal(np.eye(3), KEY)
     with pytest.raises(ConfigurationError, match="`key` must be a single PRNG key"):
         anneal(_random_qubo(3, 0), jax.random.split(KEY, 2))
