@@ -28,9 +28,12 @@ from qsn.kernels.runner import Runner
 
 __all__ = ["run", "simulate", "unpack_spikes", "Outputs", "check_supported", "kernel_defines", "small_angle", "check_input", "Input", "INPUTS"]
 
-_PARAM_BITS = ("v_rest", "v_th", "decay", "gain", "inv_range", "n_ref", "delta", "g1", "g2")  # bit order of per_neuron
-_CURRENT_BIT, _WEIGHT_BIT = 9, 10
-_STOCHASTIC_BITS = ("dephase_std", "relax_keep", "jump_prob", "jump_keep")  # bits 11-14
+# Bit order of the kernel's per_neuron mask (enum qsn_param_bit in population.cu) and of its parameter
+# arguments: _PARAM_BITS, then the current and the Poisson weight, then _STOCHASTIC_BITS.
+_PARAM_BITS = ("v_rest", "v_th", "v_reset", "decay", "gain", "inv_range", "n_ref", "delta", "g1", "g2")  # bits 0-9
+_CURRENT_BIT, _WEIGHT_BIT = len(_PARAM_BITS), len(_PARAM_BITS) + 1  # 10, 11
+_STOCHASTIC_BIT0 = _WEIGHT_BIT + 1
+_STOCHASTIC_BITS = ("dephase_std", "relax_keep", "jump_prob", "jump_keep")  # bits 12-15
 INPUTS = {"const": 0, "array": 1, "poisson": 2}
 
 
@@ -210,7 +213,7 @@ def run(
     defines = kernel_defines(mode, kind, cfg.plan, small=small_angle(params, a_bound), spikes=spikes, events=events,
                              ties=ties, jumps=cfg.jumps, dephasing=cfg.dephasing, relaxation=cfg.relaxation)
     key_words = seed_words(key) if cfg.needs_key else (0, 0)
-    for bit, name in enumerate(_STOCHASTIC_BITS, start=11):
+    for bit, name in enumerate(_STOCHASTIC_BITS, start=_STOCHASTIC_BIT0):
         arr, per = _per_neuron(getattr(consts, name), n)
         per_neuron |= int(per) << bit
         param_args.append(xp.asarray(arr))

@@ -21,14 +21,27 @@
 //                sin(w dt)/w series only, no branch
 //   QSN_ANALYSIS tag basic blocks for kernels/ptx.py (static analysis builds only)
 
+// Bit of `per_neuron` that says the parameter is an (n,) array (set) or one shared value (clear);
+// kernels/population.py builds the mask in this order (_PARAM_BITS, current, weight, _STOCHASTIC_BITS:
+// a test checks).
+enum qsn_param_bit {
+    QSN_BIT_V_REST, QSN_BIT_V_TH, QSN_BIT_V_RESET, QSN_BIT_DECAY, QSN_BIT_GAIN, QSN_BIT_INV_RANGE, QSN_BIT_N_REF,
+    QSN_BIT_DELTA, QSN_BIT_G1, QSN_BIT_G2, QSN_BIT_CURRENT, QSN_BIT_WEIGHT,
+    QSN_BIT_DEPHASE_STD, QSN_BIT_RELAX_KEEP, QSN_BIT_JUMP_PROB, QSN_BIT_JUMP_KEEP
+};
 #define QSN_PARAM(ptr, bit) (ptr)[((per_neuron >> (bit)) & 1) ? j : 0]
 #define QSN_STOCHASTIC (QSN_JUMPS || QSN_DEPHASE || QSN_RELAX)
+// Renormalisation cadence (qsn_step's `renorm`) at absolute step t: every step in precise builds (as
+// the JAX path), the last of every 4 in fast ones. A float32 step moves |psi|^2 (or |r|^2) by ~1e-7 in
+// rounding; the Newton step turns an error e into -3e^2/4, so |psi|^2 - 1 stays within the rounding of
+// the 3 steps since the last correction, at a quarter of the cost.
+#define QSN_RENORM_AT(t) (QSN_PRECISE || ((t) & 3) == 3)
 // sin(w dt)/w is a 3-term series below this angle: qsn.dynamics.SERIES_ANGLE["float32"] (a test checks)
 #define QSN_SERIES_ANGLE 0.25f
 
 // Per-neuron constants, read once per launch.
 struct qsn_consts {
-    float v_rest, v_th, decay, gain, inv_range, delta, dt;
+    float v_rest, v_th, v_reset, decay, gain, inv_range, delta, dt;  // v_reset: after a spike and while refractory
     int ref_span;  // steps a spike blocks, the spike step included (>= 1)
 #if QSN_MIXED
     float h, d2, e1, e2;
@@ -61,18 +74,23 @@ QSN_DEVICE void qsn_condition_pure(float& re0, float& im0, float& re1, float& im
 }
 
 // Steps 1-6 of DESIGN §1 for step s of the launch with input current `input`
-// (mV, as r_m I); returns whether the neuron spiked.
-QSN_DEVICE bool qsn_step(qsn_neuron& nrn, const qsn_consts& c, const float input, const int s) {
+// (mV, as r_m I); returns whether the neuron spiked. `renorm`: pull |psi| (pure) back to 1, or |r|
+// (mixed) back inside the Bloch ball, after the evolution (QSN_RENORM_AT; a constant at every
+// call site, so the compiler drops the code where it is false).
+QSN_DEVICE bool qsn_step(qsn_neuron& nrn, const qsn_consts& c, const float input, const int s, const bool renorm) {
 #if QSN_STOCHASTIC
     // this step's random words: stream 1 of the neuron's Philox counters (the Poisson input uses stream 0)
     const qsn_u32x4 rnd = qsn_philox(c.neuron, c.t0 + (unsigned)s, 1u, 0u, c.key0, c.key1);
 #endif
-    // 1-2. refractory and membrane: exact solution for constant input over dt, never contracted into
-    // an FMA (the threshold decision is the JAX path's to the last bit for equal inputs)
+    // 1-2. refractory and membrane: exact solution for constant input over dt, as two explicit FMAs in
+    // both builds, fma(gain, I, fma(V - v_rest, decay, v_rest)): the rounding XLA gives
+    // v_rest + (V - v_rest) decay + gain I (it contracts both products), so that for equal inputs the
+    // threshold decision is the JAX path's to the last bit (on XLA's CPU backend, V comes out
+    // bit-identical to it; the unfused form differs by an ulp on some updates)
     const bool is_ref = s < nrn.free_at;
-    float v = __fadd_rn(__fadd_rn(c.v_rest, __fmul_rn(nrn.v - c.v_rest, c.decay)), __fmul_rn(c.gain, input));
-    v = is_ref ? c.v_rest : v;
-    // 3. qubit under H = a sz + delta sx over dt
+    float v = fmaf(c.gain, input, fmaf(nrn.v - c.v_rest, c.decay, c.v_rest));
+    v = is_ref ? c.v_reset : v;
+    // 3. qubit under H = a sz + delta sx over dt; the drive a is measured from v_rest (not v_reset)
     const float a = __fmul_rn(v - c.v_rest, c.inv_range);
 #if QSN_MIXED
     float x = nrn.q0, y = nrn.q1, z = nrn.q2;
@@ -96,6 +114,14 @@ QSN_DEVICE bool qsn_step(qsn_neuron& nrn, const qsn_consts& c, const float input
 #endif
         }
         x = zx; y = zy; z = zz;
+    }
+    if (renorm) {  // positivity, |r| <= 1: a rounded propagator can overshoot near the pure surface
+        const float r2 = x * x + y * y + z * z;
+        if (r2 > 1.0f) {
+            QSN_MARK(clamp);
+            const float shrink = QSN_RSQRT_EXACT(r2);
+            x *= shrink; y *= shrink; z *= shrink;
+        }
     }
 #else
     float re0 = nrn.q0, im0 = nrn.q1, re1 = nrn.q2, im1 = nrn.q3;
@@ -155,6 +181,16 @@ QSN_DEVICE bool qsn_step(qsn_neuron& nrn, const qsn_consts& c, const float input
         re1 = n_re1; im1 = n_im1;
     }
 #endif
+#if !QSN_RELAX  // (the relaxation below leaves psi normalised on every step: reset to |0> or conditioned)
+    if (renorm) {  // psi (3 - |psi|^2)/2: one Newton step of 1/sqrt at 1 (qsn.dynamics.renormalise)
+#if QSN_PRECISE  // the JAX path's order of operations
+        const float f = 1.5f - 0.5f * (re0 * re0 + im0 * im0 + re1 * re1 + im1 * im1);
+#else
+        const float f = fmaf(-0.5f, fmaf(im1, im1, fmaf(re1, re1, fmaf(im0, im0, re0 * re0))), 1.5f);
+#endif
+        re0 *= f; im0 *= f; re1 *= f; im1 *= f;
+    }
+#endif
 #if QSN_RELAX
     {   // relaxation jump to |0> with probability p1 (1 - exp(-dt/t1)); else condition on no jump
         const float p1 = re1 * re1 + im1 * im1;
@@ -191,7 +227,7 @@ QSN_DEVICE bool qsn_step(qsn_neuron& nrn, const qsn_consts& c, const float input
     const bool spike = !is_ref && v >= c.v_th;
 #endif
     if (spike) {
-        v = c.v_rest;
+        v = c.v_reset;
         nrn.free_at = s + c.ref_span;
         ++nrn.spikes;
 #if QSN_MIXED
@@ -232,7 +268,8 @@ QSN_DEVICE float qsn_poisson_input(const unsigned word, const float* __restrict_
 
 QSN_KERNEL qsn_population(
     const int n, const long long threads, const int steps, const int t0,
-    const float* __restrict__ v_rest_p, const float* __restrict__ v_th_p, const float* __restrict__ decay_p,
+    const float* __restrict__ v_rest_p, const float* __restrict__ v_th_p, const float* __restrict__ v_reset_p,
+    const float* __restrict__ decay_p,
     const float* __restrict__ gain_p, const float* __restrict__ inv_range_p, const int* __restrict__ n_ref_p,
     const float* __restrict__ delta_p, const float* __restrict__ g1_p, const float* __restrict__ g2_p,
     const float* __restrict__ dephase_std_p, const float* __restrict__ relax_keep_p,
@@ -250,31 +287,32 @@ QSN_KERNEL qsn_population(
         const bool active = i < n;
         const long long j = active ? i : 0;  // idle lanes read neuron 0 and write nothing
         qsn_consts c;
-        c.v_rest = QSN_PARAM(v_rest_p, 0);
-        c.v_th = active ? QSN_PARAM(v_th_p, 1) : 3.402823466e38f;  // idle lanes never spike
-        c.decay = QSN_PARAM(decay_p, 2);
-        c.gain = QSN_PARAM(gain_p, 3);
-        c.inv_range = QSN_PARAM(inv_range_p, 4);
-        const int n_ref = QSN_PARAM(n_ref_p, 5);
+        c.v_rest = QSN_PARAM(v_rest_p, QSN_BIT_V_REST);
+        c.v_th = active ? QSN_PARAM(v_th_p, QSN_BIT_V_TH) : 3.402823466e38f;  // idle lanes never spike
+        c.v_reset = QSN_PARAM(v_reset_p, QSN_BIT_V_RESET);
+        c.decay = QSN_PARAM(decay_p, QSN_BIT_DECAY);
+        c.gain = QSN_PARAM(gain_p, QSN_BIT_GAIN);
+        c.inv_range = QSN_PARAM(inv_range_p, QSN_BIT_INV_RANGE);
+        const int n_ref = QSN_PARAM(n_ref_p, QSN_BIT_N_REF);
         c.ref_span = n_ref > 1 ? n_ref : 1;  // a spike at step s blocks s+1 .. s+n_ref-1 (DESIGN §1)
-        c.delta = QSN_PARAM(delta_p, 6);
+        c.delta = QSN_PARAM(delta_p, QSN_BIT_DELTA);
         c.dt = dt;
 #if QSN_MIXED
         c.h = dt / (float)QSN_SUBSTEPS;
         c.d2 = 2.0f * c.delta * c.h;
-        c.e1 = QSN_PARAM(g1_p, 7) * c.h;
-        c.e2 = QSN_PARAM(g2_p, 8) * c.h;
+        c.e1 = QSN_PARAM(g1_p, QSN_BIT_G1) * c.h;
+        c.e2 = QSN_PARAM(g2_p, QSN_BIT_G2) * c.h;
 #endif
 #if QSN_TIES
         c.tie_band = tie_tol * fabsf(c.v_th);
 #endif
 #if QSN_STOCHASTIC
         c.neuron = (unsigned)j; c.t0 = (unsigned)t0; c.key0 = key0; c.key1 = key1;
-        c.dephase_std = QSN_PARAM(dephase_std_p, 11);
-        c.relax_drop = 1.0f - QSN_PARAM(relax_keep_p, 12);
-        c.relax_amp = sqrtf(QSN_PARAM(relax_keep_p, 12));
-        c.jump_prob = QSN_PARAM(jump_prob_p, 13);
-        c.jump_keep = QSN_PARAM(jump_keep_p, 14);
+        c.dephase_std = QSN_PARAM(dephase_std_p, QSN_BIT_DEPHASE_STD);
+        c.relax_drop = 1.0f - QSN_PARAM(relax_keep_p, QSN_BIT_RELAX_KEEP);
+        c.relax_amp = sqrtf(QSN_PARAM(relax_keep_p, QSN_BIT_RELAX_KEEP));
+        c.jump_prob = QSN_PARAM(jump_prob_p, QSN_BIT_JUMP_PROB);
+        c.jump_keep = QSN_PARAM(jump_keep_p, QSN_BIT_JUMP_KEEP);
         c.jump_amp = sqrtf(c.jump_keep);
 #endif
         qsn_neuron nrn;
@@ -293,42 +331,48 @@ QSN_KERNEL qsn_population(
             if (QSN_PACK) qsn_pack_bit(words, (long long)(s_) * words_per_step + (i >> 5), i, spiked_);   \
             if (QSN_EVENTS) qsn_emit_event(ev_counter, ev_step, ev_neuron, ev_capacity, t0 + (s_), (int)i, spiked_); \
         } while (0)
+        // The loop is aligned to absolute steps t = t0 + s: steps before the first multiple of 4 run one
+        // at a time, then 4 per iteration, then the rest. The 4th step of each aligned group (t % 4 == 3)
+        // renormalises in fast builds (every step in precise ones), so where it happens depends on t only
+        // and a run split in launches equals one launch.
 #if QSN_INPUT == 2
-        // One Philox block gives the words of 4 consecutive absolute steps: counter (neuron, t / 4, 0, 0),
-        // word t % 4. Steps before the first multiple of 4 and after the last whole block draw their
-        // block one step at a time; the main loop draws one block per 4 steps.
-        const float offset = QSN_PARAM(current, 9), w_in = QSN_PARAM(weight, 10);
+        // Poisson input: one Philox block gives the words of 4 consecutive absolute steps, counter
+        // (neuron, t / 4, 0, 0), word t % 4; the main loop draws one block per iteration, the steps off a
+        // block boundary draw their own.
+        const float offset = QSN_PARAM(current, QSN_BIT_CURRENT), w_in = QSN_PARAM(weight, QSN_BIT_WEIGHT);
+#define QSN_WORD_AT(s_) qsn_poisson_word((unsigned)j, (unsigned)(t0 + (s_)), seed0, seed1)
+#define QSN_BLOCK_AT(s_) qsn_philox((unsigned)j, (unsigned)(t0 + (s_)) >> 2, 0u, 0u, seed0, seed1)
+#define QSN_INPUT_AT(s_, word_) qsn_poisson_input((word_), cdf, cdf_len, offset, w_in)
+#elif QSN_INPUT == 1
+#define QSN_WORD_AT(s_) 0u
+#define QSN_BLOCK_AT(s_) qsn_u32x4{0u, 0u, 0u, 0u}
+#define QSN_INPUT_AT(s_, word_) current[(long long)(s_) * n + j]  // streamed (T, n) rows, coalesced
+#else
+        const float drive = QSN_PARAM(current, QSN_BIT_CURRENT);
+#define QSN_WORD_AT(s_) 0u
+#define QSN_BLOCK_AT(s_) qsn_u32x4{0u, 0u, 0u, 0u}
+#define QSN_INPUT_AT(s_, word_) drive
+#endif
         int s = 0;
         for (; s < steps && ((t0 + s) & 3) != 0; ++s) {
-            const unsigned word = qsn_poisson_word((unsigned)j, (unsigned)(t0 + s), seed0, seed1);
-            QSN_EMIT(s, qsn_step(nrn, c, qsn_poisson_input(word, cdf, cdf_len, offset, w_in), s));
+            const unsigned word = QSN_WORD_AT(s);
+            QSN_EMIT(s, qsn_step(nrn, c, QSN_INPUT_AT(s, word), s, QSN_RENORM_AT(t0 + s)));
         }
 #pragma unroll 1  // 4 steps per iteration (kernels/ptx.py divides the loop's cost by 4)
         for (; s + 4 <= steps; s += 4) {
-            const qsn_u32x4 b = qsn_philox((unsigned)j, (unsigned)(t0 + s) >> 2, 0u, 0u, seed0, seed1);
-            QSN_EMIT(s, qsn_step(nrn, c, qsn_poisson_input(b.x, cdf, cdf_len, offset, w_in), s));
-            QSN_EMIT(s + 1, qsn_step(nrn, c, qsn_poisson_input(b.y, cdf, cdf_len, offset, w_in), s + 1));
-            QSN_EMIT(s + 2, qsn_step(nrn, c, qsn_poisson_input(b.z, cdf, cdf_len, offset, w_in), s + 2));
-            QSN_EMIT(s + 3, qsn_step(nrn, c, qsn_poisson_input(b.w, cdf, cdf_len, offset, w_in), s + 3));
+            const qsn_u32x4 b = QSN_BLOCK_AT(s);
+            QSN_EMIT(s, qsn_step(nrn, c, QSN_INPUT_AT(s, b.x), s, QSN_PRECISE));
+            QSN_EMIT(s + 1, qsn_step(nrn, c, QSN_INPUT_AT(s + 1, b.y), s + 1, QSN_PRECISE));
+            QSN_EMIT(s + 2, qsn_step(nrn, c, QSN_INPUT_AT(s + 2, b.z), s + 2, QSN_PRECISE));
+            QSN_EMIT(s + 3, qsn_step(nrn, c, QSN_INPUT_AT(s + 3, b.w), s + 3, true));
         }
-        for (; s < steps; ++s) {
-            const unsigned word = qsn_poisson_word((unsigned)j, (unsigned)(t0 + s), seed0, seed1);
-            QSN_EMIT(s, qsn_step(nrn, c, qsn_poisson_input(word, cdf, cdf_len, offset, w_in), s));
+        for (; s < steps; ++s) {  // t % 4 < 3 here
+            const unsigned word = QSN_WORD_AT(s);
+            QSN_EMIT(s, qsn_step(nrn, c, QSN_INPUT_AT(s, word), s, QSN_PRECISE));
         }
-#else
-#if QSN_INPUT == 0
-        const float drive = QSN_PARAM(current, 9);
-#endif
-#pragma unroll 4  // 4 steps per iteration of the main loop (kernels/ptx.py divides its cost by 4)
-        for (int s = 0; s < steps; ++s) {
-#if QSN_INPUT == 0
-            const float input = drive;
-#else
-            const float input = current[(long long)s * n + j];  // streamed (T, n) rows, coalesced
-#endif
-            QSN_EMIT(s, qsn_step(nrn, c, input, s));
-        }
-#endif
+#undef QSN_WORD_AT
+#undef QSN_BLOCK_AT
+#undef QSN_INPUT_AT
 #undef QSN_EMIT
         if (active) {
             v_io[i] = nrn.v;
