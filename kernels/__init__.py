@@ -13,6 +13,6 @@ also build for the host with g++ (:class:`~qsn.kernels.runner.HostRunner`), whic
 without a GPU test them.
 """
 
-from qsn.kernels.backend import available, require, simulate
+from qsn.kernels.backend import CupyBackend, FusedBackend, available, require
 
-__all__ = ["available", "require", "simulate"]
+__all__ = ["available", "require", "FusedBackend", "CupyBackend"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from qsn.errors import BackendUnavailableError
+from qsn.backends import Backend
+from qsn.errors import BackendUnavailableError, ConfigurationError
 
-__all__ = ["available", "require", "simulate"]
+__all__ = ["available", "require", "FusedBackend", "CupyBackend"]
 
 
 def require() -> Any:
@@ -40,10 +41,43 @@ def available() -> bool:
     return True
 
 
-def simulate(*args: Any, precise: bool = False, **kwargs: Any) -> Any:
-    """:func:`qsn.simulate` on the fused CUDA kernel (``backend="cupy"``); see
-    :func:`qsn.kernels.population.simulate` for what it runs and records."""
-    from qsn.kernels.population import simulate as run_fused
-    from qsn.kernels.runner import CupyRunner
+class FusedBackend(Backend):
+    """The fused population kernel on a :class:`qsn.kernels.runner.Runner` (float32; records spikes and
+    events; Philox random draws; see docs/kernels.md). Option ``precise``: IEEE sqrt/sin/cos/division.
 
-    return run_fused(CupyRunner(), *args, precise=precise, **kwargs)
+    Example (the host emulation, as the tests run it on machines without a GPU):
+        >>> from qsn.kernels.runner import HostRunner
+        >>> r = qsn.simulate(p, s, 20.0, steps=100, backend=FusedBackend(HostRunner))
+    """
+
+    options = ("precise",)
+
+    def __init__(self, runner: Any, name: str | None = None) -> None:
+        self._runner = runner  # a Runner class (built on first run) or instance
+        self.name = name or getattr(runner, "name", "fused")
+
+    def runner(self) -> Any:
+        if isinstance(self._runner, type):
+            self._runner = self._runner()
+        return self._runner
+
+    def simulate(self, run: Any) -> Any:
+        from qsn.kernels.population import simulate as run_fused
+
+        self.check_options(run.options.backend)
+        if run.options.surrogate is not None or run.options.checkpoint:
+            raise ConfigurationError("surrogate= and checkpoint= (differentiable runs) need backend='jax'")
+        self.require()
+        return run_fused(self.runner(), run, precise=bool(run.options.backend.get("precise", False)))
+
+
+class CupyBackend(FusedBackend):
+    """``backend="cupy"``: the fused kernel on the current CUDA device through CuPy/NVRTC."""
+
+    def __init__(self) -> None:
+        from qsn.kernels.runner import CupyRunner
+
+        super().__init__(CupyRunner, "cupy")
+
+    def require(self) -> None:
+        require()

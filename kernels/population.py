@@ -15,14 +15,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qsn.current import Current, as_current, require_steps
-from qsn.dynamics import SERIES_ANGLE, check_key, step_config, step_constants
+from qsn.current import CallableCurrent, ConstantCurrent, Current, SampledCurrent, as_current, require_steps
+from qsn.dynamics import SERIES_ANGLE
 from qsn.errors import ConfigurationError
 from qsn.params import NeuronParams
 from qsn.philox import seed_words
 from qsn.poisson_current import PoissonCurrent, check_dt
-from qsn.runtime import check_finite, progress_bar
-from qsn.simulate import SimulationResult, SpikeEvents, bound_a, check_event_capacity, chunk_length
+from qsn.driver import PopulationRun, chunk_length, drive
+from qsn.recording import Recorder
+from qsn.result import SimulationResult
+from qsn.runtime import check_finite
+from qsn.stepper import Stepper, drive_bound
 from qsn.state import MixedState, PureState, State, check_state, mode_of
 from qsn.kernels.runner import Runner
 
@@ -56,9 +59,9 @@ def check_supported(params: NeuronParams, state: State, current: Any) -> None:
 
 
 class Input(NamedTuple):
-    """A run's input as the kernel sees it: ``kind`` (const/array/poisson), the validated
-    :class:`qsn.current.Current` (a :class:`qsn.PoissonCurrent` is its ``"fn"`` value, with the table's
-    range) and the bound on ``|a|`` over the whole run."""
+    """A run's input as the kernel sees it: ``kind`` (the kernel's input code, a key of :data:`INPUTS`),
+    the typed :class:`qsn.current.Current` (a :class:`qsn.PoissonCurrent` is a
+    :class:`~qsn.current.CallableCurrent` with the table's range) and the bound on ``|a|`` over the run."""
 
     kind: str
     current: Current
@@ -73,14 +76,19 @@ def check_input(params: NeuronParams, state: State, current: Any) -> Input:
     """
     n = check_state(params, state)
     check_supported(params, state, current)
-    if isinstance(current, PoissonCurrent):
-        if current.n != n:
-            raise ConfigurationError(f"PoissonCurrent has n={current.n} but the population has {n} neurons")
-        kind, cur = "poisson", Current("fn", current, None, *current.range)
-    else:
-        cur = as_current(current, n, jnp.float32)
-        kind = cur.kind
-    return Input(kind, cur, bound_a(params, state, cur))
+    if isinstance(current, PoissonCurrent) and current.n != n:
+        raise ConfigurationError(f"PoissonCurrent has n={current.n} but the population has {n} neurons")
+    cur = as_current(current, n, jnp.float32)
+    return Input(_kind(cur), cur, drive_bound(params, state, cur))
+
+
+def _kind(cur: Current) -> str:
+    """The kernel's input code of a typed current (a callable reaches the kernel only as a PoissonCurrent)."""
+    if isinstance(cur, SampledCurrent):
+        return "array"
+    if isinstance(cur, CallableCurrent):
+        return "poisson"
+    return "const"
 
 
 def small_angle(params: NeuronParams, a_bound: float) -> bool:
@@ -172,9 +180,9 @@ def run(
         drive = current.offset if kind == "poisson" else jnp.asarray(current, jnp.float32)
     n = int(state.v.shape[0])
     poisson = kind == "poisson"
-    cfg = step_config(params, mode, jnp.float32, a_bound)
-    check_key(cfg, key)
-    consts = step_constants(params, jnp.float32)
+    stepper = Stepper.build(params, mode, jnp.float32, a_bound=a_bound)
+    stepper.check_key(key)
+    cfg, consts = stepper.config, stepper.constants
 
     per_neuron = 0
     param_args = []
@@ -252,77 +260,61 @@ def unpack_spikes(words: np.ndarray, n: int) -> np.ndarray:
     return bits[:, :n].astype(bool)
 
 
-def simulate(
-    runner: Runner,
-    params: NeuronParams,
-    state: State,
-    current: Any,
-    steps: int | None = None,
-    key: Any = None,
-    *,
-    record: tuple[str, ...] = (),
-    neurons: np.ndarray | None = None,
-    record_every: int = 1,
-    progress: bool = False,
-    chunk_steps: int | None = None,
-    event_capacity: int = 10_000_000,
-    precise: bool = False,
-) -> SimulationResult:
-    """:func:`qsn.simulate` on the fused kernel (``record``, ``neurons`` and ``record_every`` as
-    :func:`qsn.simulate` normalises them).
+def simulate(runner: Runner, run: PopulationRun, *, precise: bool = False) -> SimulationResult:
+    """A :class:`qsn.driver.PopulationRun` on the fused kernel (what ``qsn.simulate(..., backend="cupy")`` runs).
 
     Records ``"spikes"`` and ``"events"``; spike counts and the final state always come back. The run
-    is checked once (:func:`check_input`), then cut into launches whose spike words fit the same
-    128 MiB device budget as the JAX path's chunks (one launch when only counts are asked for); the
-    state stays on the device between launches.
+    is checked once (:func:`check_input`), then cut by :func:`qsn.driver.drive` into launches whose spike
+    words fit the same device budget as the JAX path's chunks (one launch when only counts are asked
+    for); the state stays on the device between launches.
     """
-    unsupported = [name for name in record if name not in ("spikes", "events")]
+    rec_spec, opts = run.recording, run.options
+    unsupported = [name for name in rec_spec.names if name not in ("spikes", "events")]
     if unsupported:
         raise ConfigurationError(
-            f"backend='cupy' records 'spikes' and 'events' (spike counts and the final state always), not "
+            f"this backend records 'spikes' and 'events' (spike counts and the final state always), not "
             f"{unsupported[0]!r}: record it with backend='jax'"
         )
-    inp = check_input(params, state, current)
-    n = int(state.v.shape[0])
-    steps = require_steps(inp.current, steps)
-    want_spikes, want_events = "spikes" in record, "events" in record
-    every = int(record_every)
-    per_step = (-(-n // 32) * 4 if want_spikes else 0) + (n if want_events else 0)  # worst case per step
-    chunk = chunk_length(chunk_steps, steps, every, per_step, progress) if steps else 0
-    t0 = int(state.t)
-    count = np.zeros(n, np.int64)
-    rasters: list[np.ndarray] = []
-    ev_steps: list[np.ndarray] = []
-    ev_neurons: list[np.ndarray] = []
-    n_events = 0
-    done = 0
-    with progress_bar(steps, f"qsn {n} neurons (cupy)", progress) as bar:
-        while done < steps:
-            length = min(chunk, steps - done)
-            sampled = length // every * every
-            length = sampled or length  # a trailing partial period runs unsampled
-            rows = inp.current.value[done : done + length] if inp.kind == "array" else inp.current.value
-            out = run(runner, params, state, rows, length, key, spikes=want_spikes and bool(sampled), events=want_events,
-                      event_capacity=max(event_capacity - n_events, 0) + 1, precise=precise, a_bound=inp.a_bound)
-            state = out["state"]
-            count += runner.to_host(out["count"])
-            check_finite(state._asdict(), int(state.t))
-            if want_spikes and sampled:
-                raster = unpack_spikes(runner.to_host(out["words"]), n)
-                raster = raster if neurons is None else raster[:, neurons]
-                rasters.append(raster.reshape(length // every, every, -1).any(axis=1))
-            if want_events:
-                n_events += out["n_events"]
-                check_event_capacity(n_events, event_capacity, t0 + done + length)
-                st, ne = (runner.to_host(a).astype(np.int64) for a in out["events"])
-                order = np.lexsort((ne, st))  # the kernel appends in warp order; JAX's order is (step, neuron)
-                ev_steps.append(st[order])
-                ev_neurons.append(ne[order])
-            done += length
-            bar.update(length)
-    records = {"spikes": np.concatenate(rasters)} if rasters else {}
-    events = SpikeEvents.from_chunks(ev_steps, ev_neurons) if want_events else None
+    if opts.surrogate is not None or opts.checkpoint:
+        raise ConfigurationError("surrogate= and checkpoint= (differentiable runs) need backend='jax'")
+    params, current, key = run.params, run.raw_current, run.key
+    inp = check_input(params, run.state, current)
+    n, steps, every = run.n, run.steps, rec_spec.every
+    rec_spec.check_budget(steps, 4)
+    per_step = (-(-n // 32) * 4 if "spikes" in rec_spec.names else 0) + (n if rec_spec.events else 0)  # worst case
+    chunk = chunk_length(opts.chunk_steps, steps, every, per_step, opts.progress) if steps else 0
+    recorder = Recorder(rec_spec, run.t0)
+    carry = {"state": run.state, "count": np.zeros(n, np.int64)}
+
+    def advance(start: int, length: int, sampled: bool):
+        want_spikes = "spikes" in rec_spec.names and sampled
+        rows = inp.current.window(start, length).value if inp.kind == "array" else (
+            current if inp.kind == "poisson" else inp.current.value)
+        out = run_launch(runner, params, carry["state"], rows, length, key, spikes=want_spikes, events=rec_spec.events,
+                         event_capacity=max(rec_spec.event_capacity - recorder.n_events, 0) + 1, precise=precise,
+                         a_bound=inp.a_bound)
+        state = out["state"]
+        carry["count"] += runner.to_host(out["count"])
+        check_finite(state._asdict(), int(state.t))
+        if want_spikes:
+            raster = unpack_spikes(runner.to_host(out["words"]), n)
+            raster = raster if rec_spec.neurons is None else raster[:, rec_spec.neurons]
+            recorder.add_samples({"spikes": raster.reshape(length // every, every, -1).any(axis=1)})
+        if rec_spec.events:
+            st, ne = (runner.to_host(a).astype(np.int64) for a in out["events"])
+            order = np.lexsort((ne, st))  # the kernel appends in warp order; JAX's order is (step, neuron)
+            recorder.add_events(st[order], ne[order], start, start + length, total=out["n_events"])
+        carry["state"] = state
+        return state
+
+    drive(steps, chunk, advance, every=every, progress=opts.progress, desc=f"qsn {n} neurons ({runner.name})",
+          on_chunk=opts.on_chunk)
+    records = recorder.records(4) if "spikes" in rec_spec.names else {}
     return SimulationResult(
-        state=state, spike_count=count.astype(np.int32), records=records, events=events, steps=steps, t0=t0,
-        dt=float(params.dt), record_every=every, neurons=None if neurons is None else tuple(int(i) for i in neurons),
+        state=carry["state"], spike_count=carry["count"].astype(np.int32), records=records, events=recorder.events(),
+        steps=steps, t0=run.t0, dt=float(params.dt), record_every=every,
+        neurons=None if rec_spec.neurons is None else tuple(int(i) for i in rec_spec.neurons),
     )
+
+
+run_launch = run  # the one-launch function, under a name that simulate's closure does not shadow

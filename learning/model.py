@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qsn.dynamics import advance, step_config, step_constants
+from qsn.stepper import Stepper
 from qsn.errors import ConfigurationError
 from qsn.observables import p_excited
 from qsn.params import NeuronParams
@@ -97,8 +97,7 @@ class ModelConfig:
     @property
     def stochastic(self) -> bool:
         """True when a forward pass draws random numbers (jump spiking, pure-mode decoherence)."""
-        cfg = step_config(self.neuron_params(self.delta), self.mode, jnp.float32)
-        return cfg.needs_key
+        return Stepper.build(self.neuron_params(self.delta), self.mode, jnp.float32).needs_key
 
 
 class SpikingClassifier(eqx.Module):
@@ -130,10 +129,9 @@ class SpikingClassifier(eqx.Module):
         delta = delta[None, :]  # (1, H): broadcasts over the batch axis of the (B, H) population
         params = cfg_model.neuron_params(delta)
         dtype = self.hidden.weight.dtype
-        cfg = step_config(params, cfg_model.mode, dtype)._replace(surrogate=cfg_model.surrogate)
-        if cfg.needs_key and key is None:
+        stepper = Stepper.build(params, cfg_model.mode, dtype, surrogate=cfg_model.surrogate)
+        if stepper.needs_key and key is None:
             raise ConfigurationError("Argument `key` is required: this model's neurons draw random numbers")
-        consts = step_constants(params, dtype)
         state = init_state(cfg_model.neuron_params(cfg_model.delta), cfg_model.hidden, mode=cfg_model.mode, dtype=dtype)
         state = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (batch,) + a.shape) if a.ndim else a, state)
         gain = float(params.v_th - params.v_rest)
@@ -142,7 +140,7 @@ class SpikingClassifier(eqx.Module):
         def one(carry, x_t):
             s, rate, p1 = carry
             current = gain * (x_t @ w.T + b[None, :])
-            s, spikes, _ = advance(consts, cfg, s, current, key)
+            s, spikes, _ = stepper(s, current, key)
             return (s, rate + spikes, p1 + p_excited(s)), None
 
         zeros = jnp.zeros((batch, cfg_model.hidden), dtype)

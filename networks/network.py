@@ -29,13 +29,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qsn.current import as_current
-from qsn.dynamics import advance, step_config, step_constants
+from qsn.current import ConstantCurrent, SampledCurrent, as_current
+from qsn.driver import CHUNK_BYTES, drive
 from qsn.errors import ConfigurationError, InvalidStateError
 from qsn.keys import check_prng_key
-from qsn.lindblad import generator_norm, plan_capacity, series_plan
 from qsn.observables import OBSERVABLES
-from qsn.runtime import check_finite, progress_bar
+from qsn.runtime import check_finite
+from qsn.stepper import Stepper
 from qsn.state import init_state, resolve_dtype
 from qsn.surrogate import Surrogate, check_surrogate
 from qsn.networks.group import NeuronGroup, PoissonGroup, SpikeSourceArray, _Group
@@ -46,7 +46,6 @@ from qsn.networks.synapse import cond_current, decay_factor, psc_coefficient
 
 __all__ = ["Network", "NetState"]
 
-_CHUNK_BYTES = 128 * 2**20
 _MIN_ROWS = 64  # smallest event-path capacity (spiking rows per step)
 
 
@@ -70,7 +69,7 @@ class _GroupPlan(NamedTuple):
     decays: tuple[float, ...]  # per-step decay per receptor
     e_rev: tuple[float, ...]  # reversal potential per receptor (CondExp), else 0
     stream: int  # random-stream index
-    currents: tuple  # ((kind, fn or None, index or None), ...) one per CurrentInput
+    currents: tuple  # per non-constant CurrentInput: its CallableCurrent, or None for a (T, n) array in consts
     poisson: tuple  # ((receptor, lam, weight, index or None, stream), ...)
 
 
@@ -234,7 +233,7 @@ class Network:
                 if isinstance(inp, CurrentInput) and inp.group is g:
                     k = g.n if inp.index is None else inp.index.size
                     cur = as_current(inp.current, k, dtype)
-                    if cur.kind == "const":
+                    if isinstance(cur, ConstantCurrent):
                         add = np.broadcast_to(np.asarray(cur.value, np.float64), (k,))
                         if inp.index is None:
                             const_sum = const_sum + add
@@ -249,28 +248,28 @@ class Network:
                     poisson.append((list(g.receptors).index(inp.receptor), lam, inp.weight, inp.index, next(streams)))
             psc = np.stack([np.broadcast_to(psc_coefficient(g.params, k.tau) if k.kind == "psc_exp" else 0.0, (g.n,))
                             for k in kin]) if kin else np.zeros((0, g.n))
-            c = step_constants(g.params, dtype)
+            stepper = Stepper.build(g.params, g.mode, dtype)
+            c = stepper.constants
             consts[g.name] = dict(
-                step=c,
                 psc=jnp.asarray(psc, dtype),
                 i_const=jnp.asarray(const_sum, dtype),
                 r_m=jnp.asarray(np.broadcast_to(g.params.r_m, (g.n,)), dtype),
-                arrays=tuple(cur.value if cur.kind == "array" else None for cur, _ in currents),
+                arrays=tuple(cur.value if isinstance(cur, SampledCurrent) else None for cur, _ in currents),
                 index=tuple(None if idx is None else jnp.asarray(idx, jnp.int32) for _, idx in currents),
                 poisson_index=tuple(None if p[3] is None else jnp.asarray(p[3], jnp.int32) for p in poisson),
                 poisson_table=tuple(None if (tb := poisson_table(p[1])) is None else jnp.asarray(tb, dtype) for p in poisson),
             )
-            array_rows += [cur.steps for cur, _ in currents if cur.kind == "array"]
+            array_rows += [cur.steps for cur, _ in currents if isinstance(cur, SampledCurrent)]
             plans[g.name] = _GroupPlan(
                 name=g.name,
                 kinds=tuple(k.kind for k in kin),
                 decays=tuple(decay_factor(k, dt) for k in kin),
                 e_rev=tuple(float(getattr(k, "e_rev", 0.0)) for k in kin),
                 stream=next(streams),
-                currents=tuple((cur.kind, cur.value if cur.kind == "fn" else None, cur.steps) for cur, _ in currents),
+                currents=tuple(None if isinstance(cur, SampledCurrent) else cur for cur, _ in currents),
                 poisson=tuple((r, lam, w, s) for r, lam, w, _, s in poisson),
             )
-            cfgs[g.name] = step_config(g.params, g.mode, dtype)
+            cfgs[g.name] = stepper
             syn[g.name] = jnp.zeros((len(kin), g.n), dtype)
             ring[g.name] = jnp.zeros((len(kin), max_delay[g.name] + 1, g.n), dtype)
         sources = {}
@@ -291,7 +290,7 @@ class Network:
 
         self._array_rows = min(array_rows) if array_rows else None
         self._specs, self._arrays = specs, arrays
-        self._plans, self._cfgs, self._sources = plans, cfgs, sources
+        self._plans, self._steppers, self._sources = plans, cfgs, sources
         self._consts = dict(groups=consts, projections=arrays)
         state = NetState(t=jnp.zeros((), jnp.int32), neurons=neurons, syn=syn, ring=ring, weights=weights,
                          traces=traces, count=count)
@@ -463,24 +462,22 @@ class Network:
         if rows is not None and t_start + steps > rows:
             raise ConfigurationError(f"Network.run: a (T, n) CurrentInput has {rows} rows, but the run reaches step {t_start + steps}")
         per_step = sum(_monitor_bytes(m, self.dtype) for m in self.monitors.values())
-        chunk = chunk_steps or max(1, _CHUNK_BYTES // max(per_step, 1))
+        chunk = chunk_steps or max(1, CHUNK_BYTES // max(per_step, 1))
         if progress and chunk_steps is None:
             chunk = min(chunk, max(1, math.ceil(steps / 100)))
         chunk = max(1, min(chunk, steps)) if steps else 0
-        bar = progress_bar(steps, "qsn network", progress)
-        done = 0
-        while done < steps:
-            length = min(chunk, steps - done)
+
+        def advance(start: int, length: int, sampled: bool) -> NetState:
             new_state, records = self._run_chunk(self._state, length)
             self._check(new_state)
             for name, data in records.items():  # every monitor takes the chunk, or none does
-                self.monitors[name]._check(data, t_start + done)
+                self.monitors[name]._check(data, t_start + start)
             for name, data in records.items():
-                self.monitors[name]._collect(data, t_start + done)
+                self.monitors[name]._collect(data, t_start + start)
             self._state = new_state
-            done += length
-            bar.update(length)
-        bar.close()
+            return new_state
+
+        drive(steps, chunk, advance, progress=progress, desc="qsn network")
         return self
 
     def rollout(
@@ -519,9 +516,9 @@ class Network:
         if not isinstance(steps, int | np.integer) or steps < 1:
             raise ConfigurationError(f"Argument `steps` must be an int >= 1, but is {steps!r}")
         state = self._state if state is None else state
-        cfgs = {name: cfg._replace(surrogate=surrogate) for name, cfg in self._cfgs.items()}
+        steppers = {name: stepper.with_surrogate(surrogate) for name, stepper in self._steppers.items()}
         new_state, records, norms, busy = _chunk(
-            self._consts, state, self._key, plans=self._plans, cfgs=cfgs, specs=dict(self._specs),
+            self._consts, state, self._key, steppers, plans=self._plans, specs=dict(self._specs),
             sources=self._sources, monitors=_monitor_plan(self.monitors), dt=self._dt, length=int(steps),
             remat=bool(checkpoint))
         for name, most in busy.items():
@@ -529,7 +526,7 @@ class Network:
                                      f"Network.rollout: projection {name!r} had more spiking rows in a step than its "
                                      f"event capacity {self._specs[name].block}; run() once first to size it")
         for name, norm in norms.items():
-            new_state = eqx.error_if(new_state, norm > plan_capacity(self._cfgs[name].plan, self.dtype),
+            new_state = eqx.error_if(new_state, norm > self._steppers[name].capacity(),
                                      f"Network.rollout: group {name!r} left its mixed-mode propagator plan; "
                                      "run() once first to re-plan it")
         return new_state, records
@@ -542,20 +539,19 @@ class Network:
         event) raises the capacity for a short piece only, not for the whole chunk.
         """
         while True:
-            key = (length, self._cfgs_key(), tuple(self._specs.items()))
+            key = (length, tuple(self._specs.items()))
             fn = self._compiled.get(key)
-            if fn is None:
-                fn = jax.jit(functools.partial(_chunk, plans=self._plans, cfgs=dict(self._cfgs), specs=dict(self._specs),
+            if fn is None:  # the steppers are an argument: a re-planned one retraces through jit's own cache
+                fn = jax.jit(functools.partial(_chunk, plans=self._plans, specs=dict(self._specs),
                                                sources=self._sources, monitors=_monitor_plan(self.monitors), dt=self._dt,
                                                length=length))
                 self._compiled[key] = fn
-            new_state, records, norms, busy = fn(self._consts, state, self._key)
+            new_state, records, norms, busy = fn(self._consts, state, self._key, dict(self._steppers))
             replan = overflow = False
             for name, norm in norms.items():
-                cfg = self._cfgs[name]
-                seen = float(norm)
-                if seen > plan_capacity(cfg.plan, self.dtype):
-                    self._cfgs[name] = cfg._replace(plan=series_plan(seen * 1.25, self.dtype))
+                stepper = self._steppers[name]
+                if not stepper.covers(norm):
+                    self._steppers[name] = stepper.replanned(norm)
                     replan = True
             for name, most in busy.items():
                 # capacities are powers of two (few compiled variants): grow and re-run when a step
@@ -580,9 +576,6 @@ class Network:
             parts.append(records)
         joined = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *parts)
         return state, joined
-
-    def _cfgs_key(self) -> tuple:
-        return tuple(sorted(self._cfgs.items()))
 
     def _check(self, state: NetState) -> None:
         for name, s in state.neurons.items():
@@ -614,11 +607,11 @@ def _stream(key: jax.Array, stream: int, t: jax.Array) -> jax.Array:
     return jax.random.fold_in(jax.random.fold_in(key, stream), t)
 
 
-def _chunk(consts: dict, state: NetState, key: jax.Array, *, plans: dict, cfgs: dict, specs: dict, sources: dict,
+def _chunk(consts: dict, state: NetState, key: jax.Array, steppers: dict, *, plans: dict, specs: dict, sources: dict,
            monitors: tuple, dt: float, length: int, unroll: int = 1, remat: bool = False):
     """``length`` steps of the schedule in the module docstring; returns (state, monitor records, norms)."""
     gconsts, parrays = consts["groups"], consts["projections"]
-    mixed = [name for name, cfg in cfgs.items() if cfg.mode == "mixed"]
+    mixed = [name for name, stepper in steppers.items() if stepper.tracks_drive]
 
     def one(carry, _):
         st, norms, busy = carry
@@ -644,8 +637,8 @@ def _chunk(consts: dict, state: NetState, key: jax.Array, *, plans: dict, cfgs: 
                     v = v + x[r]
             s = s._replace(v=v)
             current = c["i_const"]
-            for (kind, fn, _), arr, idx in zip(plan.currents, c["arrays"], c["index"]):
-                value = fn(t) if kind == "fn" else arr[jnp.minimum(t, arr.shape[0] - 1)]
+            for cur, arr, idx in zip(plan.currents, c["arrays"], c["index"]):
+                value = cur.at(t, None) if cur is not None else arr[jnp.minimum(t, arr.shape[0] - 1)]
                 current = current + value if idx is None else current.at[idx].add(value)
             for r, kind in enumerate(plan.kinds):
                 if kind == "psc_exp":
@@ -654,14 +647,13 @@ def _chunk(consts: dict, state: NetState, key: jax.Array, *, plans: dict, cfgs: 
             if cond:
                 g_tot = sum(x[r] for r in cond)
                 g_e = sum(x[r] * plan.e_rev[r] for r in cond)
-                sc = c["step"]
+                sc = steppers[name].constants
                 current = cond_current(s.v, g_tot, g_e, c["r_m"] * current, sc.v_rest, sc.decay, sc.gain)
-            cfg = cfgs[name]
-            group_key = jax.random.fold_in(key, plan.stream) if cfg.needs_key else None
-            s, spk, a = advance(c["step"], cfg, s, current, group_key)
-            if cfg.mode == "mixed":
-                sc = c["step"]
-                norms = dict(norms, **{name: jnp.maximum(norms[name], jnp.max(generator_norm(a, sc.delta, sc.g1, sc.g2, sc.dt)))})
+            stepper = steppers[name]
+            group_key = jax.random.fold_in(key, plan.stream) if stepper.needs_key else None
+            s, spk, a = stepper(s, current, group_key)
+            if stepper.tracks_drive:
+                norms = dict(norms, **{name: jnp.maximum(norms[name], stepper.drive_norm(a))})
             neurons[name] = s
             # 3. receptor decay (Delta: nothing persists)
             syn[name] = x * jnp.asarray(plan.decays, x.dtype)[:, None]

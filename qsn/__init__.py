@@ -9,7 +9,7 @@ Example:
 """
 
 from qsn import errors
-from qsn.dynamics import step
+from qsn.stepper import Stepper, step
 from qsn.observables import bloch_vector, coherence, density_matrix, entropy, p_excited, purity
 from qsn.params import NeuronParams
 from qsn.poisson_current import PoissonCurrent
@@ -25,6 +25,7 @@ __all__ = [
     "MixedState",
     "init_state",
     "step",
+    "Stepper",
     "simulate",
     "PoissonCurrent",
     "SimulationResult",

@@ -52,7 +52,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import qsn.circuits as qc
-from qsn.dynamics import StepConstants, membrane, rotation, start_refractory, step_constants
+from qsn.dynamics import rotation
+from qsn.stepper import Stepper
 from qsn.errors import ConfigurationError, InvalidInputError, InvalidStateError
 from qsn.params import NeuronParams, is_concrete
 from qsn.state import resolve_dtype
@@ -206,7 +207,7 @@ def _concurrences(psi: jax.Array, pairs: tuple[tuple[int, int], ...]) -> jax.Arr
 
 
 class _Constants(NamedTuple):
-    lif: StepConstants  # membrane constants from qsn.dynamics (scalars or (k,))
+    lif: Stepper  # the neurons' own step, whose membrane and refractory pieces the cluster uses
     delta: jax.Array  # (k,) 1/ms
     zz: jax.Array  # (2^k,) Σ_{i<j} J_ij z_i z_j for each basis state, 1/ms
     z: jax.Array  # (2^k, k) z_i = ±1 of each basis state
@@ -218,8 +219,8 @@ def _constants(params: ClusterParams, dtype: Any, method: str) -> _Constants:
     xp = np if is_concrete(params.J) else jnp  # on the host in float64 when concrete
     z = xp.asarray(1 - 2 * _bits_np(k), params.J.dtype)
     zz = 0.5 * xp.einsum("bi,ij,bj->b", z, params.J, z)  # Σ_{i<j}: J is symmetric with a zero diagonal
-    lif = step_constants(params.neuron, dtype)
-    delta = jnp.broadcast_to(lif.delta, (k,))
+    lif = Stepper.build(params.neuron, "pure", dtype)
+    delta = jnp.broadcast_to(lif.constants.delta, (k,))
     xfield = None
     if method == "exact":
         rows = np.repeat(np.arange(2**k), k)
@@ -242,13 +243,13 @@ def _evolve_exact(c: _Constants, psi: jax.Array, a: jax.Array) -> jax.Array:
     h = c.xfield + jnp.diag(c.z @ a + c.zz)
     w, vecs = jnp.linalg.eigh(h)
     vecs = vecs.astype(psi.dtype)
-    phases = jnp.exp(-1j * (w * c.lif.dt).astype(psi.dtype))
+    phases = jnp.exp(-1j * (w * c.lif.constants.dt).astype(psi.dtype))
     return vecs @ (phases * (vecs.T @ psi))
 
 
 def _evolve_trotter(c: _Constants, psi: jax.Array, a: jax.Array, substeps: int) -> jax.Array:
     k = a.shape[0]
-    h = c.lif.dt / substeps
+    h = c.lif.constants.dt / substeps
     # exp(-i h (a σz + Δ σx)) = cos(w h) - i sin(w h)/w (a σz + Δ σx) per qubit: the single neuron's rotation
     cos, s = (x.astype(psi.dtype) for x in rotation(a, c.delta, h))
     sa, sd = s * a.astype(psi.dtype), s * c.delta.astype(psi.dtype)
@@ -281,9 +282,9 @@ def _reset(psi: jax.Array, spikes: jax.Array) -> jax.Array:
 
 
 def _advance(c: _Constants, state: ClusterState, current: jax.Array, method: str, substeps: int):
-    """One step on precomputed constants; the membrane is :func:`qsn.dynamics.membrane`, as in ``advance``."""
-    lif = c.lif
-    v, is_ref, ref = membrane(lif, state.v, state.refractory, current)
+    """One step on precomputed constants; the membrane is the neurons' :class:`qsn.Stepper` piece."""
+    lif = c.lif.constants
+    v, is_ref, ref = c.lif.membrane(state.v, state.refractory, current)
     a = jnp.broadcast_to((v - lif.v_rest) * lif.inv_range, state.v.shape)
     if method == "exact":
         psi = _evolve_exact(c, state.psi, a)
@@ -291,7 +292,7 @@ def _advance(c: _Constants, state: ClusterState, current: jax.Array, method: str
         psi = _evolve_trotter(c, state.psi, a, substeps)
     spikes = ~is_ref & (v >= lif.v_th)
     v = jnp.where(spikes, lif.v_reset, v)
-    ref = start_refractory(lif, ref, spikes)
+    ref = c.lif.start_refractory(ref, spikes)
     psi = _reset(psi, spikes)
     return ClusterState(v=v, refractory=ref, psi=psi, t=state.t + 1), spikes
 

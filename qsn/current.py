@@ -7,8 +7,9 @@ Units: ``r_m * I`` is in mV.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, ClassVar
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,17 +17,77 @@ import numpy as np
 from qsn.errors import ConfigurationError, InvalidInputError
 from qsn.params import is_concrete
 
-__all__ = ["Current", "as_current", "current_at", "require_steps"]
+__all__ = ["Current", "ConstantCurrent", "SampledCurrent", "CallableCurrent", "as_current", "require_steps",
+           "check_finite_current"]
 
 
-class Current(NamedTuple):
-    """A normalised current source."""
+class Current(eqx.Module):
+    """A validated current source: what each step of a run feeds the neurons (``r_m * I``, mV).
 
-    kind: str  # "const" (scalar or (n,)), "array" ((T, n)), "fn" (t_index -> (n,))
-    value: Any  # the array (jax) for "const"/"array", the function for "fn"
-    steps: int | None  # rows of an "array" current, else None
-    low: float | None  # min I when known on the host (bounds the drive for the mixed-mode propagator plan)
-    high: float | None  # max I when known on the host
+    Subclasses know how to give the current of step ``t`` (:meth:`at`), which rows a chunk of the
+    run scans (:meth:`window`, :attr:`rows`), and the range of values when it is known on the host
+    (:attr:`low`, :attr:`high`), which bounds the drive for the mixed-mode propagator plan. They are
+    pytrees: pass them through ``jax.jit`` like arrays (a function is a static field).
+    """
+
+    low: float | None = None  # min value when known on the host
+    high: float | None = None  # max value when known on the host
+
+    steps: ClassVar[int | None] = None  # rows of a sampled current, else None
+    checked: ClassVar[bool] = True  # False: values are only seen at run time (checked there for non-finite values)
+
+    @property
+    def rows(self) -> jax.Array | None:
+        """``(L, n)`` rows that a scan over this current's steps takes as ``xs`` (None: no per-step rows)."""
+        return None
+
+    def window(self, start: int, length: int) -> "Current":
+        """The current of steps ``start ... start + length - 1`` of the run (relative to its first step)."""
+        return self
+
+    def at(self, t: jax.Array, row: jax.Array | None) -> jax.Array:
+        """The current of absolute step ``t`` (``row``: this step's row of :attr:`rows`)."""
+        raise NotImplementedError
+
+
+class ConstantCurrent(Current):
+    """The same value every step: a scalar or ``(n,)`` (one per neuron)."""
+
+    value: jax.Array = None  # () or (n,)
+
+    def at(self, t: jax.Array, row: jax.Array | None) -> jax.Array:
+        return self.value
+
+
+class SampledCurrent(Current):
+    """One row per step: ``(T, n)`` (or ``(T, 1)``), row ``s`` feeding the run's step ``s``."""
+
+    value: jax.Array = None  # (T, n)
+
+    @property
+    def steps(self) -> int:  # type: ignore[override]
+        return int(self.value.shape[0])
+
+    @property
+    def rows(self) -> jax.Array:
+        return self.value
+
+    def window(self, start: int, length: int) -> "SampledCurrent":
+        return SampledCurrent(low=self.low, high=self.high, value=self.value[start : start + length])
+
+    def at(self, t: jax.Array, row: jax.Array | None) -> jax.Array:
+        return row
+
+
+class CallableCurrent(Current):
+    """A function ``t_index -> (n,)`` of the absolute step index (``state.t``) that JAX can trace,
+    e.g. a :class:`qsn.PoissonCurrent` (whose range is known) or a user's ``lambda t: ...``."""
+
+    fn: Callable = eqx.field(default=None, static=True)
+    checked: ClassVar[bool] = False
+
+    def at(self, t: jax.Array, row: jax.Array | None) -> jax.Array:
+        return self.fn(t)
 
 
 def _raise_if_not_finite(arr: np.ndarray) -> None:
@@ -47,6 +108,15 @@ def as_current(current: Any, n: int, dtype: Any) -> Current:
         InvalidInputError: wrong shape or dtype, a non-finite value (with its step and neuron index),
             or a function that does not return ``(n,)`` for a scalar int32 step index.
     """
+    if isinstance(current, Current):
+        return current
+    from qsn.poisson_current import PoissonCurrent
+
+    if isinstance(current, PoissonCurrent):
+        if current.n != n:
+            raise InvalidInputError(f"Argument `current` is a PoissonCurrent of n={current.n}, but the population has {n} neurons")
+        low, high = current.range
+        return CallableCurrent(low=low, high=high, fn=current)
     if callable(current) and not isinstance(current, (jax.Array, np.ndarray)):
         try:
             out = jax.eval_shape(current, jax.ShapeDtypeStruct((), jnp.int32))
@@ -57,7 +127,7 @@ def as_current(current: Any, n: int, dtype: Any) -> Current:
                 f"Argument `current`, a function of the step index, must return a scalar or shape (n,) = ({n},), "
                 f"but returns {getattr(out, 'shape', type(out).__name__)}"
             )
-        return Current("fn", current, None, None, None)
+        return CallableCurrent(fn=current)
     try:
         arr = current if isinstance(current, jax.Array) else np.asarray(current)
     except (TypeError, ValueError) as err:
@@ -65,9 +135,9 @@ def as_current(current: Any, n: int, dtype: Any) -> Current:
     if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
         raise InvalidInputError(f"Argument `current` must have a real dtype, but has dtype {arr.dtype}")
     if arr.ndim == 0 or (arr.ndim == 1 and arr.shape[0] in (1, n)):
-        kind, steps = "const", None
+        cls = ConstantCurrent
     elif arr.ndim == 2 and arr.shape[1] in (1, n):
-        kind, steps = "array", int(arr.shape[0])
+        cls = SampledCurrent
     else:
         raise InvalidInputError(
             f"Argument `current` must be a scalar, shape (n,) = ({n},) or (T, n) = (T, {n}), but has shape {arr.shape}"
@@ -85,16 +155,7 @@ def as_current(current: Any, n: int, dtype: Any) -> Current:
             _raise_if_not_finite(np.asarray(cast))
     elif is_concrete(arr):
         low = high = 0.0
-    return Current(kind, value, steps, low, high)
-
-
-def current_at(current: Current, t: jax.Array, row: jax.Array | None) -> jax.Array:
-    """The current of step ``t``: ``row`` for arrays (scanned), ``fn(t)`` or the constant."""
-    if current.kind == "array":
-        return row
-    if current.kind == "fn":
-        return current.value(t)
-    return current.value
+    return cls(low=low, high=high, value=value)
 
 
 def require_steps(current: Current, steps: int | None) -> int:
@@ -109,3 +170,22 @@ def require_steps(current: Current, steps: int | None) -> int:
         raise ConfigurationError(f"Argument `steps` is {steps} but `current` has {current.steps} rows (shape (T, n))")
     return int(steps)
 
+
+
+def check_finite_current(current: Any, n: int) -> jax.Array:
+    """``current`` (scalar or ``(n,)``) as an array, refusing non-finite values: on the host with the
+    neuron's index, or inside ``jit`` through ``eqx.error_if`` (a reduction over the current and a
+    runtime check per call, no host round trip).
+
+    Raises:
+        InvalidInputError: wrong shape, or a NaN/inf value.
+    """
+    current = jnp.asarray(current)
+    if current.ndim > 1 or (current.ndim == 1 and current.shape[0] not in (1, n)):
+        raise InvalidInputError(
+            f"Argument `current` must be a scalar or have shape (n,) = ({n},), but has shape {current.shape}"
+        )
+    if is_concrete(current):
+        _raise_if_not_finite(np.asarray(current))
+        return current
+    return eqx.error_if(current, ~jnp.all(jnp.isfinite(current)), "Argument `current` must be finite, but has a NaN or inf")

@@ -1,4 +1,4 @@
-"""One time step of a QSN population (DESIGN §1), as a pure function ready for ``lax.scan``.
+"""The pieces of one time step of a QSN population (docs/model.md), assembled by :class:`qsn.Stepper`.
 
 The step, for every neuron, in this order:
 
@@ -23,18 +23,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qsn.errors import ConfigurationError, InvalidInputError
+from qsn.errors import ConfigurationError
 from qsn.lindblad import SeriesPlan, generator_norm, propagate_bloch, series_plan
 from qsn.observables import safe_sqrt
 from qsn.params import NeuronParams, is_concrete
 from qsn.sincos import sincos
-from qsn.state import MixedState, PureState, State, mode_of
-from qsn.surrogate import Surrogate, check_surrogate
+from qsn.state import MixedState, PureState, State
+from qsn.surrogate import Surrogate
 
 __all__ = [
     "StepConstants",
     "StepConfig",
-    "step",
+    "PureQubit",
+    "MixedQubit",
+    "QUBITS",
+    "renormalise",
     "step_constants",
     "step_config",
     "advance",
@@ -83,6 +86,11 @@ class StepConfig(NamedTuple):
     @property
     def needs_key(self) -> bool:
         return self.jumps or (self.mode == "pure" and (self.dephasing or self.relaxation))
+
+    @property
+    def qubit(self) -> "PureQubit | MixedQubit":
+        """The piece that evolves, conditions and resets this mode's qubit."""
+        return QUBITS[self.mode]
 
 
 def step_constants(params: NeuronParams, dtype: Any) -> StepConstants:
@@ -156,15 +164,6 @@ def _sinc_step(theta: jax.Array, sin_theta: jax.Array, w: jax.Array, dt: jax.Arr
 Amplitudes = tuple  # (re0, im0, re1, im1), each (n,)
 
 
-def _condition_no_jump(q: Amplitudes, keep_amp: jax.Array, where: jax.Array) -> Amplitudes:
-    """``psi <- K0 psi/|K0 psi|`` with ``K0 = diag(1, keep_amp)``, applied where ``where``."""
-    re0, im0, re1, im1 = q
-    re1k, im1k = keep_amp * re1, keep_amp * im1
-    inv = jax.lax.rsqrt(re0 * re0 + im0 * im0 + re1k * re1k + im1k * im1k)
-    new = (re0 * inv, im0 * inv, re1k * inv, im1k * inv)
-    return tuple(jnp.where(where, a, b) for a, b in zip(new, q))
-
-
 def rotation(a: jax.Array, delta: jax.Array, dt: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``(cos(w dt), sin(w dt)/w)``, ``w = sqrt(a^2 + delta^2)``: ``exp(-i dt H) = cos(w dt) 1 - i sin(w dt)/w H``
     for ``H = a sz + delta sx`` (1/ms, dt in ms); finite values and gradients at ``w = 0``."""
@@ -174,31 +173,6 @@ def rotation(a: jax.Array, delta: jax.Array, dt: jax.Array) -> tuple[jax.Array, 
     return cos_t, _sinc_step(theta, sin_t, w, dt)
 
 
-def _evolve_pure(c: StepConstants, cfg: StepConfig, q: Amplitudes, a: jax.Array, keys) -> Amplitudes:
-    re0, im0, re1, im1 = q
-    cos_t, sw = rotation(a, c.delta, c.dt)
-    # U psi = cos(w dt) psi - i sin(w dt)/w H psi, with H psi = (a psi0 + delta psi1, delta psi0 - a psi1)
-    h_re0, h_im0 = a * re0 + c.delta * re1, a * im0 + c.delta * im1
-    h_re1, h_im1 = c.delta * re0 - a * re1, c.delta * im0 - a * im1
-    re0, im0 = cos_t * re0 + sw * h_im0, cos_t * im0 - sw * h_re0
-    re1, im1 = cos_t * re1 + sw * h_im1, cos_t * im1 - sw * h_re1
-    if cfg.dephasing:
-        # exp(-i phi/2 sz) up to a global phase: psi1 <- e^{i phi} psi1, phi ~ N(0, 2 gphi dt)
-        phi = c.dephase_std * jax.random.normal(keys[0], re0.shape, re0.dtype)
-        sp, cp = sincos(phi)
-        re1, im1 = cp * re1 - sp * im1, sp * re1 + cp * im1
-    q = (re0, im0, re1, im1)
-    if cfg.relaxation:
-        p1 = re1 * re1 + im1 * im1
-        u = jax.random.uniform(keys[1], p1.shape, p1.dtype)
-        decayed = u < p1 * (1.0 - c.relax_keep)
-        q = _condition_no_jump(q, jnp.sqrt(c.relax_keep), ~decayed)
-        q = _reset(q, decayed, _GROUND_PURE)
-    return q
-
-
-_GROUND_PURE = (1.0, 0.0, 0.0, 0.0)  # |0>
-_GROUND_BLOCH = (0.0, 0.0, 1.0)  # z = +1
 
 
 def _float_spike(sg: Surrogate, hard: jax.Array, x: jax.Array, is_ref: jax.Array) -> jax.Array:
@@ -243,41 +217,129 @@ def start_refractory(c: StepConstants, ref: jax.Array, spikes: jax.Array) -> jax
     return jnp.where(spikes, jnp.maximum(c.n_ref - 1, 0), ref).astype(jnp.int32)
 
 
+def renormalise(q: Amplitudes) -> Amplitudes:
+    """``psi / |psi|``: the state vector put back on the unit sphere after a rounded step.
+
+    A rounded float32 unitary moves ``|psi|^2`` by ~1e-7 a step, and without correction the error
+    accumulates (5.8e-2 after 1e6 steps); rescaling every step keeps ``|psi|^2`` within a few ulp of
+    1 for any run length (docs/model.md, "Numerics"). ``rsqrt`` rather than a Newton factor
+    ``(3 - |psi|^2)/2``: the same cost here, and no multiply-add that XLA may contract differently
+    for a scalar and a vector current (the step stays bitwise the same for both).
+    """
+    re0, im0, re1, im1 = q
+    f = jax.lax.rsqrt(re0 * re0 + im0 * im0 + re1 * re1 + im1 * im1)
+    return (re0 * f, im0 * f, re1 * f, im1 * f)
+
+
+class PureQubit(NamedTuple):
+    """The qubit as a state vector ``(re0, im0, re1, im1)``: its evolution, conditioning and reset."""
+
+    ground: tuple = (1.0, 0.0, 0.0, 0.0)  # |0>
+
+    def unpack(self, state: PureState) -> Amplitudes:
+        return state.amplitudes
+
+    def pack(self, v: jax.Array, ref: jax.Array, q: Amplitudes, t: jax.Array) -> PureState:
+        re0, im0, re1, im1 = q
+        return PureState(v=v, refractory=ref, re0=re0, im0=im0, re1=re1, im1=im1, t=t)
+
+    def p1(self, q: Amplitudes) -> jax.Array:
+        return q[2] * q[2] + q[3] * q[3]
+
+    def evolve(self, c: StepConstants, cfg: StepConfig, q: Amplitudes, a: jax.Array, keys) -> Amplitudes:
+        """Step 3 of DESIGN §1: ``psi <- U psi`` (renormalised), then the unravelled T2 kick and T1 jump."""
+        re0, im0, re1, im1 = q
+        cos_t, sw = rotation(a, c.delta, c.dt)
+        # U psi = cos(w dt) psi - i sin(w dt)/w H psi, with H psi = (a psi0 + delta psi1, delta psi0 - a psi1)
+        h_re0, h_im0 = a * re0 + c.delta * re1, a * im0 + c.delta * im1
+        h_re1, h_im1 = c.delta * re0 - a * re1, c.delta * im0 - a * im1
+        re0, im0 = cos_t * re0 + sw * h_im0, cos_t * im0 - sw * h_re0
+        re1, im1 = cos_t * re1 + sw * h_im1, cos_t * im1 - sw * h_re1
+        if cfg.dephasing:
+            # exp(-i phi/2 sz) up to a global phase: psi1 <- e^{i phi} psi1, phi ~ N(0, 2 gphi dt)
+            phi = c.dephase_std * jax.random.normal(keys[0], re0.shape, re0.dtype)
+            sp, cp = sincos(phi)
+            re1, im1 = cp * re1 - sp * im1, sp * re1 + cp * im1
+        q = renormalise((re0, im0, re1, im1))
+        if cfg.relaxation:
+            u = jax.random.uniform(keys[1], re0.shape, re0.dtype)
+            decayed = u < self.p1(q) * (1.0 - c.relax_keep)
+            q = self.condition_no_jump(q, c.relax_keep, ~decayed)
+            q = _reset(q, decayed, self.ground)
+        return q
+
+    def condition_no_jump(self, q: Amplitudes, keep: jax.Array, where: jax.Array) -> Amplitudes:
+        """``psi <- K0 psi/|K0 psi|``, ``K0 = diag(1, sqrt(keep))``, where ``where`` (``keep``: survival of |1>)."""
+        re0, im0, re1, im1 = q
+        amp = jnp.sqrt(keep)
+        re1k, im1k = amp * re1, amp * im1
+        inv = jax.lax.rsqrt(re0 * re0 + im0 * im0 + re1k * re1k + im1k * im1k)
+        new = (re0 * inv, im0 * inv, re1k * inv, im1k * inv)
+        return tuple(jnp.where(where, a, b) for a, b in zip(new, q))
+
+
+class MixedQubit(NamedTuple):
+    """The qubit as a Bloch vector ``(x, y, z)`` (``rho = (1 + r.sigma)/2``): exact Lindblad step."""
+
+    ground: tuple = (0.0, 0.0, 1.0)  # z = +1
+
+    def unpack(self, state: MixedState) -> tuple:
+        return state.bloch
+
+    def pack(self, v: jax.Array, ref: jax.Array, q: tuple, t: jax.Array) -> MixedState:
+        x, y, z = q
+        return MixedState(v=v, refractory=ref, x=x, y=y, z=z, t=t)
+
+    def p1(self, q: tuple) -> jax.Array:
+        return (1.0 - q[2]) / 2.0
+
+    def evolve(self, c: StepConstants, cfg: StepConfig, q: tuple, a: jax.Array, keys) -> tuple:
+        """Step 3 of DESIGN §1: the Lindblad propagator, with ``|r| <= 1`` kept against rounding.
+
+        The trace is exact by construction (Bloch form); positivity is ``|r| <= 1``, which a rounded
+        propagator can overshoot near the pure surface: ``r`` is scaled back onto the sphere then.
+        """
+        x, y, z = propagate_bloch(q, a, c.delta, c.g1, c.g2, c.dt, cfg.plan)
+        r2 = x * x + y * y + z * z
+        shrink = jnp.where(r2 > 1.0, jax.lax.rsqrt(jnp.where(r2 > 1.0, r2, 1.0)), 1.0)
+        return (x * shrink, y * shrink, z * shrink)
+
+    def condition_no_jump(self, q: tuple, keep: jax.Array, where: jax.Array) -> tuple:
+        """``rho <- K0 rho K0^+/tr``: rho00 kept, rho11 *= keep, rho01 *= sqrt(keep), renormalised."""
+        p1 = self.p1(q)
+        p0, p1k = 1.0 - p1, keep * p1
+        inv = 1.0 / (p0 + p1k)
+        kh = jnp.sqrt(keep) * inv
+        cond = (q[0] * kh, q[1] * kh, (p0 - p1k) * inv)
+        return tuple(jnp.where(where, new, old) for new, old in zip(cond, q))
+
+
+QUBITS = {"pure": PureQubit(), "mixed": MixedQubit()}
+
+
 def advance(
     c: StepConstants, cfg: StepConfig, state: State, current: jax.Array, key: jax.Array | None
 ) -> tuple[State, jax.Array, jax.Array]:
-    """The step on precomputed constants: the body that ``simulate`` scans.
+    """The step on precomputed constants (what :class:`qsn.Stepper` calls).
 
     Returns ``(state, spikes, a)``: ``a`` is the ``(n,)`` drive ``(V - v_rest)/(v_th - v_rest)`` the
-    qubit saw this step (``simulate`` tracks its range to verify the mixed-mode propagator plan).
+    qubit saw this step (runs track its range to verify the mixed-mode propagator plan).
     """
     dtype = state.v.dtype
+    qubit = cfg.qubit
     v, is_ref, ref = membrane(c, state.v, state.refractory, current)
     a = (v - c.v_rest) * c.inv_range
     keys = jax.random.split(jax.random.fold_in(key, state.t), 3) if cfg.needs_key else (None, None, None)
-    if cfg.mode == "pure":
-        q = _evolve_pure(c, cfg, state.amplitudes, a, keys)
-        p1 = q[2] * q[2] + q[3] * q[3]
-    else:
-        q = propagate_bloch(state.bloch, a, c.delta, c.g1, c.g2, c.dt, cfg.plan)
-        p1 = (1.0 - q[2]) / 2.0
+    q = qubit.evolve(c, cfg, qubit.unpack(state), a, keys)
     spikes = ~is_ref & (v >= c.v_th)
     sg = cfg.surrogate
     # float spike for the surrogate: x = (V - v_th)/(v_th - v_rest), 0 at threshold, -1 at rest
     soft = None if sg is None else _float_spike(sg, spikes, (v - c.v_th) * c.inv_range, is_ref)
     if cfg.jumps:
+        p1 = qubit.p1(q)
         u = jax.random.uniform(keys[2], p1.shape, dtype)
         jumped = ~is_ref & (u < p1 * c.jump_prob)
-        watched = ~is_ref & ~jumped
-        if cfg.mode == "pure":
-            q = _condition_no_jump(q, jnp.sqrt(c.jump_keep), watched)
-        else:
-            # rho00 unchanged, rho11 *= e^{-k}, rho01 *= e^{-k/2}, renormalised by rho00 + e^{-k} rho11
-            p0, p1k = 1.0 - p1, c.jump_keep * p1
-            inv = 1.0 / (p0 + p1k)
-            kh = jnp.sqrt(c.jump_keep) * inv
-            cond = (q[0] * kh, q[1] * kh, (p0 - p1k) * inv)
-            q = tuple(jnp.where(watched, new, old) for new, old in zip(cond, q))
+        q = qubit.condition_no_jump(q, c.jump_keep, ~is_ref & ~jumped)
         spikes = spikes | jumped
         if sg is not None:
             # x = p1 - u/p_jump (a jump iff x > 0); 'or' of two spikes in [0, 1]
@@ -286,13 +348,8 @@ def advance(
             soft = soft + jump_soft - soft * jump_soft
     (v,) = _reset((v,), spikes, (c.v_reset,), soft, sg)
     ref = start_refractory(c, ref, spikes)
-    t = state.t + 1
-    out = spikes if sg is None else soft
-    if cfg.mode == "pure":
-        re0, im0, re1, im1 = _reset(q, spikes, _GROUND_PURE, soft, sg)
-        return PureState(v=v, refractory=ref, re0=re0, im0=im0, re1=re1, im1=im1, t=t), out, a
-    x, y, z = _reset(q, spikes, _GROUND_BLOCH, soft, sg)
-    return MixedState(v=v, refractory=ref, x=x, y=y, z=z, t=t), out, a
+    q = _reset(q, spikes, qubit.ground, soft, sg)
+    return qubit.pack(v, ref, q, state.t + 1), (spikes if sg is None else soft), a
 
 
 def check_key(cfg: StepConfig, key: Any) -> None:
@@ -305,46 +362,3 @@ def check_key(cfg: StepConfig, key: Any) -> None:
         raise ConfigurationError(
             f"Argument `key` is required: {', '.join(parts)} draws random numbers; pass key=jax.random.key(0)"
         )
-
-
-def step(
-    params: NeuronParams,
-    state: State,
-    current: Any,
-    key: jax.Array | None = None,
-    *,
-    a_bound: float = DEFAULT_A_BOUND,
-    surrogate: Surrogate | None = None,
-) -> tuple[State, jax.Array]:
-    """Advance a population by one step of ``params.dt`` (DESIGN §1). Pure; jit/vmap/grad friendly.
-
-    Args:
-        params: :class:`NeuronParams` (fields scalar or ``(n,)``).
-        state: :class:`PureState` or :class:`MixedState` of ``n`` neurons.
-        current: input current this step, scalar or ``(n,)`` (``r_m * I`` in mV).
-        key: ``jax.random`` key, required when the step draws random numbers (jump spiking; pure mode
-            with finite ``t1``/``t2``). Step ``t`` uses ``fold_in(key, state.t)``.
-        a_bound: bound on ``|a| = |V - v_rest|/(v_th - v_rest)`` for which the mixed-mode propagator
-            is exact to the dtype's precision (static; ``simulate`` derives it from the current).
-        surrogate: a :class:`qsn.surrogate.Surrogate`: spikes come back as floats (0/1) whose gradient is
-            the surrogate's (see :mod:`qsn.surrogate`); None: bool spikes.
-
-    Returns:
-        ``(new_state, spikes)`` with ``spikes`` a ``(n,)`` bool array (float with a surrogate).
-
-    Example:
-        >>> p = NeuronParams(delta=0.3)
-        >>> s = init_state(p, n=4)
-        >>> s, spikes = step(p, s, 20.0)
-    """
-    mode = mode_of(state)
-    check_surrogate(surrogate)
-    cfg = step_config(params, mode, state.v.dtype, a_bound)._replace(surrogate=surrogate)
-    check_key(cfg, key)
-    current = jnp.asarray(current)
-    if current.ndim > 1 or (current.ndim == 1 and current.shape[0] not in (1, state.v.shape[0])):
-        raise InvalidInputError(
-            f"Argument `current` must be a scalar or have shape (n,) = ({state.v.shape[0]},), but has shape {current.shape}"
-        )
-    new_state, spikes, _ = advance(step_constants(params, state.v.dtype), cfg, state, current, key)
-    return new_state, spikes

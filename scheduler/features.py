@@ -17,7 +17,7 @@ Each task is a row of ``F`` real features (NaN = missing). The encoding, per col
    indicator column (1.0) in :attr:`SpikeFeatures.matrix`.
 
 All ``N * F * m`` neurons run in one jitted ``lax.scan`` of ``steps`` steps of the core
-:func:`qsn.dynamics.advance` (vmapped over tasks), accumulating per neuron the spike count, the
+:class:`qsn.Stepper` (vmapped over tasks), accumulating per neuron the spike count, the
 first-spike step, and the running sums of ``p_excited`` and ``coherence`` after each step — no
 ``(steps, n)`` recording is ever held.
 
@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.stats
 
-from qsn.dynamics import StepConfig, advance, check_key, step_config, step_constants
+from qsn.stepper import Stepper
 from qsn.errors import ConfigurationError, InvalidInputError
 from qsn.observables import coherence, p_excited
 from qsn.params import FIELDS, NeuronParams
@@ -202,8 +202,8 @@ def _check_params(params: NeuronParams) -> NeuronParams:
     return params
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "steps", "coding", "unroll"))
-def _run_block(consts, state0, u, missing, gains, offsets, rheobase, key, row0, *, cfg: StepConfig, steps: int, coding: str,
+@functools.partial(jax.jit, static_argnames=("steps", "coding", "unroll"))
+def _run_block(stepper: Stepper, state0, u, missing, gains, offsets, rheobase, key, row0, *, steps: int, coding: str,
                unroll: int):
     """Simulate one padded block: ``u``, ``missing`` ``(R, F)``; returns the features of all ``R`` rows."""
     rows, f = u.shape
@@ -215,12 +215,12 @@ def _run_block(consts, state0, u, missing, gains, offsets, rheobase, key, row0, 
     current = (rheobase * x).reshape(rows, f * m)
     state = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a[0] if a.ndim else a, (rows, f * m) if a.ndim else (rows,)), state0)
 
-    if cfg.needs_key:
+    if stepper.needs_key:
         keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(row0 + jnp.arange(rows, dtype=jnp.int32))
-        step = jax.vmap(lambda s, i, k: advance(consts, cfg, s, i, k))
+        step = jax.vmap(stepper)
     else:
         keys = None
-        step = jax.vmap(lambda s, i, k: advance(consts, cfg, s, i, None), in_axes=(0, 0, None))
+        step = jax.vmap(lambda s, i, k: stepper(s, i, None), in_axes=(0, 0, None))
 
     def body(carry, k):
         s, count, first, p1_sum, coh_sum = carry
@@ -299,11 +299,11 @@ def spike_features(
     # of its previous value and the steady state, and starts at rest).
     a_bound = max(1.0, float(np.max(1.0 + code.gains * (SQUASH - code.offsets)))) * (1 + 1e-6)
     values = tuple(float(getattr(params, name)) for name in FIELDS)
-    cfg, consts, state0, rheobase = _setup(values, mode, dt.name, a_bound)
-    check_key(cfg, key)
+    stepper, state0, rheobase = _setup(values, mode, dt.name, a_bound)
+    stepper.check_key(key)
     gains, offsets = jnp.asarray(code.gains, dt), jnp.asarray(code.offsets, dt)
-    key_arg = key if cfg.needs_key else None
-    unroll = 1 if cfg.needs_key else _UNROLL.get((jax.default_backend(), mode), 1)
+    key_arg = key if stepper.needs_key else None
+    unroll = 1 if stepper.needs_key else _UNROLL.get((jax.default_backend(), mode), 1)
 
     parts = []
     for start in range(0, n, MAX_ROWS):
@@ -312,8 +312,8 @@ def spike_features(
         u_pad = np.zeros((rows, f), np.float64)
         miss_pad = np.ones((rows, f), bool)  # padding rows: zero drive
         u_pad[: stop - start], miss_pad[: stop - start] = u[start:stop], missing[start:stop]
-        out = _run_block(consts, state0, jnp.asarray(u_pad, dt), jnp.asarray(miss_pad), gains, offsets, rheobase,
-                         key_arg, jnp.int32(start), cfg=cfg, steps=steps, coding=coding, unroll=unroll)
+        out = _run_block(stepper, state0, jnp.asarray(u_pad, dt), jnp.asarray(miss_pad), gains, offsets, rheobase,
+                         key_arg, jnp.int32(start), steps=steps, coding=coding, unroll=unroll)
         # Unpadding on the host: slicing a NumPy view is free, a device slice per field is a dispatch.
         parts.append(tuple(np.asarray(a)[: stop - start] for a in out))
     if not parts:  # N = 0
@@ -330,9 +330,8 @@ def _setup(values: tuple[float, ...], mode: str, dtype: str, a_bound: float):
     """Step configuration, constants, one initial neuron and the rheobase, cached per parameter set
     (building them costs more than simulating a thousand tasks)."""
     params = NeuronParams(**dict(zip(FIELDS, values)))
-    cfg = step_config(params, mode, dtype, a_bound)
-    consts = step_constants(params, dtype)
+    stepper = Stepper.build(params, mode, dtype, a_bound=a_bound)
     state0 = init_state(params, n=1, mode=mode, dtype=dtype)
     rheobase = jnp.asarray((params.v_th - params.v_rest) / params.r_m, dtype)
-    return cfg, consts, state0, rheobase
+    return stepper, state0, rheobase
 

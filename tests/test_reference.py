@@ -108,18 +108,18 @@ def test_pure_step_is_expm_of_hamiltonian(dt):
 
 def test_closed_form_unitary_for_drives_above_threshold():
     """``a >= 1`` spikes (and resets) through the public step, so check the private pure-mode evolution directly."""
-    from qsn.dynamics import _evolve_pure, step_config, step_constants
+    from qsn.stepper import Stepper
 
     rng = np.random.default_rng(7)
     a = np.concatenate([[1.0, 1.0 + 1e-9, 50.0, 50.0, 49.9], rng.uniform(1.0, 50.0, 20)])
     delta = np.concatenate([[0.0, 1e-9, 0.0, 50.0, 1e-9], rng.uniform(0.0, 50.0, 20)])
     dt = 0.7
     p = qsn.NeuronParams(delta=delta, dt=dt)
-    c = step_constants(p, F64)
-    cfg = step_config(p, "pure", F64)
+    stepper = Stepper.build(p, "pure", F64)
+    c, cfg = stepper.constants, stepper.config
     psi0 = np.stack([_ket(b) for b in _unit_vectors(rng, a.size).T])
     q = (psi0[:, 0].real, psi0[:, 0].imag, psi0[:, 1].real, psi0[:, 1].imag)
-    re0, im0, re1, im1 = (np.asarray(x) for x in _evolve_pure(c, cfg, tuple(map(jnp.asarray, q)), jnp.asarray(a), None))
+    re0, im0, re1, im1 = (np.asarray(x) for x in cfg.qubit.evolve(c, cfg, tuple(map(jnp.asarray, q)), jnp.asarray(a), None))
     got = np.stack([re0 + 1j * im0, re1 + 1j * im1], axis=1)
     want = np.stack([scipy.linalg.expm(-1j * (a[i] * SZ + delta[i] * SX) * dt) @ psi0[i] for i in range(a.size)])
     assert np.abs(got - want).max() <= 1e-12

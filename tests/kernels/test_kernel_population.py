@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import qsn
 from qsn.errors import BackendUnavailableError, ConfigurationError, RecordingError
 from qsn.kernels import population
+from qsn.kernels.backend import FusedBackend
 from qsn.kernels.compile import host_compiler
 from qsn.kernels.runner import CupyRunner, HostRunner
 
@@ -42,7 +43,7 @@ def runner(request):
 
 
 def _fused(runner, params, state, current, steps=None, **kw):
-    return population.simulate(runner, params, state, current, steps, **kw)
+    return qsn.simulate(params, state, current, steps, backend=FusedBackend(runner), **kw)
 
 
 def _assert_same(ref, out, atol=None):
