@@ -1,28 +1,39 @@
 """Simulated annealing and parallel tempering for QUBOs, with replicas batched for CPU and GPU.
 
 Both samplers run single-spin-flip Metropolis on the Ising form of the QUBO (:func:`~qsn.qubo.model.to_ising`),
-``E(s) = h^T s + sum_{i<j} J_ij s_i s_j + c`` with ``s = 2x - 1``. A *sweep* visits the spins in order
-``0, 1, ..., n-1``; spin ``i`` flips with the Metropolis probability ``min(1, exp(-beta dE_i))``, where
-``dE_i = -2 s_i f_i`` and ``f = h + J s`` is the local field. All replicas advance together: each spin update is
-one vector operation over the replica axis (a ``lax.scan`` over spins inside a ``lax.scan`` over sweeps), so the
-work maps onto SIMD lanes on a CPU and onto threads on a GPU.
+``E(s) = h^T s + sum_{i<j} J_ij s_i s_j + c`` with ``s = 2x - 1``. A *sweep* visits every spin once; spin ``i``
+flips with the Metropolis probability ``min(1, exp(-beta dE_i))``, where ``dE_i = -2 s_i f_i`` and
+``f = h + J s`` is the local field. Every single-spin update leaves the Boltzmann distribution invariant,
+whatever the order of the visits, so the order can be drawn afresh for each sweep. All replicas advance
+together (one vector operation over the replica axis per update) and share the sweep's order.
 
-Dense couplings: the local fields ``f`` (R, n) are carried along and kept up to date incrementally, an accepted
-flip of spin ``i`` changing them by ``-2 s_i J_i`` (``O(n)``), so a sweep costs ``O(n^2)`` per replica. The
-updates are deferred within blocks of ``b`` spins (flips inside a block see each other through the (b, b)
-diagonal block), so that the ``O(n^2 R)`` part of a sweep runs as (n, b) x (b, R) matrix products. Sparse
-couplings (largest row degree ``d`` at most ``SPARSE_MAX_FILL * n``): neighbour lists padded to ``d``, and each
-visit reads ``f_i`` from its ``d`` neighbours, ``O(n d)`` per sweep and replica. Both layouts give bit-identical
-trajectories whenever the sums involved are exact (e.g. integer or half-integer couplings).
+Visiting order, drawn at random for every sweep. A fixed order has a known weak spot (shared with
+dwave-samplers' default): a flip that costs exactly zero energy is always accepted, so on chains and rings a
+cold sweep carries every domain wall along with it and never anneals it away (a 40-spin antiferromagnetic +-1
+ring ends at -12 at best instead of -40). A random order makes each wall random-walk until walls meet.
 
-Sequential order has a known weak spot, shared with dwave-samplers in its default order: a flip that costs
-exactly zero energy is always accepted, so on chains and rings a cold sweep can carry every domain wall along
-with it and never anneal it away (a 40-spin antiferromagnetic +-1 ring, ground energy -40, ends at -12 at best
-over 8 replicas of 200 sweeps, here and with dwave-samplers; its ``randomize_order=True`` reaches -40).
+* Sparse couplings (largest row degree ``d`` at most ``SPARSE_MAX_FILL * n``): the spins are coloured on the
+  host (greedy, largest degree first) so that no two spins of one colour class are coupled. In each sweep
+  every spin draws a random label bit ``l_i``, and the spins are visited in the order of ``(l_i, colour_i)``.
+  Spins with the same label and colour are not coupled, so updating them all at once gives exactly what
+  visiting them one after another (in any order) would: a sweep is ``2 C`` vector updates for ``C`` colours,
+  each pulling its spins' fields from their neighbour lists, ``O(n d R)``. (Colour classes alone, without the
+  labels, would be a fixed checkerboard: walls next to spins of one class then all move in lockstep and
+  domains of even length never shrink.)
+* Dense couplings: the spins are cut into blocks of ``b``; a sweep visits the blocks in a random order and the
+  spins of each block in a random order. The local fields ``f`` (n, R) are carried along: flips inside a
+  block see each other through the (b, b) diagonal block, and the rest of the fields catch up after the block
+  with one (n, b) x (b, R) matrix product, so the ``O(n^2 R)`` work of a sweep is matrix products and the
+  sequential part is ``O(n b R)``.
 
-Random numbers: one uniform per (spin, replica) per sweep, drawn in a single call from that sweep's key and
-turned into acceptance thresholds ``-log(u)/beta`` before the sweep starts, so the inner loop is a compare.
-(On a CPU, drawing them with JAX's threefry costs about as much as a sparse sweep at a few hundred replicas.)
+Random numbers: one 32-bit word per (spin, replica) per sweep from a counter-based hash, the MurmurHash3
+finaliser applied twice with two key words in between, ``w = fmix32(fmix32(k * 0x9E3779B9 + k0) ^ k1)`` for
+counter ``k``; the key words of each sweep come from ``jax.random.bits`` of the caller's key. Its top 24 bits
+give ``u = (m + 1/2) 2^-24`` in (0, 1), and spin ``i`` flips iff ``beta dE_i < -log u``, which happens with
+probability ``min(1, exp(-beta dE_i))`` (to the 2^-24 resolution of ``u``). ``-log u`` is evaluated from the
+exponent and mantissa of ``u`` with a degree-8 polynomial for ``log(1 + m)`` (error below 3e-7 + 2e-7 relative,
+tested). On a CPU JAX's threefry took about 5 ns per number, the whole budget of a sparse update several
+times over; the hash and the polynomial take well under 1 ns.
 
 Default temperature range (``beta=None``), from the instance's coupling scale (after D-Wave's ``neal``):
 with ``g_i = |h_i| + sum_j |J_ij|`` the largest local field spin ``i`` can see and ``m`` the smallest nonzero
@@ -39,8 +50,8 @@ and a geometric schedule from ``beta0`` to ``beta1``. Inverse temperatures are i
 
 Energies are reported in the QUBO's own units, in ``dtype`` (float32 by default: relative error ~1e-6):
 ``AnnealResult.energies`` and ``best_energy`` are recomputed from the returned states at the end, so drift in
-the carried fields never reaches them; ``trace`` is the best energy seen at the end of each sweep (from the
-carried fields on the dense path, from scratch on the sparse path).
+carried quantities never reaches them; ``trace`` is the best energy seen at the end of each sweep (from the
+carried fields on the dense path, from the sum of accepted ``dE`` on the sparse path).
 
 Example:
     >>> import jax, numpy as np
@@ -75,13 +86,19 @@ __all__ = [
     "SPARSE_MAX_FILL",
 ]
 
-# Sparse path when the largest row degree d is at most this fraction of n. Measured on CPU at n = 1000 with
-# 256 replicas, a sparse sweep costs about as much as a dense one at d ~ 100 (d = 80: 4 ms vs 7 ms, d = 150:
-# 13 ms vs 7 ms); with fewer replicas the crossover moves higher, so 0.1 n errs on the dense side.
+# Sparse path when the largest row degree d is at most this fraction of n: a sparse sweep gathers 2 n d rows of
+# R values, a dense one multiplies n^2 R; 0.1 n errs on the dense side.
 SPARSE_MAX_FILL = 0.1
 # Spins per block of the dense sweep: the sequential part costs O(n b R) per sweep and the matrix products
-# O(n^2 R); 40-100 measured alike on CPU (bench/bench_anneal.py), larger blocks suit a GPU's matrix units.
+# O(n^2 R); larger blocks suit a GPU's matrix units.
 _BLOCK = 64
+# log(1 + m) on [0, 1), Chebyshev least squares of degree 8, coefficients of m^0 .. m^8 (float32 error < 2e-7),
+# the constant term set to 0 so that log(1 + 0) is exact.
+_LOG1P = (0.0, 0.9999942779541016, -0.49983856081962585, 0.33154863119125366,
+          -0.23982615768909454, 0.16582275927066803, -0.0932520404458046, 0.03484971448779106,
+          -0.006151470821350813)
+_LN2 = 0.6931471805599453
+_U32 = jnp.uint32
 
 
 class AnnealResult(NamedTuple):
@@ -92,6 +109,46 @@ class AnnealResult(NamedTuple):
     best_x: jax.Array  # (n,) uint8, lowest-energy state seen at the end of any sweep by any replica
     best_energy: jax.Array  # () float, its energy
     trace: jax.Array  # (sweeps,) float, best energy seen so far, after each sweep
+
+
+# ---------------------------------------------------------------- random numbers
+
+
+def _fmix32(x: jax.Array) -> jax.Array:
+    """The MurmurHash3 finaliser: a bijection of uint32 with full avalanche."""
+    x = x ^ (x >> _U32(16))
+    x = x * _U32(0x85EBCA6B)
+    x = x ^ (x >> _U32(13))
+    x = x * _U32(0xC2B2AE35)
+    return x ^ (x >> _U32(16))
+
+
+def _words(k0: jax.Array, k1: jax.Array, counter: jax.Array) -> jax.Array:
+    """32 random bits per entry of ``counter`` (uint32, any shape) under key words ``k0, k1`` (uint32 scalars)."""
+    return _fmix32(_fmix32(counter * _U32(0x9E3779B9) + k0) ^ k1)
+
+
+def _exponential(words: jax.Array, dtype: Any) -> jax.Array:
+    """``-log u`` for ``u = (words >> 8 + 1/2) 2^-24`` in (0, 1): exponential variates, > 0, in ``dtype``."""
+    u = ((words >> _U32(8)).astype(jnp.float32) + 0.5) * np.float32(2.0**-24)  # exact in float32
+    bits = jax.lax.bitcast_convert_type(u, _U32)
+    exponent = (bits >> _U32(23)).astype(jnp.float32) - 127.0  # u = 2^exponent (1 + m), u normal
+    m = jax.lax.bitcast_convert_type((bits & _U32(0x7FFFFF)) | _U32(0x3F800000), jnp.float32) - 1.0
+    log1p = jnp.float32(_LOG1P[-1])
+    for a in _LOG1P[-2::-1]:
+        log1p = log1p * m + np.float32(a)
+    # -log u >= -log(1 - 2^-25) = 2.98e-8: the floor keeps rounding from turning a zero-cost flip into a refusal
+    return jnp.maximum(-(exponent * np.float32(_LN2) + log1p), np.float32(2.98e-8)).astype(dtype)
+
+
+def _uniform(words: jax.Array, dtype: Any) -> jax.Array:
+    """``(words >> 8 + 1/2) 2^-24`` in (0, 1)."""
+    return (((words >> _U32(8)).astype(jnp.float32) + 0.5) * np.float32(2.0**-24)).astype(dtype)
+
+
+def _iota(*shape: int) -> jax.Array:
+    """Counters 0, 1, ... in row-major order, uint32 of ``shape``."""
+    return jax.lax.iota(_U32, math.prod(shape)).reshape(shape)
 
 
 # ---------------------------------------------------------------- layout
@@ -118,6 +175,19 @@ def neighbour_lists(j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     index = np.argsort(j == 0, axis=1, kind="stable")[:, :d]
     weight = np.take_along_axis(j, index, axis=1)
     return index.astype(np.int32), weight
+
+
+def _colouring(j: np.ndarray) -> np.ndarray:
+    """Greedy colouring (largest degree first) of the graph of nonzero ``j``: (n,) int colours, adjacent differ."""
+    n = j.shape[0]
+    neighbours = [np.flatnonzero(row) for row in j]
+    colour = np.full(n, -1, dtype=np.int64)
+    for i in np.argsort([-len(a) for a in neighbours], kind="stable"):
+        taken = np.zeros(len(neighbours[i]) + 1, dtype=bool)
+        used = colour[neighbours[i]]
+        taken[used[(used >= 0) & (used <= len(neighbours[i]))]] = True
+        colour[i] = int(np.argmin(taken))  # the smallest colour no neighbour has
+    return colour
 
 
 def _layout(j: np.ndarray, layout: str) -> str:
@@ -153,10 +223,8 @@ def default_beta_range(qubo: QUBO) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------- kernels (internal layout: spins first)
-# Inside the kernels states and fields are (n, R): the row of spin i is contiguous over replicas. Every loop
-# carries a single array, updated with one dynamic-update-slice per step: XLA then updates it in place, where a
-# tuple carry, an extra per-step output or a scatter into a field array made it copy the whole (n, R) array
-# at every step (100x slower on CPU, measured while writing bench/bench_anneal.py).
+# Inside the kernels states and fields are (n, R): the row of spin i is contiguous over replicas, and every
+# update is a vector operation over that row.
 
 
 class _Dense(NamedTuple):
@@ -166,10 +234,11 @@ class _Dense(NamedTuple):
 
 
 class _Sparse(NamedTuple):
-    """Sparse couplings as neighbour lists (:func:`neighbour_lists`)."""
+    """Sparse couplings by colour class; spins relabelled so that each class is a contiguous range, in order."""
 
-    index: jax.Array  # (n, d) int32
-    weight: jax.Array  # (n, d) float, energy units
+    order: jax.Array  # (n,) int32, original index of relabelled spin i (classes in order)
+    index: tuple[jax.Array, ...]  # C arrays (n_c, d_c) int32, relabelled neighbours of the class's spins
+    weight: tuple[jax.Array, ...]  # C arrays (n_c, d_c) float, their couplings J (0 on padding), energy units
 
 
 def _dense(j: np.ndarray, dtype: Any) -> _Dense:
@@ -181,11 +250,35 @@ def _dense(j: np.ndarray, dtype: Any) -> _Dense:
     return _Dense(jnp.asarray(padded.reshape(blocks, b, blocks * b), dtype))
 
 
+def _sparse(j: np.ndarray, dtype: Any) -> _Sparse:
+    colour = _colouring(j)
+    order = np.argsort(colour, kind="stable")
+    relabelled = j[np.ix_(order, order)]
+    index, weight = neighbour_lists(relabelled)
+    ends = np.cumsum(np.bincount(colour))
+    starts = np.concatenate([[0], ends[:-1]])
+    idx, w = [], []
+    for start, end in zip(starts, ends):
+        d = max(1, int((weight[start:end] != 0).sum(axis=1).max(initial=0)))  # this class's largest degree
+        idx.append(jnp.asarray(index[start:end, :d]))
+        w.append(jnp.asarray(weight[start:end, :d], dtype))
+    return _Sparse(jnp.asarray(order, jnp.int32), tuple(idx), tuple(w))
+
+
+def _neighbour_sum(s: jax.Array, index: jax.Array, weight: jax.Array) -> jax.Array:
+    """``sum_k weight[:, k] s[index[:, k]]``, (n_c, R): the coupling part of the fields of one class."""
+    total = jnp.zeros((index.shape[0], s.shape[1]), s.dtype)
+    for k in range(index.shape[1]):
+        total = total + weight[:, k, None] * s.at[index[:, k]].get(mode="promise_in_bounds")
+    return total
+
+
 def _field(couplings: _Dense | _Sparse, h: jax.Array, s: jax.Array) -> jax.Array:
-    """Local fields ``f = h + J s``, (n, R) (n padded for dense), from scratch."""
+    """Local fields ``f = h + J s``, (n, R) (n padded for dense, relabelled for sparse), from scratch."""
     if isinstance(couplings, _Dense):
         return h[:, None] + couplings.j.reshape(-1, s.shape[0]) @ s
-    return h[:, None] + jnp.einsum("nd,ndr->nr", couplings.weight, s[couplings.index])
+    parts = [_neighbour_sum(s, i, w) for i, w in zip(couplings.index, couplings.weight)]
+    return h[:, None] + jnp.concatenate(parts, axis=0)
 
 
 def _ising_energy(h: jax.Array, s: jax.Array, field: jax.Array) -> jax.Array:
@@ -193,51 +286,62 @@ def _ising_energy(h: jax.Array, s: jax.Array, field: jax.Array) -> jax.Array:
     return 0.5 * jnp.sum(s * (h[:, None] + field), axis=0)
 
 
-def _flip(s_i: jax.Array, field_i: jax.Array, threshold_i: jax.Array) -> jax.Array:
-    """Metropolis decision for one spin over replicas: the new ``s_i``, (R,). Flip iff ``dE < -log(u)/beta``."""
-    return jnp.where(-2.0 * s_i * field_i < threshold_i, -s_i, s_i)
+def _sweep_sparse(
+    c: _Sparse, h: jax.Array, s: jax.Array, threshold: jax.Array, label: jax.Array, beta: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """One sweep in the order of (label, colour); returns the new spins (n, R) and the energy change (R,).
+
+    ``s`` (n, R) relabelled spins, ``threshold`` (n, R) the exponential variates ``-log u``, ``label`` (n,) bool,
+    ``beta`` (R,). Spin i flips iff ``beta dE_i < threshold_i``.
+    """
+    change = jnp.zeros(s.shape[1], s.dtype)
+    for phase in (False, True):
+        start = 0
+        for index, weight in zip(c.index, c.weight):
+            rows = slice(start, start + index.shape[0])
+            s_c = s[rows]
+            de = -2.0 * s_c * (h[rows, None] + _neighbour_sum(s, index, weight))
+            flip = (de * beta[None, :] < threshold[rows]) & (label[rows, None] == phase)
+            s = jax.lax.dynamic_update_slice_in_dim(s, jnp.where(flip, -s_c, s_c), start, 0)
+            change = change + jnp.sum(jnp.where(flip, de, 0.0), axis=0)
+            start += index.shape[0]
+    return s, change
 
 
-def _sweep_sparse(c: _Sparse, h: jax.Array, s: jax.Array, threshold: jax.Array) -> jax.Array:
-    """One sweep, pulling each spin's field from its d neighbours: ``O(d R)`` per spin."""
-
-    def visit(s, xs):
-        i, index, weight, h_i, threshold_i = xs
-        neighbours = s.at[index].get(mode="promise_in_bounds", unique_indices=True)  # (d, R)
-        field_i = h_i + jnp.sum(weight[:, None] * neighbours, axis=0)
-        s_i = jax.lax.dynamic_index_in_dim(s, i, keepdims=False)
-        return jax.lax.dynamic_update_index_in_dim(s, _flip(s_i, field_i, threshold_i), i, 0), None
-
-    spins = jnp.arange(s.shape[0], dtype=jnp.int32)
-    return jax.lax.scan(visit, s, (spins, c.index, c.weight, h, threshold))[0]
-
-
-def _sweep_dense(c: _Dense, s: jax.Array, field: jax.Array, threshold: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """One sweep in blocks of b spins: sequential flips inside a block see the block's own changes through the
-    (b, b) diagonal block; the rest of the fields catch up after the block with one (n, b) x (b, R) product, so
-    the ``O(n^2 R)`` work of a sweep is matrix-matrix products and the sequential part is ``O(n b R)``."""
-    blocks, b, _ = c.j.shape
+def _sweep_dense(
+    c: _Dense, s: jax.Array, field: jax.Array, threshold: jax.Array, beta: jax.Array, blocks: jax.Array,
+    within: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """One sweep: blocks in the order ``blocks`` (nb,), the spins of each block in the order ``within`` (nb, b)
+    (a permutation of 0..b-1 per block row of ``c.j``). Sequential flips inside a block see the block's own
+    changes through the (b, b) diagonal block; the fields catch up after the block with one matrix product."""
+    _, b, _ = c.j.shape
     replicas = s.shape[1]
 
     def block(carry, xs):
         s, field = carry
-        k, rows, threshold_b = xs  # rows (b, n): J[k-block, :]
-        diagonal = jax.lax.dynamic_slice_in_dim(rows, k * b, b, axis=1)  # (b, b)
-        s_b = jax.lax.dynamic_slice_in_dim(s, k * b, b)
-        field_b = jax.lax.dynamic_slice_in_dim(field, k * b, b)
+        k = xs
+        sigma = within[k]  # visiting order inside block k
+        rows = c.j[k]  # (b, n): J[k-block, :]
+        start = k * b
+        diagonal = jax.lax.dynamic_slice_in_dim(rows, start, b, axis=1)[sigma][:, sigma]
+        s_b = jax.lax.dynamic_slice_in_dim(s, start, b, 0)
+        field_b = jax.lax.dynamic_slice_in_dim(field, start, b, 0)
+        threshold_b = jax.lax.dynamic_slice_in_dim(threshold, start, b, 0)
 
         def visit(change, ys):
             l, coupling, s_l, field_l, threshold_l = ys
-            new = _flip(s_l, field_l + coupling @ change, threshold_l)
+            de = -2.0 * s_l * (field_l + coupling @ change)
+            new = jnp.where(de * beta < threshold_l, -s_l, s_l)
             return jax.lax.dynamic_update_index_in_dim(change, new - s_l, l, 0), None
 
-        ys = (jnp.arange(b, dtype=jnp.int32), diagonal, s_b, field_b, threshold_b)
-        change = jax.lax.scan(visit, jnp.zeros((b, replicas), s.dtype), ys)[0]  # (b, R), new - old
-        s = jax.lax.dynamic_update_slice_in_dim(s, s_b + change, k * b, 0)
+        ys = (jnp.arange(b, dtype=jnp.int32), diagonal, s_b[sigma], field_b[sigma], threshold_b[sigma])
+        change = jax.lax.scan(visit, jnp.zeros((b, replicas), s.dtype), ys)[0]  # (b, R), visiting order
+        change = jnp.zeros_like(change).at[sigma].set(change, unique_indices=True)  # back to block order
+        s = jax.lax.dynamic_update_slice_in_dim(s, s_b + change, start, 0)
         return (s, field + rows.T @ change), None
 
-    xs = (jnp.arange(blocks, dtype=jnp.int32), c.j, threshold.reshape(blocks, b, replicas))
-    return jax.lax.scan(block, (s, field), xs)[0]
+    return jax.lax.scan(block, (s, field), blocks)[0]
 
 
 def exchange_step(betas: jax.Array, energies: jax.Array, u: jax.Array, parity: jax.Array) -> jax.Array:
@@ -271,8 +375,9 @@ def exchange_step(betas: jax.Array, energies: jax.Array, u: jax.Array, parity: j
 
 
 class _Carry(NamedTuple):
-    s: jax.Array  # (n, R) float, spins in {-1, +1} (n padded to the dense block grid)
+    s: jax.Array  # (n, R) float, spins in {-1, +1} (n padded for dense, relabelled for sparse)
     field: jax.Array | None  # (n, R) float, local fields h + J s in energy units; None on the sparse path
+    e: jax.Array  # (R,) float, Ising energy (offset left out) of s; carried on the sparse path
     best_e: jax.Array  # (R,) float, lowest Ising energy (offset left out) seen by each replica slot
     best_s: jax.Array  # (n, R) float, the state that had it
 
@@ -292,27 +397,33 @@ def _run(
 ) -> AnnealResult:
     """The annealing loop over sweeps. Replica slot r runs sweep t at ``schedule[t] * slot_betas[r]`` (one of the
     two is all ones, so the product is exact); ``exchange_betas`` (K,) turns on replica exchange; ``h`` (n,),
-    ``s0`` (n, R) unpadded."""
+    ``s0`` (n, R) in the original spin order, unpadded."""
     n, replicas = s0.shape
     dense = isinstance(couplings, _Dense)
-    pad = couplings.j.shape[2] - n if dense else 0
-    h = jnp.pad(h, (0, pad))
-    s0 = jnp.pad(s0, ((0, pad), (0, 0)), constant_values=1)  # padding spins: uncoupled, never flip
+    if dense:
+        blocks, b, padded = couplings.j.shape
+        h = jnp.pad(h, (0, padded - n))
+        s0 = jnp.pad(s0, ((0, padded - n), (0, 0)), constant_values=1)  # padding spins: uncoupled, never flip
+    else:
+        h, s0 = h[couplings.order], s0[couplings.order]
     field0 = _field(couplings, h, s0)
+    e0 = _ising_energy(h, s0, field0)
+    words = jax.random.bits(key, (schedule.shape[0], 4), jnp.uint32)  # key words of each sweep
 
     def sweep(carry: _Carry, xs):
-        t, key_t, beta_t = xs
+        t, k, beta_t = xs
         beta = beta_t * slot_betas  # (R,)
-        key_flip, key_swap = jax.random.split(key_t)
-        u = jax.random.uniform(key_flip, (n, replicas), s0.dtype)
-        threshold = -jnp.log(u) / beta[None, :]  # flip iff dE < threshold: probability min(1, exp(-beta dE))
+        threshold = _exponential(_words(k[0], k[1], _iota(n, replicas)), s0.dtype)
         if dense:
-            threshold = jnp.pad(threshold, ((0, pad), (0, 0)), constant_values=-jnp.inf)
-            s, field = _sweep_dense(couplings, carry.s, carry.field, threshold)
+            threshold = jnp.pad(threshold, ((0, s0.shape[0] - n), (0, 0)), constant_values=-jnp.inf)
+            order = jnp.argsort(_words(k[2], k[1], _iota(blocks))).astype(jnp.int32)
+            within = jnp.argsort(_words(k[3], k[1], _iota(blocks, b)), axis=1).astype(jnp.int32)
+            s, field = _sweep_dense(couplings, carry.s, carry.field, threshold, beta, order, within)
             e = _ising_energy(h, s, field)
         else:
-            s, field = _sweep_sparse(couplings, h, carry.s, threshold), None
-            e = _ising_energy(h, s, _field(couplings, h, s))
+            label = (_words(k[2], k[1], _iota(n)) >> _U32(31)) == 1
+            s, change = _sweep_sparse(couplings, h, carry.s, threshold, label, beta)
+            field, e = None, carry.e + change
         better = e < carry.best_e
         best_e = jnp.where(better, e, carry.best_e)
         best_s = jnp.where(better[None, :], s, carry.best_s)
@@ -321,27 +432,31 @@ def _run(
             chains = replicas // temps
             due = (t + 1) % swap_every == 0
             parity = ((t + 1) // swap_every) % 2
-            u_swap = jax.random.uniform(key_swap, (temps, chains), s0.dtype)
+            u_swap = _uniform(_words(k[3], k[0], _iota(temps, chains)), s0.dtype)
             src = exchange_step(exchange_betas, e.reshape(temps, chains), u_swap, parity)
             src = jnp.where(due, src, jnp.arange(temps, dtype=jnp.int32)[:, None])
             # Replica r = k * chains + c takes the state of replica src[k, c] * chains + c.
             gather = (src * chains + jnp.arange(chains, dtype=jnp.int32)[None, :]).reshape(replicas)
-            s = s[:, gather]
+            s, e = s[:, gather], e[gather]
             field = None if field is None else field[:, gather]
-        return _Carry(s, field, best_e, best_s), jnp.min(best_e)
+        return _Carry(s, field, e, best_e, best_s), jnp.min(best_e)
 
-    start = _Carry(s0, field0 if dense else None, _ising_energy(h, s0, field0), s0)
-    xs = (jnp.arange(schedule.shape[0], dtype=jnp.int32), jax.random.split(key, schedule.shape[0]), schedule)
+    start = _Carry(s0, field0 if dense else None, e0, e0, s0)
+    xs = (jnp.arange(schedule.shape[0], dtype=jnp.int32), words, schedule)
     carry, trace = jax.lax.scan(sweep, start, xs)
 
-    # Energies from scratch on the returned states, so drift in the incremental fields never reaches them.
+    # Energies from scratch on the returned states, so drift in the carried quantities never reaches them.
     energies = _ising_energy(h, carry.s, _field(couplings, h, carry.s)) + offset
     best_each = _ising_energy(h, carry.best_s, _field(couplings, h, carry.best_s)) + offset
     best = jnp.argmin(best_each)
+    s, best_s = carry.s, carry.best_s
+    if not dense:  # back to the original spin order
+        inverse = jnp.zeros(n, jnp.int32).at[couplings.order].set(jnp.arange(n, dtype=jnp.int32))
+        s, best_s = s[inverse], best_s[inverse]
     return AnnealResult(
-        x=(carry.s[:n].T > 0).astype(jnp.uint8),
+        x=(s[:n].T > 0).astype(jnp.uint8),
         energies=energies,
-        best_x=(carry.best_s[:n, best] > 0).astype(jnp.uint8),
+        best_x=(best_s[:n, best] > 0).astype(jnp.uint8),
         best_energy=best_each[best],
         trace=trace + offset,
     )
@@ -408,11 +523,7 @@ def _prepare(qubo: QUBO, key: Any, layout: str, dtype: Any) -> tuple[_Dense | _S
             f"Argument `key` must be a single PRNG key, but has dtype {key.dtype} and shape {key.shape}"
         )
     ising = to_ising(qubo)
-    if _layout(ising.j, layout) == "dense":
-        couplings = _dense(ising.j, dtype)
-    else:
-        index, weight = neighbour_lists(ising.j)
-        couplings = _Sparse(jnp.asarray(index), jnp.asarray(weight, dtype))
+    couplings = _dense(ising.j, dtype) if _layout(ising.j, layout) == "dense" else _sparse(ising.j, dtype)
     return couplings, jnp.asarray(ising.h, dtype), jnp.asarray(ising.offset, dtype), key
 
 

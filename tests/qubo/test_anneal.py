@@ -6,8 +6,11 @@
   the same samples fail the test against the sign-flipped weights ``exp(+beta E_k)``, against beta x 1.3 and
   against the other PT temperatures, which is what a wrong acceptance or exchange rule would produce (checked
   while writing: flipping the sign in ``_flip`` or in ``exchange_step`` makes these tests fail);
-* bookkeeping: returned energies equal ``energy(qubo, x)``; the dense and sparse kernels give identical
-  trajectories on an integer-weighted sparse instance; a second call with the same shapes does not re-trace;
+* bookkeeping: returned energies equal ``energy(qubo, x)``; one sweep of the dense and of the sparse kernel equals
+  a sequential NumPy Metropolis loop over the same visiting order and thresholds (integer couplings: exactly);
+  a second call with the same shapes does not re-trace;
+* visiting order: a ferromagnetic ring started with domain walls reaches its ground state at low temperature,
+  which a fixed order never does; the random words and exponential variates against NumPy;
 * the replica-exchange rule, against a loop written from the formula ``min(1, exp((b_i - b_j)(E_i - E_j)))``.
 
 Statistical thresholds: p > 1e-3 for the correct distribution and p < 1e-8 for the wrong ones. At the fixed
@@ -221,15 +224,91 @@ def _integer_sparse_qubo(n: int, seed: int):
     return make_qubo(q, offset=1.0)
 
 
-def test_sparse_and_dense_paths_give_identical_trajectories():
+def _metropolis_loop(j, h, s, threshold, beta, order):
+    """Reference: one sequential Metropolis sweep in NumPy, visiting spins in ``order``; flip iff
+    ``beta dE < threshold`` with ``dE = -2 s_i (h_i + sum_j J_ij s_j)``. ``s`` (n, R) is changed in place."""
+    for i in order:
+        de = -2.0 * s[i] * (h[i] + j[i] @ s)
+        s[i] = np.where(de * beta < threshold[i], -s[i], s[i])
+    return s
+
+
+def test_sparse_sweep_equals_sequential_loop_in_label_colour_order():
+    # The colour-class kernel updates a whole class at once; a sequential loop in the order (label, colour)
+    # must give the same spins, and the returned energy change must be the exact difference.
     q = _integer_sparse_qubo(60, 5)
-    assert anneal_module._layout(to_ising(q).j, "auto") == "sparse"
-    runs = [anneal(q, KEY, replicas=6, sweeps=20, layout=layout) for layout in ("dense", "sparse")]
-    runs += [parallel_tempering(q, KEY, betas=[0.2, 0.6, 1.5], replicas_per_beta=2, sweeps=20, layout=layout)
-             for layout in ("dense", "sparse")]
-    for a, b in (runs[:2], runs[2:]):
-        for field in a._fields:
-            np.testing.assert_array_equal(np.asarray(getattr(a, field)), np.asarray(getattr(b, field)), err_msg=field)
+    ising = to_ising(q)
+    c = anneal_module._sparse(ising.j, jnp.float64)
+    order = np.asarray(c.order)
+    j, h = ising.j[np.ix_(order, order)], ising.h[order]
+    colour = np.concatenate([np.full(i.shape[0], k) for k, i in enumerate(c.index)])
+    assert not np.any((j != 0) & (colour[:, None] == colour[None, :]))  # a proper colouring
+    rng = np.random.default_rng(3)
+    s = rng.choice([-1.0, 1.0], (60, 5))
+    threshold, beta = rng.exponential(size=(60, 5)), rng.uniform(0.2, 2.0, 5)
+    label = rng.integers(0, 2, 60).astype(bool)
+    got, change = anneal_module._sweep_sparse(c, jnp.asarray(h), jnp.asarray(s), jnp.asarray(threshold),
+                                              jnp.asarray(label), jnp.asarray(beta))
+    ref = _metropolis_loop(j, h, s.copy(), threshold, beta, np.lexsort((np.arange(60), colour, label)))
+    np.testing.assert_array_equal(np.asarray(got), ref)
+    e = lambda x: x.T @ h + 0.5 * np.einsum("ir,ij,jr->r", x, j, x)  # noqa: E731
+    np.testing.assert_allclose(np.asarray(change), e(ref) - e(s), atol=1e-9)
+    assert np.any(ref != s) and np.any(ref == s)  # the instance flips some spins and keeps others
+
+
+def test_dense_sweep_equals_sequential_loop_in_its_random_order():
+    q = _random_qubo(70, 8)  # two blocks of 35
+    ising = to_ising(q)
+    c = anneal_module._dense(ising.j, jnp.float64)
+    blocks, b, n = c.j.shape
+    assert (blocks, b, n) == (2, 35, 70)
+    rng = np.random.default_rng(4)
+    s = rng.choice([-1.0, 1.0], (70, 6))
+    threshold, beta = rng.exponential(size=(70, 6)), rng.uniform(0.2, 2.0, 6)
+    block_order = np.array([1, 0], np.int32)
+    within = np.stack([rng.permutation(b) for _ in range(blocks)]).astype(np.int32)
+    field = ising.h[:, None] + ising.j @ s
+    got, got_field = anneal_module._sweep_dense(c, jnp.asarray(s), jnp.asarray(field), jnp.asarray(threshold),
+                                                jnp.asarray(beta), jnp.asarray(block_order), jnp.asarray(within))
+    order = np.concatenate([k * b + within[k] for k in block_order])
+    ref = _metropolis_loop(ising.j, ising.h, s.copy(), threshold, beta, order)
+    np.testing.assert_array_equal(np.asarray(got), ref)
+    np.testing.assert_allclose(np.asarray(got_field), ising.h[:, None] + ising.j @ ref, atol=1e-9)
+
+
+@pytest.mark.parametrize("layout", ["dense", "sparse"])
+def test_random_order_anneals_domain_walls_away_on_a_ring(layout):
+    # A ferromagnetic +-1 ring (E = -sum s_i s_{i+1}, ground -n) started from eight domains of 8 spins, at a low
+    # fixed temperature (a wall step costs 0, any new wall pair 4: accepted with probability exp(-12) = 6e-6).
+    # A fixed visiting order carries every wall along with the sweep and keeps all of them (the sampler before
+    # random orders ended all 8 replicas at -52, both layouts); a random order lets walls random-walk and annihilate.
+    n = 64
+    j = np.zeros((n, n))
+    j[np.arange(n), (np.arange(n) + 1) % n] = -1.0
+    j = j + j.T
+    q = make_qubo(2.0 * j - 2.0 * np.diag(j.sum(axis=1)), j.sum() / 2.0)
+    start = (np.arange(n) // 8) % 2
+    np.testing.assert_allclose(float(energy(q, start)), -n + 2 * 8)
+    r = anneal(q, KEY, replicas=8, sweeps=2000, beta=np.full(2000, 3.0), init=start, layout=layout)
+    np.testing.assert_allclose(np.asarray(r.energies), -float(n))
+
+
+def test_exponential_variates_match_minus_log():
+    # -log u from the exponent and a polynomial, against NumPy's log on a strided sample of all 2^24 values.
+    words = (np.arange(0, 2**24, 7, dtype=np.uint32) << np.uint32(8)) | np.uint32(0xAB)
+    got = np.asarray(anneal_module._exponential(jnp.asarray(words), jnp.float32), np.float64)
+    u = ((words >> 8).astype(np.float64) + 0.5) * 2.0**-24
+    np.testing.assert_allclose(got, -np.log(u), rtol=2e-7, atol=3e-7)
+    assert got.min() > 0  # a zero-cost flip is always accepted
+
+
+def test_random_words_are_uniform_and_uncorrelated():
+    # 2^20 words from consecutive counters: bytes uniform (chi-square over 256 bins), and consecutive pairs of
+    # top nibbles uniform over 16 x 16 (what a weak counter hash fails first).
+    w = np.asarray(anneal_module._words(jnp.uint32(12345), jnp.uint32(678), jnp.arange(2**20, dtype=jnp.uint32)))
+    assert scipy.stats.chisquare(np.bincount(w & 0xFF, minlength=256)).pvalue > 1e-3
+    top = w >> 28
+    assert scipy.stats.chisquare(np.bincount(top[:-1] * 16 + top[1:], minlength=256)).pvalue > 1e-3
 
 
 def test_layout_selection_and_neighbour_lists():
