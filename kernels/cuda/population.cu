@@ -32,7 +32,7 @@ enum qsn_param_bit {
 #define QSN_PARAM(ptr, bit) (ptr)[((per_neuron >> (bit)) & 1) ? j : 0]
 #define QSN_STOCHASTIC (QSN_JUMPS || QSN_DEPHASE || QSN_RELAX)
 // Renormalisation cadence (qsn_step's `renorm`) at absolute step t: every step in precise builds (as
-// the JAX path), the last of every 4 in fast ones. A float32 step moves |psi|^2 (or |r|^2) by ~1e-7 in
+// the JAX path, psi / |psi|), the last of every 4 in fast ones (a Newton step). A float32 step moves |psi|^2 (or |r|^2) by ~1e-7 in
 // rounding; the Newton step turns an error e into -3e^2/4, so |psi|^2 - 1 stays within the rounding of
 // the 3 steps since the last correction, at a quarter of the cost.
 #define QSN_RENORM_AT(t) (QSN_PRECISE || ((t) & 3) == 3)
@@ -182,11 +182,12 @@ QSN_DEVICE bool qsn_step(qsn_neuron& nrn, const qsn_consts& c, const float input
     }
 #endif
 #if !QSN_RELAX  // (the relaxation below leaves psi normalised on every step: reset to |0> or conditioned)
-    if (renorm) {  // psi (3 - |psi|^2)/2: one Newton step of 1/sqrt at 1 (qsn.dynamics.renormalise)
-#if QSN_PRECISE  // the JAX path's order of operations
-        const float f = 1.5f - 0.5f * (re0 * re0 + im0 * im0 + re1 * re1 + im1 * im1);
-#else
-        const float f = fmaf(-0.5f, fmaf(im1, im1, fmaf(re1, re1, fmaf(im0, im0, re0 * re0))), 1.5f);
+    if (renorm) {
+        const float n2 = fmaf(im1, im1, fmaf(re1, re1, fmaf(im0, im0, re0 * re0)));
+#if QSN_PRECISE  // psi / |psi|, as the JAX path (qsn.dynamics.renormalise)
+        const float f = QSN_RSQRT_EXACT(n2);
+#else  // psi (3 - |psi|^2)/2: one Newton step of 1/sqrt at 1, no SFU operation
+        const float f = fmaf(-0.5f, n2, 1.5f);
 #endif
         re0 *= f; im0 *= f; re1 *= f; im1 *= f;
     }
