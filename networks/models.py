@@ -5,9 +5,11 @@ the microcircuit) unless ``monitor=False``. With ``delta = 0`` the neurons are c
 with ``delta > 0`` the quantum observables ride along, and ``jump_rate > 0`` adds quantum-jump
 spiking (needs nothing else: the network carries its own keys).
 
-Our neuron resets to ``v_rest`` and is clamped there while refractory (DESIGN §1). Models whose
-reset ``V_r`` differs from their leak reversal ``E_L`` are written with ``v_rest = V_r`` and a
-constant current ``r_m I = E_L - V_r``: the same differential equation, the same reset.
+Our neuron resets to ``v_reset`` and is clamped there while refractory (docs/model.md). Models whose
+reset ``V_r`` differs from their leak reversal ``E_L`` set ``v_rest = E_L, v_reset = V_r`` (Brunel).
+The Vogels-Abbott networks keep the older, equivalent form ``v_rest = V_r`` plus a constant current
+``r_m I = E_L - V_r`` (the same differential equation and reset): their ``E_L = -49 mV`` lies above the
+-50 mV threshold, which ``NeuronParams`` refuses as a resting potential.
 """
 
 from __future__ import annotations
@@ -106,14 +108,13 @@ def brunel(n: int = 12_500, g: float = 5.0, eta: float = 2.0, *, indegree: int |
     c_i = max(1, int(round(c_e / 4)))
     theta, tau_m = 20.0, 20.0
     nu_th = theta / (j * c_e * tau_m)  # 1/ms
-    params = NeuronParams(v_rest=10.0, v_th=theta, tau_m=tau_m, r_m=1.0, t_ref=2.0, dt=0.1, delta=delta, t2=t2,
-                          jump_rate=jump_rate)
+    params = NeuronParams(v_rest=0.0, v_reset=10.0, v_th=theta, tau_m=tau_m, r_m=1.0, t_ref=2.0, dt=0.1, delta=delta,
+                          t2=t2, jump_rate=jump_rate)
     net = Network(dtype=dtype)
     cells = net.add(NeuronGroup(n, params, mode, receptors={"exc": Delta(), "inh": Delta()},
                                 v0=_uniform_v0(10.0, 20.0, n), name="neurons"))
     net.add(Projection(cells[:n_exc], cells, fixed_indegree(c_e), weight=j, delay=delay, receptor="exc", name="exc"))
     net.add(Projection(cells[n_exc:], cells, fixed_indegree(c_i), weight=-g * j, delay=delay, receptor="inh", name="inh"))
-    net.add(CurrentInput(cells, -10.0))  # leak reversal 0 mV below the 10 mV reset
     net.add(PoissonInput(cells, "exc", rate=eta * nu_th * 1e3, weight=j, n_inputs=c_e))
     if monitor:
         net.add(SpikeMonitor(cells, name="spikes"))

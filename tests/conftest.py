@@ -4,6 +4,9 @@ import os
 
 # SciPy's expm on 4x4 matrices in the reference tests: OpenBLAS threads only contend on small CPUs.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Runs enable JAX's persistent compilation cache (qsn.compile_cache); the suite's thousands of compiles
+# stay out of the user's ~/.cache (the cache's own tests set their environment explicitly).
+os.environ.setdefault("QSN_COMPILE_CACHE", "0")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
