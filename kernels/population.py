@@ -303,7 +303,8 @@ def simulate(runner: Runner, run: PopulationRun, *, precise: bool = False) -> Si
         if rec_spec.events:
             st, ne = (runner.to_host(a).astype(np.int64) for a in out["events"])
             order = np.lexsort((ne, st))  # the kernel appends in warp order; JAX's order is (step, neuron)
-            recorder.add_events(st[order], ne[order], start, start + length, total=out["n_events"])
+            # the kernel writes absolute steps; the recorder takes them relative to the chunk
+            recorder.add_events(st[order] - (run.t0 + start), ne[order], start, start + length, total=out["n_events"])
         carry["state"] = state
         return state
 

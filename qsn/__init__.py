@@ -8,7 +8,7 @@ Example:
     >>> r.rates().mean(), r.p1.shape
 """
 
-from qsn import errors
+from qsn import backends, errors
 from qsn.stepper import Stepper, step
 from qsn.observables import bloch_vector, coherence, density_matrix, entropy, p_excited, purity
 from qsn.params import NeuronParams
@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "errors",
+    "backends",
     "NeuronParams",
     "PureState",
     "MixedState",

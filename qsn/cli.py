@@ -247,7 +247,7 @@ def _info() -> int:
     import jax
 
     import qsn
-    from qsn import kernels
+    from qsn import backends, kernels
 
     print(json.dumps({
         "qsn": qsn.__version__,
@@ -255,6 +255,7 @@ def _info() -> int:
         "devices": [str(d) for d in jax.devices()],
         "x64": bool(jax.config.jax_enable_x64),
         "cupy_backend": kernels.available(),
+        "backends": backends.status(),  # name -> "available" | "unavailable: <what is missing>"
     }, indent=2))
     return 0
 

@@ -84,10 +84,12 @@ class CallableCurrent(Current):
     e.g. a :class:`qsn.PoissonCurrent` (whose range is known) or a user's ``lambda t: ...``."""
 
     fn: Callable = eqx.field(default=None, static=True)
+    n: int | None = eqx.field(default=None, static=True)  # population size: a scalar result is broadcast to it
     checked: ClassVar[bool] = False
 
     def at(self, t: jax.Array, row: jax.Array | None) -> jax.Array:
-        return self.fn(t)
+        value = self.fn(t)
+        return value if self.n is None else jnp.broadcast_to(value, (self.n,))
 
 
 def _raise_if_not_finite(arr: np.ndarray) -> None:
@@ -116,7 +118,7 @@ def as_current(current: Any, n: int, dtype: Any) -> Current:
         if current.n != n:
             raise InvalidInputError(f"Argument `current` is a PoissonCurrent of n={current.n}, but the population has {n} neurons")
         low, high = current.range
-        return CallableCurrent(low=low, high=high, fn=current)
+        return CallableCurrent(low=low, high=high, fn=current, n=n)
     if callable(current) and not isinstance(current, (jax.Array, np.ndarray)):
         try:
             out = jax.eval_shape(current, jax.ShapeDtypeStruct((), jnp.int32))
@@ -127,7 +129,7 @@ def as_current(current: Any, n: int, dtype: Any) -> Current:
                 f"Argument `current`, a function of the step index, must return a scalar or shape (n,) = ({n},), "
                 f"but returns {getattr(out, 'shape', type(out).__name__)}"
             )
-        return CallableCurrent(fn=current)
+        return CallableCurrent(fn=current, n=n)
     try:
         arr = current if isinstance(current, jax.Array) else np.asarray(current)
     except (TypeError, ValueError) as err:
@@ -155,6 +157,10 @@ def as_current(current: Any, n: int, dtype: Any) -> Current:
             _raise_if_not_finite(np.asarray(cast))
     elif is_concrete(arr):
         low = high = 0.0
+    if cls is ConstantCurrent:
+        # one value per neuron, even for a scalar: XLA then compiles the same step for every form of the
+        # same current (a broadcast scalar let it contract multiply-adds differently, 1 ulp apart)
+        value = jnp.broadcast_to(value, (n,))
     return cls(low=low, high=high, value=value)
 
 

@@ -37,7 +37,7 @@ __all__ = [
     "PureQubit",
     "MixedQubit",
     "QUBITS",
-    "renormalise",
+    "norm_correction",
     "step_constants",
     "step_config",
     "advance",
@@ -217,18 +217,19 @@ def start_refractory(c: StepConstants, ref: jax.Array, spikes: jax.Array) -> jax
     return jnp.where(spikes, jnp.maximum(c.n_ref - 1, 0), ref).astype(jnp.int32)
 
 
-def renormalise(q: Amplitudes) -> Amplitudes:
-    """``psi / |psi|``: the state vector put back on the unit sphere after a rounded step.
+def norm_correction(q: Amplitudes) -> jax.Array:
+    """``(3 - |psi|^2)/2``: one Newton step of ``1/|psi|`` at 1, the factor that puts ``psi`` back on the
+    unit sphere to first order.
 
     A rounded float32 unitary moves ``|psi|^2`` by ~1e-7 a step, and without correction the error
-    accumulates (5.8e-2 after 1e6 steps); rescaling every step keeps ``|psi|^2`` within a few ulp of
-    1 for any run length (docs/model.md, "Numerics"). ``rsqrt`` rather than a Newton factor
-    ``(3 - |psi|^2)/2``: the same cost here, and no multiply-add that XLA may contract differently
-    for a scalar and a vector current (the step stays bitwise the same for both).
+    accumulates (5.8e-2 after 1e6 steps). The pure step folds this factor of the *incoming* state into
+    the unitary's two coefficients (``f cos``, ``f sin/w``), so an error ``e`` becomes ``O(e^2)`` plus
+    this step's rounding and ``|psi|^2`` stays within a few ulp of 1 for any run length
+    (docs/model.md, "Numerics"). Cost: 4 multiply-adds for ``|psi|^2``, one for the factor and two
+    multiplies per neuron-step; no square root or division.
     """
     re0, im0, re1, im1 = q
-    f = jax.lax.rsqrt(re0 * re0 + im0 * im0 + re1 * re1 + im1 * im1)
-    return (re0 * f, im0 * f, re1 * f, im1 * f)
+    return 1.5 - 0.5 * (re0 * re0 + im0 * im0 + re1 * re1 + im1 * im1)
 
 
 class PureQubit(NamedTuple):
@@ -250,6 +251,8 @@ class PureQubit(NamedTuple):
         """Step 3 of DESIGN §1: ``psi <- U psi`` (renormalised), then the unravelled T2 kick and T1 jump."""
         re0, im0, re1, im1 = q
         cos_t, sw = rotation(a, c.delta, c.dt)
+        f = norm_correction(q)  # U <- f U: renormalise the incoming state in the same multiply-adds
+        cos_t, sw = f * cos_t, f * sw
         # U psi = cos(w dt) psi - i sin(w dt)/w H psi, with H psi = (a psi0 + delta psi1, delta psi0 - a psi1)
         h_re0, h_im0 = a * re0 + c.delta * re1, a * im0 + c.delta * im1
         h_re1, h_im1 = c.delta * re0 - a * re1, c.delta * im0 - a * im1
@@ -260,7 +263,7 @@ class PureQubit(NamedTuple):
             phi = c.dephase_std * jax.random.normal(keys[0], re0.shape, re0.dtype)
             sp, cp = sincos(phi)
             re1, im1 = cp * re1 - sp * im1, sp * re1 + cp * im1
-        q = renormalise((re0, im0, re1, im1))
+        q = (re0, im0, re1, im1)
         if cfg.relaxation:
             u = jax.random.uniform(keys[1], re0.shape, re0.dtype)
             decayed = u < self.p1(q) * (1.0 - c.relax_keep)

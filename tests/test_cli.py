@@ -78,6 +78,8 @@ def test_info_and_module_entry_point():
     assert proc.returncode == 0
     info = json.loads(proc.stdout)
     assert info["cupy_backend"] is _cupy_sees_a_gpu()
+    assert info["backends"]["jax"] == "available"
+    assert (info["backends"]["cupy"] == "available") is _cupy_sees_a_gpu()
     assert info["devices"] == [str(d) for d in jax.devices()]
     helptext = subprocess.run([sys.executable, "-m", "qsn", "--help"], capture_output=True, text=True, timeout=120)
     assert "demo" in helptext.stdout and "simulate" in helptext.stdout

@@ -18,20 +18,26 @@ def test_readme_example_runs(capsys):
     assert "Hz" in out and "jump spikes" in out
 
 
-def test_readme_network_example_runs(capsys):
+def test_readme_stepper_example_runs(capsys):
     exec(compile(_blocks(ROOT / "README.md")[1], "README.md", "exec"), {})
+    out = capsys.readouterr().out.split()
+    assert out[0] == "10000" and out[2] == "20000" and out[-1] == "available"
+
+
+def test_readme_network_example_runs(capsys):
+    exec(compile(_blocks(ROOT / "README.md")[2], "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "spikes per neuron" in out and "mean ISI CV" in out
 
 
 def test_readme_scheduler_example_runs(capsys):
-    exec(compile(_blocks(ROOT / "README.md")[2], "README.md", "exec"), {})
+    exec(compile(_blocks(ROOT / "README.md")[3], "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert out.count("mean latency") == 3
 
 
 def test_readme_learning_example_runs(capsys):
-    exec(compile(_blocks(ROOT / "README.md")[3], "README.md", "exec"), {})
+    exec(compile(_blocks(ROOT / "README.md")[4], "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "digits test accuracy" in out and float(out.split("accuracy ")[1].split()[0]) >= 0.95
 

@@ -374,7 +374,8 @@ def test_rates_in_hz_for_a_regular_spiker():
 def test_current_forms_agree(mode):
     """The same values as (n,), (T, n), a callable -> (n,); and 60 as a scalar vs (n,) vs callable -> ().
 
-    Pure mode: bitwise. Mixed mode: a callable's range is unknown up front, so the propagator plan
+    Arrays: bitwise. Callables, pure mode: within 4 ulp (XLA compiles the norm correction's multiply
+    apart by an ulp for a traced function). Mixed mode: a callable's range is unknown up front, so the propagator plan
     uses the default |a| bound instead of max|I| (more Taylor terms): equal to 1e-14 (both exact to eps).
     """
     p = P(**DET)
@@ -398,9 +399,12 @@ def test_current_forms_agree(mode):
         for k, r in res.items():
             np.testing.assert_array_equal(r.spikes, ref.spikes, err_msg=k)
             np.testing.assert_array_equal(r.v, ref.v, err_msg=k)
-            if mode == "pure" or not k.startswith("fn"):
+            if not k.startswith("fn"):
                 np.testing.assert_array_equal(r.rho, ref.rho, err_msg=k)
                 assert_states_equal(r.state, ref.state)
+            elif mode == "pure":
+                # the norm correction's extra multiply is compiled 1 ulp apart for a traced function
+                np.testing.assert_allclose(r.rho, ref.rho, rtol=0, atol=4 * np.finfo(np.float64).eps, err_msg=k)
             else:
                 np.testing.assert_allclose(r.rho, ref.rho, rtol=0, atol=1e-14, err_msg=k)
 
