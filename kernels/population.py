@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qsn.current import CallableCurrent, ConstantCurrent, Current, SampledCurrent, as_current, require_steps
+from qsn.current import CallableCurrent, Current, SampledCurrent, as_current, require_steps
 from qsn.dynamics import SERIES_ANGLE
 from qsn.errors import ConfigurationError
 from qsn.params import NeuronParams

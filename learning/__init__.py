@@ -4,7 +4,7 @@
 * ``model``: :class:`SpikingClassifier`, input → QSN hidden layer (the engine's step, surrogate gradients) → readout;
 * ``train``: :func:`train` with optax (BPTT through ``lax.scan``), the neuron :data:`VARIANTS` compared in bench/;
 * ``space``, ``quadratic``, ``search``: hyperparameter search over discrete spaces, annealing-guided (BOCS with the
-  scheduler's QUBO annealer) and random.
+  QUBO annealer of qsn.qubo) and random.
 
 Example:
     >>> from qsn.learning import TrainConfig, train

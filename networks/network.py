@@ -249,7 +249,6 @@ class Network:
             psc = np.stack([np.broadcast_to(psc_coefficient(g.params, k.tau) if k.kind == "psc_exp" else 0.0, (g.n,))
                             for k in kin]) if kin else np.zeros((0, g.n))
             stepper = Stepper.build(g.params, g.mode, dtype)
-            c = stepper.constants
             consts[g.name] = dict(
                 psc=jnp.asarray(psc, dtype),
                 i_const=jnp.asarray(const_sum, dtype),

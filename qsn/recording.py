@@ -12,29 +12,21 @@ sampled (so ``steps < k`` gives zero samples, never a missing record).
 
 from __future__ import annotations
 
-import os
 from typing import Any, NamedTuple, Sequence
 
 import jax.numpy as jnp
 import numpy as np
 
 from qsn.errors import ConfigurationError, RecordingError
+from qsn.memory import host_available_bytes
 from qsn.observables import OBSERVABLES
 
-__all__ = ["RECORDABLE", "Recording", "Recorder", "SpikeEvents", "check_event_capacity", "available_host_bytes"]
+__all__ = ["RECORDABLE", "Recording", "Recorder", "SpikeEvents", "check_event_capacity"]
 
 RECORDABLE = ("spikes", "events") + tuple(OBSERVABLES)
 # bytes of one value per neuron, x the state's itemsize (spikes: x 1 byte, or the float size with a surrogate)
 _ITEMS = {"spikes": 1, "rho": 4, "v": 1, "p1": 1, "coherence": 1, "entropy": 1}  # rho: 2x2 complex
 _EVENT_BYTES = 16  # one (step, neuron) pair of int64
-
-
-def available_host_bytes() -> int:
-    """Free host memory, bytes (8 GiB when the platform does not say)."""
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # not POSIX
-        return 8 * 2**30
 
 
 class SpikeEvents(NamedTuple):
@@ -147,7 +139,7 @@ class Recording(NamedTuple):
         return the bytes of one sample."""
         sample = self.sample_bytes(itemsize, spike_bytes)
         total = sample * (steps // self.every) + (_EVENT_BYTES * self.event_capacity if self.events else 0)
-        limit = self.max_bytes if self.max_bytes is not None else available_host_bytes() // 2
+        limit = self.max_bytes if self.max_bytes is not None else host_available_bytes() // 2
         if total > limit:
             raise RecordingError(
                 f"Recording {self.names} for {steps} steps x {self.k} neurons needs {total / 2**30:.2f} GiB, more than "

@@ -15,7 +15,6 @@ entropy steps >= -1e-12; observables vs NumPy from the recorded density matrix 1
 
 from __future__ import annotations
 
-import functools
 import math
 
 import jax

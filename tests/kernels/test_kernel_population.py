@@ -19,27 +19,9 @@ from qsn.errors import BackendUnavailableError, ConfigurationError, RecordingErr
 from qsn.kernels import population
 from qsn.kernels.backend import FusedBackend
 from qsn.kernels.compile import host_compiler
-from qsn.kernels.runner import CupyRunner, HostRunner
+from qsn.kernels.runner import HostRunner
 
-HAS_CXX = host_compiler() is not None
-
-
-def _cupy_ready() -> bool:
-    if importlib.util.find_spec("cupy") is None:
-        return False
-    from qsn.kernels import available
-
-    return available()
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("host", marks=pytest.mark.skipif(not HAS_CXX, reason="no C++ compiler for the host emulation")),
-        pytest.param("cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(not _cupy_ready(), reason="needs CuPy and CUDA")]),
-    ]
-)
-def runner(request):
-    return HostRunner() if request.param == "host" else CupyRunner()
+HAS_CXX = host_compiler() is not None  # the runner fixture is in tests/kernels/conftest.py
 
 
 def _fused(runner, params, state, current, steps=None, **kw):
@@ -341,7 +323,7 @@ def test_no_jump_conditioning_against_the_analytic_survival(runner, mode):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not _cupy_ready(), reason="needs CuPy and CUDA")
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is None, reason="needs CuPy and CUDA")
 def test_dlpack_is_zero_copy_both_ways():
     from qsn.kernels.interop import to_cupy, to_jax
 

@@ -5,7 +5,6 @@ bit order of the per-neuron parameter mask. Host emulation of the CUDA source (g
 CuPy on a GPU (marked ``gpu``); references: ``qsn.simulate`` (JAX) and the state's own invariants.
 """
 
-import importlib.util
 import re
 
 import jax
@@ -16,27 +15,8 @@ import pytest
 import qsn
 from qsn.kernels import population
 from qsn.kernels.compile import host_compiler, source
-from qsn.kernels.runner import CupyRunner, HostRunner
 
-HAS_CXX = host_compiler() is not None
-
-
-def _cupy_ready() -> bool:
-    if importlib.util.find_spec("cupy") is None:
-        return False
-    from qsn.kernels import available
-
-    return available()
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("host", marks=pytest.mark.skipif(not HAS_CXX, reason="no C++ compiler for the host emulation")),
-        pytest.param("cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(not _cupy_ready(), reason="needs CuPy and CUDA")]),
-    ]
-)
-def runner(request):
-    return HostRunner() if request.param == "host" else CupyRunner()
+HAS_CXX = host_compiler() is not None  # the runner fixture is in tests/kernels/conftest.py
 
 
 def test_parameter_bits_are_the_kernels():
