@@ -204,3 +204,14 @@ def test_drives_past_the_substep_cap_are_refused_before_running():
     with pytest.raises(ConfigurationError, match=f"more than the {MAX_SUBSTEPS} allowed"):
         qsn.simulate(p, s, 1e10, steps=5)
     assert series_plan(3.0, jnp.float32) == SeriesPlan(substeps=3, terms=series_plan(3.0, jnp.float32).terms)
+
+
+@pytest.mark.parametrize("field", ["tau_m", "v_reset", "delta"])
+def test_a_none_or_text_parameter_names_its_field(field):
+    """``tau_m=None`` used to report "tau_m = nan"; the field is named with what was passed."""
+    with pytest.raises(ConfigurationError, match=rf"NeuronParams\.{field} must be a real number or array, but is 'fast'"):
+        qsn.NeuronParams(**{field: "fast"})
+    if field != "v_reset":  # v_reset=None means v_rest
+        with pytest.raises(ConfigurationError, match=rf"NeuronParams\.{field} must be a real number or array, but is None"):
+            qsn.NeuronParams(**{field: None})
+    assert qsn.NeuronParams(v_reset=None).v_reset == qsn.NeuronParams().v_rest
