@@ -91,6 +91,14 @@ class Network:
     """
 
     def __init__(self, dt: float | None = None, dtype: Any = jnp.float32) -> None:
+        if dt is not None:
+            try:
+                ok = math.isfinite(float(dt)) and float(dt) > 0
+            except (TypeError, ValueError):
+                ok = False
+            if not ok or isinstance(dt, bool):
+                raise ConfigurationError(f"Network: dt must be a finite number of ms > 0, but is {dt!r}")
+            dt = float(dt)
         self._dt = dt
         self.dtype = resolve_dtype(dtype)
         self.groups: dict[str, _Group] = {}

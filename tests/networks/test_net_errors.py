@@ -604,3 +604,11 @@ def test_load_missing_corrupt_and_foreign_files(tmp_path):
     net.load(str(tmp_path / "ckpt.npz"))  # the real file still loads
     assert int(net.state.t) == int(before.t)
     _raises(r"Network\.save: cannot write '.*no_such_dir/x\.npz': No such file or directory", net.save, str(tmp_path / "no_such_dir" / "x.npz"))
+
+
+@pytest.mark.parametrize("dt", ["a", -1.0, 0.0, float("nan"), True])
+def test_network_dt_is_checked_at_construction(dt):
+    from qsn.networks import Network
+
+    with pytest.raises(ConfigurationError, match=r"Network: dt must be a finite number of ms > 0, but is"):
+        Network(dt=dt)
