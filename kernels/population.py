@@ -260,7 +260,7 @@ def unpack_spikes(words: np.ndarray, n: int) -> np.ndarray:
     return bits[:, :n].astype(bool)
 
 
-def simulate(runner: Runner, run: PopulationRun, *, precise: bool = False) -> SimulationResult:
+def simulate(runner: Runner, job: PopulationRun, *, precise: bool = False) -> SimulationResult:
     """A :class:`qsn.driver.PopulationRun` on the fused kernel (what ``qsn.simulate(..., backend="cupy")`` runs).
 
     Records ``"spikes"`` and ``"events"``; spike counts and the final state always come back. The run
@@ -268,29 +268,27 @@ def simulate(runner: Runner, run: PopulationRun, *, precise: bool = False) -> Si
     words fit the same device budget as the JAX path's chunks (one launch when only counts are asked
     for); the state stays on the device between launches.
     """
-    rec_spec, opts = run.recording, run.options
+    rec_spec, opts = job.recording, job.options
     unsupported = [name for name in rec_spec.names if name not in ("spikes", "events")]
     if unsupported:
         raise ConfigurationError(
             f"this backend records 'spikes' and 'events' (spike counts and the final state always), not "
             f"{unsupported[0]!r}: record it with backend='jax'"
         )
-    if opts.surrogate is not None or opts.checkpoint:
-        raise ConfigurationError("surrogate= and checkpoint= (differentiable runs) need backend='jax'")
-    params, current, key = run.params, run.raw_current, run.key
-    inp = check_input(params, run.state, current)
-    n, steps, every = run.n, run.steps, rec_spec.every
+    params, current, key = job.params, job.raw_current, job.key
+    inp = check_input(params, job.state, current)
+    n, steps, every = job.n, job.steps, rec_spec.every
     rec_spec.check_budget(steps, 4)
     per_step = (-(-n // 32) * 4 if "spikes" in rec_spec.names else 0) + (n if rec_spec.events else 0)  # worst case
     chunk = chunk_length(opts.chunk_steps, steps, every, per_step, opts.progress) if steps else 0
-    recorder = Recorder(rec_spec, run.t0)
-    carry = {"state": run.state, "count": np.zeros(n, np.int64)}
+    recorder = Recorder(rec_spec, job.t0)
+    carry = {"state": job.state, "count": np.zeros(n, np.int64)}
 
     def advance(start: int, length: int, sampled: bool):
         want_spikes = "spikes" in rec_spec.names and sampled
         rows = inp.current.window(start, length).value if inp.kind == "array" else (
             current if inp.kind == "poisson" else inp.current.value)
-        out = run_launch(runner, params, carry["state"], rows, length, key, spikes=want_spikes, events=rec_spec.events,
+        out = run(runner, params, carry["state"], rows, length, key, spikes=want_spikes, events=rec_spec.events,
                          event_capacity=max(rec_spec.event_capacity - recorder.n_events, 0) + 1, precise=precise,
                          a_bound=inp.a_bound)
         state = out["state"]
@@ -304,7 +302,7 @@ def simulate(runner: Runner, run: PopulationRun, *, precise: bool = False) -> Si
             st, ne = (runner.to_host(a).astype(np.int64) for a in out["events"])
             order = np.lexsort((ne, st))  # the kernel appends in warp order; JAX's order is (step, neuron)
             # the kernel writes absolute steps; the recorder takes them relative to the chunk
-            recorder.add_events(st[order] - (run.t0 + start), ne[order], start, start + length, total=out["n_events"])
+            recorder.add_events(st[order] - (job.t0 + start), ne[order], start, start + length, total=out["n_events"])
         carry["state"] = state
         return state
 
@@ -313,9 +311,7 @@ def simulate(runner: Runner, run: PopulationRun, *, precise: bool = False) -> Si
     records = recorder.records(4) if "spikes" in rec_spec.names else {}
     return SimulationResult(
         state=carry["state"], spike_count=carry["count"].astype(np.int32), records=records, events=recorder.events(),
-        steps=steps, t0=run.t0, dt=float(params.dt), record_every=every,
+        steps=steps, t0=job.t0, dt=float(params.dt), record_every=every,
         neurons=None if rec_spec.neurons is None else tuple(int(i) for i in rec_spec.neurons),
     )
 
-
-run_launch = run  # the one-launch function, under a name that simulate's closure does not shadow

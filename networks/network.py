@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qsn.current import ConstantCurrent, SampledCurrent, as_current
-from qsn.driver import CHUNK_BYTES, drive
+from qsn.driver import chunk_length, drive
 from qsn.errors import ConfigurationError, InvalidStateError
 from qsn.keys import check_prng_key
 from qsn.observables import OBSERVABLES
@@ -468,11 +468,7 @@ class Network:
         rows = self._array_rows
         if rows is not None and t_start + steps > rows:
             raise ConfigurationError(f"Network.run: a (T, n) CurrentInput has {rows} rows, but the run reaches step {t_start + steps}")
-        per_step = sum(_monitor_bytes(m, self.dtype) for m in self.monitors.values())
-        chunk = chunk_steps or max(1, CHUNK_BYTES // max(per_step, 1))
-        if progress and chunk_steps is None:
-            chunk = min(chunk, max(1, math.ceil(steps / 100)))
-        chunk = max(1, min(chunk, steps)) if steps else 0
+        chunk = self.chunk_length(steps, progress=progress, chunk_steps=chunk_steps)
 
         def advance(start: int, length: int, sampled: bool) -> NetState:
             new_state, records = self._run_chunk(self._state, length)
@@ -486,6 +482,12 @@ class Network:
 
         drive(steps, chunk, advance, progress=progress, desc="qsn network")
         return self
+
+    def chunk_length(self, steps: int, *, progress: bool = False, chunk_steps: int | None = None) -> int:
+        """Steps per compiled chunk of a run of ``steps``: :func:`qsn.driver.chunk_length` for the monitors'
+        bytes per step (the rule :meth:`run` uses; ``chunk_steps`` overrides it)."""
+        per_step = sum(_monitor_bytes(m, self.dtype) for m in self.monitors.values())
+        return chunk_length(chunk_steps, steps, 1, per_step, progress)
 
     def rollout(
         self,

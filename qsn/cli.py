@@ -178,10 +178,8 @@ def _network(args: argparse.Namespace) -> int:
         line.note = f"{sum(net.synapse_count.values()):,} synapses"
     built = time.perf_counter()
     # The first chunk runs on its own so the compile shows as a line of its own; the rest reuses that
-    # compiled chunk (same length). The chunk is the one Network.run picks with a progress bar: ~1/100 of
-    # the run, bounded by 128 MiB of records (these models record spikes only, 1 byte a neuron a step).
-    per_step = max(1, sum(mon.n for mon in net.monitors.values()))
-    chunk = max(1, min(math.ceil(steps / 100), (128 * 2**20) // per_step))
+    # compiled chunk (same length): the one Network.run picks with a progress bar.
+    chunk = net.chunk_length(steps, progress=True)
     first = min(chunk, steps)
     with phase(f"compiling and running the first {first:,} of {steps:,} steps", enabled=show, compiles=True):
         net.run(first * dt, chunk_steps=chunk)

@@ -193,16 +193,13 @@ class Recorder:
         """``{name: (samples, k, ...)}``; a quantity with no sample (a run shorter than one period)
         is an empty array of the right trailing shape, never missing."""
         xp = np if self.concrete else jnp
-        out = {}
         k = self.recording.k
+        real, cplx = np.dtype(f"float{8 * itemsize}"), np.dtype(f"complex{16 * itemsize}")
+        empty = {"spikes": ((0, k), spike_dtype), "rho": ((0, k, 2, 2), cplx)}
+        out = {}
         for name, parts in self._pieces.items():
-            if parts:
-                out[name] = xp.concatenate(parts)
-            else:
-                shape = (0, k, 2, 2) if name == "rho" else (0, k)
-                dtype = spike_dtype if name == "spikes" else (
-                    np.complex64 if itemsize == 4 else np.complex128) if name == "rho" else (np.float32 if itemsize == 4 else np.float64)
-                out[name] = xp.zeros(shape, dtype)
+            shape, dtype = empty.get(name, ((0, k), real))
+            out[name] = xp.concatenate(parts) if parts else xp.zeros(shape, dtype)
         return out
 
     def events(self) -> SpikeEvents | None:

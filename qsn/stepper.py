@@ -150,11 +150,11 @@ class Stepper(eqx.Module):
         c = self.constants
         return jnp.max(generator_norm(a, c.delta, c.g1, c.g2, c.dt))
 
-    def capacity(self, dtype: Any = None) -> float:
+    def capacity(self) -> float:
         """Largest ``||A dt||`` the plan propagates exactly (inf in pure mode)."""
         if self.config.plan is None:
             return float("inf")
-        return plan_capacity(self.config.plan, self.constants.v_rest.dtype if dtype is None else dtype)
+        return plan_capacity(self.config.plan, self.constants.v_rest.dtype)
 
     def covers(self, norm: Any) -> bool:
         """True when a run whose largest drive norm was ``norm`` stayed within the plan."""
