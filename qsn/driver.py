@@ -56,9 +56,7 @@ class RunOptions(NamedTuple):
         Raises:
             ConfigurationError: naming the option at fault.
         """
-        c = self.chunk_steps
-        if c is not None and (not isinstance(c, (int, np.integer)) or isinstance(c, bool) or c < 1):
-            raise ConfigurationError(f"Argument `chunk_steps` must be an int >= 1, but is {c!r}")
+        _check_chunk_steps(self.chunk_steps)
         u = self.unroll
         if u is not None and (not isinstance(u, (int, np.integer)) or isinstance(u, bool) or u < 1):
             raise ConfigurationError(f"Argument `unroll` must be an int >= 1, but is {u!r}")
@@ -89,6 +87,11 @@ class PopulationRun(NamedTuple):
         return int(self.state.v.shape[0])
 
 
+def _check_chunk_steps(c: Any) -> None:
+    if c is not None and (not isinstance(c, (int, np.integer)) or isinstance(c, bool) or c < 1):
+        raise ConfigurationError(f"Argument `chunk_steps` must be an int >= 1, but is {c!r}")
+
+
 def chunk_length(chunk_steps: int | None, steps: int, every: int, bytes_per_step: float, progress: bool) -> int:
     """Steps per compiled chunk: whole sampling periods, device buffers under :data:`CHUNK_BYTES`,
     and about 100 chunks when a progress bar is shown."""
@@ -97,8 +100,7 @@ def chunk_length(chunk_steps: int | None, steps: int, every: int, bytes_per_step
         if progress:
             chunk = min(chunk, max(every, math.ceil(steps / _PROGRESS_CHUNKS / every) * every))
     else:
-        if not isinstance(chunk_steps, (int, np.integer)) or chunk_steps < 1:
-            raise ConfigurationError(f"Argument `chunk_steps` must be an int >= 1, but is {chunk_steps!r}")
+        _check_chunk_steps(chunk_steps)
         chunk = max(every, int(chunk_steps) // every * every)
     return max(1, min(chunk, steps))
 

@@ -173,8 +173,6 @@ def rotation(a: jax.Array, delta: jax.Array, dt: jax.Array) -> tuple[jax.Array, 
     return cos_t, _sinc_step(theta, sin_t, w, dt)
 
 
-
-
 def _float_spike(sg: Surrogate, hard: jax.Array, x: jax.Array, is_ref: jax.Array) -> jax.Array:
     """The spike as a float with the surrogate's gradient in ``x``: forward exactly ``hard`` (or ``G(x)``
     when smooth), never during refractoriness."""

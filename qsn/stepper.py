@@ -33,9 +33,11 @@ from qsn.dynamics import (
     step_config,
     step_constants,
 )
+from qsn.current import check_finite_current
+from qsn.keys import check_prng_key
 from qsn.lindblad import generator_norm, plan_capacity, series_plan
 from qsn.params import NeuronParams, is_concrete
-from qsn.state import State
+from qsn.state import State, mode_of
 from qsn.surrogate import Surrogate, check_surrogate
 
 __all__ = ["Stepper", "REPLAN_MARGIN", "step", "drive_bound"]
@@ -93,8 +95,6 @@ class Stepper(eqx.Module):
     @classmethod
     def for_state(cls, params: NeuronParams, state: State, **kwargs: Any) -> "Stepper":
         """:meth:`build` with the mode and dtype read from ``state``."""
-        from qsn.state import mode_of
-
         return cls.build(params, mode_of(state), state.v.dtype, **kwargs)
 
     def __call__(self, state: State, current: Any, key: jax.Array | None = None) -> tuple[State, jax.Array, jax.Array]:
@@ -204,10 +204,6 @@ def step(
         >>> s = init_state(p, n=4)
         >>> s, spikes = step(p, s, 20.0)
     """
-    from qsn.current import check_finite_current
-    from qsn.keys import check_prng_key
-    from qsn.state import mode_of
-
     key = check_prng_key(key)
     stepper = Stepper.build(params, mode_of(state), state.v.dtype, a_bound=a_bound, surrogate=surrogate)
     stepper.check_key(key)
