@@ -246,7 +246,7 @@ class PureQubit(NamedTuple):
         return q[2] * q[2] + q[3] * q[3]
 
     def evolve(self, c: StepConstants, cfg: StepConfig, q: Amplitudes, a: jax.Array, keys) -> Amplitudes:
-        """Step 3 of DESIGN §1: ``psi <- U psi`` (renormalised), then the unravelled T2 kick and T1 jump."""
+        """Step 3 of docs/model.md: ``psi <- U psi`` (renormalised), then the unravelled T2 kick and T1 jump."""
         re0, im0, re1, im1 = q
         cos_t, sw = rotation(a, c.delta, c.dt)
         f = norm_correction(q)  # U <- f U: renormalise the incoming state in the same multiply-adds
@@ -295,7 +295,7 @@ class MixedQubit(NamedTuple):
         return (1.0 - q[2]) / 2.0
 
     def evolve(self, c: StepConstants, cfg: StepConfig, q: tuple, a: jax.Array, keys) -> tuple:
-        """Step 3 of DESIGN §1: the Lindblad propagator, with ``|r| <= 1`` kept against rounding.
+        """Step 3 of docs/model.md: the Lindblad propagator, with ``|r| <= 1`` kept against rounding.
 
         The trace is exact by construction (Bloch form); positivity is ``|r| <= 1``, which a rounded
         propagator can overshoot near the pure surface: ``r`` is scaled back onto the sphere then.

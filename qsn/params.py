@@ -95,7 +95,7 @@ class NeuronParams(eqx.Module):
     dt: Any = eqx.field(default=0.1, converter=functools.partial(_as_param, name="dt"))
 
     def __post_init__(self) -> None:
-        # v_reset=None means v_rest (DESIGN §1); resolved here so that every reader sees a number.
+        # v_reset=None means v_rest (docs/model.md); resolved here so that every reader sees a number.
         reset = self.v_rest if self.v_reset is None else self.v_reset
         object.__setattr__(self, "v_reset", _as_param(reset, "v_reset"))
 

@@ -48,7 +48,7 @@ REPLAN_MARGIN = 1.25
 
 
 class Stepper(eqx.Module):
-    """One step of DESIGN §1 (docs/model.md) for a population, with constants derived once.
+    """One step of docs/model.md for a population, with constants derived once.
 
     Build with :meth:`build`; call ``stepper(state, current, key)`` to advance ``state`` by one
     ``dt``. Pure: ready for ``lax.scan``, ``vmap`` (over states and currents) and ``grad``.

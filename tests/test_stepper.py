@@ -90,7 +90,7 @@ def test_keys_that_are_not_keys_are_named(bad):
 
 # ---------------------------------------------------------------- v_reset
 def _lif_numpy(v_rest, v_reset, v_th, tau_m, t_ref, dt, drive, v0, steps):
-    """Plain float64 loop of DESIGN §1 steps 1, 2, 5, 6 with a separate reset potential."""
+    """Plain float64 loop of docs/model.md steps 1, 2, 5, 6 with a separate reset potential."""
     n_ref = math.ceil(round(t_ref / dt, 9))
     k = math.exp(-dt / tau_m)
     v, ref = np.array(v0, float), np.zeros(len(v0), int)
