@@ -56,7 +56,8 @@ class FusedBackend(Backend):
         self._runner = runner  # a Runner class (built on first run) or instance
         self.name = name or getattr(runner, "name", "fused")
 
-    def runner(self) -> Any:
+    def runner(self, options: dict) -> Any:
+        """The runner that executes a run with backend ``options`` (already checked)."""
         if isinstance(self._runner, type):
             self._runner = self._runner()
         return self._runner
@@ -64,11 +65,12 @@ class FusedBackend(Backend):
     def simulate(self, run: Any) -> Any:
         from qsn.kernels.population import simulate as run_fused
 
-        self.check_options(run.options.backend)
+        options = run.options.backend
+        self.check_options(options)
         if run.options.surrogate is not None or run.options.checkpoint:
             raise ConfigurationError("surrogate= and checkpoint= (differentiable runs) need backend='jax'")
         self.require()
-        return run_fused(self.runner(), run, precise=bool(run.options.backend.get("precise", False)))
+        return run_fused(self.runner(options), run, precise=bool(options.get("precise", False)))
 
 
 class CupyBackend(FusedBackend):

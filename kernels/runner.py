@@ -12,9 +12,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from qsn.kernels.compile import Defines, cuda_function, host_function
+from qsn.kernels.compile import EMULATION, NATIVE, Defines, HostBuild, cuda_function, host_function, host_library
 
-__all__ = ["Runner", "CupyRunner", "HostRunner", "BLOCK"]
+__all__ = ["Runner", "CupyRunner", "HostRunner", "NativeRunner", "BLOCK"]
 
 BLOCK = 256  # threads per block: a multiple of the warp; matches __launch_bounds__ in common.cuh
 
@@ -81,9 +81,13 @@ class HostRunner(Runner):
 
     name = "host"
     xp = np
+    build: HostBuild = EMULATION
+
+    def function(self, source: str, kernel: str, defines: Defines, precise: bool) -> Any:
+        return host_function(source, kernel, defines, precise, self.build)
 
     def launch(self, source, kernel, defines, precise, threads, args):
-        fn = host_function(source, kernel, defines, precise)
+        fn = self.function(source, kernel, defines, precise)
         fn.restype = None
         converted = []
         for arg in args:
@@ -103,3 +107,27 @@ class HostRunner(Runner):
 
     def to_host(self, x):
         return np.asarray(x)
+
+
+class NativeRunner(HostRunner):
+    """Run a kernel's CPU launch layer (``kernels/cpu/<source>.cpp``: the same step as the CUDA
+    kernel, over blocks of neurons, vectorised and threaded; see docs/kernels.md), built with
+    :data:`qsn.kernels.compile.NATIVE`. ``threads``: OpenMP threads per launch (None: OpenMP's
+    default, ``OMP_NUM_THREADS`` or every core)."""
+
+    name = "native"
+    build = NATIVE
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+
+    def function(self, source, kernel, defines, precise):
+        lib, _ = host_library(f"{source}.cpp", defines, precise, self.build)
+        lib.qsn_set_threads.restype = None
+        lib.qsn_set_threads(ctypes.c_int(int(self.threads or 0)))
+        return getattr(lib, kernel)
+
+    @staticmethod
+    def flags(source: str = "population", defines: Defines = (), precise: bool = False) -> str:
+        """The flags the build of ``source`` for ``defines`` used (the first variant that compiled)."""
+        return host_library(f"{source}.cpp", defines, precise, NATIVE)[1]

@@ -1,10 +1,15 @@
-// Shared by every qsn kernel. The same source compiles two ways:
+// Shared by every qsn kernel. The same source compiles three ways:
 //   * NVRTC (CuPy RawModule) for the GPU: __CUDACC__ is defined;
-//   * g++ for the host emulation used by the CPU tests (kernels/host.py): each "thread" of a launch
-//     runs in turn in a plain loop, so the kernels' arithmetic, RNG, refractoriness and output
-//     formats are checked against the JAX path on machines without a GPU.
-// Only the warp-level helpers below differ between the two; the neuron arithmetic is one text.
+//   * g++ for the host emulation used by the CPU tests (kernels/runner.py HostRunner): each "thread"
+//     of a launch runs in turn in a plain loop, so the kernels' arithmetic, RNG, refractoriness and
+//     output formats are checked against the JAX path on machines without a GPU;
+//   * g++ -O3 with QSN_NATIVE=1 for the native CPU backend, whose launch layers (kernels/cpu/) run
+//     the same step over blocks of neurons, threaded and vectorised.
+// Only the intrinsics and warp-level helpers below differ; the neuron arithmetic is one text.
 
+#ifndef QSN_NATIVE
+#define QSN_NATIVE 0
+#endif
 #ifdef __CUDACC__
 #define QSN_DEVICE __device__ __forceinline__
 // 256 threads per block, at least 4 blocks per SM: ptxas may use up to 64 registers per thread (with
@@ -40,8 +45,49 @@ typedef unsigned long long qsn_u64;
 #define QSN_KERNEL extern "C" void
 #define QSN_FOR_EACH_THREAD(i, total) for (long long i = 0; i < (long long)(total); ++i)
 #define QSN_MARK(name)
-#define __restrict__
 typedef unsigned long long qsn_u64;
+static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline float __fadd_rn(float a, float b) { return a + b; }
+static inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((uint64_t)a * b) >> 32); }
+#if QSN_NATIVE
+// The native backend (kernels/cpu/): g++ -O3 for this CPU's vector ISA. Fast builds replace the SFU
+// intrinsics by polynomials that vectorise (libm's sinf/cosf are calls the vectoriser cannot widen):
+// sine and cosine reduced by k pi/2 in two parts (Cody and Waite), then the degree-7/8 minimax
+// polynomials on [-pi/4, pi/4] of Cephes' sinf/cosf; within 2 ulp of libm for |x| < 1e4.
+QSN_DEVICE float qsn_poly_sin(float r, float z) {
+    return fmaf(r * z, fmaf(z, fmaf(z, -1.9515295891e-4f, 8.3321608736e-3f), -1.6666654611e-1f), r);
+}
+QSN_DEVICE float qsn_poly_cos(float z) {
+    return fmaf(z * z, fmaf(z, fmaf(z, 2.443315711809948e-5f, -1.388731625493765e-3f), 4.166664568298827e-2f),
+                fmaf(-0.5f, z, 1.0f));
+}
+QSN_DEVICE float qsn_sin_cpu(float x) {
+    const float k = rintf(x * 0.63661977236758134f);
+    const float r = fmaf(k, 4.371139000186243e-8f, fmaf(k, -1.57079637050628662f, x)), z = r * r;
+    const int q = (int)k;
+    const float v = (q & 1) ? qsn_poly_cos(z) : qsn_poly_sin(r, z);
+    return (q & 2) ? -v : v;
+}
+QSN_DEVICE float qsn_cos_cpu(float x) {
+    const float k = rintf(x * 0.63661977236758134f);
+    const float r = fmaf(k, 4.371139000186243e-8f, fmaf(k, -1.57079637050628662f, x)), z = r * r;
+    const int q = (int)k;
+    const float v = (q & 1) ? qsn_poly_sin(r, z) : qsn_poly_cos(z);
+    return ((q + 1) & 2) ? -v : v;
+}
+#define QSN_FAST_SIN(x) qsn_sin_cpu(x)
+#define QSN_FAST_COS(x) qsn_cos_cpu(x)
+#define QSN_RSQRT(x) (1.0f / sqrtf(x))
+#if QSN_PRECISE
+#define QSN_SIN(x) sinf(x)
+#define QSN_COS(x) cosf(x)
+#else
+#define QSN_SIN(x) qsn_sin_cpu(x)
+#define QSN_COS(x) qsn_cos_cpu(x)
+#endif
+#define QSN_RSQRT_EXACT(x) (1.0f / sqrtf(x))
+#else  // the host emulation of the CUDA launch, for tests
+#define __restrict__
 // SFU intrinsics have no host twin: the emulation uses libm (it checks logic, not their precision).
 #define QSN_FAST_SIN(x) sinf(x)
 #define QSN_FAST_COS(x) cosf(x)
@@ -49,9 +95,7 @@ typedef unsigned long long qsn_u64;
 #define QSN_SIN(x) sinf(x)
 #define QSN_COS(x) cosf(x)
 #define QSN_RSQRT_EXACT(x) (1.0f / sqrtf(x))
-static inline float __fmul_rn(float a, float b) { return a * b; }
-static inline float __fadd_rn(float a, float b) { return a + b; }
-static inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((uint64_t)a * b) >> 32); }
+#endif
 #endif
 
 // ---------------------------------------------------------------------------------------------

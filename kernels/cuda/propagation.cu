@@ -1,3 +1,4 @@
+#include "common.cuh"
 // Event-driven synaptic propagation (the "event" path of qsn.networks.projection.deliver): every
 // spiking presynaptic row r of step t adds weights[r, c] into
 //     ring[receptor, (t + 1 + delays[r, c]) % depth, targets[r, c]]

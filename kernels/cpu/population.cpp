@@ -1,0 +1,189 @@
+// The population kernel on the CPU: the native backend's launch layer. The neuron and its step are
+// kernels/cuda/neuron.cuh, the same text the CUDA kernel runs; this file only lays the work out for a
+// CPU (docs/kernels.md):
+//   * neurons in blocks of QSN_BLOCK, a multiple of 32 (a spike word never straddles two blocks);
+//     OpenMP threads take whole blocks;
+//   * a block's state lives in structure-of-arrays form on the stack (about 8 KiB at 256 neurons, so
+//     it stays in L1) for all steps of the launch: each step is one sweep over the block that g++
+//     vectorises across neurons (#pragma omp simd), the only memory traffic being streamed input rows
+//     and the spike outputs;
+//   * parameters shared by the whole population (the usual case) are loop invariants in registers;
+//     per-neuron ones are read per lane from the block's copy of the constants;
+//   * outputs that serialise (spike words, events) leave the vector sweep through a per-step byte
+//     mask and are written by a scalar pass, skipped when the block did not spike.
+// The arguments are the CUDA kernel's (kernels/population.py assembles one list for both).
+#include "neuron.cuh"
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#ifndef QSN_BLOCK
+#define QSN_BLOCK 256
+#endif
+static_assert(QSN_BLOCK % 32 == 0, "a block holds whole spike words");
+
+namespace {
+
+constexpr int B = QSN_BLOCK;
+
+// Block state, structure of arrays: lane k is neuron base + k.
+struct qsn_block {
+    float v[B], q0[B], q1[B], q2[B], q3[B], input[B];
+    int free_at[B], spikes[B];
+#if QSN_TIES
+    int near[B];
+#endif
+    unsigned char fired[B];
+};
+
+// One step s of every lane of the block: qsn_step on each lane's state, vectorised across lanes.
+// UNIFORM: every neuron has the constants `shared` (only the Philox counter's neuron differs);
+// otherwise lane k's are consts[k].
+template <bool UNIFORM, bool RENORM>
+inline void qsn_sweep(qsn_block& b, const qsn_consts& shared, const qsn_consts* __restrict__ consts,
+                      const unsigned base, const int s) {
+#pragma omp simd
+    for (int k = 0; k < B; ++k) {
+        qsn_consts c = UNIFORM ? shared : consts[k];
+#if QSN_STOCHASTIC
+        if (UNIFORM) c.neuron = base + (unsigned)k;
+#endif
+        qsn_neuron nrn;
+        nrn.v = b.v[k]; nrn.free_at = b.free_at[k];
+        nrn.q0 = b.q0[k]; nrn.q1 = b.q1[k]; nrn.q2 = b.q2[k]; nrn.q3 = b.q3[k];
+        nrn.spikes = b.spikes[k];
+#if QSN_TIES
+        nrn.near = b.near[k];
+#endif
+        const bool spike = qsn_step(nrn, c, b.input[k], s, RENORM);
+        b.v[k] = nrn.v; b.free_at[k] = nrn.free_at;
+        b.q0[k] = nrn.q0; b.q1[k] = nrn.q1; b.q2[k] = nrn.q2; b.q3[k] = nrn.q3;
+        b.spikes[k] = nrn.spikes;
+#if QSN_TIES
+        b.near[k] = nrn.near;
+#endif
+        b.fired[k] = spike;
+    }
+}
+
+}  // namespace
+
+// Threads of the native backend's launches (0: OpenMP's default, OMP_NUM_THREADS or every core).
+extern "C" void qsn_set_threads(const int threads) {
+#ifdef _OPENMP
+    if (threads > 0) omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+}
+
+QSN_KERNEL qsn_population(
+    const int n, const long long threads, const int steps, const int t0,
+    const float* __restrict__ v_rest_p, const float* __restrict__ v_th_p, const float* __restrict__ v_reset_p,
+    const float* __restrict__ decay_p,
+    const float* __restrict__ gain_p, const float* __restrict__ inv_range_p, const int* __restrict__ n_ref_p,
+    const float* __restrict__ delta_p, const float* __restrict__ g1_p, const float* __restrict__ g2_p,
+    const float* __restrict__ dephase_std_p, const float* __restrict__ relax_keep_p,
+    const float* __restrict__ jump_prob_p, const float* __restrict__ jump_keep_p,
+    const int per_neuron, const float dt, const unsigned key0, const unsigned key1,
+    float* __restrict__ v_io, int* __restrict__ ref_io,
+    float* __restrict__ q0_io, float* __restrict__ q1_io, float* __restrict__ q2_io, float* __restrict__ q3_io,
+    const float* __restrict__ current, const float* __restrict__ weight,
+    const float* __restrict__ cdf, const int cdf_len, const unsigned seed0, const unsigned seed1,
+    int* __restrict__ count, unsigned* __restrict__ words, const int words_per_step,
+    qsn_u64* __restrict__ ev_counter, int* __restrict__ ev_step, int* __restrict__ ev_neuron, const qsn_u64 ev_capacity,
+    int* __restrict__ ties, const float tie_tol)
+{
+    (void)threads;
+    const qsn_params p = {v_rest_p, v_th_p, v_reset_p, decay_p, gain_p, inv_range_p, n_ref_p, delta_p, g1_p, g2_p,
+                          dephase_std_p, relax_keep_p, jump_prob_p, jump_keep_p, per_neuron, t0, dt, tie_tol, key0, key1};
+    const int param_mask = (1 << QSN_BIT_CURRENT) - 1;  // the neuron's constants; input bits are separate
+    const bool uniform = (per_neuron & param_mask) == 0 && !(per_neuron >> QSN_BIT_DEPHASE_STD);
+    const long long blocks = ((long long)n + B - 1) / B;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (long long blk = 0; blk < blocks; ++blk) {
+        const long long base = blk * B;
+        const int active = (int)((long long)n - base < B ? (long long)n - base : B);
+        qsn_block b;
+        static thread_local qsn_consts consts[B];  // per-neuron constants (not in the uniform case)
+        const qsn_consts shared = qsn_load_consts(p, 0, true);
+        for (int k = 0; k < B; ++k) {
+            // lanes past n repeat the last neuron: they compute, and nothing of theirs is written
+            const long long j = base + (k < active ? k : active - 1);
+            const qsn_neuron nrn = qsn_load_neuron(v_io, ref_io, q0_io, q1_io, q2_io, q3_io, j);
+            b.v[k] = nrn.v; b.free_at[k] = nrn.free_at;
+            b.q0[k] = nrn.q0; b.q1[k] = nrn.q1; b.q2[k] = nrn.q2; b.q3[k] = nrn.q3;
+            b.spikes[k] = 0;
+#if QSN_TIES
+            b.near[k] = 0;
+#endif
+            if (!uniform) consts[k] = qsn_load_consts(p, j, true);
+            b.input[k] = 0.0f;
+#if QSN_INPUT == 0
+            b.input[k] = QSN_PARAM(current, QSN_BIT_CURRENT);
+#endif
+        }
+#if QSN_INPUT == 2
+        unsigned block_words[4][B];  // Philox block (neuron, t / 4, 0, 0): the Poisson words of 4 steps
+#endif
+        for (int s = 0; s < steps; ++s) {
+            const int t = t0 + s;
+#if QSN_INPUT == 1
+            memcpy(b.input, current + (long long)s * n + base, sizeof(float) * active);
+#elif QSN_INPUT == 2
+            if (s == 0 || (t & 3) == 0) {
+                for (int k = 0; k < active; ++k) {
+                    const qsn_u32x4 w = qsn_philox((unsigned)(base + k), (unsigned)t >> 2, 0u, 0u, seed0, seed1);
+                    block_words[0][k] = w.x; block_words[1][k] = w.y; block_words[2][k] = w.z; block_words[3][k] = w.w;
+                }
+            }
+            for (int k = 0; k < active; ++k) {
+                const long long j = base + k;
+                b.input[k] = qsn_poisson_input(block_words[t & 3][k], cdf, cdf_len, QSN_PARAM(current, QSN_BIT_CURRENT),
+                                               QSN_PARAM(weight, QSN_BIT_WEIGHT));
+            }
+#endif
+            const bool renorm = QSN_RENORM_AT(t);
+            if (uniform) {
+                if (renorm) qsn_sweep<true, true>(b, shared, consts, (unsigned)base, s);
+                else qsn_sweep<true, false>(b, shared, consts, (unsigned)base, s);
+            } else {
+                if (renorm) qsn_sweep<false, true>(b, shared, consts, (unsigned)base, s);
+                else qsn_sweep<false, false>(b, shared, consts, (unsigned)base, s);
+            }
+            if (QSN_PACK || QSN_EVENTS) {
+                int fired = 0;
+                for (int k = 0; k < active; ++k) fired += b.fired[k];
+                if (fired == 0) continue;
+#if QSN_PACK
+                unsigned* row = words + (long long)s * words_per_step + (base >> 5);
+                for (int w = 0; w * 32 < active; ++w) {
+                    unsigned word = 0u;
+                    for (int bit = 0; bit < 32 && w * 32 + bit < active; ++bit)
+                        word |= (unsigned)b.fired[w * 32 + bit] << bit;
+                    row[w] = word;
+                }
+#endif
+#if QSN_EVENTS
+                qsn_u64 slot = __atomic_fetch_add(ev_counter, (qsn_u64)fired, __ATOMIC_RELAXED);
+                for (int k = 0; k < active; ++k) {
+                    if (!b.fired[k]) continue;
+                    if (slot < ev_capacity) { ev_step[slot] = t; ev_neuron[slot] = (int)(base + k); }
+                    ++slot;
+                }
+#endif
+            }
+        }
+        for (int k = 0; k < active; ++k) {
+            qsn_neuron nrn;
+            nrn.v = b.v[k]; nrn.free_at = b.free_at[k];
+            nrn.q0 = b.q0[k]; nrn.q1 = b.q1[k]; nrn.q2 = b.q2[k]; nrn.q3 = b.q3[k];
+            nrn.spikes = b.spikes[k];
+#if QSN_TIES
+            nrn.near = b.near[k];
+#endif
+            qsn_store_neuron(nrn, steps, v_io, ref_io, q0_io, q1_io, q2_io, q3_io, count, ties, base + k);
+        }
+    }
+}
