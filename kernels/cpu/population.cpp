@@ -8,7 +8,7 @@
 //     vectorises across neurons (#pragma omp simd), the only memory traffic being streamed input rows
 //     and the spike outputs;
 //   * parameters shared by the whole population (the usual case) are loop invariants in registers;
-//     per-neuron ones are read per lane from the block's copy of the constants;
+//     per-neuron ones are read per lane from the block's constants, also structure of arrays;
 //   * outputs that serialise (spike words, events) leave the vector sweep through a per-step byte
 //     mask and are written by a scalar pass, skipped when the block did not spike.
 // The arguments are the CUDA kernel's (kernels/population.py assembles one list for both).
@@ -27,42 +27,46 @@ namespace {
 
 constexpr int B = QSN_BLOCK;
 
-// Block state, structure of arrays: lane k is neuron base + k.
+// Block state, structure of arrays made from neuron.cuh's field lists: lane k is neuron base + k.
+#define QSN_SOA(type, name) type name[B];
+#define QSN_PUT(type, name) to.name[k] = from.name;
+#define QSN_GET(type, name) to.name = from.name[k];
 struct qsn_block {
-    float v[B], q0[B], q1[B], q2[B], q3[B], input[B];
-    int free_at[B], spikes[B];
-#if QSN_TIES
-    int near[B];
-#endif
+    QSN_NEURON(QSN_SOA)
+    float input[B];
     unsigned char fired[B];
 };
+struct qsn_block_consts { QSN_CONSTS(QSN_SOA) };  // per-neuron constants (not in the uniform case)
 
 // One step s of every lane of the block: qsn_step on each lane's state, vectorised across lanes.
 // UNIFORM: every neuron has the constants `shared` (only the Philox counter's neuron differs);
-// otherwise lane k's are consts[k].
+// otherwise lane k's are in `consts`.
 template <bool UNIFORM, bool RENORM>
-inline void qsn_sweep(qsn_block& b, const qsn_consts& shared, const qsn_consts* __restrict__ consts,
+inline void qsn_sweep(qsn_block& b, const qsn_consts& shared, const qsn_block_consts& consts,
                       const unsigned base, const int s) {
 #pragma omp simd
     for (int k = 0; k < B; ++k) {
-        qsn_consts c = UNIFORM ? shared : consts[k];
+        qsn_consts c = shared;
+        if (!UNIFORM) {
+            qsn_consts& to = c;
+            const qsn_block_consts& from = consts;
+            QSN_CONSTS(QSN_GET)
+        }
 #if QSN_STOCHASTIC
         if (UNIFORM) c.neuron = base + (unsigned)k;
 #endif
         qsn_neuron nrn;
-        nrn.v = b.v[k]; nrn.free_at = b.free_at[k];
-        nrn.q0 = b.q0[k]; nrn.q1 = b.q1[k]; nrn.q2 = b.q2[k]; nrn.q3 = b.q3[k];
-        nrn.spikes = b.spikes[k];
-#if QSN_TIES
-        nrn.near = b.near[k];
-#endif
+        {
+            qsn_neuron& to = nrn;
+            const qsn_block& from = b;
+            QSN_NEURON(QSN_GET)
+        }
         const bool spike = qsn_step(nrn, c, b.input[k], s, RENORM);
-        b.v[k] = nrn.v; b.free_at[k] = nrn.free_at;
-        b.q0[k] = nrn.q0; b.q1[k] = nrn.q1; b.q2[k] = nrn.q2; b.q3[k] = nrn.q3;
-        b.spikes[k] = nrn.spikes;
-#if QSN_TIES
-        b.near[k] = nrn.near;
-#endif
+        {
+            qsn_block& to = b;
+            const qsn_neuron& from = nrn;
+            QSN_NEURON(QSN_PUT)
+        }
         b.fired[k] = spike;
     }
 }
@@ -106,19 +110,21 @@ QSN_KERNEL qsn_population(
         const long long base = blk * B;
         const int active = (int)((long long)n - base < B ? (long long)n - base : B);
         qsn_block b;
-        static thread_local qsn_consts consts[B];  // per-neuron constants (not in the uniform case)
+        static thread_local qsn_block_consts consts;
         const qsn_consts shared = qsn_load_consts(p, 0, true);
         for (int k = 0; k < B; ++k) {
             // lanes past n repeat the last neuron: they compute, and nothing of theirs is written
             const long long j = base + (k < active ? k : active - 1);
-            const qsn_neuron nrn = qsn_load_neuron(v_io, ref_io, q0_io, q1_io, q2_io, q3_io, j);
-            b.v[k] = nrn.v; b.free_at[k] = nrn.free_at;
-            b.q0[k] = nrn.q0; b.q1[k] = nrn.q1; b.q2[k] = nrn.q2; b.q3[k] = nrn.q3;
-            b.spikes[k] = 0;
-#if QSN_TIES
-            b.near[k] = 0;
-#endif
-            if (!uniform) consts[k] = qsn_load_consts(p, j, true);
+            {
+                const qsn_neuron from = qsn_load_neuron(v_io, ref_io, q0_io, q1_io, q2_io, q3_io, j);
+                qsn_block& to = b;
+                QSN_NEURON(QSN_PUT)
+            }
+            if (!uniform) {
+                const qsn_consts from = qsn_load_consts(p, j, true);
+                qsn_block_consts& to = consts;
+                QSN_CONSTS(QSN_PUT)
+            }
             b.input[k] = 0.0f;
 #if QSN_INPUT == 0
             b.input[k] = QSN_PARAM(current, QSN_BIT_CURRENT);
@@ -177,12 +183,11 @@ QSN_KERNEL qsn_population(
         }
         for (int k = 0; k < active; ++k) {
             qsn_neuron nrn;
-            nrn.v = b.v[k]; nrn.free_at = b.free_at[k];
-            nrn.q0 = b.q0[k]; nrn.q1 = b.q1[k]; nrn.q2 = b.q2[k]; nrn.q3 = b.q3[k];
-            nrn.spikes = b.spikes[k];
-#if QSN_TIES
-            nrn.near = b.near[k];
-#endif
+            {
+                qsn_neuron& to = nrn;
+                const qsn_block& from = b;
+                QSN_NEURON(QSN_GET)
+            }
             qsn_store_neuron(nrn, steps, v_io, ref_io, q0_io, q1_io, q2_io, q3_io, count, ties, base + k);
         }
     }

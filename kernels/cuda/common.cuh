@@ -11,6 +11,7 @@
 #define QSN_NATIVE 0
 #endif
 #ifdef __CUDACC__
+#define QSN_UNROLL _Pragma("unroll")  // unroll the next loop fully (its trip count is a compile-time constant)
 #define QSN_DEVICE __device__ __forceinline__
 // 256 threads per block, at least 4 blocks per SM: ptxas may use up to 64 registers per thread (with
 // no minimum it capped some variants at 40 and spilled)
@@ -41,6 +42,7 @@ typedef unsigned long long qsn_u64;
 #else
 #include <math.h>
 #include <stdint.h>
+#define QSN_UNROLL _Pragma("GCC unroll 64")  // g++ ignores CUDA's plain "#pragma unroll"
 #define QSN_DEVICE static inline
 #define QSN_KERNEL extern "C" void
 #define QSN_FOR_EACH_THREAD(i, total) for (long long i = 0; i < (long long)(total); ++i)
@@ -104,7 +106,7 @@ QSN_DEVICE float qsn_cos_cpu(float x) {
 struct qsn_u32x4 { unsigned x, y, z, w; };
 
 QSN_DEVICE qsn_u32x4 qsn_philox(unsigned c0, unsigned c1, unsigned c2, unsigned c3, unsigned k0, unsigned k1) {
-#pragma unroll
+QSN_UNROLL
     for (int r = 0; r < 10; ++r) {
         if (r) { k0 += 0x9E3779B9u; k1 += 0xBB67AE85u; }
         const unsigned hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;

@@ -53,31 +53,42 @@ struct qsn_params {
 };
 
 // Per-neuron constants, read once per launch.
-struct qsn_consts {
-    float v_rest, v_th, v_reset, decay, gain, inv_range, delta, dt;  // v_reset: after a spike and while refractory
-    int ref_span;  // steps a spike blocks, the spike step included (>= 1)
+// Its fields as one list, X(type, name): the struct below, and the structure of arrays of the CPU
+// launch layer (kernels/cpu/population.cpp), are both made from it.
 #if QSN_MIXED
-    float h, d2, e1, e2;
+#define QSN_CONSTS_MIXED(X) X(float, h) X(float, d2) X(float, e1) X(float, e2)
+#else
+#define QSN_CONSTS_MIXED(X)
 #endif
 #if QSN_TIES
-    float tie_band;
+#define QSN_CONSTS_TIES(X) X(float, tie_band)
+#else
+#define QSN_CONSTS_TIES(X)
 #endif
-#if QSN_STOCHASTIC
-    unsigned neuron, t0, key0, key1;  // Philox counter (neuron, t0 + s, 1, 0) under key (key0, key1)
-    float dephase_std, relax_drop, relax_amp, jump_prob, jump_keep, jump_amp;
+#if QSN_STOCHASTIC  // Philox counter (neuron, t0 + s, 1, 0) under key (key0, key1)
+#define QSN_CONSTS_STOCHASTIC(X) X(unsigned, neuron) X(unsigned, t0) X(unsigned, key0) X(unsigned, key1) \
+    X(float, dephase_std) X(float, relax_drop) X(float, relax_amp) X(float, jump_prob) X(float, jump_keep) X(float, jump_amp)
+#else
+#define QSN_CONSTS_STOCHASTIC(X)
 #endif
-};
+// v_reset: after a spike and while refractory; ref_span: steps a spike blocks, the spike step included (>= 1)
+#define QSN_CONSTS(X) X(float, v_rest) X(float, v_th) X(float, v_reset) X(float, decay) X(float, gain) \
+    X(float, inv_range) X(float, delta) X(float, dt) X(int, ref_span) QSN_CONSTS_MIXED(X) QSN_CONSTS_TIES(X) \
+    QSN_CONSTS_STOCHASTIC(X)
+#define QSN_FIELD(type, name) type name;
+struct qsn_consts { QSN_CONSTS(QSN_FIELD) };
 
-// Per-neuron state, in registers for the whole launch.
-struct qsn_neuron {
-    float v;
-    int free_at;  // first step of this launch at which the neuron may spike again
-    float q0, q1, q2, q3;  // pure: re0 im0 re1 im1; mixed: x y z (q3 unused)
-    int spikes;
+// Per-neuron state, in registers for the whole launch: free_at is the first step of this launch at
+// which the neuron may spike again; q0..q3 are re0 im0 re1 im1 (pure) or x y z (mixed, q3 unused);
+// near counts near-threshold steps (QSN_TIES). One list again, X(type, name).
 #if QSN_TIES
-    int near;
+#define QSN_NEURON_TIES(X) X(int, near)
+#else
+#define QSN_NEURON_TIES(X)
 #endif
-};
+#define QSN_NEURON(X) X(float, v) X(int, free_at) X(float, q0) X(float, q1) X(float, q2) X(float, q3) X(int, spikes) \
+    QSN_NEURON_TIES(X)
+struct qsn_neuron { QSN_NEURON(QSN_FIELD) };
 
 // The constants of neuron j (idle lanes, active false, never spike).
 QSN_DEVICE qsn_consts qsn_load_consts(const qsn_params& p, const long long j, const bool active) {
@@ -170,10 +181,10 @@ QSN_DEVICE bool qsn_step(qsn_neuron& nrn, const qsn_consts& c, const float input
 #if QSN_MIXED
     float x = nrn.q0, y = nrn.q1, z = nrn.q2;
     const float a2 = 2.0f * a * c.h;
-#pragma unroll
+QSN_UNROLL
     for (int m = 0; m < QSN_SUBSTEPS; ++m) {
         float zx = x, zy = y, zz = z;
-#pragma unroll
+QSN_UNROLL
         for (int kk = QSN_TERMS; kk > 0; --kk) {
             const float inv_k = 1.0f / (float)kk;
 #if QSN_PRECISE  // the JAX path's order of operations
