@@ -64,9 +64,11 @@ def simulate(
         neurons: the ``m`` neurons to record: None (all), a slice, a bool mask or int indices.
         record_every: sample every ``k`` steps (after steps ``k-1, 2k-1, ...``); ``"spikes"`` then
             marks a spike anywhere in the period.
-        backend: a name from :func:`qsn.backends.names`: ``"jax"`` (default, XLA) or ``"cupy"`` (the fused CUDA population kernel, extra ``qsn[cuda]``:
-            float32, records ``"spikes"``/``"events"``, random draws from Philox rather than ``jax.random``;
-            see docs/kernels.md).
+        backend: a name from :func:`qsn.backends.names` or a :class:`qsn.backends.Backend`: ``"jax"``
+            (default, XLA); ``"native"`` (the fused population kernel compiled for this CPU with g++,
+            threaded and vectorised; built on first use and cached) or ``"cupy"`` (the same kernel on a
+            CUDA GPU, extra ``qsn[cuda]``). The fused kernels run float32, record ``"spikes"`` and
+            ``"events"``, and draw random numbers from Philox rather than ``jax.random``; see docs/kernels.md.
         progress: show a tqdm progress bar on stderr.
         chunk_steps: steps per compiled chunk (default: what keeps device buffers under 128 MiB).
         event_capacity: most spike events kept; more raises :class:`RecordingError`.
@@ -79,9 +81,10 @@ def simulate(
             ``True`` for segments of ~sqrt(T) sampling periods (memory ``O(sqrt(T))`` instead of ``O(T)``,
             about one extra forward pass of compute), an int for segments of that many periods.
         on_chunk: called as ``on_chunk(steps_done, state)`` on the host after every chunk.
-        **backend_options: options of the chosen backend, e.g. ``precise=True`` for ``backend="cupy"``
-            (IEEE sqrt/sin/cos/division in the JAX path's order of operations instead of the SFU
-            intrinsics); a backend refuses options it does not take.
+        **backend_options: options of the chosen backend: ``precise=True`` for ``"native"`` and ``"cupy"``
+            (IEEE sqrt/sin/cos/division in the JAX path's order of operations instead of polynomials or
+            SFU intrinsics), ``threads=`` for ``"native"`` (default: every core); a backend refuses
+            options it does not take.
 
     Returns:
         :class:`SimulationResult` with ``state``, ``spike_count``, the recordings and ``rates()``.

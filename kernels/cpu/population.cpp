@@ -5,14 +5,17 @@
 //     OpenMP threads take whole blocks;
 //   * a block's state lives in structure-of-arrays form on the stack (about 8 KiB at 256 neurons, so
 //     it stays in L1) for all steps of the launch: each step is one sweep over the block that g++
-//     vectorises across neurons (#pragma omp simd), the only memory traffic being streamed input rows
-//     and the spike outputs;
+//     vectorises across neurons (its loop vectoriser, after inlining the step and turning its
+//     structs into scalars; `#pragma omp simd` would instead keep them in memory, where the step's
+//     conditional reset cannot be vectorised), the only memory traffic being streamed input rows and
+//     the spike outputs;
 //   * parameters shared by the whole population (the usual case) are loop invariants in registers;
 //     per-neuron ones are read per lane from the block's constants, also structure of arrays;
 //   * outputs that serialise (spike words, events) leave the vector sweep through a per-step byte
 //     mask and are written by a scalar pass, skipped when the block did not spike.
 // The arguments are the CUDA kernel's (kernels/population.py assembles one list for both).
 #include "neuron.cuh"
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -44,7 +47,7 @@ struct qsn_block_consts { QSN_CONSTS(QSN_SOA) };  // per-neuron constants (not i
 template <bool UNIFORM, bool RENORM>
 inline void qsn_sweep(qsn_block& b, const qsn_consts& shared, const qsn_block_consts& consts,
                       const unsigned base, const int s) {
-#pragma omp simd
+#pragma GCC ivdep
     for (int k = 0; k < B; ++k) {
         qsn_consts c = shared;
         if (!UNIFORM) {
@@ -73,10 +76,14 @@ inline void qsn_sweep(qsn_block& b, const qsn_consts& shared, const qsn_block_co
 
 }  // namespace
 
-// Threads of the native backend's launches (0: OpenMP's default, OMP_NUM_THREADS or every core).
+// Threads of the native backend's launches (0: OpenMP's default, OMP_NUM_THREADS or every core). The
+// setting is the calling thread's and outlives the call, so 0 sets the default back explicitly (else a
+// launch after one with threads=1 would keep 1).
 extern "C" void qsn_set_threads(const int threads) {
 #ifdef _OPENMP
-    if (threads > 0) omp_set_num_threads(threads);
+    const char* env = getenv("OMP_NUM_THREADS");
+    const int from_env = env ? atoi(env) : 0;  // the first entry of a list, as OpenMP's outermost level
+    omp_set_num_threads(threads > 0 ? threads : (from_env > 0 ? from_env : omp_get_num_procs()));
 #else
     (void)threads;
 #endif

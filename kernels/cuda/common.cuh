@@ -30,6 +30,8 @@ typedef unsigned long long qsn_u64;
 #define QSN_FAST_SIN(x) __sinf(x)
 #define QSN_FAST_COS(x) __cosf(x)
 #define QSN_RSQRT(x) rsqrtf(x)
+// cos(w dt) where w dt < 0.25: two SFU operations (rsqrt gives w) issue fewer instructions than a series
+#define QSN_SMALL_COS(w2, t2, dt) __cosf((w2) * rsqrtf(fmaxf((w2), 1e-30f)) * (dt))
 #if QSN_PRECISE
 #define QSN_SIN(x) sinf(x)
 #define QSN_COS(x) cosf(x)
@@ -79,6 +81,8 @@ QSN_DEVICE float qsn_cos_cpu(float x) {
 }
 #define QSN_FAST_SIN(x) qsn_sin_cpu(x)
 #define QSN_FAST_COS(x) qsn_cos_cpu(x)
+// cos(w dt) where w dt < 0.25: the series to theta^6 (error < theta^8/8! < 4e-10), with no sqrt
+#define QSN_SMALL_COS(w2, t2, dt) fmaf((t2), fmaf((t2), fmaf((t2), -1.0f / 720.0f, 1.0f / 24.0f), -0.5f), 1.0f)
 #define QSN_RSQRT(x) (1.0f / sqrtf(x))
 #if QSN_PRECISE
 #define QSN_SIN(x) sinf(x)
@@ -93,6 +97,7 @@ QSN_DEVICE float qsn_cos_cpu(float x) {
 // SFU intrinsics have no host twin: the emulation uses libm (it checks logic, not their precision).
 #define QSN_FAST_SIN(x) sinf(x)
 #define QSN_FAST_COS(x) cosf(x)
+#define QSN_SMALL_COS(w2, t2, dt) cosf(sqrtf(w2) * (dt))
 #define QSN_RSQRT(x) (1.0f / sqrtf(x))
 #define QSN_SIN(x) sinf(x)
 #define QSN_COS(x) cosf(x)

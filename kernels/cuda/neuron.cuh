@@ -236,11 +236,10 @@ QSN_UNROLL
     // where the SFU sine's absolute error would dominate), the SFU sine only beyond; constants as
     // products, since a fast-math division is an SFU reciprocal plus a multiply
     float sw, cos_t;
-#if QSN_SMALL_ANGLE  // theta < 0.25 on every step (the launcher proved it): no branch, no sqrt and no SFU
-    // operation; theta^2 = w^2 dt^2 directly, cos to theta^6 (error < theta^8/8! < 4e-10)
-    const float t2 = w2 * (dt * dt);
+#if QSN_SMALL_ANGLE  // theta < 0.25 on every step (the launcher proved it): no branch
+    const float t2 = w2 * (dt * dt);  // theta^2 = w^2 dt^2
     sw = dt * fmaf(t2 * (-1.0f / 6.0f), fmaf(t2, -1.0f / 20.0f, 1.0f), 1.0f);
-    cos_t = fmaf(t2, fmaf(t2, fmaf(t2, -1.0f / 720.0f, 1.0f / 24.0f), -0.5f), 1.0f);
+    cos_t = QSN_SMALL_COS(w2, t2, dt);
 #else
     const float rw = QSN_RSQRT(w2 > 1e-30f ? w2 : 1e-30f);  // 1/w: one SFU op gives w and the division (a
     // select, not fmaxf: the same for every w2, NaN included, and it vectorises on the CPU)
@@ -317,15 +316,16 @@ QSN_UNROLL
 #else
     const bool spike = !is_ref && v >= c.v_th;
 #endif
-    // reset on a spike, as selects (no branch: a GPU predicates it anyway, and the CPU sweep vectorises)
-    v = spike ? c.v_reset : v;
-    nrn.free_at = spike ? s + c.ref_span : nrn.free_at;
-    nrn.spikes += spike ? 1 : 0;
+    if (spike) {
+        v = c.v_reset;
+        nrn.free_at = s + c.ref_span;
+        ++nrn.spikes;
 #if QSN_MIXED
-    x = spike ? 0.0f : x; y = spike ? 0.0f : y; z = spike ? 1.0f : z;
+        x = 0.0f; y = 0.0f; z = 1.0f;
 #else
-    re0 = spike ? 1.0f : re0; im0 = spike ? 0.0f : im0; re1 = spike ? 0.0f : re1; im1 = spike ? 0.0f : im1;
+        re0 = 1.0f; im0 = 0.0f; re1 = 0.0f; im1 = 0.0f;
 #endif
+    }
     nrn.v = v;
 #if QSN_MIXED
     nrn.q0 = x; nrn.q1 = y; nrn.q2 = z;
