@@ -449,15 +449,17 @@ class Network:
             progress: show a tqdm bar on stderr.
             chunk_steps: steps per compiled chunk (default: bounded by monitor memory, ~100 chunks
                 with a progress bar).
-            backend: ``"jax"``. ``"cupy"`` is reserved for the CUDA network step, which is not wired yet
-                (its propagation kernel is :func:`qsn.kernels.propagation.deliver`); asking for it raises.
+            backend: ``"jax"``. ``"native"`` and ``"cupy"`` are reserved for the whole-network kernel (one
+                call per chunk on the CPU or the GPU), which is not written yet; asking for either raises
+                (``qsn.simulate(..., backend="native")`` runs populations on the native kernel today).
         """
-        if backend not in ("jax", "cupy"):
-            raise ConfigurationError(f"Network.run: backend must be 'jax' or 'cupy', but is {backend!r}")
-        if backend == "cupy":
+        if backend not in ("jax", "native", "cupy"):
+            raise ConfigurationError(f"Network.run: backend must be 'jax', 'native' or 'cupy', but is {backend!r}")
+        if backend != "jax":
             raise ConfigurationError(
-                "Network.run: backend='cupy' is not available yet: the event-propagation kernel exists "
-                "(qsn.kernels.propagation.deliver) but the network step (synapses, arrivals, plasticity, monitors) "
+                f"Network.run: backend={backend!r} is not available yet: the population kernel runs on it "
+                f"(qsn.simulate(..., backend={backend!r})) and the event-propagation kernel exists "
+                "(qsn.kernels.propagation.deliver), but the network step (synapses, arrivals, plasticity, monitors) "
                 "runs only on backend='jax'"
             )
         self._require_built()
