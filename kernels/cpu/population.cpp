@@ -139,6 +139,12 @@ QSN_KERNEL qsn_population(
         }
 #if QSN_INPUT == 2
         unsigned block_words[4][B];  // Philox block (neuron, t / 4, 0, 0): the Poisson words of 4 steps
+        float offset[B], w_in[B];
+        for (int k = 0; k < active; ++k) {
+            const long long j = base + k;
+            offset[k] = QSN_PARAM(current, QSN_BIT_CURRENT);
+            w_in[k] = QSN_PARAM(weight, QSN_BIT_WEIGHT);
+        }
 #endif
         for (int s = 0; s < steps; ++s) {
             const int t = t0 + s;
@@ -151,11 +157,9 @@ QSN_KERNEL qsn_population(
                     block_words[0][k] = w.x; block_words[1][k] = w.y; block_words[2][k] = w.z; block_words[3][k] = w.w;
                 }
             }
-            for (int k = 0; k < active; ++k) {
-                const long long j = base + k;
-                b.input[k] = qsn_poisson_input(block_words[t & 3][k], cdf, cdf_len, QSN_PARAM(current, QSN_BIT_CURRENT),
-                                               QSN_PARAM(weight, QSN_BIT_WEIGHT));
-            }
+            const unsigned* __restrict__ word = block_words[t & 3];
+            for (int k = 0; k < active; ++k)
+                b.input[k] = qsn_poisson_input<true>(word[k], cdf, cdf_len, offset[k], w_in[k]);
 #endif
             const bool renorm = QSN_RENORM_AT(t);
             if (uniform) {

@@ -29,6 +29,7 @@ typedef unsigned long long qsn_u64;
 #endif
 #define QSN_FAST_SIN(x) __sinf(x)
 #define QSN_FAST_COS(x) __cosf(x)
+#define QSN_LOG(x) logf(x)
 #define QSN_RSQRT(x) rsqrtf(x)
 // cos(w dt) where w dt < 0.25: two SFU operations (rsqrt gives w) issue fewer instructions than a series
 #define QSN_SMALL_COS(w2, t2, dt) __cosf((w2) * rsqrtf(fmaxf((w2), 1e-30f)) * (dt))
@@ -54,6 +55,8 @@ static inline float __fmul_rn(float a, float b) { return a * b; }
 static inline float __fadd_rn(float a, float b) { return a + b; }
 static inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((uint64_t)a * b) >> 32); }
 #if QSN_NATIVE
+#undef QSN_DEVICE  // the sweep vectorises only what is inlined into it: the stochastic steps exceed g++'s limits
+#define QSN_DEVICE static inline __attribute__((always_inline))
 // The native backend (kernels/cpu/): g++ -O3 for this CPU's vector ISA. Fast builds replace the SFU
 // intrinsics by polynomials that vectorise (libm's sinf/cosf are calls the vectoriser cannot widen):
 // sine and cosine reduced by k pi/2 in two parts (Cody and Waite), then the degree-7/8 minimax
@@ -79,6 +82,26 @@ QSN_DEVICE float qsn_cos_cpu(float x) {
     const float v = (q & 1) ? qsn_poly_sin(r, z) : qsn_poly_cos(z);
     return ((q + 1) & 2) ? -v : v;
 }
+// ln x for normal x > 0: x = m 2^e with m in [sqrt(1/2), sqrt(2)), then Cephes' logf polynomial in m - 1
+// and e ln 2 in two parts; bit operations instead of frexpf so that it vectorises.
+QSN_DEVICE float qsn_log_cpu(float x) {
+    unsigned bits;
+    __builtin_memcpy(&bits, &x, 4);
+    int e = (int)((bits >> 23) & 0xffu) - 127;
+    bits = (bits & 0x007fffffu) | 0x3f800000u;  // m in [1, 2)
+    float m;
+    __builtin_memcpy(&m, &bits, 4);
+    const bool big = m > 1.41421356237f;
+    m = big ? 0.5f * m : m;
+    e += big ? 1 : 0;
+    const float f = m - 1.0f, z = f * f, fe = (float)e;
+    float y = fmaf(fmaf(fmaf(fmaf(fmaf(fmaf(fmaf(fmaf(7.0376836292e-2f, f, -1.1514610310e-1f), f, 1.1676998740e-1f), f,
+        -1.2420140846e-1f), f, 1.4249322787e-1f), f, -1.6668057665e-1f), f, 2.0000714765e-1f), f, -2.4999993993e-1f),
+        f, 3.3333331174e-1f) * f * z;
+    y = fmaf(-2.12194440e-4f, fe, y);
+    y = fmaf(-0.5f, z, y);
+    return fmaf(0.693359375f, fe, f + y);
+}
 #define QSN_FAST_SIN(x) qsn_sin_cpu(x)
 #define QSN_FAST_COS(x) qsn_cos_cpu(x)
 // cos(w dt) where w dt < 0.25: the series to theta^6 (error < theta^8/8! < 4e-10), with no sqrt
@@ -87,9 +110,11 @@ QSN_DEVICE float qsn_cos_cpu(float x) {
 #if QSN_PRECISE
 #define QSN_SIN(x) sinf(x)
 #define QSN_COS(x) cosf(x)
+#define QSN_LOG(x) logf(x)
 #else
 #define QSN_SIN(x) qsn_sin_cpu(x)
 #define QSN_COS(x) qsn_cos_cpu(x)
+#define QSN_LOG(x) qsn_log_cpu(x)
 #endif
 #define QSN_RSQRT_EXACT(x) (1.0f / sqrtf(x))
 #else  // the host emulation of the CUDA launch, for tests
@@ -98,6 +123,7 @@ QSN_DEVICE float qsn_cos_cpu(float x) {
 #define QSN_FAST_SIN(x) sinf(x)
 #define QSN_FAST_COS(x) cosf(x)
 #define QSN_SMALL_COS(w2, t2, dt) cosf(sqrtf(w2) * (dt))
+#define QSN_LOG(x) logf(x)
 #define QSN_RSQRT(x) (1.0f / sqrtf(x))
 #define QSN_SIN(x) sinf(x)
 #define QSN_COS(x) cosf(x)

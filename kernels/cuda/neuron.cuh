@@ -264,7 +264,7 @@ QSN_UNROLL
 #if QSN_DEPHASE
     {   // pure dephasing unravelled: psi1 <- e^{i phi} psi1, phi ~ N(0, 2 gphi dt) (Box-Muller, u1 in (0, 1])
         const float u1 = 1.0f - qsn_uniform24(rnd.z), u2 = qsn_uniform24(rnd.w);
-        const float phi = c.dephase_std * sqrtf(-2.0f * logf(u1)) * QSN_COS(6.2831853071795865f * u2);
+        const float phi = c.dephase_std * sqrtf(-2.0f * QSN_LOG(u1)) * QSN_COS(6.2831853071795865f * u2);
         const float sp = QSN_SIN(phi), cp = QSN_COS(phi);
         const float n_re1 = cp * re1 - sp * im1, n_im1 = sp * re1 + cp * im1;
         re1 = n_re1; im1 = n_im1;
@@ -344,14 +344,22 @@ QSN_DEVICE unsigned qsn_poisson_word(const unsigned neuron, const unsigned t, co
 
 // Poisson input: k input spikes by inversion of the CDF table (k = #{j : cdf[j] <= u}), then
 // offset + weight k. `word` is one 32-bit Philox output (qsn.PoissonCurrent draws the same).
+// COUNT 0: a search that stops at the first cdf[j] > u (about lambda + 1 comparisons: the GPU's form);
+// COUNT 1: every entry compared, no branch (the same k, since the table is non-decreasing; the CPU's
+// form, which vectorises across neurons).
+template <bool COUNT = false>
 QSN_DEVICE float qsn_poisson_input(const unsigned word, const float* __restrict__ cdf, const int cdf_len,
                                    const float offset, const float weight) {
     const float u = qsn_uniform24(word);
     int k = 0;
-    for (;;) {
-        QSN_MARK(inversion);
-        if (k >= cdf_len || u < cdf[k]) break;
-        ++k;
+    if (COUNT) {
+        for (int j = 0; j < cdf_len; ++j) k += cdf[j] <= u ? 1 : 0;
+    } else {
+        for (;;) {
+            QSN_MARK(inversion);
+            if (k >= cdf_len || u < cdf[k]) break;
+            ++k;
+        }
     }
     return __fadd_rn(offset, __fmul_rn(weight, (float)k));
 }

@@ -279,15 +279,6 @@ def test_run_rejects_non_finite_duration(bad):
     _raises(rf"Network\.run: duration_ms must be finite and >= 0, but is {bad}", net.run, bad)
 
 
-@pytest.mark.parametrize("backend", ["native", "cupy"])
-def test_run_refuses_backends_without_a_network_kernel(backend):
-    net = _small(4)
-    _raises(rf"Network\.run: backend='{backend}' is not available yet: .*runs only on backend='jax'", net.run, 1.0,
-            backend=backend)
-    assert int(net.state.t) == 0  # refused before any step
-    _raises(r"Network\.run: backend must be 'jax', 'native' or 'cupy', but is 'gpu'", net.run, 1.0, backend="gpu")
-
-
 @pytest.mark.parametrize("what", ["projection", "input", "monitor"])
 def test_build_refuses_members_not_added(what):
     net = Network(dtype=np.float64)
