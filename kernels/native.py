@@ -15,6 +15,8 @@ Example:
 
 from __future__ import annotations
 
+import os
+
 from qsn.errors import BackendUnavailableError, ConfigurationError
 from qsn.kernels.backend import FusedBackend
 from qsn.kernels.compile import host_compiler
@@ -35,9 +37,11 @@ class NativeBackend(FusedBackend):
 
     def require(self) -> None:
         if host_compiler() is None:
+            cxx = os.environ.get("CXX")
+            missing = f"$CXX={cxx!r} is not an executable on PATH" if cxx else "g++ is not on PATH"
             raise BackendUnavailableError(
-                "backend='native' compiles its kernel on first use and needs a C++ compiler: install g++ "
-                "(Debian/Ubuntu: apt install g++) or set $CXX; backend='jax' needs none"
+                f"backend='native' compiles its kernel on first use and needs a C++ compiler, but {missing}: install "
+                "g++ (Debian/Ubuntu: apt install g++) or point $CXX at one; backend='jax' needs none"
             )
 
     def runner(self, options: dict) -> NativeRunner:

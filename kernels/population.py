@@ -46,14 +46,15 @@ class Outputs(dict):
     ``n_events``; ``ties`` (n,) int32 near-threshold steps; ``state`` the final state arrays."""
 
 
-def check_supported(params: NeuronParams, state: State, current: Any) -> None:
-    """Raise :class:`ConfigurationError` naming the first feature the fused kernel does not run."""
+def check_supported(params: NeuronParams, state: State, current: Any, backend: str = "cupy") -> None:
+    """Raise :class:`ConfigurationError` naming the first feature the fused kernel does not run
+    (``backend``: the name the messages give, the runner's: ``"cupy"``, ``"native"``, ``"host"``)."""
     if jnp.dtype(state.v.dtype) != jnp.float32:
-        raise ConfigurationError(f"backend='cupy' runs float32 states, but the state is {state.v.dtype}")
+        raise ConfigurationError(f"backend={backend!r} runs float32 states, but the state is {state.v.dtype}")
     check_dt(current, params)
     if callable(current) and not isinstance(current, (PoissonCurrent, np.ndarray, jax.Array)):
         raise ConfigurationError(
-            "backend='cupy' takes a scalar, (n,) or (T, n) current, or a qsn.PoissonCurrent; a function of the "
+            f"backend={backend!r} takes a scalar, (n,) or (T, n) current, or a qsn.PoissonCurrent; a function of the "
             "step index runs only on backend='jax'"
         )
 
@@ -68,14 +69,15 @@ class Input(NamedTuple):
     a_bound: float
 
 
-def check_input(params: NeuronParams, state: State, current: Any) -> Input:
-    """Check a run for the fused kernel (state, supported features, current) and bound its drive.
+def check_input(params: NeuronParams, state: State, current: Any, backend: str = "cupy") -> Input:
+    """Check a run for the fused kernel (state, supported features, current) and bound its drive;
+    ``backend`` is the name the messages give (see :func:`check_supported`).
 
     Raises:
         ConfigurationError, InvalidInputError, InvalidStateError: naming the field at fault.
     """
     n = check_state(params, state)
-    check_supported(params, state, current)
+    check_supported(params, state, current, backend)
     if isinstance(current, PoissonCurrent) and current.n != n:
         raise ConfigurationError(f"PoissonCurrent has n={current.n} but the population has {n} neurons")
     cur = as_current(current, n, jnp.float32)
@@ -171,7 +173,7 @@ def run(
     mode = mode_of(state)
     f32 = np.float32
     if a_bound is None:
-        inp = check_input(params, state, current)
+        inp = check_input(params, state, current, runner.name)
         require_steps(inp.current, steps)
         kind, a_bound = inp.kind, inp.a_bound
         drive = current.offset if kind == "poisson" else inp.current.value
@@ -276,7 +278,7 @@ def simulate(runner: Runner, job: PopulationRun, *, precise: bool = False) -> Si
             f"{unsupported[0]!r}: record it with backend='jax'"
         )
     params, current, key = job.params, job.raw_current, job.key
-    inp = check_input(params, job.state, current)
+    inp = check_input(params, job.state, current, runner.name)
     n, steps, every = job.n, job.steps, rec_spec.every
     rec_spec.check_budget(steps, 4)
     per_step = (-(-n // 32) * 4 if "spikes" in rec_spec.names else 0) + (n if rec_spec.events else 0)  # worst case
