@@ -93,6 +93,50 @@ def _runners(mode: str, n: int, steps: int):
     return {"jax": jax_run, "native": native_run, "numba": numba_run}
 
 
+# Other configurations of the native kernel beside the JAX path (n = --variant-size, pure unless named):
+# what each costs relative to the plain constant-input run above.
+VARIANTS = ("streamed", "poisson", "per-neuron", "jumps", "t1-t2", "precise")
+
+
+def _variant(name: str, n: int, steps: int):
+    """``(params, state, current, key, options)`` of a variant run."""
+    f32 = jnp.float32
+    mode = "mixed" if name == "t1-t2-mixed" else "pure"
+    kwargs = {"delta": 0.3}
+    if name == "per-neuron":
+        kwargs.update(delta=jnp.linspace(0.2, 0.4, n, dtype=f32), v_th=jnp.linspace(-52.0, -48.0, n, dtype=f32),
+                      tau_m=jnp.linspace(8.0, 12.0, n, dtype=f32))
+    if name == "jumps":
+        kwargs.update(jump_rate=0.05)
+    if name == "t1-t2":
+        kwargs.update(t1=100.0, t2=50.0)
+    params = qsn.NeuronParams(**kwargs)
+    state = qsn.init_state(params, n, mode=mode, dtype=f32)
+    key = jax.random.key(0) if name in ("jumps", "t1-t2") else None
+    current = jnp.linspace(10.0, 40.0, n, dtype=f32)
+    if name == "streamed":
+        current = jnp.broadcast_to(current, (steps, n)) + jnp.linspace(0.0, 1.0, steps, dtype=f32)[:, None]
+    if name == "poisson":
+        current = qsn.PoissonCurrent(n, rate_hz=10.0, weight=20.0, key=jax.random.key(1), sources=1000)
+    options = {"precise": True} if name == "precise" else {}
+    return params, state, current, key, options
+
+
+def _variant_runners(name: str, n: int, steps: int):
+    params, state, current, key, options = _variant(name, n, steps)
+
+    def jax_run():
+        r = qsn.simulate(params, state, current, steps=steps, key=key)
+        jax.block_until_ready(r.state)
+        return int(np.asarray(r.spike_count).sum())
+
+    def native_run():
+        r = qsn.simulate(params, state, current, steps=steps, key=key, backend="native", **options)
+        return int(r.spike_count.sum())
+
+    return {"jax": jax_run, "native": native_run}
+
+
 def _defines(mode: str, n: int):
     """The -D configuration the native backend builds for the bench's runs (no outputs but counts)."""
     params, state, current = _inputs(mode, n)
@@ -167,6 +211,26 @@ def _clock_hz() -> float | None:
     return max(mhz) * 1e6 if mhz else None
 
 
+def _interleaved(runners: dict, repeats: int) -> tuple[dict, dict]:
+    """Warm every runner up (compile, first touch), then time ``repeats`` rounds, one call of each per
+    round in rotating order; returns (spike totals of the warm-up, {name: [seconds]})."""
+    spikes = {name: fn() for name, fn in runners.items()}
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    names = list(runners)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            start = time.perf_counter()
+            runners[name]()
+            times[name].append(time.perf_counter() - start)
+    return spikes, times
+
+
+def _rates(times: dict, work: int) -> dict:
+    return {name: {"best_s": min(ts), "median_s": statistics.median(ts), "times_s": ts,
+                   "rate_best": work / min(ts), "rate_median": work / statistics.median(ts)}
+            for name, ts in times.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", type=float, default=[1e4, 1e5, 1e6])
@@ -174,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", default=["pure", "mixed"], choices=["pure", "mixed"])
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (default %(default)s)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["jax", "native", "numba"])
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variant-size", type=float, default=1e5)
     parser.add_argument("--fma-pipes", type=int, default=2)
     parser.add_argument("--add-pipes", type=int, default=2)
     parser.add_argument("--pipe-bits", type=int, default=256)
@@ -187,20 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         for n_f in args.sizes:
             n = int(n_f)
             runners = {k: f for k, f in _runners(mode, n, args.steps).items() if k not in args.skip}
-            spikes = {name: fn() for name, fn in runners.items()}  # warm-up: compile, first touch
-            times: dict[str, list[float]] = {name: [] for name in runners}
-            names = list(runners)
-            for r in range(args.repeats):
-                for name in names[r % len(names):] + names[: r % len(names)]:
-                    start = time.perf_counter()
-                    runners[name]()
-                    times[name].append(time.perf_counter() - start)
+            spikes, times = _interleaved(runners, args.repeats)
             bound = compute_bound(mode, n, args.fma_pipes, args.add_pipes, args.pipe_bits) if "native" in runners else None
             work = n * args.steps
-            row = {"mode": mode, "n": n, "steps": args.steps, "spikes": spikes, "bound": bound}
-            for name, ts in times.items():
-                row[name] = {"best_s": min(ts), "median_s": statistics.median(ts), "times_s": ts,
-                             "rate_best": work / min(ts), "rate_median": work / statistics.median(ts)}
+            row = {"mode": mode, "n": n, "steps": args.steps, "spikes": spikes, "bound": bound, **_rates(times, work)}
             if "native" in runners:
                 for other in ("numba", "jax"):
                     if other in runners:  # per round: the rounds share the machine's load
@@ -212,10 +268,22 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(f"{mode} n={n}: " + ", ".join(f"{k} {row[k]['rate_best']:.3g}/s" for k in times), flush=True)
 
+    variants = []
+    n = int(args.variant_size)
+    for name in args.variants:
+        spikes, times = _interleaved(_variant_runners(name, n, args.steps), args.repeats)
+        row = {"variant": name, "n": n, "steps": args.steps, "spikes": spikes, **_rates(times, n * args.steps)}
+        ratios = [b / a for a, b in zip(times["native"], times["jax"])]
+        row["native_vs_jax"] = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+        variants.append(row)
+        print(f"variant {name} n={n}: jax {row['jax']['rate_best']:.3g}/s, native {row['native']['rate_best']:.3g}/s",
+              flush=True)
+
     device = jax.devices()[0]
     meta = run_metadata("native", __file__, argv, device, numba=numba.__version__)
     meta["native_flags"] = next((r["bound"]["flags"] for r in rows if r.get("bound")), None)
     meta["threads"] = os.environ.get("OMP_NUM_THREADS") or os.cpu_count()
+    meta["variants"] = variants
     path = write_results(args.out or str(Path(__file__).parent / "results" / "native-cpu.json"), "native", device,
                          meta, rows)
 
@@ -227,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
         frac = f"{row['native_fraction_of_bound']:.0%}" if "native_fraction_of_bound" in row else "-"
         print(f"| {row['mode']} | {row['n']:.0e} | {get('jax')} | {get('native')} | {get('numba')} | "
               f"{ratio('native_vs_numba')} | {ratio('native_vs_jax')} | {frac} |")
+    if variants:
+        print(f"\n| variant (pure, n = {n:.0e}) | JAX /s | native /s | native / JAX |")
+        print("|---|---|---|---|")
+        for row in variants:
+            print(f"| {row['variant']} | {row['jax']['rate_best']:.3g} | {row['native']['rate_best']:.3g} | "
+                  f"{row['native_vs_jax']['median']:.1f}x |")
     print(f"\nwrote {path}")
     return 0
 
