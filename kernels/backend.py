@@ -42,8 +42,8 @@ def available() -> bool:
 
 
 class FusedBackend(Backend):
-    """The fused population kernel on a :class:`qsn.kernels.runner.Runner` (float32; records spikes and
-    events; Philox random draws; see docs/kernels.md). Option ``precise``: IEEE sqrt/sin/cos/division.
+    """The fused population kernel on a :class:`qsn.kernels.runner.Runner` (float32; records what the
+    JAX path records; Philox random draws; see docs/kernels.md). Option ``precise``: IEEE sqrt/sin/cos/division.
 
     Example (the host emulation, as the tests run it on machines without a GPU):
         >>> from qsn.kernels.runner import HostRunner

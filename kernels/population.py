@@ -22,6 +22,7 @@ from qsn.params import NeuronParams
 from qsn.philox import seed_words
 from qsn.poisson_current import PoissonCurrent, check_dt
 from qsn.driver import PopulationRun, chunk_length, drive
+from qsn.observables import OBSERVABLES
 from qsn.recording import Recorder
 from qsn.result import SimulationResult
 from qsn.runtime import check_finite
@@ -101,7 +102,7 @@ def small_angle(params: NeuronParams, a_bound: float) -> bool:
 
 
 def kernel_defines(mode: str, kind: str, plan: Any, *, small: bool = False, spikes: bool = False,
-                   events: bool = False, ties: bool = False, analysis: bool = False, jumps: bool = False,
+                   events: bool = False, ties: bool = False, record: bool = False, analysis: bool = False, jumps: bool = False,
                    dephasing: bool = False, relaxation: bool = False) -> tuple[tuple[str, int], ...]:
     """The compile-time configuration (``-D`` macros) of the population kernel: ``mode`` pure/mixed,
     input ``kind`` const/array/poisson, the mixed-mode :class:`qsn.lindblad.SeriesPlan`, ``small``
@@ -121,6 +122,7 @@ def kernel_defines(mode: str, kind: str, plan: Any, *, small: bool = False, spik
         ("QSN_SUBSTEPS", plan.substeps if plan else 1),
         ("QSN_TERMS", plan.terms if plan else 1),
         ("QSN_TIES", int(ties)),
+        ("QSN_RECORD", int(record)),
     )
 
 
@@ -144,6 +146,7 @@ def run(
     event_capacity: int = 0,
     ties: bool = False,
     tie_tol: float = 2.0**-20,
+    samples: tuple[int, np.ndarray] | None = None,
     precise: bool = False,
     a_bound: float | None = None,
 ) -> Outputs:
@@ -161,6 +164,10 @@ def run(
         spikes: also return the bit-packed spike words ``(steps, ceil(n/32))``.
         events: also return spike events, at most ``event_capacity`` (the count is exact).
         ties: count, per neuron, the steps whose ``V`` landed within ``tie_tol * |v_th|`` of ``v_th``.
+        samples: ``(every, columns)``: after every ``every`` steps (``steps`` is a multiple of it) the
+            neurons with ``columns[i] >= 0`` ((n,) int32) write their state into column ``columns[i]``
+            of ``samples["v"]``, ``samples["q"]`` (``(steps // every, m)`` arrays, the fields of the
+            state's mode), returned as ``out["samples"]``.
         precise: IEEE sqrt/sincos/division and no FMA contraction, instead of SFU intrinsics.
         a_bound: the run's bound on ``|a|`` from :func:`check_input`, whose checks of the state and
             current then hold for every launch of the run (:func:`simulate` passes it); None: this
@@ -220,8 +227,19 @@ def run(
     ev_step = xp.zeros(max(capacity, 1), np.int32)
     ev_neuron = xp.zeros(max(capacity, 1), np.int32)
     tie_count = xp.zeros(n if ties else 1, np.int32)
+    if samples is not None:
+        every, columns = samples
+        m = max(int(np.max(columns)) + 1, 1) if len(columns) else 1
+        rows = steps // every
+        rec_col = xp.asarray(np.ascontiguousarray(columns, np.int32))
+        rec = [xp.zeros((rows, m), np.float32) for _ in range(1 + len(fields))]
+    else:
+        every, m, rec_col = 1, 1, xp.zeros(1, np.int32)
+        rec = [xp.zeros(1, np.float32) for _ in range(1 + len(fields))]
+    rec_q = rec[1:] + [xp.zeros(1, np.float32)] * (4 - len(fields))
     defines = kernel_defines(mode, kind, cfg.plan, small=small_angle(params, a_bound), spikes=spikes, events=events,
-                             ties=ties, jumps=cfg.jumps, dephasing=cfg.dephasing, relaxation=cfg.relaxation)
+                             ties=ties, record=samples is not None, jumps=cfg.jumps, dephasing=cfg.dephasing,
+                             relaxation=cfg.relaxation)
     key_words = seed_words(key) if cfg.needs_key else (0, 0)
     for bit, name in enumerate(_STOCHASTIC_BITS, start=_STOCHASTIC_BIT0):
         arr, per = _per_neuron(getattr(consts, name), n)
@@ -236,6 +254,7 @@ def run(
         out["count"], words, np.int32(width),
         ev_counter, ev_step, ev_neuron, np.uint64(capacity),
         tie_count, f32(tie_tol),
+        np.int32(every), rec_col, np.int32(m), rec[0], *rec_q,
     ]
     runner.launch("population", "qsn_population", defines, precise, threads, args)
     if spikes:
@@ -247,10 +266,25 @@ def run(
         out["n_events"] = n_events
     if ties:
         out["ties"] = tie_count
+    if samples is not None:
+        out["samples"] = {"v": rec[0], **dict(zip(fields, rec[1:]))}
     t = jnp.asarray(int(state.t) + steps, jnp.int32)
     arrays = {f: runner.to_jax(a) for f, a in zip(fields, q)}
     cls = PureState if mode == "pure" else MixedState
     out["state"] = cls(v=runner.to_jax(v), refractory=runner.to_jax(ref), t=t, **arrays)
+    return out
+
+
+def _observe(mode: str, samples: dict, names: tuple[str, ...]) -> dict:
+    """``{name: (rows, m, ...)}`` observables of the kernel's state samples (``(rows, m)`` arrays)."""
+    rows, m = samples["v"].shape
+    flat = {k: jnp.asarray(a.reshape(-1)) for k, a in samples.items()}
+    cls = PureState if mode == "pure" else MixedState
+    state = cls(refractory=jnp.zeros(rows * m, jnp.int32), t=jnp.zeros((), jnp.int32), **flat)
+    out = {}
+    for name in names:
+        value = np.asarray(OBSERVABLES[name](state))
+        out[name] = value.reshape((rows, m) + value.shape[1:])
     return out
 
 
@@ -263,36 +297,40 @@ def unpack_spikes(words: np.ndarray, n: int) -> np.ndarray:
 
 
 def simulate(runner: Runner, job: PopulationRun, *, precise: bool = False) -> SimulationResult:
-    """A :class:`qsn.driver.PopulationRun` on the fused kernel (what ``qsn.simulate(..., backend="cupy")`` runs).
+    """A :class:`qsn.driver.PopulationRun` on the fused kernel (what ``qsn.simulate(..., backend="native")``
+    and ``backend="cupy"`` run).
 
-    Records ``"spikes"`` and ``"events"``; spike counts and the final state always come back. The run
+    Records everything the JAX path records: ``"spikes"`` and ``"events"`` from the kernel's spike
+    outputs; ``"v"``, ``"rho"``, ``"p1"``, ``"coherence"``, ``"entropy"`` from state samples the kernel
+    writes every ``record_every`` steps for the recorded neurons (the observables are then the JAX
+    path's own functions, :data:`qsn.observables.OBSERVABLES`). Spike counts and the final state always come back. The run
     is checked once (:func:`check_input`), then cut by :func:`qsn.driver.drive` into launches whose spike
     words fit the same device budget as the JAX path's chunks (one launch when only counts are asked
     for); the state stays on the device between launches.
     """
     rec_spec, opts = job.recording, job.options
-    unsupported = [name for name in rec_spec.names if name not in ("spikes", "events")]
-    if unsupported:
-        raise ConfigurationError(
-            f"this backend records 'spikes' and 'events' (spike counts and the final state always), not "
-            f"{unsupported[0]!r}: record it with backend='jax'"
-        )
+    observed = tuple(name for name in rec_spec.sampled if name != "spikes")  # from state samples
     params, current, key = job.params, job.raw_current, job.key
     inp = check_input(params, job.state, current, runner.name)
     n, steps, every = job.n, job.steps, rec_spec.every
     rec_spec.check_budget(steps, 4)
-    per_step = (-(-n // 32) * 4 if "spikes" in rec_spec.names else 0) + (n if rec_spec.events else 0)  # worst case
+    # worst case per step: spike words, events, state samples (V and up to four components)
+    per_step = ((-(-n // 32) * 4 if "spikes" in rec_spec.names else 0) + (n if rec_spec.events else 0)
+                + (-(-5 * 4 * rec_spec.k // every) if observed else 0))
     chunk = chunk_length(opts.chunk_steps, steps, every, per_step, opts.progress) if steps else 0
     recorder = Recorder(rec_spec, job.t0)
     carry = {"state": job.state, "count": np.zeros(n, np.int64)}
+    columns = np.full(n, -1, np.int32)
+    columns[np.arange(n) if rec_spec.neurons is None else rec_spec.neurons] = np.arange(rec_spec.k, dtype=np.int32)
+    mode = mode_of(job.state)
 
     def advance(start: int, length: int, sampled: bool):
         want_spikes = "spikes" in rec_spec.names and sampled
         rows = inp.current.window(start, length).value if inp.kind == "array" else (
             current if inp.kind == "poisson" else inp.current.value)
         out = run(runner, params, carry["state"], rows, length, key, spikes=want_spikes, events=rec_spec.events,
-                         event_capacity=max(rec_spec.event_capacity - recorder.n_events, 0) + 1, precise=precise,
-                         a_bound=inp.a_bound)
+                  event_capacity=max(rec_spec.event_capacity - recorder.n_events, 0) + 1, precise=precise,
+                  samples=(every, columns) if observed and sampled else None, a_bound=inp.a_bound)
         state = out["state"]
         carry["count"] += runner.to_host(out["count"])
         check_finite(state._asdict(), int(state.t))
@@ -300,6 +338,8 @@ def simulate(runner: Runner, job: PopulationRun, *, precise: bool = False) -> Si
             raster = unpack_spikes(runner.to_host(out["words"]), n)
             raster = raster if rec_spec.neurons is None else raster[:, rec_spec.neurons]
             recorder.add_samples({"spikes": raster.reshape(length // every, every, -1).any(axis=1)})
+        if observed and sampled:
+            recorder.add_samples(_observe(mode, {k: runner.to_host(a) for k, a in out["samples"].items()}, observed))
         if rec_spec.events:
             st, ne = (runner.to_host(a).astype(np.int64) for a in out["events"])
             order = np.lexsort((ne, st))  # the kernel appends in warp order; JAX's order is (step, neuron)
@@ -310,7 +350,7 @@ def simulate(runner: Runner, job: PopulationRun, *, precise: bool = False) -> Si
 
     drive(steps, chunk, advance, every=every, progress=opts.progress, desc=f"qsn {n} neurons ({runner.name})",
           on_chunk=opts.on_chunk)
-    records = recorder.records(4) if "spikes" in rec_spec.names else {}
+    records = recorder.records(4) if rec_spec.sampled else {}
     return SimulationResult(
         state=carry["state"], spike_count=carry["count"].astype(np.int32), records=records, events=recorder.events(),
         steps=steps, t0=job.t0, dt=float(params.dt), record_every=every,

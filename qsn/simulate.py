@@ -67,8 +67,8 @@ def simulate(
         backend: a name from :func:`qsn.backends.names` or a :class:`qsn.backends.Backend`: ``"jax"``
             (default, XLA); ``"native"`` (the fused population kernel compiled for this CPU with g++,
             threaded and vectorised; built on first use and cached) or ``"cupy"`` (the same kernel on a
-            CUDA GPU, extra ``qsn[cuda]``). The fused kernels run float32, record ``"spikes"`` and
-            ``"events"``, and draw random numbers from Philox rather than ``jax.random``; see docs/kernels.md.
+            CUDA GPU, extra ``qsn[cuda]``). The fused kernels run float32, record what the JAX path
+            records, and draw random numbers from Philox rather than ``jax.random``; see docs/kernels.md.
         progress: show a tqdm progress bar on stderr.
         chunk_steps: steps per compiled chunk (default: what keeps device buffers under 128 MiB).
         event_capacity: most spike events kept; more raises :class:`RecordingError`.

@@ -104,8 +104,11 @@ QSN_KERNEL qsn_population(
     const float* __restrict__ cdf, const int cdf_len, const unsigned seed0, const unsigned seed1,
     int* __restrict__ count, unsigned* __restrict__ words, const int words_per_step,
     qsn_u64* __restrict__ ev_counter, int* __restrict__ ev_step, int* __restrict__ ev_neuron, const qsn_u64 ev_capacity,
-    int* __restrict__ ties, const float tie_tol)
+    int* __restrict__ ties, const float tie_tol,
+    const int rec_every, const int* __restrict__ rec_col, const int rec_m, float* __restrict__ rec_v,
+    float* __restrict__ rec_q0, float* __restrict__ rec_q1, float* __restrict__ rec_q2, float* __restrict__ rec_q3)
 {
+    const qsn_samples rec = {rec_every, rec_m, rec_col, rec_v, rec_q0, rec_q1, rec_q2, rec_q3};
     (void)threads;
     const qsn_params p = {v_rest_p, v_th_p, v_reset_p, decay_p, gain_p, inv_range_p, n_ref_p, delta_p, g1_p, g2_p,
                           dephase_std_p, relax_keep_p, jump_prob_p, jump_keep_p, per_neuron, t0, dt, tie_tol, key0, key1};
@@ -169,6 +172,17 @@ QSN_KERNEL qsn_population(
                 if (renorm) qsn_sweep<false, true>(b, shared, consts, (unsigned)base, s);
                 else qsn_sweep<false, false>(b, shared, consts, (unsigned)base, s);
             }
+#if QSN_RECORD
+            if ((s + 1) % rec.every == 0) {
+                for (int k = 0; k < active; ++k) {
+                    qsn_neuron nrn;
+                    qsn_neuron& to = nrn;
+                    const qsn_block& from = b;
+                    QSN_NEURON(QSN_GET)
+                    qsn_sample(rec, nrn, s, rec.col[base + k]);
+                }
+            }
+#endif
             if (QSN_PACK || QSN_EVENTS) {
                 int fired = 0;
                 for (int k = 0; k < active; ++k) fired += b.fired[k];

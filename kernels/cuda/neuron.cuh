@@ -17,6 +17,7 @@
 //                the launch's key, so they differ from the JAX path's jax.random draws (same
 //                distributions; tests compare statistics)
 //   QSN_TIES     count steps whose V lands within tie_tol*|v_th| of the threshold (validation)
+//   QSN_RECORD   write state samples (qsn_samples) every `every` steps for the recorded neurons
 //   QSN_PRECISE  1: IEEE sqrt/sincos/division, the JAX path's order of operations;
 //                0: SFU intrinsics (rsqrt, __sinf, __cosf) and explicit FMAs
 //   QSN_SMALL_ANGLE  1: the launcher proved theta = w dt < 0.25 for every step (bound on |a|): the
@@ -150,6 +151,22 @@ QSN_DEVICE void qsn_store_neuron(const qsn_neuron& nrn, const int steps, float* 
 #if QSN_TIES
     ties[i] += nrn.near;
 #endif
+}
+
+// State samples (QSN_RECORD): after step s of a launch with (s + 1) % every == 0, a neuron whose record
+// column `col` is >= 0 writes V and q0..q3 into row (s + 1) / every - 1 of the (samples, m) arrays
+// (the launcher starts launches on sampling boundaries and derives the observables from these).
+struct qsn_samples {
+    int every, m;
+    const int* col;  // (n,) record column of each neuron, -1: not recorded
+    float *v, *q0, *q1, *q2, *q3;
+};
+
+QSN_DEVICE void qsn_sample(const qsn_samples& r, const qsn_neuron& nrn, const int s, const int col) {
+    if (col < 0 || (s + 1) % r.every != 0) return;
+    const long long at = (long long)((s + 1) / r.every - 1) * r.m + col;
+    r.v[at] = nrn.v; r.q0[at] = nrn.q0; r.q1[at] = nrn.q1; r.q2[at] = nrn.q2;
+    if (!QSN_MIXED) r.q3[at] = nrn.q3;
 }
 
 // psi <- K0 psi / |K0 psi| with K0 = diag(1, amp): the no-jump branch of a measurement of |1>.

@@ -19,8 +19,11 @@ QSN_KERNEL qsn_population(
     const float* __restrict__ cdf, const int cdf_len, const unsigned seed0, const unsigned seed1,
     int* __restrict__ count, unsigned* __restrict__ words, const int words_per_step,
     qsn_u64* __restrict__ ev_counter, int* __restrict__ ev_step, int* __restrict__ ev_neuron, const qsn_u64 ev_capacity,
-    int* __restrict__ ties, const float tie_tol)
+    int* __restrict__ ties, const float tie_tol,
+    const int rec_every, const int* __restrict__ rec_col, const int rec_m, float* __restrict__ rec_v,
+    float* __restrict__ rec_q0, float* __restrict__ rec_q1, float* __restrict__ rec_q2, float* __restrict__ rec_q3)
 {
+    const qsn_samples rec = {rec_every, rec_m, rec_col, rec_v, rec_q0, rec_q1, rec_q2, rec_q3};
     const qsn_params p = {v_rest_p, v_th_p, v_reset_p, decay_p, gain_p, inv_range_p, n_ref_p, delta_p, g1_p, g2_p,
                           dephase_std_p, relax_keep_p, jump_prob_p, jump_keep_p, per_neuron, t0, dt, tie_tol, key0, key1};
     QSN_FOR_EACH_THREAD(i, threads) {
@@ -28,12 +31,14 @@ QSN_KERNEL qsn_population(
         const long long j = active ? i : 0;  // idle lanes read neuron 0 and write nothing
         const qsn_consts c = qsn_load_consts(p, j, active);
         qsn_neuron nrn = qsn_load_neuron(v_io, ref_io, q0_io, q1_io, q2_io, q3_io, j);
+        const int rec_c = (QSN_RECORD && active) ? rec.col[j] : -1;
         // Spike outputs of step s (warp-level: every lane of the warp calls them at the same s).
 #define QSN_EMIT(s_, spike_)                                                                              \
         do {                                                                                               \
             const bool spiked_ = (spike_);  /* evaluated once: it advances the neuron */                  \
             if (QSN_PACK) qsn_pack_bit(words, (long long)(s_) * words_per_step + (i >> 5), i, spiked_);   \
             if (QSN_EVENTS) qsn_emit_event(ev_counter, ev_step, ev_neuron, ev_capacity, t0 + (s_), (int)i, spiked_); \
+            if (QSN_RECORD) qsn_sample(rec, nrn, (s_), rec_c);                                            \
         } while (0)
         // The loop is aligned to absolute steps t = t0 + s: steps before the first multiple of 4 run one
         // at a time, then 4 per iteration, then the rest. The 4th step of each aligned group (t % 4 == 3)

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.skipif(ptx.nvcc() is None, reason="needs the CUDA toolk
 )
 def test_population_variants_build_without_spills(mode, kind, precise, small):
     plan = SeriesPlan(2, 8) if mode == "mixed" else None
-    defines = population.kernel_defines(mode, kind, plan, small=small, spikes=True, events=True, ties=True)
+    defines = population.kernel_defines(mode, kind, plan, small=small, spikes=True, events=True, ties=True,
+                                        record=True)
     stats = ptx.compile_stats("population", defines, precise)
     assert stats["spill_stores"] == 0 and stats["spill_loads"] == 0
     assert 0 < stats["registers"] <= 64  # leaves room for full occupancy (2048 threads x 32 regs per SM)
@@ -29,7 +30,7 @@ def test_population_variants_build_without_spills(mode, kind, precise, small):
 @pytest.mark.parametrize("precise", [False, True])
 def test_stochastic_variants_build_without_spills(mode, precise):
     plan = SeriesPlan(1, 7) if mode == "mixed" else None
-    defines = population.kernel_defines(mode, "poisson", plan, spikes=True, events=True, ties=True, jumps=True,
+    defines = population.kernel_defines(mode, "poisson", plan, spikes=True, events=True, ties=True, record=True, jumps=True,
                                         dephasing=True, relaxation=True)
     stats = ptx.compile_stats("population", defines, precise)
     assert stats["spill_stores"] == 0 and stats["spill_loads"] == 0 and stats["registers"] <= 64
