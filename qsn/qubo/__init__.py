@@ -4,7 +4,9 @@ Generic solvers for any QUBO ``E(x) = x^T Q x + offset`` over ``x in {0, 1}^n``,
 and by the hyperparameter search of :mod:`qsn.learning`; this package imports neither of them.
 
 * ``model``: :class:`QUBO`, its :class:`Ising` form, energies, state enumeration;
-* ``annealer``: simulated annealing and parallel tempering (single-spin Metropolis, replicas batched);
+* ``annealer``: simulated annealing and parallel tempering (single-spin Metropolis, replicas batched), on JAX
+  or, with ``backend="native"`` (the default ``"auto"`` on a CPU with a C++ compiler), a sweep compiled for this
+  CPU (``native``: vectorised across replicas, threaded);
 * ``qaoa``: state-vector QAOA for small QUBOs (``qaoa.solve``).
 
 Example:
@@ -25,12 +27,13 @@ from qsn.qubo.annealer import (
     neighbour_lists,
     parallel_tempering,
 )
+from qsn.qubo.native import Native
 from qsn.qubo.model import QUBO, Ising, all_energies, bitstrings, energy, make_qubo, to_ising
 from qsn.qubo.qaoa import QAOAResult, optimize_angles, qaoa_expectation, qaoa_state
 
 __all__ = [
     "QUBO", "Ising", "make_qubo", "to_ising", "energy", "all_energies", "bitstrings",
     "AnnealResult", "anneal", "parallel_tempering", "default_beta_range", "neighbour_lists", "exchange_step",
-    "SPARSE_MAX_FILL",
+    "SPARSE_MAX_FILL", "Native",
     "qaoa", "QAOAResult", "qaoa_state", "qaoa_expectation", "optimize_angles",
 ]

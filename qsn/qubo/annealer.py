@@ -75,6 +75,7 @@ import numpy as np
 
 from qsn.errors import ConfigurationError, InvalidInputError
 from qsn.qubo.model import QUBO, to_ising
+from qsn.qubo.native import Native
 
 __all__ = [
     "AnnealResult",
@@ -496,25 +497,33 @@ def _schedule(qubo: QUBO, beta: Any, sweeps: int) -> np.ndarray:
     return _check_betas("beta", beta, (sweeps,))
 
 
-def _initial_spins(init: Any, key: jax.Array, replicas: int, n: int, dtype: Any) -> jax.Array:
-    """Starting spins (n, R) in {-1, +1}: uniform at random, or from ``init`` (n,) or (R, n) in {0, 1}."""
+def _check_init(init: Any, replicas: int, n: int) -> np.ndarray | None:
+    """``init`` (n,) or (R, n) in {0, 1} as a (R, n) uint8 array, or None."""
     if init is None:
-        return jax.random.rademacher(key, (n, replicas), dtype)
+        return None
     x = np.asarray(init)
     if x.shape not in ((n,), (replicas, n)):
         raise InvalidInputError(f"Argument `init` must have shape ({n},) or ({replicas}, {n}), but has shape {x.shape}")
     if not np.all((x == 0) | (x == 1)):
         raise InvalidInputError(f"Argument `init` must hold only 0 and 1, but holds {np.unique(x)[:5].tolist()}")
-    x = np.broadcast_to(x, (replicas, n))
-    return jnp.asarray(2.0 * x.T - 1.0, dtype)
+    return np.broadcast_to(x.astype(np.uint8), (replicas, n))
 
 
-def _prepare(qubo: QUBO, key: Any, layout: str, dtype: Any) -> tuple[_Dense | _Sparse, jax.Array, jax.Array, jax.Array]:
-    """Validate the shared arguments; returns (couplings, h, offset, key) on device."""
+def _initial_spins(init: np.ndarray | None, key: jax.Array, replicas: int, n: int, dtype: Any) -> jax.Array:
+    """Starting spins (n, R) in {-1, +1}: uniform at random, or from ``init`` (R, n) in {0, 1}."""
+    if init is None:
+        return jax.random.rademacher(key, (n, replicas), dtype)
+    return jnp.asarray(2.0 * init.T - 1.0, dtype)
+
+
+def _check(qubo: QUBO, key: Any, layout: str, dtype: Any) -> jax.Array:
+    """Validate the shared arguments; returns the key as an array."""
     if not isinstance(qubo, QUBO):
         raise ConfigurationError(f"Argument `qubo` must be a qsn.qubo.QUBO, but is {type(qubo).__name__}")
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ConfigurationError(f"Argument `dtype` must be a floating dtype, but is {dtype}")
+    if layout not in ("auto", "dense", "sparse"):
+        raise ConfigurationError(f"Argument `layout` must be one of 'auto', 'dense', 'sparse', but is {layout!r}")
     key = jnp.asarray(key)
     if not (jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ()) and not (
         key.dtype == jnp.uint32 and key.shape == (2,)
@@ -522,9 +531,38 @@ def _prepare(qubo: QUBO, key: Any, layout: str, dtype: Any) -> tuple[_Dense | _S
         raise ConfigurationError(
             f"Argument `key` must be a single PRNG key, but has dtype {key.dtype} and shape {key.shape}"
         )
+    return key
+
+
+def _couplings(qubo: QUBO, layout: str, dtype: Any) -> tuple[_Dense | _Sparse, jax.Array, jax.Array]:
+    """The JAX path's couplings, fields (n,) and Ising offset, on device."""
     ising = to_ising(qubo)
     couplings = _dense(ising.j, dtype) if _layout(ising.j, layout) == "dense" else _sparse(ising.j, dtype)
-    return couplings, jnp.asarray(ising.h, dtype), jnp.asarray(ising.offset, dtype), key
+    return couplings, jnp.asarray(ising.h, dtype), jnp.asarray(ising.offset, dtype)
+
+
+def _backend(backend: Any, key: jax.Array, dtype: Any) -> Native | None:
+    """The native backend to run, or None for the JAX path (rule in :func:`anneal`)."""
+    if isinstance(backend, Native):
+        native = backend
+    elif backend == "jax":
+        return None
+    elif backend == "native":
+        native = Native()
+    elif backend == "auto":
+        usable = (jax.default_backend() == "cpu" and jnp.dtype(dtype) == jnp.float32
+                  and not isinstance(key, jax.core.Tracer) and Native.available())
+        return Native() if usable else None
+    else:
+        raise ConfigurationError(
+            f"Argument `backend` must be 'auto', 'jax', 'native' or a qsn.qubo.Native, but is {backend!r}"
+        )
+    if jnp.dtype(dtype) != jnp.float32:
+        raise ConfigurationError(f"Argument `dtype` must be float32 with backend='native', but is {jnp.dtype(dtype)}")
+    if isinstance(key, jax.core.Tracer):
+        raise ConfigurationError("backend='native' runs on the host and cannot be traced (jit, vmap): use backend='jax'")
+    native.require()
+    return native
 
 
 def anneal(
@@ -537,12 +575,13 @@ def anneal(
     init: Any = None,
     layout: str = "auto",
     dtype: Any = jnp.float32,
+    backend: str | Native = "auto",
 ) -> AnnealResult:
     """Simulated annealing of ``qubo`` with ``replicas`` independent Metropolis chains.
 
     Args:
         qubo: the problem, ``E(x) = x^T q x + offset`` over ``x in {0, 1}^n``.
-        key: PRNG key; the same key gives the same result.
+        key: PRNG key; the same key gives the same result (on the same backend).
         replicas: R, independent chains run in parallel.
         sweeps: number of sweeps (n flip attempts each, per replica).
         beta: inverse temperature schedule, 1/(energy unit): ``None`` for the default range (module docstring),
@@ -551,11 +590,19 @@ def anneal(
         init: starting states, (n,) or (R, n) in {0, 1}; ``None`` draws them uniformly from ``key``.
         layout: ``"auto"`` (sparse when the largest degree is at most ``SPARSE_MAX_FILL * n``), ``"dense"`` or
             ``"sparse"``.
-        dtype: floating dtype of the spins, fields and energies.
+        dtype: floating dtype of the spins, fields and energies (the native backend: float32 only).
+        backend: ``"jax"`` (this module's sweeps, jit-compiled by XLA, on JAX's default device), ``"native"``
+            (the sweep compiled for this CPU, :mod:`qsn.qubo.native`; ``qsn.qubo.Native(threads=...)`` sets its
+            threads), or ``"auto"``: native when JAX's default device is the CPU, ``dtype`` is float32, the call
+            is not traced and a C++ compiler is found, else JAX. Both sample the same chain; their random
+            streams differ.
 
     Returns:
         :class:`AnnealResult`: final states (R, n), their energies (R,), the best state (n,) and energy seen at
         the end of any sweep, and the best-so-far trace (sweeps,).
+
+    Raises:
+        BackendUnavailableError: ``backend="native"`` without a C++ compiler.
 
     Example:
         >>> import numpy as np
@@ -566,12 +613,19 @@ def anneal(
     """
     replicas = _check_int("replicas", replicas, 1)
     sweeps = _check_int("sweeps", sweeps, 1)
-    couplings, h, offset, key = _prepare(qubo, key, layout, dtype)
-    schedule = jnp.asarray(_schedule(qubo, beta, sweeps), dtype)
+    key = _check(qubo, key, layout, dtype)
+    native = _backend(backend, key, dtype)
+    schedule = _schedule(qubo, beta, sweeps)
+    init = _check_init(init, replicas, qubo.n)
+    if native is not None:
+        return native.run(qubo, key, replicas=replicas, schedule=schedule, betas=np.ones(1), chains=replicas,
+                          swap_every=0, init=init, layout=layout)
+    couplings, h, offset = _couplings(qubo, layout, dtype)
     key_init, key_run = jax.random.split(key)
     s0 = _initial_spins(init, key_init, replicas, qubo.n, dtype)
     ones = jnp.ones(replicas, dtype)
-    return _run(couplings, h, offset, s0, schedule, ones, key_run, None, jnp.asarray(1, jnp.int32))
+    return _run(couplings, h, offset, s0, jnp.asarray(schedule, dtype), ones, key_run, None,
+                jnp.asarray(1, jnp.int32))
 
 
 def parallel_tempering(
@@ -585,6 +639,7 @@ def parallel_tempering(
     init: Any = None,
     layout: str = "auto",
     dtype: Any = jnp.float32,
+    backend: str | Native = "auto",
 ) -> AnnealResult:
     """Parallel tempering (replica exchange) of ``qubo`` at fixed inverse temperatures.
 
@@ -603,6 +658,8 @@ def parallel_tempering(
         init: starting states, (n,) or (K m, n) in {0, 1}; ``None`` draws them uniformly.
         layout: as in :func:`anneal`.
         dtype: as in :func:`anneal`.
+        backend: as in :func:`anneal` (the native backend swaps the temperatures of two replicas instead of
+            their states, the same move).
 
     Returns:
         :class:`AnnealResult` over ``R = K m`` replicas; row ``k m + c`` is chain ``c`` at ``betas[k]``.
@@ -618,8 +675,14 @@ def parallel_tempering(
     sweeps = _check_int("sweeps", sweeps, 1)
     swap_every = _check_int("swap_every", swap_every, 1)
     temps = _check_betas("betas", betas, None)
-    couplings, h, offset, key = _prepare(qubo, key, layout, dtype)
+    key = _check(qubo, key, layout, dtype)
+    native = _backend(backend, key, dtype)
     replicas = temps.size * replicas_per_beta
+    init = _check_init(init, replicas, qubo.n)
+    if native is not None:
+        return native.run(qubo, key, replicas=replicas, schedule=np.ones(sweeps), betas=temps,
+                          chains=replicas_per_beta, swap_every=swap_every, init=init, layout=layout)
+    couplings, h, offset = _couplings(qubo, layout, dtype)
     key_init, key_run = jax.random.split(key)
     s0 = _initial_spins(init, key_init, replicas, qubo.n, dtype)
     temps = jnp.asarray(temps, dtype)

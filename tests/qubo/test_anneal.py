@@ -13,9 +13,13 @@
   which a fixed order never does; the random words and exponential variates against NumPy;
 * the replica-exchange rule, against a loop written from the formula ``min(1, exp((b_i - b_j)(E_i - E_j)))``.
 
+Every sampling and bookkeeping test runs on both backends (``backend="jax"`` and ``"native"``, the latter
+where a C++ compiler exists; tests/qubo/test_native.py checks the native sweep sample by sample).
+
 Statistical thresholds: p > 1e-3 for the correct distribution and p < 1e-8 for the wrong ones. At the fixed
-keys the outcome is deterministic and the margins are wide: p = 0.91 (SA) and 0.85, 0.97, 0.36 (PT) against
-the right weights, below 1e-200 against every wrong one.
+keys the outcome is deterministic and the margins are wide: against the right weights p = 0.99 (dense), 0.61
+(sparse) and 0.16, 0.45, 0.07 (PT) on JAX, 0.08, 0.28 and 0.85, 0.40, 0.33 native; below 1e-200 against every
+wrong one.
 """
 
 from __future__ import annotations
@@ -41,8 +45,11 @@ from qsn.qubo.annealer import (
     parallel_tempering,
 )
 from qsn.qubo.model import all_energies, bitstrings, energy, make_qubo, to_ising
+from qsn.qubo.native import Native
 
 KEY = jax.random.key(20240611)
+# Every sampling and bookkeeping test runs on both backends (the native one where a C++ compiler exists).
+BACKENDS = ["jax", pytest.param("native", marks=pytest.mark.skipif(not Native.available(), reason="no C++ compiler"))]
 
 
 def _random_qubo(n: int, seed: int, offset: float = 0.0):
@@ -68,17 +75,18 @@ def _g_test(x: np.ndarray, energies: np.ndarray, beta: float) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_sa_and_pt_find_brute_force_minimum(seed):
+def test_sa_and_pt_find_brute_force_minimum(seed, backend):
     q = _random_qubo(16, seed, offset=3.0)
     exact = np.asarray(all_energies(q))
     target = exact.min()
-    sa = anneal(q, jax.random.fold_in(KEY, seed), replicas=16, sweeps=300)
+    sa = anneal(q, jax.random.fold_in(KEY, seed), replicas=16, sweeps=300, backend=backend)
     np.testing.assert_allclose(float(sa.best_energy), target, rtol=1e-5)
     assert np.argmin(exact) == _index(np.asarray(sa.best_x)[None])[0]
     b0, b1 = default_beta_range(q)
     pt = parallel_tempering(q, jax.random.fold_in(KEY, seed), betas=np.geomspace(b0, b1, 8), replicas_per_beta=2,
-                            sweeps=300)
+                            sweeps=300, backend=backend)
     np.testing.assert_allclose(float(pt.best_energy), target, rtol=1e-5)
 
 
@@ -87,11 +95,12 @@ def test_sa_and_pt_find_brute_force_minimum(seed):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_returned_energies_match_qubo_energy():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_returned_energies_match_qubo_energy(backend):
     q = _random_qubo(12, 7, offset=-2.5)
     for result in (
-        anneal(q, KEY, replicas=8, sweeps=40),
-        parallel_tempering(q, KEY, betas=[0.1, 0.4, 1.6], replicas_per_beta=3, sweeps=40),
+        anneal(q, KEY, replicas=8, sweeps=40, backend=backend),
+        parallel_tempering(q, KEY, betas=[0.1, 0.4, 1.6], replicas_per_beta=3, sweeps=40, backend=backend),
     ):
         x = np.asarray(result.x)
         np.testing.assert_allclose(np.asarray(result.energies), np.asarray(energy(q, x)), rtol=1e-5)
@@ -102,15 +111,16 @@ def test_returned_energies_match_qubo_energy():
         assert float(result.best_energy) <= np.asarray(result.energies).min() + 1e-5 * abs(float(result.best_energy))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     q=st.lists(st.integers(-4, 4), min_size=36, max_size=36).map(lambda v: np.reshape(np.array(v, float), (6, 6))),
     offset=st.floats(-10, 10),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_property_energies_are_exact_for_any_qubo(q, offset, seed):
+def test_property_energies_are_exact_for_any_qubo(backend, q, offset, seed):
     qubo = make_qubo(q, offset)
-    r = anneal(qubo, jax.random.key(seed), replicas=4, sweeps=5, layout="dense")
+    r = anneal(qubo, jax.random.key(seed), replicas=4, sweeps=5, layout="dense", backend=backend)
     np.testing.assert_allclose(np.asarray(r.energies), np.asarray(energy(qubo, r.x)), rtol=1e-5, atol=1e-5)
     assert float(r.best_energy) >= float(np.asarray(all_energies(qubo)).min()) - 1e-5
 
@@ -120,19 +130,22 @@ def test_property_energies_are_exact_for_any_qubo(q, offset, seed):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_beta_zero_accepts_every_flip():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_beta_zero_accepts_every_flip(backend):
     # At beta = 0 the Metropolis probability is min(1, exp(0)) = 1: every sweep flips every spin, so an odd
     # number of sweeps from all-zeros ends at all-ones.
     # (Shapes shared with the property test above, so nothing new is compiled.)
     q = _random_qubo(6, 3)
-    r = anneal(q, KEY, replicas=4, sweeps=5, beta=np.zeros(5), init=np.zeros(6, np.uint8), layout="dense")
+    r = anneal(q, KEY, replicas=4, sweeps=5, beta=np.zeros(5), init=np.zeros(6, np.uint8), layout="dense",
+               backend=backend)
     assert np.all(np.asarray(r.x) == 1)
 
 
-def test_small_beta_marginals_are_uniform():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_small_beta_marginals_are_uniform(backend):
     q = _random_qubo(8, 4)
     replicas = 8000
-    r = anneal(q, KEY, replicas=replicas, sweeps=9, beta=np.full(9, 1e-6))
+    r = anneal(q, KEY, replicas=replicas, sweeps=9, beta=np.full(9, 1e-6), backend=backend)
     x = np.asarray(r.x)
     for i in range(8):  # each spin up with probability 1/2 (binomial test)
         assert scipy.stats.binomtest(int(x[:, i].sum()), replicas, 0.5).pvalue > 1e-3
@@ -140,13 +153,14 @@ def test_small_beta_marginals_are_uniform():
     assert scipy.stats.chisquare(counts).pvalue > 1e-3
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("layout", ["dense", "sparse"])
-def test_fixed_beta_samples_boltzmann(layout):
+def test_fixed_beta_samples_boltzmann(layout, backend):
     q = make_qubo(np.array([[0.5, -1.0, 0.3, 0.0], [-1.0, 1.0, 0.8, -0.6], [0.3, 0.8, -1.2, 0.4],
                             [0.0, -0.6, 0.4, 0.2]]))
     exact = np.asarray(all_energies(q), np.float64)
     beta, sweeps = 1.2, 24
-    r = anneal(q, KEY, replicas=20000, sweeps=sweeps, beta=np.full(sweeps, beta), layout=layout)
+    r = anneal(q, KEY, replicas=20000, sweeps=sweeps, beta=np.full(sweeps, beta), layout=layout, backend=backend)
     x = np.asarray(r.x)
     assert _g_test(x, exact, beta) > 1e-3
     # The same samples reject what a wrong acceptance rule would give: exp(+beta E) (sign flip), beta off by 30%.
@@ -154,14 +168,15 @@ def test_fixed_beta_samples_boltzmann(layout):
     assert _g_test(x, exact, 1.3 * beta) < 1e-8
 
 
-def test_parallel_tempering_samples_boltzmann_at_every_temperature():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_parallel_tempering_samples_boltzmann_at_every_temperature(backend):
     q = make_qubo(np.array([[0.5, -1.0, 0.3, 0.0], [-1.0, 1.0, 0.8, -0.6], [0.3, 0.8, -1.2, 0.4],
                             [0.0, -0.6, 0.4, 0.2]]))
     exact = np.asarray(all_energies(q), np.float64)
     betas = np.array([0.2, 0.8, 2.0])
     m = 12000
     # The run ends with an exchange round (sweeps a multiple of swap_every), so a wrong exchange rule shows.
-    r = parallel_tempering(q, KEY, betas=betas, replicas_per_beta=m, sweeps=20, swap_every=2)
+    r = parallel_tempering(q, KEY, betas=betas, replicas_per_beta=m, sweeps=20, swap_every=2, backend=backend)
     x = np.asarray(r.x).reshape(3, m, 4)
     for k, beta in enumerate(betas):
         assert _g_test(x[k], exact, beta) > 1e-3
@@ -276,8 +291,9 @@ def test_dense_sweep_equals_sequential_loop_in_its_random_order():
     np.testing.assert_allclose(np.asarray(got_field), ising.h[:, None] + ising.j @ ref, atol=1e-9)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("layout", ["dense", "sparse"])
-def test_random_order_anneals_domain_walls_away_on_a_ring(layout):
+def test_random_order_anneals_domain_walls_away_on_a_ring(layout, backend):
     # A ferromagnetic +-1 ring (E = -sum s_i s_{i+1}, ground -n) started from eight domains of 8 spins, at a low
     # fixed temperature (a wall step costs 0, any new wall pair 4: accepted with probability exp(-12) = 6e-6).
     # A fixed visiting order carries every wall along with the sweep and keeps all of them (the sampler before
@@ -289,7 +305,7 @@ def test_random_order_anneals_domain_walls_away_on_a_ring(layout):
     q = make_qubo(2.0 * j - 2.0 * np.diag(j.sum(axis=1)), j.sum() / 2.0)
     start = (np.arange(n) // 8) % 2
     np.testing.assert_allclose(float(energy(q, start)), -n + 2 * 8)
-    r = anneal(q, KEY, replicas=8, sweeps=2000, beta=np.full(2000, 3.0), init=start, layout=layout)
+    r = anneal(q, KEY, replicas=8, sweeps=2000, beta=np.full(2000, 3.0), init=start, layout=layout, backend=backend)
     np.testing.assert_allclose(np.asarray(r.energies), -float(n))
 
 
@@ -324,7 +340,8 @@ def test_layout_selection_and_neighbour_lists():
     assert all(len(set(row)) == 2 for row in index.tolist())
 
 
-def test_default_beta_range_rule():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_default_beta_range_rule(backend):
     # +-1 ring (Ising h = 0, |J| = 1, two neighbours): hot ln2 / (2 * 2), cold ln(100 n) / (2 * 1).
     n = 10
     j = np.zeros((n, n))
@@ -334,17 +351,18 @@ def test_default_beta_range_rule():
     b0, b1 = default_beta_range(q)
     assert b0 == pytest.approx(math.log(2) / (2 * 2 * 0.5))
     assert b1 == pytest.approx(math.log(100 * n) / (2 * 0.5))
-    r_default = anneal(q, KEY, replicas=3, sweeps=10)
-    r_pair = anneal(q, KEY, replicas=3, sweeps=10, beta=(b0, b1))
-    r_array = anneal(q, KEY, replicas=3, sweeps=10, beta=b0 * (b1 / b0) ** (np.arange(10) / 9))
+    r_default = anneal(q, KEY, replicas=3, sweeps=10, backend=backend)
+    r_pair = anneal(q, KEY, replicas=3, sweeps=10, beta=(b0, b1), backend=backend)
+    r_array = anneal(q, KEY, replicas=3, sweeps=10, beta=b0 * (b1 / b0) ** (np.arange(10) / 9), backend=backend)
     for a, b in ((r_default, r_pair), (r_pair, r_array)):
         np.testing.assert_array_equal(np.asarray(a.x), np.asarray(b.x))
 
 
-def test_init_is_kept_at_zero_temperature_from_the_ground_state():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_init_is_kept_at_zero_temperature_from_the_ground_state(backend):
     q = _random_qubo(12, 11)  # shapes as in test_returned_energies_match_qubo_energy: no new compilation
     ground = bitstrings(12)[int(np.argmin(np.asarray(all_energies(q))))]
-    r = anneal(q, KEY, replicas=8, sweeps=40, beta=np.full(40, 1e6), init=ground)
+    r = anneal(q, KEY, replicas=8, sweeps=40, beta=np.full(40, 1e6), init=ground, backend=backend)
     assert np.all(np.asarray(r.x) == ground[None, :])
     np.testing.assert_array_equal(np.asarray(r.best_x), ground)
 
@@ -353,13 +371,15 @@ def test_same_shapes_do_not_retrace():
     traces = lambda: eqx.debug.get_num_traces(anneal_module._run)  # noqa: E731
     q1, q2 = _random_qubo(9, 1, offset=1.0), _random_qubo(9, 2, offset=-4.0)
     start = traces()
-    anneal(q1, jax.random.key(1), replicas=5, sweeps=13, beta=(0.1, 2.0))
+    anneal(q1, jax.random.key(1), replicas=5, sweeps=13, beta=(0.1, 2.0), backend="jax")
     after_first = traces()
     assert after_first - start <= 1
-    anneal(q2, jax.random.key(2), replicas=5, sweeps=13, beta=np.linspace(0.0, 3.0, 13), init=np.ones(9, np.uint8))
-    parallel_tempering(q1, jax.random.key(3), betas=[0.1, 1.0], replicas_per_beta=3, sweeps=13)
+    anneal(q2, jax.random.key(2), replicas=5, sweeps=13, beta=np.linspace(0.0, 3.0, 13), init=np.ones(9, np.uint8),
+           backend="jax")
+    parallel_tempering(q1, jax.random.key(3), betas=[0.1, 1.0], replicas_per_beta=3, sweeps=13, backend="jax")
     after_pt = traces()
-    parallel_tempering(q2, jax.random.key(4), betas=[0.5, 2.0], replicas_per_beta=3, sweeps=13, swap_every=3)
+    parallel_tempering(q2, jax.random.key(4), betas=[0.5, 2.0], replicas_per_beta=3, sweeps=13, swap_every=3,
+                       backend="jax")
     assert traces() == after_pt and after_pt - after_first <= 1
 
 
