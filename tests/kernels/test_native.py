@@ -211,6 +211,22 @@ def test_ties_are_counted_where_the_jax_path_stalls_at_threshold():
     assert ties.sum() - ties[[10, 11]].sum() < 0.01 * steps * ties.size  # elsewhere, ties are rare
 
 
+def test_threshold_is_inclusive():
+    """V landing exactly on v_th spikes (docs/model.md step 5: V >= v_th). From V = v_rest the first
+    update is round(gain I + v_rest) under any contraction; I = 15 / gain makes it v_th = -55 exactly
+    (checked in NumPy float64 before rounding), and after each refractory period it lands there again."""
+    p = qsn.NeuronParams(delta=0.3)
+    gain = np.float32(step_constants(p, jnp.float32).gain)
+    current = np.float32(15.0 / np.float64(gain))
+    assert np.float32(np.float64(gain) * np.float64(current) - 70.0) == np.float32(-55.0)
+    s = qsn.init_state(p, 3)
+    ref = qsn.simulate(p, s, np.full(3, current), 1000, record=("spikes",))
+    out = _native(p, s, np.full(3, current), 1000, record=("spikes",))
+    n_ref = int(p.refractory_steps)
+    np.testing.assert_array_equal(np.flatnonzero(ref.spikes[:, 0]), np.arange(0, 1000, n_ref))  # the reference
+    np.testing.assert_array_equal(out.spikes, ref.spikes)
+
+
 # ---------------------------------------------------------------------------------------------
 # Block edges and chunking
 
@@ -241,18 +257,20 @@ def test_neuron_counts_off_the_block_and_chunked_runs(n):
 def test_events_are_the_rasters_spikes_in_step_neuron_order(mode):
     """record=("events",) from a continued state (t = 300): the (step, neuron) pairs of the raster,
     sorted by step then neuron, with absolute steps (raster row + 300) as on the JAX path."""
-    p, s, current, _ = _per_neuron(mode, n=600, steps=1300, seed=9)
-    first = qsn.simulate(p, s, current[:300], record=("spikes",))
-    s = first.state
+    p, s, _, _ = _per_neuron(mode, n=600, steps=1, seed=9)
+    # constant input: the last block's idle lanes (600 = 2 x 256 + 88) repeat neuron 599, its input
+    # included; it fires, so that an idle lane's spike written as an event would show
+    current = np.linspace(0.0, 40.0, 600).astype(np.float32)
+    s = qsn.simulate(p, s, current, 300).state
     assert int(s.t) == 300
-    out = _native(p, s, current[300:], record=("spikes", "events"))
-    ref = qsn.simulate(p, s, current[300:], record=("events",))
+    out = _native(p, s, current, 1000, record=("spikes", "events"))
+    ref = qsn.simulate(p, s, current, 1000, record=("events",))
     steps, neurons = np.nonzero(np.asarray(out.spikes))  # row-major: by step, then neuron
-    assert steps.size > 1000
+    assert steps.size > 1000 and out.spike_count[-1] > 10
     np.testing.assert_array_equal(out.events.step, steps + 300)
     np.testing.assert_array_equal(out.events.neuron, neurons)
     assert np.all(np.diff(out.events.step * 600 + out.events.neuron) > 0)  # strictly sorted, no duplicates
-    ties, _ = _ties(p, s, current[300:], 1000)
+    ties, _ = _ties(p, s, current, 1000)
     if not ties.any():  # no near-threshold step: the JAX path's events are the same list
         np.testing.assert_array_equal(out.events.step, ref.events.step)
         np.testing.assert_array_equal(out.events.neuron, ref.events.neuron)
@@ -306,6 +324,24 @@ def test_stochastic_runs_equal_the_host_emulation(name):
                 np.testing.assert_allclose(a, b, rtol=0, atol=1e-5, err_msg=field)
     if "jumps" in name or "everything" in name:
         assert nat.spike_count.sum() > 5 * s.v.shape[0]
+
+
+@pytest.mark.parametrize("name", ["poisson-mixed", "everything-pure"])
+def test_stochastic_chunked_and_continued_runs_equal_one_run(name):
+    """Chunks of 250 steps (launches that start off the 4-step Philox block of the Poisson input) and
+    a run continued from its final state give the one run bit for bit: every draw is a function of
+    the neuron and the absolute step."""
+    p, s, current, key = _stochastic(name, n=300)
+    one = _native(p, s, current, 1000, key, record=("spikes",))
+    chunked = _native(p, s, current, 1000, key, record=("spikes",), chunk_steps=250)
+    first = _native(p, s, current, 250, key, record=("spikes",))
+    second = _native(p, first.state, current, 750, key, record=("spikes",))
+    assert one.spike_count.sum() > 300
+    for other in (chunked, second):
+        np.testing.assert_array_equal(other.spikes, one.spikes[-other.spikes.shape[0]:])
+        for field in one.state._fields:
+            np.testing.assert_array_equal(np.asarray(getattr(other.state, field)), np.asarray(getattr(one.state, field)), err_msg=field)
+    np.testing.assert_array_equal(first.spikes, one.spikes[:250])
 
 
 def _mean_and_sem(x):
