@@ -166,12 +166,19 @@ def _cuda_timer(cupy):
     return timed
 
 
-def gpu_part(args) -> tuple[list, dict]:
-    from qsn.kernels.runner import CupyRunner
+def _runner(args):
+    """The runner of the gpu/drift parts and its timer: CuPy with CUDA events, or (``--runner native``:
+    what gpu_suite.py's CPU dry run uses so that these parts cannot rot) the native CPU build, wall clock."""
+    from qsn.kernels.runner import CupyRunner, NativeRunner
 
+    if args.runner == "native":
+        return NativeRunner(), wall_time
     runner = CupyRunner()
-    cupy = runner.xp
-    timed = _cuda_timer(cupy)
+    return runner, _cuda_timer(runner.xp)
+
+
+def gpu_part(args) -> tuple[list, dict]:
+    runner, timed = _runner(args)
     static = ({(r["mode"], r["input"], r["stochastic"], r["precise"]): r for r in static_part(args)[0]}
               if ptx.nvcc() else {})
     key = jax.random.key(1)
@@ -212,9 +219,12 @@ def gpu_part(args) -> tuple[list, dict]:
                     print(f"{mode:5s} n={n:>11,d} {kind + ('+rng' if stochastic else ''):11s} "
                           f"{'precise' if precise else 'fast':7s} fused {rate:.3g}  "
                           f"best XLA {best_xla:.3g}  x{rate / best_xla:.2f}", flush=True)
+    if args.runner == "native":
+        return rows, {"runner": "native", "timing": "wall clock of population.run (native CPU build), best of repeats"}
+    cupy = runner.xp
     props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
     meta = {"gpu": props["name"].decode() if isinstance(props["name"], bytes) else props["name"],
-            "sm_count": props["multiProcessorCount"], "clock_khz": props.get("clockRate"),
+            "sm_count": props["multiProcessorCount"], "clock_khz": props.get("clockRate"), "runner": "cupy",
             "timing": "fused: CUDA events around population.run with the run checked beforehand (state copies "
                       "included), best of repeats after a "
                       "warm-up; XLA: wall clock of qsn.simulate with block_until_ready"}
@@ -222,9 +232,7 @@ def gpu_part(args) -> tuple[list, dict]:
 
 
 def drift_part(args) -> tuple[list, dict]:
-    from qsn.kernels.runner import CupyRunner
-
-    runner = CupyRunner()
+    runner, _ = _runner(args)
     rows = []
     for mode in MODES:
         params = workload_params(mode)
@@ -294,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drift-steps", type=int, default=10_000)
     parser.add_argument("--norm-steps", type=int, default=1_000_000, help="steps of the drift part's norm check")
     parser.add_argument("--arch", default="sm_90")
+    parser.add_argument("--runner", choices=["cupy", "native"], default="cupy",
+                        help="gpu/drift parts: the CUDA kernel (default) or the native CPU build (dry runs)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
 
@@ -306,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from qsn.kernels import available
 
-        if not available():
+        if args.runner == "cupy" and not available():
             print(f"bench_kernels --part {args.part} needs CuPy and a CUDA GPU (pip install 'qsn[cuda]')", file=sys.stderr)
             return 2
         rows, extra = gpu_part(args) if args.part == "gpu" else drift_part(args)

@@ -15,6 +15,8 @@ Example:
 
 from __future__ import annotations
 
+import numbers
+
 import os
 
 from qsn.errors import BackendUnavailableError, ConfigurationError
@@ -46,6 +48,6 @@ class NativeBackend(FusedBackend):
 
     def runner(self, options: dict) -> NativeRunner:
         threads = options.get("threads")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1):
             raise ConfigurationError(f"Option `threads` of backend='native' must be an int >= 1, but is {threads!r}")
-        return NativeRunner(threads)
+        return NativeRunner(None if threads is None else int(threads))

@@ -128,6 +128,7 @@ class NativeRunner(HostRunner):
         return getattr(lib, kernel)
 
     @staticmethod
-    def flags(source: str = "population", defines: Defines = (), precise: bool = False) -> str:
-        """The flags the build of ``source`` for ``defines`` used (the first variant that compiled)."""
+    def flags(source: str, defines: Defines, precise: bool = False) -> str:
+        """The flags the build of ``source`` for ``defines`` (a full configuration) used: the first
+        variant of :data:`qsn.kernels.compile.NATIVE` that compiled."""
         return host_library(f"{source}.cpp", defines, precise, NATIVE)[1]
