@@ -146,8 +146,9 @@ def _defines(mode: str, n: int):
 
 
 def _inner_loops(library: str) -> list[Counter]:
-    """Vector-instruction counts of the innermost loops (backward jumps over short bodies holding
-    vector arithmetic) of the library's OpenMP-outlined population function, smallest first."""
+    """Vector-instruction counts of the innermost loops of the library's OpenMP-outlined population
+    function: backward jumps over short bodies with at least 10 multiply-class vector instructions, at
+    the widest vector width found (the sweeps; setup and tail loops are narrower), smallest first."""
     text = subprocess.run(["objdump", "-d", "--no-show-raw-insn", library], capture_output=True, text=True,
                           check=True).stdout
     body = re.search(r"<qsn_population\._omp_fn\.\d+>:\n(.*?)\n\n", text, re.S)
@@ -162,9 +163,11 @@ def _inner_loops(library: str) -> list[Counter]:
         if op.startswith("j") and target and int(target.group(1), 16) < address:
             inside = [r for r in rows if int(target.group(1), 16) <= r[0] <= address]
             vector = Counter(r[1] for r in inside if re.search(r"%[xyz]mm", r[2]))
-            if len(inside) < 160 and sum(vector.values()) >= 20:
+            arithmetic = sum(c for op, c in vector.items() if _MUL_CLASS.match(op))
+            if len(inside) < 200 and arithmetic >= 10:
                 loops[len(inside)] = (vector, _width(inside))
-    return [loops[k] for k in sorted(loops)]
+    widest = max((w for _, w in loops.values()), default=0)
+    return [loops[k] for k in sorted(loops) if loops[k][1] == widest]
 
 
 def _width(inside) -> int:

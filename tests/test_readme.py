@@ -1,7 +1,11 @@
-"""The Python examples of README.md and docs/networks.md run as written."""
+"""The Python examples of README.md and docs/ run as written."""
 
 import re
 from pathlib import Path
+
+import pytest
+
+from qsn.kernels.compile import host_compiler
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,6 +44,13 @@ def test_readme_learning_example_runs(capsys):
     exec(compile(_blocks(ROOT / "README.md")[4], "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "digits test accuracy" in out and float(out.split("accuracy ")[1].split()[0]) >= 0.95
+
+
+@pytest.mark.skipif(host_compiler() is None, reason="the native backend needs a C++ compiler")
+def test_kernels_doc_native_example_runs(capsys):
+    exec(compile(_blocks(ROOT / "docs" / "kernels.md")[0], "docs/kernels.md", "exec"), {})
+    spikes = int(capsys.readouterr().out.split()[0])
+    assert spikes > 100_000  # the upper half of the currents drives neurons past threshold
 
 
 def test_learning_doc_example_runs():
