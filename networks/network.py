@@ -449,18 +449,21 @@ class Network:
             progress: show a tqdm bar on stderr.
             chunk_steps: steps per compiled chunk (default: bounded by monitor memory, ~100 chunks
                 with a progress bar).
-            backend: ``"jax"``. ``"native"`` and ``"cupy"`` are reserved for the whole-network kernel (one
-                call per chunk on the CPU or the GPU), which is not written yet; asking for either raises
-                (``qsn.simulate(..., backend="native")`` runs populations on the native kernel today).
+            backend: ``"jax"`` (default) or ``"native"``: the whole-network CPU kernel
+                (``kernels/cpu/network.cpp``, :mod:`qsn.kernels.network`), one call per chunk; it runs
+                float32 pure-mode groups of one step configuration, Delta and PscExp receptors,
+                constant ``CurrentInput``, event and dense projections, spike and rate monitors, and
+                refuses anything else before the first step (naming it). ``"cupy"`` is reserved for the
+                GPU's network kernel, not written yet: asking for it raises.
         """
         if backend not in ("jax", "native", "cupy"):
             raise ConfigurationError(f"Network.run: backend must be 'jax', 'native' or 'cupy', but is {backend!r}")
-        if backend != "jax":
+        if backend == "cupy":
             raise ConfigurationError(
-                f"Network.run: backend={backend!r} is not available yet: the population kernel runs on it "
-                f"(qsn.simulate(..., backend={backend!r})) and the event-propagation kernel exists "
+                "Network.run: backend='cupy' is not available yet: the population kernel runs on it "
+                "(qsn.simulate(..., backend='cupy')) and the event-propagation kernel exists "
                 "(qsn.kernels.propagation.deliver), but the network step (synapses, arrivals, plasticity, monitors) "
-                "runs only on backend='jax'"
+                "runs only on backend='jax' or 'native'"
             )
         self._require_built()
         if not math.isfinite(float(duration_ms)) or duration_ms < 0:
@@ -471,9 +474,12 @@ class Network:
         if rows is not None and t_start + steps > rows:
             raise ConfigurationError(f"Network.run: a (T, n) CurrentInput has {rows} rows, but the run reaches step {t_start + steps}")
         chunk = self.chunk_length(steps, progress=progress, chunk_steps=chunk_steps)
+        run_chunk = self._run_chunk
+        if backend == "native":
+            run_chunk = self._native_kernel().chunk
 
         def advance(start: int, length: int, sampled: bool) -> NetState:
-            new_state, records = self._run_chunk(self._state, length)
+            new_state, records = run_chunk(self._state, length)
             self._check(new_state)
             for name, data in records.items():  # every monitor takes the chunk, or none does
                 self.monitors[name]._check(data, t_start + start)
@@ -484,6 +490,15 @@ class Network:
 
         drive(steps, chunk, advance, progress=progress, desc="qsn network")
         return self
+
+    def _native_kernel(self) -> Any:
+        """The native network kernel of this network (built on first use; raises naming what it refuses)."""
+        native = getattr(self, "_native", None)
+        if native is None:
+            from qsn.kernels.network import NativeNetwork
+
+            native = self._native = NativeNetwork(self)
+        return native
 
     def chunk_length(self, steps: int, *, progress: bool = False, chunk_steps: int | None = None) -> int:
         """Steps per compiled chunk of a run of ``steps``: :func:`qsn.driver.chunk_length` for the monitors'

@@ -1,0 +1,247 @@
+"""The whole-network kernel on the CPU (``Network.run(..., backend="native")``): argument assembly for
+``kernels/cpu/network.cpp``, which advances a built :class:`qsn.networks.Network` one chunk per call.
+
+What it runs: neuron groups that share one step configuration (pure mode; stochastic parts drawn
+from Philox, as the native population backend), float32, parameters per neuron or shared; Delta and
+PscExp receptors; constant :class:`~qsn.networks.CurrentInput`; event-path (ELL) and dense-path
+projections; spike counts; :class:`~qsn.networks.SpikeMonitor` and :class:`~qsn.networks.RateMonitor`
+records in the JAX chunk's format. Everything else is refused by :func:`check_network` before any step,
+naming the feature and saying it runs on ``backend='jax'``.
+
+The state crosses as NumPy copies of the :class:`~qsn.networks.network.NetState` on every chunk and
+comes back as a new ``NetState`` of JAX arrays, so ``net.state``, ``restore``, ``save`` and runs that
+mix backends keep working. For deterministic runs (no quantum jumps, infinite T1/T2) the spike trains
+are the JAX path's, bit for bit (tests/kernels/test_native_network.py).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from qsn.errors import ConfigurationError
+from qsn.kernels.compile import NATIVE, host_library
+from qsn.kernels.population import _PARAM_BITS, _STOCHASTIC_BIT0, _STOCHASTIC_BITS, kernel_defines
+from qsn.philox import seed_words
+
+__all__ = ["NativeNetwork", "check_network"]
+
+_KINDS = {"delta": 0, "psc_exp": 1}
+_P = ctypes.c_void_p
+
+
+class _Group(ctypes.Structure):  # struct qsn_net_group in kernels/cpu/network.cpp, field by field
+    _fields_ = [
+        ("n", ctypes.c_int), ("receptors", ctypes.c_int), ("depth", ctypes.c_int), ("per_neuron", ctypes.c_int),
+        ("dt", ctypes.c_float), ("key0", ctypes.c_uint), ("key1", ctypes.c_uint), ("pad_", ctypes.c_int),
+        *[(name, _P) for name in _PARAM_BITS + _STOCHASTIC_BITS],
+        ("kinds", _P), ("decays", _P), ("i_const", _P), ("psc", _P),
+        ("v", _P), ("ref", _P), ("q0", _P), ("q1", _P), ("q2", _P), ("q3", _P),
+        ("syn", _P), ("ring", _P), ("count", _P),
+        ("input", _P), ("spikes", _P), ("fired", _P),
+    ]
+
+
+class _Projection(ctypes.Structure):  # struct qsn_net_projection
+    _fields_ = [
+        ("pre", ctypes.c_int), ("post", ctypes.c_int), ("receptor", ctypes.c_int), ("n_pre", ctypes.c_int),
+        ("n_post", ctypes.c_int), ("width", ctypes.c_int), ("dense", ctypes.c_int), ("n_delays", ctypes.c_int),
+        ("targets", _P), ("delays", _P), ("weights", _P), ("scratch", _P),
+    ]
+
+
+class _Monitor(ctypes.Structure):  # struct qsn_net_monitor
+    _fields_ = [
+        ("kind", ctypes.c_int), ("group", ctypes.c_int), ("k", ctypes.c_int), ("pad_", ctypes.c_int),
+        ("index", _P), ("spikes", _P), ("rate", _P),
+    ]
+
+
+def _refuse(feature: str) -> None:
+    raise ConfigurationError(f"Network.run(backend='native') does not run {feature}; it runs on backend='jax'")
+
+
+def check_network(net: Any) -> None:
+    """Raise :class:`ConfigurationError` naming the first feature of the built ``net`` that the native
+    network kernel does not run (before any step)."""
+    from qsn.networks.group import NeuronGroup
+    from qsn.networks.inputs import PoissonInput
+    from qsn.networks.monitors import RateMonitor, SpikeMonitor
+
+    if jnp.dtype(net.dtype) != jnp.float32:
+        _refuse(f"{jnp.dtype(net.dtype).name} networks (it runs float32)")
+    if net._sharding is not None:
+        _refuse("sharded networks (build(shard=...))")
+    for g in net.groups.values():
+        if not isinstance(g, NeuronGroup):
+            _refuse(f"spike sources ({type(g).__name__} {g.name!r})")
+    configs = {}
+    for name, plan in net._plans.items():
+        stepper = net._steppers[name]
+        if stepper.mode != "pure":
+            _refuse(f"mixed-mode groups (group {name!r}: its propagator plan follows the drive)")
+        for kind in plan.kinds:
+            if kind not in _KINDS:
+                _refuse(f"CondExp receptors (group {name!r})")
+        if plan.currents:
+            _refuse(f"time-varying CurrentInput ((T, n) arrays or functions of the step; group {name!r})")
+        if plan.poisson:
+            _refuse(f"PoissonInput (group {name!r})")
+        configs[name] = stepper.config._replace(surrogate=None)
+    if len(set(configs.values())) > 1:
+        _refuse(f"groups with differing step configurations ({configs})")
+    for inp in net.inputs:
+        if isinstance(inp, PoissonInput):
+            _refuse("PoissonInput")
+    for spec in net._specs.values():
+        if spec.plasticity is not None:
+            _refuse(f"STDP (projection {spec.name!r})")
+    for m in net.monitors.values():
+        if not isinstance(m, (SpikeMonitor, RateMonitor)):
+            _refuse(f"{type(m).__name__} (monitor {m.name!r})")
+
+
+def _per_neuron(value: Any, n: int) -> tuple[np.ndarray, bool]:
+    arr = np.ascontiguousarray(np.asarray(value))
+    if arr.ndim == 1 and arr.shape[0] == n and n > 1:
+        return arr, True
+    return arr.reshape(-1)[:1].copy(), False
+
+
+def _ptr(a: np.ndarray) -> int:
+    return a.ctypes.data
+
+
+class NativeNetwork:
+    """The native kernel's view of a built network: constants assembled once, the library built once
+    (per step configuration), :meth:`chunk` per chunk. Checks the network first (:func:`check_network`).
+
+    Args:
+        net: a built :class:`qsn.networks.Network`.
+        precise: IEEE sqrt/sincos/division in the neuron step (neuron.cuh's QSN_PRECISE).
+    """
+
+    def __init__(self, net: Any, *, precise: bool = False) -> None:
+        check_network(net)
+        self.net = net
+        names = list(net._plans)
+        self._index = {name: i for i, name in enumerate(names)}
+        f32 = np.float32
+        self._keep: list[Any] = []  # arrays the structs point into
+        cfg = None
+        self._groups = []
+        for name in names:
+            g, plan, stepper = net.groups[name], net._plans[name], net._steppers[name]
+            cfg, consts = stepper.config, stepper.constants
+            gc = net._consts["groups"][name]
+            per_neuron, params = 0, {}
+            for bit, field in enumerate(_PARAM_BITS):
+                arr, per = _per_neuron(getattr(consts, field), g.n)
+                per_neuron |= int(per) << bit
+                params[field] = arr.astype(np.int32 if field == "n_ref" else f32)
+            for bit, field in enumerate(_STOCHASTIC_BITS, start=_STOCHASTIC_BIT0):
+                arr, per = _per_neuron(getattr(consts, field), g.n)
+                per_neuron |= int(per) << bit
+                params[field] = arr.astype(f32)
+            key = seed_words(jax.random.fold_in(net._key, plan.stream)) if cfg.needs_key else (0, 0)
+            const = dict(
+                kinds=np.asarray([_KINDS[k] for k in plan.kinds] or [0], np.int32),
+                decays=np.asarray(plan.decays or (0.0,), f32),
+                i_const=np.ascontiguousarray(np.asarray(gc["i_const"], f32)),
+                psc=np.ascontiguousarray(np.asarray(gc["psc"], f32).reshape(-1)) if plan.kinds else np.zeros(1, f32),
+            )
+            scratch = dict(input=np.zeros(g.n, f32), spikes=np.zeros(g.n, np.int32), fired=np.zeros(g.n, np.uint8))
+            self._keep += [params, const, scratch]
+            self._groups.append(dict(name=name, n=g.n, receptors=len(plan.kinds), per_neuron=per_neuron,
+                                     dt=float(net._dt),
+                                     key=key, params=params, const=const, scratch=scratch))
+        self._projections = []
+        for pname, spec in net._specs.items():
+            arrays = net._arrays[pname]
+            if spec.path == "event":
+                targets = np.ascontiguousarray(np.asarray(arrays.targets, np.int32))
+                delays = np.ascontiguousarray(np.asarray(arrays.delays, np.int32))
+                extra = dict(width=int(targets.shape[1]), dense=0, n_delays=0, targets=targets, delays=delays,
+                             scratch=np.zeros(1, f32))
+            else:
+                extra = dict(width=0, dense=1, n_delays=len(spec.delays), targets=np.zeros(1, np.int32),
+                             delays=np.asarray(spec.delays, np.int32), scratch=np.zeros(spec.n_post, f32))
+            self._keep.append(extra)
+            self._projections.append(dict(name=pname, pre=self._index[spec.pre], post=self._index[spec.post],
+                                          receptor=spec.receptor, n_pre=spec.n_pre, n_post=spec.n_post, **extra))
+        self._monitors = []
+        for mname, m in net.monitors.items():
+            index = None if m.index is None else np.ascontiguousarray(np.asarray(m.index, np.int32))
+            self._keep.append(index)
+            self._monitors.append(dict(name=mname, kind=0 if type(m).__name__ == "SpikeMonitor" else 1,
+                                       group=self._index[m.group.name], k=m.n, index=index))
+        defines = kernel_defines("pure", "const", None, jumps=bool(cfg and cfg.jumps),
+                                 dephasing=bool(cfg and cfg.dephasing), relaxation=bool(cfg and cfg.relaxation))
+        self.library, self.flags = host_library("network.cpp", defines, bool(precise), NATIVE)
+        self._fn = self.library.qsn_network
+        self._fn.restype = ctypes.c_int
+
+    def chunk(self, state: Any, length: int) -> tuple[Any, dict]:
+        """Advance ``state`` (a ``NetState``) by ``length`` steps; returns the new ``NetState`` and the
+        monitor records as the JAX chunk gives them (``SpikeMonitor``: ``(length, k)`` bool;
+        ``RateMonitor``: ``(length,)`` int32), on the host."""
+        t0 = int(state.t)
+        f32 = np.float32
+        copy = lambda a, dtype: np.array(a, dtype=dtype, copy=True, order="C")  # noqa: E731
+        groups = (_Group * max(len(self._groups), 1))()
+        live = {}
+        for gi, g in enumerate(self._groups):
+            name = g["name"]
+            s = state.neurons[name]
+            arrays = dict(v=copy(s.v, f32), ref=copy(s.refractory, np.int32), q0=copy(s.re0, f32),
+                          q1=copy(s.im0, f32), q2=copy(s.re1, f32), q3=copy(s.im1, f32),
+                          syn=copy(state.syn[name], f32), ring=copy(state.ring[name], f32),
+                          count=copy(state.count[name], np.int32))
+            live[name] = arrays
+            st = groups[gi]
+            st.n, st.receptors, st.depth, st.per_neuron = g["n"], g["receptors"], int(arrays["ring"].shape[1]), g["per_neuron"]
+            st.dt, (st.key0, st.key1) = g["dt"], g["key"]
+            for field, arr in g["params"].items():
+                setattr(st, field, _ptr(arr))
+            for field, arr in (*g["const"].items(), *arrays.items(), *g["scratch"].items()):
+                setattr(st, field, _ptr(arr))
+        weights = {}
+        projections = (_Projection * max(len(self._projections), 1))()
+        for pi, p in enumerate(self._projections):
+            w = np.ascontiguousarray(np.asarray(state.weights[p["name"]], f32))
+            weights[p["name"]] = w
+            st = projections[pi]
+            for field in ("pre", "post", "receptor", "n_pre", "n_post", "width", "dense", "n_delays"):
+                setattr(st, field, p[field])
+            st.targets, st.delays, st.weights, st.scratch = (_ptr(p["targets"]), _ptr(p["delays"]), _ptr(w),
+                                                             _ptr(p["scratch"]))
+        records = {}
+        monitors = (_Monitor * max(len(self._monitors), 1))()
+        for mi, m in enumerate(self._monitors):
+            st = monitors[mi]
+            st.kind, st.group, st.k = m["kind"], m["group"], m["k"]
+            st.index = None if m["index"] is None else _ptr(m["index"])
+            if m["kind"] == 0:
+                out = np.zeros((length, m["k"]), np.bool_)
+                st.spikes = _ptr(out)
+            else:
+                out = np.zeros(length, np.int32)
+                st.rate = _ptr(out)
+            records[m["name"]] = out
+        status = self._fn(ctypes.c_int(len(self._groups)), groups, ctypes.c_int(len(self._projections)), projections,
+                          ctypes.c_int(len(self._monitors)), monitors, ctypes.c_int(t0), ctypes.c_int(int(length)))
+        if status != 0:
+            raise MemoryError("Network.run(backend='native'): the kernel could not allocate its per-neuron constants")
+        t = jnp.asarray(t0 + length, jnp.int32)
+        neurons, syn, ring, count = dict(state.neurons), dict(state.syn), dict(state.ring), dict(state.count)
+        for name, a in live.items():
+            neurons[name] = state.neurons[name]._replace(
+                v=jnp.asarray(a["v"]), refractory=jnp.asarray(a["ref"]), re0=jnp.asarray(a["q0"]),
+                im0=jnp.asarray(a["q1"]), re1=jnp.asarray(a["q2"]), im1=jnp.asarray(a["q3"]), t=t)
+            syn[name], ring[name], count[name] = jnp.asarray(a["syn"]), jnp.asarray(a["ring"]), jnp.asarray(a["count"])
+        new = state._replace(t=t, neurons=neurons, syn=syn, ring=ring, count=count)
+        return new, records

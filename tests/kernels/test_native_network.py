@@ -1,0 +1,214 @@
+"""``Network.run(backend="native")`` (kernels/cpu/network.cpp) against the JAX path: identical spike
+trains for deterministic float32 runs, chunking and state/restore, mixing backends, and the refusals."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import qsn
+from qsn.errors import ConfigurationError
+from qsn.kernels.compile import host_compiler
+from qsn.networks import (STDP, CondExp, CurrentInput, Delta, Network, NeuronGroup, PoissonGroup, PoissonInput,
+                          Projection, PscExp, RateMonitor, SpikeMonitor, StateMonitor, fixed_probability, models,
+                          uniform)
+
+pytestmark = pytest.mark.skipif(host_compiler() is None, reason="the native network kernel needs a C++ compiler")
+
+
+def _spikes(net, name="spikes"):
+    m = net[name]
+    return m.step.copy(), m.i.copy()
+
+
+def _assert_same_trains(a, b, what):
+    (sa, ia), (sb, ib) = a, b
+    same = sa.shape == sb.shape and np.array_equal(sa, sb) and np.array_equal(ia, ib)
+    if not same:
+        k = min(sa.size, sb.size)
+        diff = np.nonzero((sa[:k] != sb[:k]) | (ia[:k] != ib[:k]))[0]
+        first = int(diff[0]) if diff.size else k
+        raise AssertionError(f"{what}: {sa.size} JAX spikes vs {sb.size} native; first difference at event {first} "
+                             f"(JAX step {sa[first:first + 1]}, native step {sb[first:first + 1]})")
+
+
+def _pair(make, ms, **run):
+    """The same network built twice from one key, run on each backend."""
+    a = make().build(jax.random.key(3))
+    a.run(ms, **run)
+    b = make().build(jax.random.key(3))
+    b.run(ms, backend="native", **run)
+    return a, b
+
+
+def test_cuba_spike_trains_equal_the_jax_path():
+    a, b = _pair(lambda: models.cuba(n=1000), 100.0)  # 1000 steps
+    assert a["spikes"].step.size > 500  # the network is active
+    _assert_same_trains(_spikes(a), _spikes(b), "CUBA n=1000, 1000 steps")
+    np.testing.assert_array_equal(np.asarray(a.state.count["neurons"]), np.asarray(b.state.count["neurons"]))
+    np.testing.assert_array_equal(np.asarray(a.state.neurons["neurons"].v), np.asarray(b.state.neurons["neurons"].v))
+    np.testing.assert_array_equal(np.asarray(a.state.syn["neurons"]), np.asarray(b.state.syn["neurons"]))
+    np.testing.assert_array_equal(np.asarray(a.state.ring["neurons"]), np.asarray(b.state.ring["neurons"]))
+
+
+@pytest.mark.slow
+def test_full_cuba_one_second_equals_the_jax_path():
+    a, b = _pair(models.cuba, 1000.0)  # n = 4000, 10,000 steps
+    _assert_same_trains(_spikes(a), _spikes(b), "CUBA n=4000, 10,000 steps")
+
+
+def _two_groups():
+    """Two groups (one with per-neuron thresholds), Delta and PscExp receptors, drawn delays up to 2 ms
+    (ring buffers of up to 21 slots, wrapped ~50 times in 1000 steps), four projections, a view monitor
+    and a rate monitor."""
+    net = Network()
+    pa = qsn.NeuronParams(v_rest=-65.0, v_th=-50.0, tau_m=10.0, t_ref=2.0, delta=0.2, dt=0.1)
+    n_b = 150
+    pb = qsn.NeuronParams(v_rest=-60.0, v_th=np.linspace(-52.0, -48.0, n_b), tau_m=15.0, t_ref=3.0, delta=0.0, dt=0.1)
+    a = net.add(NeuronGroup(200, pa, receptors={"d": Delta(), "exc": PscExp(3.0)},
+                            v0=lambda k: -65.0 + 15.0 * jax.random.uniform(k, (200,)), name="a"))
+    b = net.add(NeuronGroup(n_b, pb, receptors={"exc": PscExp(5.0), "inh": PscExp(8.0)}, name="b"))
+    net.add(Projection(a, a, fixed_probability(0.05), weight=0.75, delay=uniform(0.0, 2.0), receptor="d", name="aa"))
+    net.add(Projection(a, b, fixed_probability(0.1), weight=2.5, delay=uniform(0.1, 1.5), receptor="exc", name="ab"))
+    net.add(Projection(b, a, fixed_probability(0.1), weight=-1.5, delay=0.7, receptor="exc", name="ba"))
+    net.add(Projection(b[:50], b, fixed_probability(0.2), weight=-2.0, delay=1.0, receptor="inh", name="bb"))
+    net.add(CurrentInput(a, np.linspace(14.0, 18.0, 200)))
+    net.add(CurrentInput(b[10:], 11.0))
+    net.add(SpikeMonitor(a, name="spikes"), SpikeMonitor(b[::3], name="b_view"), RateMonitor(b, name="rate"))
+    return net
+
+
+def test_delays_views_groups_and_projections_equal_the_jax_path():
+    a, b = _pair(_two_groups, 100.0)
+    assert a._specs["aa"].path == "event" and max(int(r.shape[1]) for r in a.state.ring.values()) >= 15
+    assert a["spikes"].step.size > 100 and a["b_view"].step.size > 20
+    _assert_same_trains(_spikes(a), _spikes(b), "group a")
+    _assert_same_trains(_spikes(a, "b_view"), _spikes(b, "b_view"), "group b, view [::3]")
+    np.testing.assert_array_equal(a["rate"].rate, b["rate"].rate)
+    np.testing.assert_array_equal(a["rate"].t, b["rate"].t)
+    for name in ("a", "b"):
+        np.testing.assert_array_equal(np.asarray(a.state.ring[name]), np.asarray(b.state.ring[name]))
+        np.testing.assert_array_equal(np.asarray(a.state.neurons[name].refractory),
+                                      np.asarray(b.state.neurons[name].refractory))
+
+
+def _dense():
+    net = Network()
+    p = qsn.NeuronParams(v_rest=-60.0, v_th=-50.0, tau_m=20.0, t_ref=2.0, delta=0.0, dt=0.1)
+    g = net.add(NeuronGroup(120, p, receptors={"exc": PscExp(5.0), "inh": Delta()},
+                            v0=lambda k: -60.0 + 10.0 * jax.random.uniform(k, (120,)), name="g"))
+    # dyadic weights: the dense path's sums are exact in any order, so the trains must agree
+    net.add(Projection(g[:90], g, fixed_probability(0.3), weight=0.25, delay=uniform(0.0, 0.5), receptor="exc",
+                       propagation="dense", name="e"))
+    net.add(Projection(g[90:], g, fixed_probability(0.3), weight=-0.5, delay=0.3, receptor="inh", propagation="dense",
+                       name="i"))
+    net.add(CurrentInput(g, 11.5))
+    net.add(SpikeMonitor(g, name="spikes"))
+    return net
+
+
+def test_dense_projections_equal_the_jax_path():
+    a, b = _pair(_dense, 100.0)
+    assert a._specs["e"].path == "dense" and len(a._specs["e"].delays) > 1
+    assert a["spikes"].step.size > 100
+    _assert_same_trains(_spikes(a), _spikes(b), "dense projections")
+
+
+def test_chunks_restore_and_mixed_backends_equal_one_run():
+    ref = _two_groups().build(jax.random.key(3))
+    ref.run(60.0, backend="native")
+    chunked = _two_groups().build(jax.random.key(3))
+    chunked.run(60.0, backend="native", chunk_steps=7)  # 600 = 85 x 7 + 5
+    _assert_same_trains(_spikes(ref), _spikes(chunked), "chunk_steps=7")
+    split = _two_groups().build(jax.random.key(3))
+    split.run(20.0, backend="native")
+    saved = split.state
+    split.run(25.0, backend="native")  # forgotten by the restore
+    split.restore(saved)
+    split.run(40.0, backend="native")
+    _assert_same_trains(_spikes(ref), _spikes(split), "state/restore")
+    mixed = _two_groups().build(jax.random.key(3))
+    mixed.run(30.0)
+    mixed.run(30.0, backend="native")
+    _assert_same_trains(_spikes(ref), _spikes(mixed), "JAX then native")
+    for x, y in zip(jax.tree_util.tree_leaves(ref.state), jax.tree_util.tree_leaves(mixed.state)):
+        assert x.shape == y.shape and x.dtype == y.dtype
+    np.testing.assert_array_equal(np.asarray(ref.state.neurons["b"].v), np.asarray(mixed.state.neurons["b"].v))
+
+
+def test_stochastic_runs_repeat_and_split_like_one_run():
+    def make():
+        net = Network()
+        p = qsn.NeuronParams(delta=0.5, jump_rate=0.05, t2=30.0, dt=0.1)
+        g = net.add(NeuronGroup(300, p, name="g"))
+        net.add(Projection(g, g, fixed_probability(0.05), weight=0.5, delay=0.5, receptor="exc"))
+        net.add(CurrentInput(g, 8.0))
+        net.add(SpikeMonitor(g, name="spikes"))
+        return net.build(jax.random.key(1))
+
+    one, again, split = make(), make(), make()
+    one.run(50.0, backend="native")
+    again.run(50.0, backend="native")
+    split.run(21.3, backend="native")
+    split.run(28.7, backend="native", chunk_steps=13)
+    assert one["spikes"].step.size > 10  # quantum jumps happen (Philox draws, not jax.random's)
+    _assert_same_trains(_spikes(one), _spikes(again), "same key")
+    _assert_same_trains(_spikes(one), _spikes(split), "split run")
+
+
+def _refused(make, feature):
+    net = make()
+    net.build(jax.random.key(0))
+    with pytest.raises(ConfigurationError, match=rf"backend='native'.*{feature}.*runs on backend='jax'"):
+        net.run(1.0, backend="native")
+    assert int(net.state.t) == 0  # refused before any step
+    net.run(0.5)  # the JAX path runs it
+
+
+def _base(mode="pure", receptors=None, params=None):
+    net = Network()
+    g = net.add(NeuronGroup(8, params or qsn.NeuronParams(), mode, receptors=receptors, name="g"))
+    return net, g
+
+
+def _with(kind):
+    def make():
+        net, g = _base(mode="mixed" if kind == "mixed" else "pure",
+                       receptors={"exc": CondExp(5.0, 0.0)} if kind == "cond" else None)
+        if kind == "stdp":
+            net.add(Projection(g, g, fixed_probability(0.5), weight=0.5, receptor="exc", plasticity=STDP()))
+        elif kind == "poisson_input":
+            net.add(PoissonInput(g, "exc", rate=10.0, weight=1.0, n_inputs=5))
+        elif kind == "poisson_group":
+            src = net.add(PoissonGroup(4, 10.0, name="src"))
+            net.add(Projection(src, g, fixed_probability(0.5), weight=0.5, receptor="exc"))
+        elif kind == "state_monitor":
+            net.add(StateMonitor(g, ("v",)))
+        elif kind == "time_varying":
+            net.add(CurrentInput(g, np.ones((100, 8))))
+        elif kind == "configs":
+            net.add(NeuronGroup(4, qsn.NeuronParams(jump_rate=0.1), name="h"))
+        return net
+    return make
+
+
+@pytest.mark.parametrize("kind, feature", [
+    ("stdp", "STDP"), ("poisson_input", "PoissonInput"), ("poisson_group", "spike sources .PoissonGroup"),
+    ("state_monitor", "StateMonitor"), ("time_varying", "time-varying CurrentInput"), ("mixed", "mixed-mode"),
+    ("cond", "CondExp"), ("configs", "differing step configurations"),
+])
+def test_refusals_name_the_feature(kind, feature):
+    _refused(_with(kind), feature)
+
+
+def test_float64_is_refused():
+    jax.config.update("jax_enable_x64", True)
+    try:
+        net = Network(dtype=jnp.float64)
+        net.add(NeuronGroup(4, qsn.NeuronParams(), name="g"))
+        net.build(jax.random.key(0))
+        with pytest.raises(ConfigurationError, match=r"backend='native'.*float64.*runs on backend='jax'"):
+            net.run(1.0, backend="native")
+        assert int(net.state.t) == 0
+    finally:
+        jax.config.update("jax_enable_x64", False)
