@@ -46,6 +46,9 @@ def _positive_int(text: str) -> int:
     return value
 
 
+_BACKENDS = ("jax", "native", "cupy")  # qsn.backends' built-in names (listed here: the parser imports no backend)
+
+
 def _add_neuron_args(p: argparse.ArgumentParser, defaults) -> None:
     p.add_argument("--neurons", "-n", type=_positive_int, default=defaults.neurons, help="population size (default %(default)s)")
     p.add_argument("--duration", type=float, default=defaults.duration_ms, help="biological time in ms (default %(default)s)")
@@ -56,6 +59,8 @@ def _add_neuron_args(p: argparse.ArgumentParser, defaults) -> None:
     p.add_argument("--i-min", type=float, default=defaults.i_min, help="smallest input r_m*I, mV (default %(default)s)")
     p.add_argument("--i-max", type=float, default=defaults.i_max, help="largest input r_m*I, mV (default %(default)s)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="PRNG seed for stochastic parts (default %(default)s)")
+    p.add_argument("--backend", choices=_BACKENDS, default="jax",
+                   help="population backend: jax (XLA), native (fused CPU kernel, needs g++) or cupy (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout instead of a table")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
@@ -104,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     network.add_argument("--delta", type=float, default=0.0, help="transverse field delta, 1/ms (0: classical LIF)")
     network.add_argument("--mode", choices=("pure", "mixed"), default="pure", help="qubit representation (default %(default)s)")
     network.add_argument("--seed", type=int, default=0, help="PRNG seed of connectivity and inputs (default %(default)s)")
+    network.add_argument("--backend", choices=("jax", "native"), default="jax",
+                         help="network backend: jax (XLA) or native (whole-network CPU kernel, needs g++; "
+                              "default %(default)s)")
     network.add_argument("--json", action="store_true", help="print the summary as JSON on stdout instead of a table")
     network.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     from qsn.scheduler.cli import add_parser as add_schedule
@@ -182,9 +190,9 @@ def _network(args: argparse.Namespace) -> int:
     chunk = net.chunk_length(steps, progress=True)
     first = min(chunk, steps)
     with phase(f"compiling and running the first {first:,} of {steps:,} steps", enabled=show, compiles=True):
-        net.run(first * dt, chunk_steps=chunk)
+        net.run(first * dt, chunk_steps=chunk, backend=args.backend)
     if steps > first:
-        net.run((steps - first) * dt, chunk_steps=chunk, progress=not args.no_progress)
+        net.run((steps - first) * dt, chunk_steps=chunk, progress=not args.no_progress, backend=args.backend)
     ran = time.perf_counter()
     populations = {}
     for name, mon in net.monitors.items():
@@ -225,7 +233,7 @@ def _run(args: argparse.Namespace) -> int:
         _check_out(args.out)
     cfg = DemoConfig(
         neurons=args.neurons, duration_ms=args.duration, mode=args.mode, delta=args.delta, t2=args.t2, t1=args.t1,
-        i_min=args.i_min, i_max=args.i_max, seed=args.seed,
+        i_min=args.i_min, i_max=args.i_max, seed=args.seed, backend=args.backend,
     )
     result, summary = run_demo(cfg, progress=not args.no_progress, phases=not (args.no_progress or args.json))
     if args.command == "demo":

@@ -37,6 +37,7 @@ class DemoConfig:
     i_max: float = 40.0
     watched: int = 200  # neurons recorded densely (raster, traces)
     seed: int = 0
+    backend: str = "jax"  # a name from qsn.backends.names(): "native" runs the fused CPU kernel
 
 
 def _currents(cfg: DemoConfig) -> np.ndarray:
@@ -61,7 +62,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True, phases: bool = False) -> tu
     chunk = max(1, steps // 100)
     unroll = default_unroll(jax.devices()[0].platform, Stepper.build(params, cfg.mode, jnp.float32), cfg.neurons, steps)
     run = functools.partial(simulate, params, state, current, key=key, record=("spikes", "v", "p1", "coherence"),
-                            neurons=watched, chunk_steps=chunk, unroll=unroll)
+                            neurons=watched, chunk_steps=chunk, unroll=unroll, backend=cfg.backend)
     with phase(f"compiling and running a first chunk of {chunk:,} steps", enabled=phases, compiles=True):
         jax.block_until_ready(run(steps=chunk).state)
     start = time.perf_counter()
@@ -86,7 +87,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True, phases: bool = False) -> tu
         "p_excited_mean": float(jnp.mean(p_excited(final))),
         "coherence_mean": float(jnp.mean(coherence(final))),
         "entropy_mean_bits": float(jnp.mean(entropy(final))),
-        "device": str(jax.devices()[0]),
+        "device": str(jax.devices()[0]) if cfg.backend == "jax" else f"backend={cfg.backend!r}",
     }
     return result, summary
 

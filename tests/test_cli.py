@@ -6,6 +6,7 @@ itself is tested in subprocesses in ``tests/test_compile_cache.py``.
 """
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -48,6 +49,20 @@ def test_simulate_json_has_physical_summary(capsys):
     assert 0.0 < summary["fraction_active"] < 1.0
     assert summary["entropy_mean_bits"] == pytest.approx(0.0, abs=1e-5)  # pure states
     assert summary["rate_max_hz"] > summary["rate_median_hz"] > 0
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="the native backend needs a C++ compiler")
+def test_simulate_backend_native_matches_the_jax_summary(capsys):
+    argv = ["simulate", "-n", "500", "--duration", "100", "--json", "--no-progress"]
+    assert main(argv) == 0
+    ref = json.loads(capsys.readouterr().out)
+    assert main(argv + ["--backend", "native"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["device"] == "backend='native'" and ref["device"] != out["device"]
+    for field in ("rate_mean_hz", "rate_max_hz", "fraction_active"):  # same spikes
+        assert out[field] == ref[field], field
+    for field in ("p_excited_mean", "coherence_mean", "entropy_mean_bits"):  # same physics, float32 rounding
+        assert out[field] == pytest.approx(ref[field], abs=1e-4), field
 
 
 def test_qsn_error_gives_exit_code_1(capsys):
