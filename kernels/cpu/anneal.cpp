@@ -1,20 +1,18 @@
 // The native Metropolis sweep of qsn.qubo.anneal / parallel_tempering (backend="native"). The chain is
-// the one qsn/qubo/native.py documents: Ising spins s = 2x - 1, local fields f = h + J s, spin i flips iff
-// beta dE_i < -log u with dE_i = -2 s_i f_i, and every random number is a counter hash of (seed, sweep,
-// replica, spin), so results depend on neither the thread count nor how replicas are grouped.
+// the one qsn/qubo/native.py documents: Ising spins s = 2x - 1, local fields f = h + J s carried from
+// flip to flip, spin i flips iff beta dE_i < -log u with dE_i = -2 s_i f_i, the sweeps of each block of
+// K sweeps visit the spins in one random permutation, and every random number is a counter hash of (seed,
+// sweep, replica, spin), so results depend on neither the thread count nor how replicas are grouped.
 //
 // Layout (docs in qsn/qubo/native.py):
-//   * sparse: spins relabelled so that colour classes (no two spins of a class coupled) are contiguous,
-//     each class with neighbour lists of its own width. A sweep visits the spins in the order
-//     (label, colour, spin), label a random bit per spin and sweep shared by all replicas; spins of one
-//     label and class are uncoupled, so they may be updated in any order or at once. Replicas go in
-//     groups of G lanes with spin i of the group's replicas contiguous (S[i * G + lane]): one spin update
-//     is one vector operation across the group, fields summed from the neighbours' rows. G = 1 (few
-//     replicas) vectorises across the spins of a class instead (neighbour spins gathered).
-//   * dense: each replica has its spins and carried fields contiguous; a sweep visits the spins in a
-//     random permutation per sweep (Fisher-Yates, shared by all replicas), and a flip of spin i updates
-//     the replica's fields with row i of J (vectorised across spins). Replicas go in batches that take
-//     each spin in turn, so a row of J is read once per batch.
+//   * sparse: neighbour lists (CSR). Replicas go in groups of G lanes (8 or 16) with spin i of the group's
+//     replicas contiguous (S[i * G + lane]): a visit decides all lanes with one vector operation and adds
+//     w_ij (s_new - s_old) to the neighbours' field rows. Below 8 replicas each replica runs alone (G = 1):
+//     the sweep's thresholds in one vector pass, then the visits one by one, branch-free.
+//   * dense: each replica has its spins and fields contiguous; the order visits whole blocks of 64
+//     consecutive spins. Within a block the fields are corrected by the block's flips so far (through the
+//     block's own couplings), and after it each replica adds the rows of J of its flips (2 s_new J[i, :])
+//     to its fields in one vector pass; replicas go in batches that take the block in turn.
 // OpenMP threads take whole groups. Parallel tempering runs the sweeps between exchange rounds as one
 // parallel segment, then exchanges temperatures (not states) between replicas on one thread.
 #include "common.cuh"
@@ -22,9 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <algorithm>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 #include <new>
 #include <vector>
 #ifdef _OPENMP
@@ -59,6 +54,9 @@ QSN_ALWAYS V fma_lanes(const V a, const V b, const V c) {
     for (int l = 0; l < (int)(sizeof(V) / sizeof(a[0])); ++l) r[l] = fmaf(a[l], b[l], c[l]);
     return r;
 }
+
+QSN_ALWAYS u32 as_bits(const float x) { u32 b; memcpy(&b, &x, sizeof b); return b; }
+QSN_ALWAYS float as_float(const u32 b) { float x; memcpy(&x, &b, sizeof x); return x; }
 
 // The MurmurHash3 finaliser and the two-round counter hash of qsn.qubo.annealer._words (U: u32 or lanes).
 template <class U>
@@ -122,6 +120,38 @@ struct Keys {
           d(word(s0, s1, 4u * tau + 3u)) {}
 };
 
+// The visiting order of sweep t: the sweeps t0 = K floor(t / K), ..., t0 + K - 1 share the permutation drawn
+// with the key word c of step t0 + 1: from the identity, for m = n-1, ..., 1 swap positions m and
+// (word(c, s1, m) (m + 1)) >> 32 (Fisher-Yates). order[m] is the spin visited m-th.
+void visiting_order(const int n, const u32 s0, const u32 s1, const int every, const int t, int* order) {
+    const u32 c = Keys(s0, s1, (u32)(t / every * every) + 1u).c;
+    for (int m = 0; m < n; ++m) order[m] = m;
+    for (int m = n - 1; m > 0; --m) std::swap(order[m], order[(int)__umulhi(word(c, s1, (u32)m), (u32)m + 1u)]);
+}
+
+// The dense path's order of sweep t (same blocks of K sweeps, same key word c): blocks of DENSE_BLOCK
+// consecutive spins, the blocks in a random order (from the identity, for k = nb-1, ..., 1 swap k and
+// (word(c, s0, k) (k + 1)) >> 32), the spins of block b (from start_b) in a random order (for m = L_b-1, ..., 1
+// swap local positions m and (word(c, s1, start_b + m) (m + 1)) >> 32). order[m] is the spin visited m-th.
+constexpr int DENSE_BLOCK = 64;
+
+void dense_order(const int n, const u32 s0, const u32 s1, const int every, const int t, int* order) {
+    const u32 c = Keys(s0, s1, (u32)(t / every * every) + 1u).c;
+    const int blocks = (n + DENSE_BLOCK - 1) / DENSE_BLOCK;
+    std::vector<int> block(blocks);
+    for (int k = 0; k < blocks; ++k) block[k] = k;
+    for (int k = blocks - 1; k > 0; --k) std::swap(block[k], block[(int)__umulhi(word(c, s0, (u32)k), (u32)k + 1u)]);
+    int at = 0;
+    for (int k = 0; k < blocks; ++k) {
+        const int start = block[k] * DENSE_BLOCK, size = std::min(DENSE_BLOCK, n - start);
+        int* out = order + at;
+        for (int m = 0; m < size; ++m) out[m] = start + m;
+        for (int m = size - 1; m > 0; --m)
+            std::swap(out[m], out[(int)__umulhi(word(c, s1, (u32)(start + m)), (u32)m + 1u)]);
+        at += size;
+    }
+}
+
 // Buffer aligned to a cache line (vector rows of 16 floats start on one).
 template <class T>
 struct Buffer {
@@ -138,21 +168,17 @@ struct Buffer {
 };
 
 struct Problem {
-    int n, replicas, padded, sweeps, temps, chains;
+    int n, replicas, padded, sweeps, temps, chains, every;
     u32 seed0, seed1;
     const float* schedule;  // (sweeps,)
     const float* betas;     // (temps,)
-    const signed char* init;  // (replicas, n) +-1 in the original order, or null
-    const float* h;         // (n,) Ising fields, relabelled (sparse) or original order (dense)
+    const signed char* init;  // (replicas, n) +-1, or null
+    const float* h;         // (n,) Ising fields
     // sparse
-    int classes;
-    const int* cls_start;   // (classes + 1,)
-    const int* cls_deg;     // (classes,)
-    const long long* cls_off;  // (classes,) start of each class's (n_c, deg_c) neighbour lists
-    const int* nb;          // relabelled neighbours, (deg_c, n_c) per class: column q holds every spin's
-                            // q-th neighbour (a spin's own index with weight 0 pads a list)
+    const long long* ptr;   // (n + 1,) neighbour lists nb[ptr[i] .. ptr[i + 1]) in increasing index
+    const int* nb;          // neighbours
     const float* w;         // their couplings J
-    const int* orig;        // (n,) original index of relabelled spin i
+    int degree;             // > 0: every spin has this many neighbours (and ptr[i] = i degree)
     // dense
     const float* j;         // (n, n) couplings J, zero diagonal
     // state, shared by the segments of a run
@@ -169,59 +195,57 @@ struct Problem {
         if (init) return (float)init[(long long)(r < replicas ? r : replicas - 1) * n + i];
         return (word(k0.a, key, (u32)i) >> 31) ? 1.0f : -1.0f;
     }
+    // The order of sweep t into `order`, when t starts a block of K sweeps or a segment.
+    void order_for(const int t, const int t0, int* order) const {
+        if (t != t0 && t % every != 0) return;
+        if (j) dense_order(n, seed0, seed1, every, t, order);
+        else visiting_order(n, seed0, seed1, every, t, order);
+    }
 };
 
 struct Scratch {
-    std::vector<int> label;
-    std::vector<int> list0, list1, count0, count1;
-    std::vector<float> threshold;
-    std::vector<int> perm;
-    std::vector<u32> words;
+    std::vector<float> threshold, change, step;
+    std::vector<int> order, flipped, flips;
     Scratch(const Problem& p, int batch)
-        : label(p.n), list0(p.n), list1(p.n), count0(p.classes > 0 ? p.classes : 1),
-          count1(p.classes > 0 ? p.classes : 1), threshold((size_t)p.n * batch), perm(p.n),
-          words(p.n) {}
+        : threshold((size_t)p.n * batch), change(p.n), step(batch * 64), order(p.n), flipped(batch * 64),
+          flips(batch) {}
 };
 
-// Start of a sparse group of G lanes (G = 1: one replica): spins, fields f = h + J s (float32, neighbours in
-// list order, the order every path uses), carried energy sum_i s_i (h_i + f_i) / 2 (float64), best = start.
+// ------------------------------------------------------------------ sparse
+// A sweep's energy change, summed in the same order by every path: the change of the m-th visit goes to
+// accumulator m mod 16 (float64), and the 16 accumulators are added pairwise (T: double, or lanes of them).
+template <class T>
+QSN_ALWAYS T pairwise16(const T* a) {
+    T b[8];
+    for (int k = 0; k < 8; ++k) b[k] = a[2 * k] + a[2 * k + 1];
+    for (int k = 0; k < 4; ++k) b[k] = b[2 * k] + b[2 * k + 1];
+    return (b[0] + b[1]) + (b[2] + b[3]);
+}
+
+// Start of a group of G lanes (G = 1: one replica): spins, fields f = h + J s (float32, FMA in list order,
+// as every path), carried energy sum_i s_i (h_i + f_i) / 2 (float64); the best state is the start.
 void sparse_start(const Problem& p, const int r0, const int G, float* S, float* F, float* B) {
     const int n = p.n;
     const Keys k0(p.seed0, p.seed1, 0u);
     for (int l = 0; l < G; ++l) {
         const u32 key = word(k0.b, p.seed1, (u32)(r0 + l));
-        for (int i = 0; i < n; ++i) S[(long long)i * G + l] = p.initial_spin(k0, key, r0 + l, p.orig[i]);
+        for (int i = 0; i < n; ++i) S[(long long)i * G + l] = p.initial_spin(k0, key, r0 + l, i);
     }
     memcpy(B, S, sizeof(float) * n * G);
     for (int l = 0; l < G; ++l) {
         double e = 0.0;
-        for (int c = 0; c < p.classes; ++c) {
-            const int d = p.cls_deg[c], count = p.cls_start[c + 1] - p.cls_start[c];
-            for (int i = p.cls_start[c]; i < p.cls_start[c + 1]; ++i) {
-                const long long base = p.cls_off[c] + (i - p.cls_start[c]);
-                float f = p.h[i];
-                for (int q = 0; q < d; ++q) {
-                    const long long at = base + (long long)q * count;
-                    f = fmaf(p.w[at], S[(long long)p.nb[at] * G + l], f);
-                }
-                F[(long long)i * G + l] = f;
-                e += 0.5 * (double)S[(long long)i * G + l] * ((double)p.h[i] + (double)f);
-            }
+        for (int i = 0; i < n; ++i) {
+            float f = p.h[i];
+            for (long long k = p.ptr[i]; k < p.ptr[i + 1]; ++k) f = fmaf(p.w[k], S[(long long)p.nb[k] * G + l], f);
+            F[(long long)i * G + l] = f;
+            e += 0.5 * (double)S[(long long)i * G + l] * ((double)p.h[i] + (double)f);
         }
         p.e[r0 + l] = p.best_e[r0 + l] = e;
     }
 }
 
-// The label bit of each spin in a sweep with key word c: the top bit of word(c, s1, original index).
-__attribute__((noinline)) void labels(int* __restrict__ label, const int* __restrict__ orig, const int n,
-                                      const u32 c, const u32 s1) {
-#pragma omp simd
-    for (int i = 0; i < n; ++i) label[i] = (int)(word(c, s1, (u32)orig[i]) >> 31);
-}
-
-// ------------------------------------------------------------------ sparse, G replicas as lanes
-// Spin i of the group's replicas is one vector S[i * G .. i * G + G); its visit decides all lanes at once and
-// adds w_ij (s_new - s_old) to the fields of its neighbours j (zero in the lanes that keep their spin).
+// G replicas as vector lanes: every visit decides all lanes and updates the neighbours' rows (by zero in
+// the lanes that keep their spin).
 template <int G>
 void sparse_group(const Problem& p, const int g, const int t0, const int t1, Scratch& sc) {
     typedef typename Lanes<G>::f V;
@@ -234,51 +258,32 @@ void sparse_group(const Problem& p, const int g, const int t0, const int t1, Scr
     if (t0 == 0) sparse_start(p, r0, G, S, F, B);
     D e, best;
     for (int l = 0; l < G; ++l) { e[l] = p.e[r0 + l]; best[l] = p.best_e[r0 + l]; }
-    int* label = sc.label.data();
-    int *list0 = sc.list0.data(), *list1 = sc.list1.data();
+    int* order = sc.order.data();
     const V zero = {};
     for (int t = t0; t < t1; ++t) {
         const Keys k(p.seed0, p.seed1, (u32)t + 1u);
+        p.order_for(t, t0, order);
         U key;
         V beta;
         for (int l = 0; l < G; ++l) { key[l] = word(k.b, p.seed1, (u32)(r0 + l)); beta[l] = p.beta(t, r0 + l); }
-        labels(label, p.orig, n, k.c, p.seed1);
-        for (int c = 0; c < p.classes; ++c) {  // each class's spins of label 0 and 1, in increasing order
-            int n0 = p.cls_start[c], n1 = p.cls_start[c];
-            for (int i = p.cls_start[c]; i < p.cls_start[c + 1]; ++i) {
-                list0[n0] = i;
-                list1[n1] = i;
-                n0 += 1 - label[i];
-                n1 += label[i];
-            }
-            sc.count0[c] = n0 - p.cls_start[c];
-            sc.count1[c] = n1 - p.cls_start[c];
-        }
-        for (int phase = 0; phase < 2; ++phase) {
-            const int* list = phase ? list1 : list0;
-            for (int c = 0; c < p.classes; ++c) {
-                const int d = p.cls_deg[c], start = p.cls_start[c];
-                const int count = phase ? sc.count1[c] : sc.count0[c];
-                const long long stride = p.cls_start[c + 1] - start;
-                for (int m = start; m < start + count; ++m) {
-                    const int i = list[m];
-                    float* si = S + (long long)i * G;
-                    const V s = load<V>(si), f = load<V>(F + (long long)i * G);
-                    const V de = -2.0f * s * f;
-                    const V threshold = exponential<G>(fmix32(key ^ fmix32((u32)p.orig[i] * GOLDEN + k.a)));
-                    const auto flip = beta * de < threshold;
-                    store(si, flip ? -s : s);
-                    e += __builtin_convertvector(flip ? de : zero, D);
-                    const V delta = flip ? -2.0f * s : zero;  // s_new - s_old
-                    const int* nb = p.nb + p.cls_off[c] + (i - start);
-                    const float* w = p.w + p.cls_off[c] + (i - start);
-                    for (int q = 0; q < d; ++q) {
-                        float* fj = F + (long long)nb[q * stride] * G;
-                        store(fj, fma_lanes(zero + w[q * stride], delta, load<V>(fj)));
-                    }
-                }
+        D acc[16];
+        for (int a = 0; a < 16; ++a) acc[a] = D{};
+        for (int m = 0; m < n; ++m) {
+            const int i = order[m];
+            float* si = S + (long long)i * G;
+            const V s = load<V>(si), f = load<V>(F + (long long)i * G);
+            const V de = -2.0f * s * f;
+            const V threshold = exponential<G>(fmix32(key ^ fmix32((u32)i * GOLDEN + k.a)));
+            const auto flip = beta * de < threshold;
+            store(si, flip ? -s : s);
+            acc[m & 15] += __builtin_convertvector(flip ? de : zero, D);
+            const V delta = flip ? -2.0f * s : zero;  // s_new - s_old
+            for (long long q = p.ptr[i]; q < p.ptr[i + 1]; ++q) {
+                float* fj = F + (long long)p.nb[q] * G;
+                store(fj, fma_lanes(zero + p.w[q], delta, load<V>(fj)));
             }
         }
+        e += pairwise16(acc);
         bool any = false;
         typename Lanes<G>::i better;
         double low = 1e300;
@@ -296,69 +301,64 @@ void sparse_group(const Problem& p, const int g, const int t0, const int t1, Scr
     for (int l = 0; l < G; ++l) { p.e[r0 + l] = e[l]; p.best_e[r0 + l] = best[l]; }
 }
 
-// Writes the i in [start, end) with flag[i] != 0 to which[0..m), in increasing order; returns m.
-QSN_ALWAYS int compact(const int* __restrict__ flag, int* __restrict__ which, const int start, const int end) {
-    int m = 0, i = start;
-#if defined(__AVX512F__)
-    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    for (; i + 16 <= end; i += 16) {
-        const __m512i f = _mm512_loadu_si512(flag + i);
-        const __mmask16 k = _mm512_test_epi32_mask(f, f);
-        _mm512_mask_compressstoreu_epi32(which + m, k, _mm512_add_epi32(_mm512_set1_epi32(i), iota));
-        m += __builtin_popcount((unsigned)k);
+// The visits of one sweep of one replica, branch-free (flips are too random to predict: a kept spin keeps its
+// sign and adds zeros); change[m] receives the energy change of the m-th visit. DEGREE > 0: every spin has
+// DEGREE neighbours (the loop over them unrolled).
+template <int DEGREE>
+QSN_ALWAYS void visit_all(const int n, const float beta, const int* __restrict__ order, float* __restrict__ S,
+                          float* __restrict__ F, const float* __restrict__ threshold, float* __restrict__ change,
+                          const long long* __restrict__ ptr, const int* __restrict__ nb, const float* __restrict__ w) {
+    for (int m = 0; m < n; ++m) {
+        const int i = order[m];
+        const float s = S[i];
+        const float de = -2.0f * s * F[i];
+        const u32 keep = (u32)(beta * de < threshold[i]) - 1u;  // 0 to flip, all ones to keep
+        S[i] = as_float(as_bits(s) ^ (~keep & 0x80000000u));
+        change[m] = as_float(as_bits(de) & ~keep);
+        const float delta = as_float(as_bits(-2.0f * s) & ~keep);
+        if (DEGREE > 0) {
+            const long long base = (long long)i * DEGREE;
+#pragma GCC unroll 16
+            for (int q = 0; q < DEGREE; ++q) F[nb[base + q]] = fmaf(w[base + q], delta, F[nb[base + q]]);
+        } else {
+            for (long long q = ptr[i]; q < ptr[i + 1]; ++q) F[nb[q]] = fmaf(w[q], delta, F[nb[q]]);
+        }
     }
-#endif
-    for (; i < end; ++i) {
-        which[m] = i;
-        m += flag[i] != 0;
-    }
-    return m;
 }
 
-// ------------------------------------------------------------------ sparse, one replica, spins as lanes
-// The spins of one label and class are decided in one vector loop (fields contiguous); the fields of the
-// flipped spins' neighbours are then updated in spin order, the updates and sums sparse_group makes.
+// One replica: the sweep's thresholds in one vector pass, then the visits (the same updates and sums as the
+// lanes).
+template <int DEGREE>
 void sparse_single(const Problem& p, const int r, const int t0, const int t1, Scratch& sc) {
+    typedef Lanes<16>::f V;
+    typedef Lanes<16>::u U;
+    typedef Lanes<16>::d D;
     const int n = p.n;
     float* __restrict__ S = p.s + (long long)r * n;
     float* __restrict__ F = p.field + (long long)r * n;
     float* B = p.best_s + (long long)r * n;
     if (t0 == 0) sparse_start(p, r, 1, S, F, B);
     double e = p.e[r], best = p.best_e[r];
-    int* label = sc.label.data();
-    int* __restrict__ flag = sc.list0.data();
-    int* __restrict__ which = sc.list1.data();
     float* __restrict__ threshold = sc.threshold.data();
+    float* __restrict__ change = sc.change.data();
+    int* order = sc.order.data();
+    const int body = n / 16 * 16;
+    const U iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     for (int t = t0; t < t1; ++t) {
         const Keys k(p.seed0, p.seed1, (u32)t + 1u);
+        p.order_for(t, t0, order);
         const u32 key = word(k.b, p.seed1, (u32)r);
         const float beta = p.beta(t, r);
-        labels(label, p.orig, n, k.c, p.seed1);
-#pragma omp simd
-        for (int i = 0; i < n; ++i) threshold[i] = exponential(word(k.a, key, (u32)p.orig[i]));
-        for (int phase = 0; phase < 2; ++phase) {
-            for (int c = 0; c < p.classes; ++c) {
-                const int d = p.cls_deg[c], start = p.cls_start[c], end = p.cls_start[c + 1];
-                const long long count = end - start;
-#pragma omp simd
-                for (int i = start; i < end; ++i) {
-                    const float s = S[i];
-                    const bool flip = label[i] == phase && beta * (-2.0f * s * F[i]) < threshold[i];
-                    S[i] = flip ? -s : s;
-                    flag[i] = flip;
-                }
-                const int m = compact(flag, which, start, end);
-                for (int k2 = 0; k2 < m; ++k2) {
-                    const int i = which[k2];
-                    const float s_new = S[i];
-                    e += (double)(-2.0f * -s_new * F[i]);  // dE of the flip, from the old spin
-                    const float delta = 2.0f * s_new;
-                    const int* nb = p.nb + p.cls_off[c] + (i - start);
-                    const float* w = p.w + p.cls_off[c] + (i - start);
-                    for (int q = 0; q < d; ++q) F[nb[q * count]] = fmaf(w[q * count], delta, F[nb[q * count]]);
-                }
-            }
-        }
+        for (int i = 0; i < body; i += 16)
+            store(threshold + i, exponential<16>(fmix32(fmix32((iota + (u32)i) * GOLDEN + k.a) ^ key)));
+        for (int i = body; i < n; ++i) threshold[i] = exponential(word(k.a, key, (u32)i));
+        visit_all<DEGREE>(n, beta, order, S, F, threshold, change, p.ptr, p.nb, p.w);
+        D acc = {};  // accumulator m mod 16 in lane m mod 16
+        for (int m = 0; m < body; m += 16) acc += __builtin_convertvector(load<V>(change + m), D);
+        double parts[16];
+        for (int a = 0; a < 16; ++a) parts[a] = acc[a];
+        for (int m = body; m < n; ++m) parts[m & 15] += (double)change[m];
+        e += pairwise16(parts);
         if (e < best) {
             best = e;
             memcpy(B, S, sizeof(float) * n);
@@ -370,8 +370,14 @@ void sparse_single(const Problem& p, const int r, const int t0, const int t1, Sc
 }
 
 // ------------------------------------------------------------------ dense, a batch of replicas
+// The order visits whole blocks of DENSE_BLOCK consecutive spins. In a block a replica decides each visit
+// from its fields at the block's start plus the block's earlier flips (c, kept with the block's own rows
+// J[i, block]); after the block it adds the rows of J of its flips to its fields in one pass, in chunks of
+// 16 spins: one store per field per block instead of one per flip. The batch's replicas take the block in
+// turn while its rows of J are in cache.
 void dense_batch(const Problem& p, const int g, const int batch, const int t0, const int t1, Scratch& sc) {
-    const int n = p.n, r0 = g * batch, r1 = std::min(r0 + batch, p.replicas);
+    typedef Lanes<16>::f V;
+    const int n = p.n, r0 = g * batch, r1 = std::min(r0 + batch, p.replicas), body = n / 16 * 16;
     if (t0 == 0) {
         const Keys k0(p.seed0, p.seed1, 0u);
         for (int r = r0; r < r1; ++r) {
@@ -392,40 +398,91 @@ void dense_batch(const Problem& p, const int g, const int batch, const int t0, c
             memcpy(p.best_s + (long long)r * n, S, sizeof(float) * n);
         }
     }
-    int* __restrict__ perm = sc.perm.data();
-    u32* __restrict__ words = sc.words.data();
+    int* order = sc.order.data();
+    const V zero = {};
     for (int t = t0; t < t1; ++t) {
         const Keys k(p.seed0, p.seed1, (u32)t + 1u);
-#pragma omp simd
-        for (int m = 0; m < n; ++m) words[m] = word(k.c, p.seed1, (u32)m);
-        for (int m = 0; m < n; ++m) perm[m] = m;
-        for (int m = n - 1; m > 0; --m) {  // Fisher-Yates: position m takes a uniform pick of 0..m
-            const int pick = (int)__umulhi(words[m], (u32)m + 1u);
-            std::swap(perm[m], perm[pick]);
-        }
-        float beta[64];
+        p.order_for(t, t0, order);
         for (int r = r0; r < r1; ++r) {
             const u32 key = word(k.b, p.seed1, (u32)r);
             float* __restrict__ th = sc.threshold.data() + (long long)(r - r0) * n;
 #pragma omp simd
             for (int i = 0; i < n; ++i) th[i] = exponential(word(k.a, key, (u32)i));
-            beta[r - r0] = p.beta(t, r);
         }
-        for (int m = 0; m < n; ++m) {
-            const int i = perm[m];
-            const float* __restrict__ row = p.j + (long long)i * n;
-            for (int r = r0; r < r1; ++r) {
+        for (int m0 = 0; m0 < n; ) {
+            const int base = order[m0] / DENSE_BLOCK * DENSE_BLOCK, size = std::min(DENSE_BLOCK, n - base);
+            const int* spin = order + m0;
+            bool any = false;
+            for (int r = r0; r < r1; ++r) {  // each replica's visits of the block, its flips recorded
                 float* __restrict__ S = p.s + (long long)r * n;
-                float* __restrict__ F = p.field + (long long)r * n;
-                const float s = S[i];
-                const float de = -2.0f * s * F[i];
-                if (beta[r - r0] * de < sc.threshold[(long long)(r - r0) * n + i]) {
-                    S[i] = -s;
-                    p.e[r] += (double)de;
-                    const float step = -2.0f * s;  // 2 s_new
+                const float* __restrict__ F = p.field + (long long)r * n;
+                const float* __restrict__ th = sc.threshold.data() + (long long)(r - r0) * n;
+                int* flipped = sc.flipped.data() + (r - r0) * DENSE_BLOCK;
+                float* step = sc.step.data() + (r - r0) * DENSE_BLOCK;
+                const float beta = p.beta(t, r);
+                float c[DENSE_BLOCK] = {};  // the block's flips so far, in the fields of the block's spins
+                int count = 0;
+                double e = p.e[r];
+                for (int a = 0; a < size; ++a) {
+                    const int i = spin[a];
+                    const float s = S[i];
+                    const float de = -2.0f * s * (F[i] + c[i - base]);
+                    if (beta * de < th[i]) {
+                        S[i] = -s;
+                        e += (double)de;
+                        const float st = -2.0f * s;  // 2 s_new
+                        const float* __restrict__ own = p.j + (long long)i * n + base;
 #pragma omp simd
-                    for (int q = 0; q < n; ++q) F[q] = fmaf(step, row[q], F[q]);
+                        for (int b = 0; b < size; ++b) c[b] = fmaf(st, own[b], c[b]);
+                        flipped[count] = i;
+                        step[count++] = st;
+                    }
                 }
+                p.e[r] = e;
+                sc.flips[r - r0] = count;
+                any |= count > 0;
+            }
+            m0 += size;
+            if (!any) continue;
+            // fields += sum over each replica's flips of 2 s_new J[i, :], in flip order. Chunk by chunk of 64
+            // spins (four independent FMA chains) for the whole batch, so that a chunk of the block's rows of J
+            // is read from L2 once and then from L1 by the other replicas.
+            int q = 0;
+            for (; q + 64 <= body; q += 64) {
+                for (int r = r0; r < r1; ++r) {
+                    const int count = sc.flips[r - r0];
+                    if (!count) continue;
+                    const int* flipped = sc.flipped.data() + (r - r0) * DENSE_BLOCK;
+                    const float* step = sc.step.data() + (r - r0) * DENSE_BLOCK;
+                    float* F = p.field + (long long)r * n + q;
+                    V f0 = load<V>(F), f1 = load<V>(F + 16), f2 = load<V>(F + 32), f3 = load<V>(F + 48);
+                    for (int l = 0; l < count; ++l) {
+                        const float* row = p.j + (long long)flipped[l] * n + q;
+                        const V st = zero + step[l];
+                        f0 = fma_lanes(st, load<V>(row), f0);
+                        f1 = fma_lanes(st, load<V>(row + 16), f1);
+                        f2 = fma_lanes(st, load<V>(row + 32), f2);
+                        f3 = fma_lanes(st, load<V>(row + 48), f3);
+                    }
+                    store(F, f0);
+                    store(F + 16, f1);
+                    store(F + 32, f2);
+                    store(F + 48, f3);
+                }
+            }
+            for (int r = r0; r < r1; ++r) {
+                const int count = sc.flips[r - r0];
+                const int* flipped = sc.flipped.data() + (r - r0) * DENSE_BLOCK;
+                const float* step = sc.step.data() + (r - r0) * DENSE_BLOCK;
+                float* F = p.field + (long long)r * n;
+                for (int qq = q; qq < body; qq += 16) {
+                    V f = load<V>(F + qq);
+                    for (int l = 0; l < count; ++l)
+                        f = fma_lanes(zero + step[l], load<V>(p.j + (long long)flipped[l] * n + qq), f);
+                    store(F + qq, f);
+                }
+                for (int qq = body; qq < n; ++qq)
+                    for (int l = 0; l < count; ++l) F[qq] = fmaf(step[l], p.j[(long long)flipped[l] * n + qq], F[qq]);
             }
         }
         double low = 1e300;
@@ -497,68 +554,135 @@ extern "C" void qsn_anneal_exponential(const long long count, const unsigned* wo
     for (long long i = 0; i < count; ++i) out[i] = exponential(words[i]);
 }
 
-// Greedy colouring of the graph with CSR (ptr, col), vertices taken in `order` (largest degree first):
-// each gets the smallest colour none of its coloured neighbours has (qsn.qubo.annealer._colouring).
-extern "C" void qsn_anneal_colour(const int n, const long long* ptr, const int* col, const int* order, int* colour) {
-    std::vector<int> stamp(n + 1, -1);
-    for (int i = 0; i < n; ++i) colour[i] = -1;
-    for (int m = 0; m < n; ++m) {
-        const int i = order[m];
-        const long long degree = ptr[i + 1] - ptr[i];
-        for (long long k = ptr[i]; k < ptr[i + 1]; ++k) {
-            const int c = colour[col[k]];
-            if (c >= 0 && c <= degree) stamp[c] = i;
+// The visiting order of sweep t of a run with seed words (s0, s1), orders redrawn every `every` sweeps, of the
+// sparse path (dense 0) or of the dense one.
+extern "C" void qsn_anneal_order(const int n, const unsigned s0, const unsigned s1, const int every, const int t,
+                                 const int dense, int* order) {
+    if (dense) dense_order(n, s0, s1, every, t, order);
+    else visiting_order(n, s0, s1, every, t, order);
+}
+
+// Problem layouts from the QUBO matrix q (n, n) float64, in one pass over q. The Ising form (qsn.qubo.model):
+// h = rowsum(q) / 2, J = offdiag(q) / 2, offset = qubo offset + sum(diag) / 2 + sum(offdiag) / 4; sums[0..1]
+// receive sum(diag) and sum(offdiag).
+
+// Dense: j (n, n) float32 with zero diagonal, h (n,) float32.
+extern "C" void qsn_anneal_dense_layout(const int n, const double* q, float* j, float* h, double* sums) {
+    double diag = 0.0, off = 0.0;
+    for (int i = 0; i < n; ++i) {
+        const double* row = q + (long long)i * n;
+        float* out = j + (long long)i * n;
+        double total = 0.0;
+        for (int k = 0; k < n; ++k) {
+            total += row[k];
+            out[k] = (float)(0.5 * row[k]);
         }
-        int c = 0;
-        while (stamp[c] == i) ++c;
-        colour[i] = c;
+        out[i] = 0.0f;
+        diag += row[i];
+        off += total - row[i];
+        h[i] = (float)(0.5 * total);
     }
+    sums[0] = diag;
+    sums[1] = off;
+}
+
+// Sparse: the CSR of q (q_ptr (n + 1,), q_col/q_val with room for n (max_degree + 1) entries) for the final
+// energies, h (n,), and the neighbour lists of J: ptr (n + 1,), nb, w (room for n max_degree), in increasing
+// index. stats: [nnz of q, the common degree of every spin or 0]. Returns 0, or 1 when a row has more than
+// max_degree off-diagonal nonzeros (the caller then takes the dense layout).
+extern "C" int qsn_anneal_sparse_layout(
+    const int n, const double* q, const int max_degree, long long* q_ptr, int* q_col, double* q_val, float* h,
+    long long* ptr, int* nb, float* w, long long* stats, double* sums)
+{
+    double diag = 0.0, off = 0.0;
+    long long nnz = 0, entries = 0;
+    q_ptr[0] = ptr[0] = 0;
+    int common = -1;
+    for (int i = 0; i < n; ++i) {
+        const double* row = q + (long long)i * n;
+        int d = 0;
+        double total = 0.0;
+        for (int k0 = 0; k0 < n; k0 += 16) {
+            const int k1 = std::min(n, k0 + 16);
+            if (k1 - k0 == 16) {  // 16 entries all +-0 iff their bits other than the sign are 0
+                unsigned long long bits[16], any = 0;
+                memcpy(bits, row + k0, sizeof bits);
+                for (int l = 0; l < 16; ++l) any |= bits[l];
+                if ((any << 1) == 0) continue;
+            }
+            for (int k = k0; k < k1; ++k) {
+                if (row[k] == 0.0) continue;
+                q_col[nnz] = k;
+                q_val[nnz++] = row[k];
+                total += row[k];
+                if (k == i) continue;
+                if (++d > max_degree) return 1;
+                nb[entries] = k;
+                w[entries++] = (float)(0.5 * row[k]);
+            }
+        }
+        common = common == -1 || common == d ? d : -2;
+        h[i] = (float)(0.5 * total);
+        diag += row[i];
+        off += total - row[i];
+        q_ptr[i + 1] = nnz;
+        ptr[i + 1] = entries;
+    }
+    stats[0] = nnz;
+    stats[1] = common > 0 ? common : 0;
+    sums[0] = diag;
+    sums[1] = off;
+    return 0;
 }
 
 // One annealing or parallel-tempering run; returns 0, 1 when memory ran out, 2 for lanes out of range.
-//   layout 0: sparse (classes, cls_*, nb, w, orig, h relabelled), `lanes` in {1, 8, 16};
-//   layout 1: dense (j, h in the original order), `lanes` replicas per batch (1..64).
-//   swap_every 0: no exchanges (annealing: temps = 1, chains = replicas).
+//   layout 0: sparse (h, ptr, nb, w; degree > 0 when every spin has that many neighbours), `lanes` 1, 8, 16;
+//   layout 1: dense (j, h), `lanes` replicas per batch (1..64).
+//   every: sweeps per visiting order. swap_every 0: no exchanges (annealing: temps = 1, chains = replicas).
 //   Energies of the outputs from the QUBO (q_ptr/q_col/q_val CSR, or q_dense), without its offset.
 //   Outputs: x (replicas, n) 0/1 in slot order (row k * chains + c: chain c at temperature k), energies
 //   (replicas,), best_x (n,), best_energy (1,), trace (sweeps,) lowest carried Ising energy so far.
 extern "C" int qsn_anneal(
     const int layout, const int n, const int replicas, const int sweeps, const int temps, const int chains,
-    const int swap_every, const int lanes, const int threads, const unsigned seed0, const unsigned seed1,
-    const float* schedule, const float* betas, const signed char* init, const float* h,
-    const int classes, const int* cls_start, const int* cls_deg, const long long* cls_off, const int* nb,
-    const float* w, const int* orig, const float* j,
+    const int swap_every, const int every, const int lanes, const int threads, const unsigned seed0,
+    const unsigned seed1, const float* schedule, const float* betas, const signed char* init, const float* h,
+    const long long* ptr, const int* nb, const float* w, const int degree, const float* j,
     const long long* q_ptr, const int* q_col, const double* q_val, const double* q_dense,
     unsigned char* x, double* energies, unsigned char* best_x, double* best_energy, double* trace)
 {
     const bool sparse = layout == 0;
     if (sparse ? (lanes != 1 && lanes != 8 && lanes != 16) : (lanes < 1 || lanes > 64)) return 2;
+    if (every < 1) return 2;
     try {
         const int G = lanes;
         const int groups = (replicas + G - 1) / G;
         const int padded = sparse ? groups * G : replicas;
         Buffer<int> temp(padded), holder(replicas);
         Buffer<double> e(padded), best_e(padded), group_best((size_t)groups * sweeps);
-        Buffer<float> s((size_t)padded * n), best_s((size_t)padded * n);
-        Buffer<float> field((size_t)padded * n);
+        Buffer<float> s((size_t)padded * n), best_s((size_t)padded * n), field((size_t)padded * n);
         for (int r = 0; r < padded; ++r) temp[r] = r < replicas ? r / chains : 0;
         for (int r = 0; r < replicas; ++r) holder[r] = r;
-        Problem p = {n, replicas, padded, sweeps, temps, chains, seed0, seed1, schedule, betas, init, h,
-                     classes, cls_start, cls_deg, cls_off, nb, w, orig, j,
-                     temp.p, e.p, best_e.p, group_best.p, s.p, best_s.p, field.p};
-        const int nt = thread_count(threads);
-        const int every = swap_every > 0 ? swap_every : sweeps;
-        for (int t0 = 0; t0 < sweeps; t0 += every) {
-            const int t1 = std::min(sweeps, t0 + every);
+        Problem p = {n, replicas, padded, sweeps, temps, chains, every, seed0, seed1, schedule, betas, init, h,
+                     ptr, nb, w, degree, j, temp.p, e.p, best_e.p, group_best.p, s.p, best_s.p, field.p};
+        const int nt = std::min(thread_count(threads), groups);  // idle OpenMP threads would only spin
+        const int segment = swap_every > 0 ? swap_every : sweeps;
+        for (int t0 = 0; t0 < sweeps; t0 += segment) {
+            const int t1 = std::min(sweeps, t0 + segment);
 #pragma omp parallel num_threads(nt)
             {
                 Scratch sc(p, sparse ? 1 : G);
 #pragma omp for schedule(dynamic, 1)
                 for (int g = 0; g < groups; ++g) {
                     if (!sparse) dense_batch(p, g, G, t0, t1, sc);
-                    else if (G == 1) sparse_single(p, g, t0, t1, sc);
                     else if (G == 8) sparse_group<8>(p, g, t0, t1, sc);
-                    else sparse_group<16>(p, g, t0, t1, sc);
+                    else if (G == 16) sparse_group<16>(p, g, t0, t1, sc);
+                    else switch (degree) {  // every spin with the same small number of neighbours: unrolled
+                        case 2: sparse_single<2>(p, g, t0, t1, sc); break;
+                        case 3: sparse_single<3>(p, g, t0, t1, sc); break;
+                        case 4: sparse_single<4>(p, g, t0, t1, sc); break;
+                        case 6: sparse_single<6>(p, g, t0, t1, sc); break;
+                        default: sparse_single<0>(p, g, t0, t1, sc);
+                    }
                 }
             }
             if (swap_every > 0 && t1 % swap_every == 0)
@@ -569,19 +693,19 @@ extern "C" int qsn_anneal(
             for (int g = 0; g < groups; ++g) low = std::min(low, group_best[(size_t)g * sweeps + t]);
             trace[t] = low;
         }
-        // Outputs in the original spin order and slot order; energies from the QUBO itself.
+        // Outputs in slot order; energies from the QUBO itself.
         std::vector<double> best_each(replicas);
         std::vector<unsigned char> best_all((size_t)replicas * n);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        const int out_threads = std::min(thread_count(threads), std::max(1, (int)((long long)replicas * n / 65536)));
+#pragma omp parallel for num_threads(out_threads) schedule(dynamic, 1)
         for (int r = 0; r < replicas; ++r) {
             const int slot = temp[r] * chains + r % chains;
             unsigned char* out = x + (long long)slot * n;
             unsigned char* best = best_all.data() + (long long)r * n;
             for (int i = 0; i < n; ++i) {
                 const long long at = sparse ? ((long long)(r / G) * n + i) * G + r % G : (long long)r * n + i;
-                const int to = sparse ? orig[i] : i;
-                out[to] = s[at] > 0.0f;
-                best[to] = best_s[at] > 0.0f;
+                out[i] = s[at] > 0.0f;
+                best[i] = best_s[at] > 0.0f;
             }
             energies[slot] = qubo_energy(n, out, q_ptr, q_col, q_val, q_dense);
             best_each[r] = qubo_energy(n, best, q_ptr, q_col, q_val, q_dense);

@@ -1,39 +1,63 @@
 """``backend="native"`` of :func:`qsn.qubo.anneal` and :func:`qsn.qubo.parallel_tempering`: the Metropolis sweep
 compiled for this CPU (kernels/cpu/anneal.cpp, g++ -O3 -march=native -fopenmp), replicas vectorised and threaded.
 
-It samples the same chain as the JAX path (single-spin Metropolis on the Ising form, flip iff
-``beta dE_i < -log u``, the same ``-log u`` polynomial and default temperatures) with its own visiting order and
-random stream, so the two backends agree in distribution, not sample by sample:
+It samples with single-spin Metropolis on the Ising form, as the JAX path does (flip iff ``beta dE_i < -log u``,
+``dE_i = -2 s_i f_i``, the same ``-log u`` polynomial, the same default temperatures), with its own visiting order
+and random stream: the two backends agree in distribution, not sample by sample.
 
-* **sparse** couplings: the JAX path's order, ``(l_i, colour_i)`` for a random label bit ``l_i`` per spin and
-  sweep shared by all replicas, over the same greedy colouring (computed in C++, equal to ``_colouring``). Spins
-  of one label and colour are uncoupled, so they update at once: replicas are the vector lanes (groups of
-  ``G`` = 8 or 16 replicas with spin ``i`` of the group contiguous), or, below 8 replicas, the spins of a
-  colour class are (neighbour spins gathered). Fields are summed from the neighbour lists at each visit.
-* **dense** couplings: every sweep visits the spins in a random permutation (Fisher-Yates, shared by all
-  replicas); each replica carries its local fields ``f = h + J s`` and a flip of spin ``i`` adds
-  ``2 s_i J[i, :]`` to them (one vector pass over row ``i``, only when the spin flips). Replicas go in batches
-  that take each spin in turn, so a row of ``J`` is read once per batch.
+Visiting order: a random permutation of the spins (for dense couplings one that visits whole blocks of 64
+consecutive spins, below), shared by all replicas and kept for ``ORDER_EVERY`` = 64 sweeps, then drawn afresh. On the bench's 1000-spin +-1 spin glass (bench/bench_anneal.py, its schedule, 1000
+sweeps; mean final energy, +- its standard error over 4 keys) this order reaches -1237.2 +- 0.7 (128
+replicas), as dwave-samplers' fixed order 0..n-1 does (-1237.7 +- 0.4, 64 reads), where the JAX path's
+(random label, colour) order per sweep reaches -1234.8 +- 0.4 and a fresh permutation every sweep
+-1233.4 +- 0.5 (2 keys). An order kept for the whole run does as well on the spin glass but fails on rings:
+at low temperature its zero-cost wall moves are deterministic and most runs keep their domain walls (the ring
+test of tests/qubo/test_anneal.py); redrawing it lets walls meet.
+
+Layout of the work, by the density of the couplings (the rule of ``layout="auto"``: sparse when no spin has more
+than ``SPARSE_MAX_FILL * n`` neighbours):
+
+* **sparse**: neighbour lists; each replica carries its local fields ``f = h + J s``, and a flip of spin ``i``
+  adds ``J_ij (s_new - s_old)`` to the fields of its neighbours ``j``. From 8 replicas on, groups of ``G`` = 8
+  or 16 replicas are the vector lanes (spin ``i`` of the group's replicas contiguous): one visit decides every
+  lane at once and updates the neighbours' rows (by zero in the lanes that keep their spin). Below 8 replicas
+  each replica runs alone: the sweep's thresholds in one vector pass, then the visits one by one, without
+  branches (a kept spin adds zeros).
+* **dense**: the order visits whole blocks of 64 consecutive spins (the blocks in a random order, the spins of
+  each block in a random order). Each replica carries its fields; within a block it corrects them by the
+  block's flips so far (through the block's own couplings ``J[i, block]``), and after the block it adds
+  ``2 s_i J[i, :]`` for each of its flips in one vector pass over its fields: one store per field per block
+  instead of one per flip. Replicas go in batches of up to 16 that take each block in turn, so that the
+  block's rows of ``J`` are read from memory once per batch.
+
+OpenMP threads take whole groups (batches); parallel tempering runs the sweeps between exchange rounds as one
+parallel segment, then exchanges on one thread.
 
 Random numbers: ``word(a, b, c) = fmix32(fmix32(c * 0x9E3779B9 + a) ^ b)`` (uint32 arithmetic, ``fmix32`` the
-MurmurHash3 finaliser, as ``qsn.qubo.annealer._words``). The seed words ``(s0, s1)`` are
-``jax.random.bits(key, (2,), uint32)``. Step ``tau`` (``tau = 0`` draws the initial state, ``tau = t + 1`` is
-sweep ``t``) has key words ``a, b, c, d = word(s0, s1, 4 tau + 0..3)``; replica ``r`` has
-``k_r = word(b, s1, r)``. Then, with ``i`` the original index of a spin,
+MurmurHash3 finaliser, as ``qsn.qubo.annealer._words``). The seed words are ``s0 = word(d0, d1, 0)`` and
+``s1 = word(d1, d0, 1)`` for the key's data ``jax.random.key_data(key)`` (the default threefry keys have two
+words ``(d0, d1)``; longer keys fold their even and their odd words by XOR into ``d0`` and ``d1``). Step ``tau``
+(``tau = 0`` draws the initial state, ``tau = t + 1`` is sweep ``t``) has the key words
+``a, b, c, d = word(s0, s1, 4 tau + 0..3)``, and replica ``r`` the word ``k_r = word(b, s1, r)``. For spin ``i``:
 
-* the uniform of spin ``i`` of replica ``r`` is from ``word(a, k_r, i)`` (its top 24 bits, as on the JAX path);
-  at ``tau = 0`` its top bit is the initial spin (1: up) unless ``init`` is given;
-* the label of spin ``i`` (sparse) is the top bit of ``word(c, s1, i)``;
-* the dense order: from the identity, for ``m = n-1, ..., 1`` swap positions ``m`` and
-  ``(word(c, s1, m) * (m + 1)) >> 32``;
-* parallel tempering: the exchange of pair ``(k, k+1)`` of chain ``ch`` after sweep ``t`` uses the uniform of
-  ``word(d, s1, k * chains + ch)``; exchanges swap the temperatures of two replicas (equivalent to swapping
-  their states) and the outputs are returned in slot order, row ``k * chains + ch`` at ``betas[k]``.
+* the uniform of spin ``i`` of replica ``r`` is from ``w = word(a, k_r, i)``: ``u = ((w >> 8) + 1/2) 2^-24``, as on
+  the JAX path; at ``tau = 0`` the top bit of ``w`` is the initial spin (1: up) unless ``init`` is given;
+* the visiting order of sweeps ``t0 .. t0 + 63`` (``t0`` a multiple of 64) is drawn with the key word ``c`` of
+  step ``t0 + 1``, by Fisher-Yates shuffles ("for ``m = L-1, ..., 1`` swap positions ``m`` and
+  ``(w_m (m + 1)) >> 32``"): sparse, the spins with ``w_m = word(c, s1, m)``; dense, the blocks
+  (``w_k = word(c, s0, k)``), then the spins of each block from its first spin ``b`` (``w_m = word(c, s1, b + m)``);
+* parallel tempering: after sweep ``t`` (``tau = t + 1``) the pair ``(k, k+1)`` of chain ``ch`` exchanges with the
+  uniform of ``word(d, s1, k * chains + ch)``; an exchange swaps the temperatures of two replicas (equivalent
+  to swapping their states), and results come in slot order, row ``k * chains + ch`` at ``betas[k]``.
 
-Every random number is a function of (seed, sweep, replica, spin) alone, so a run does not depend on the
-number of threads or on how replicas are grouped into lanes. Spins, fields and thresholds are float32 (the
-carried energies float64); the reported energies are recomputed in float64 from the returned states with the
-QUBO's own matrix, as ``energy(qubo, x, host=True)``.
+Every random number is a function of (seed, sweep, replica, spin) alone and every replica's arithmetic is the
+same in every grouping, so a run does not depend on the number of threads or on the lanes. Spins, fields and
+thresholds are float32, the carried energies (best state, trace, exchanges) float64 sums of the float32 changes
+(visit ``m`` of a sweep into accumulator ``m mod 16``, the 16 added pairwise); carried fields are never
+recomputed (integer couplings stay exact; on the bench's 1000-spin Gaussian instance the carried best energy
+after 1000 sweeps is within 1.2e-6 relative of the recomputed one, the float32 rounding of ``J`` included).
+The reported energies are recomputed in float64 from the returned states with the QUBO's own matrix, as
+``energy(qubo, x, host=True)``.
 
 The first run builds the library with g++ (a few seconds; cached in ``$QSN_KERNEL_CACHE`` or
 ``~/.cache/qsn/kernels``); nothing compiles at import. Without a compiler, :class:`Native` raises
@@ -60,14 +84,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qsn.errors import BackendUnavailableError, ConfigurationError
+from qsn.errors import BackendUnavailableError, ConfigurationError, MemoryBudgetError
 
-__all__ = ["Native", "colouring", "exponential"]
+__all__ = ["Native", "ORDER_EVERY", "exponential", "seed_words", "visiting_order"]
 
-# Sparse path when the largest row degree is at most this fraction of n (qsn.qubo.annealer.SPARSE_MAX_FILL).
-_SPARSE_MAX_FILL = 0.1
 _LANES = (1, 8, 16)  # replica lanes of the sparse kernel's instantiations
 _DENSE_BATCH = 16  # replicas per batch of the dense kernel (at most 64)
+ORDER_EVERY = 64  # sweeps that share one visiting order (module docstring)
 
 _P = ctypes.c_void_p
 _I = ctypes.c_int
@@ -103,6 +126,14 @@ class Native:
             )
 
     @staticmethod
+    def flags() -> str:
+        """The g++ flags the kernel was built with (the first variant of qsn.kernels.compile.NATIVE that compiled)."""
+        from qsn.kernels.compile import NATIVE, host_library
+
+        Native.require()
+        return host_library("anneal.cpp", (), False, NATIVE)[1]
+
+    @staticmethod
     def available() -> bool:
         """True when :meth:`require` passes."""
         try:
@@ -112,24 +143,26 @@ class Native:
         return True
 
     def run(self, qubo: Any, key: jax.Array, *, replicas: int, schedule: np.ndarray, betas: np.ndarray,
-            chains: int, swap_every: int, init: np.ndarray | None, layout: str, lanes: int | None = None) -> Any:
+            chains: int, swap_every: int, init: np.ndarray | None, layout: str, lanes: int | None = None,
+            order_every: int = ORDER_EVERY) -> Any:
         """One run: ``replicas = len(betas) * chains`` replicas, replica ``r`` at ``schedule[t] * betas[k]`` in
         sweep ``t`` while it holds temperature ``k`` (``swap_every`` 0: no exchanges). ``init`` (R, n) in {0, 1}
-        or None; ``layout`` "auto", "dense" or "sparse"; ``lanes`` forces the sparse lane count or dense batch
-        (tests). Returns an :class:`~qsn.qubo.annealer.AnnealResult`."""
+        or None; ``layout`` "auto", "dense" or "sparse"; ``lanes`` forces the sparse lane count or dense batch,
+        ``order_every`` the sweeps per visiting order (tests). Returns an :class:`~qsn.qubo.annealer.AnnealResult`."""
         from qsn.qubo.annealer import AnnealResult
 
         self.require()
         lib = _library()
         n = qubo.n
         q = np.ascontiguousarray(qubo.q, np.float64)
-        sparse, flat = _layout(q, layout)
-        problem = _sparse(q, flat) if sparse else _dense(q)
+        seeds = seed_words(key)
+        problem = _problem(q, layout)
+        sparse = "nb" in problem
         if lanes is None:
             lanes = _sparse_lanes(replicas, self.threads) if sparse else _dense_batch(replicas, self.threads)
         elif lanes not in (_LANES if sparse else range(1, 65)):
-            raise ConfigurationError(f"Argument `lanes` must be one of {_LANES} (sparse) or 1..64 (dense), but is {lanes!r}")
-        seeds = np.asarray(jax.random.bits(key, (2,), jnp.uint32))
+            raise ConfigurationError(
+                f"Argument `lanes` must be one of {_LANES} (sparse) or in 1..64 (dense), but is {lanes!r}")
         sweeps = schedule.shape[0]
         x = np.empty((replicas, n), np.uint8)
         energies = np.empty(replicas, np.float64)
@@ -139,19 +172,21 @@ class Native:
         spins = None if init is None else np.ascontiguousarray(2 * np.asarray(init, np.int8) - 1)
         keep = (np.ascontiguousarray(schedule, np.float32), np.ascontiguousarray(betas, np.float32), spins)
         status = lib.qsn_anneal(
-            0 if sparse else 1, n, replicas, sweeps, betas.shape[0], chains, swap_every, lanes,
-            int(self.threads or 0), int(seeds[0]), int(seeds[1]),
+            0 if sparse else 1, n, replicas, sweeps, betas.shape[0], chains, swap_every, order_every, lanes,
+            int(self.threads or 0), seeds[0], seeds[1],
             _ptr(keep[0]), _ptr(keep[1]), _ptr(spins), _ptr(problem["h"]),
-            problem.get("classes", 0), _ptr(problem.get("cls_start")), _ptr(problem.get("cls_deg")),
-            _ptr(problem.get("cls_off")), _ptr(problem.get("nb")), _ptr(problem.get("w")), _ptr(problem.get("orig")),
+            _ptr(problem.get("ptr")), _ptr(problem.get("nb")), _ptr(problem.get("w")), problem.get("degree", 0),
             _ptr(problem.get("j")), _ptr(problem.get("q_ptr")), _ptr(problem.get("q_col")),
             _ptr(problem.get("q_val")), _ptr(None if sparse else q),
             _ptr(x), _ptr(energies), _ptr(best_x), _ptr(best_energy), _ptr(trace),
         )
         if status == 2:
-            raise ConfigurationError(f"Argument `lanes` was refused by the kernel: {lanes!r}")
+            raise ConfigurationError(f"Argument `lanes` or `order_every` was refused by the kernel: {lanes!r}, "
+                                     f"{order_every!r}")
         if status != 0:
-            raise MemoryError(f"backend='native': the state of {replicas} replicas x {n} spins did not fit in memory")
+            need = 3 * 4 * (replicas + 15) * n + 24 * replicas + 8 * sweeps * replicas
+            raise MemoryBudgetError(f"backend='native': the state of {replicas} replicas x {n} spins (about "
+                                    f"{need / 2**20:.0f} MiB) could not be allocated")
         offset = qubo.offset
         return AnnealResult(
             x=jnp.asarray(x),
@@ -171,14 +206,36 @@ def _library() -> ctypes.CDLL:
 
     lib, _ = host_library("anneal.cpp", (), False, NATIVE)
     lib.qsn_anneal.restype = _I
-    lib.qsn_anneal.argtypes = (
-        [_I] * 9 + [_U, _U] + [_P] * 4 + [_I] + [_P] * 6 + [_P] + [_P] * 4 + [_P] * 5
-    )
-    lib.qsn_anneal_colour.restype = None
-    lib.qsn_anneal_colour.argtypes = [_I, _P, _P, _P, _P]
+    lib.qsn_anneal.argtypes = [_I] * 10 + [_U, _U] + [_P] * 7 + [_I] + [_P] * 10
+    lib.qsn_anneal_order.restype = None
+    lib.qsn_anneal_order.argtypes = [_I, _U, _U, _I, _I, _I, _P]
+    lib.qsn_anneal_dense_layout.restype = None
+    lib.qsn_anneal_dense_layout.argtypes = [_I, _P, _P, _P, _P]
+    lib.qsn_anneal_sparse_layout.restype = _I
+    lib.qsn_anneal_sparse_layout.argtypes = [_I, _P, _I] + [_P] * 9
     lib.qsn_anneal_exponential.restype = None
     lib.qsn_anneal_exponential.argtypes = [_LL, _P, _P]
     return lib
+
+
+def _fmix32(x: int) -> int:
+    x ^= x >> 16
+    x = (x * 0x85EBCA6B) & 0xFFFFFFFF
+    x ^= x >> 13
+    x = (x * 0xC2B2AE35) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
+def _word(a: int, b: int, c: int) -> int:
+    return _fmix32(_fmix32((c * 0x9E3779B9 + a) & 0xFFFFFFFF) ^ b)
+
+
+def seed_words(key: jax.Array) -> tuple[int, int]:
+    """The kernel's seed words ``(s0, s1)`` of a PRNG key (rule in the module docstring)."""
+    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    words = np.asarray(data, np.uint32).ravel()
+    d0, d1 = (int(np.bitwise_xor.reduce(words[k::2])) if words[k::2].size else 0 for k in (0, 1))
+    return _word(d0, d1, 0), _word(d1, d0, 1)
 
 
 def _ptr(a: np.ndarray | None) -> int | None:
@@ -199,8 +256,8 @@ def _threads(threads: int | None) -> int:
 
 
 def _sparse_lanes(replicas: int, threads: int | None) -> int:
-    """Lanes of the sparse kernel: spins as lanes below 8 replicas, else the widest group that keeps every
-    thread busy."""
+    """Replica lanes of the sparse kernel: one replica at a time below 8 replicas, else the widest group that
+    keeps every thread busy."""
     if replicas < 8:
         return 1
     per_thread = replicas / _threads(threads)
@@ -220,102 +277,53 @@ def exponential(words: np.ndarray) -> np.ndarray:
     return out
 
 
-def colouring(j: np.ndarray) -> np.ndarray:
-    """The kernel's greedy colouring (largest degree first, smallest free colour) of the graph of nonzero ``j``
-    (n, n): (n,) int32 colours, adjacent spins differ (the same as ``qsn.qubo.annealer._colouring``)."""
+def visiting_order(n: int, key: jax.Array, sweep: int = 0, every: int = ORDER_EVERY, dense: bool = False) -> np.ndarray:
+    """The kernel's visiting order in ``sweep`` of a run with ``key``, of the sparse or the dense path: (n,)
+    int32, the spin visited m-th."""
     Native.require()
-    j = np.asarray(j)
-    n = j.shape[0]
-    rows, cols = np.nonzero(j)
-    return _colour(n, rows, cols)
-
-
-def _colour(n: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Colours from the off-diagonal nonzeros (rows sorted, then columns)."""
-    degree = np.bincount(rows, minlength=n)
-    ptr = np.zeros(n + 1, np.int64)
-    np.cumsum(degree, out=ptr[1:])
-    col = np.ascontiguousarray(cols, np.int32)
-    order = np.ascontiguousarray(np.argsort(-degree, kind="stable"), np.int32)
-    colour = np.empty(n, np.int32)
-    _library().qsn_anneal_colour(n, _ptr(ptr), _ptr(col), _ptr(order), _ptr(colour))
-    return colour
+    order = np.empty(n, np.int32)
+    _library().qsn_anneal_order(n, *seed_words(key), every, sweep, int(dense), _ptr(order))
+    return order
 
 
 # ---------------------------------------------------------------- problem layout (from the QUBO matrix)
-# Ising form (qsn.qubo.model.to_ising) without n x n temporaries: h = rowsum(q) / 2, J = offdiag(q) / 2,
-# offset = qubo.offset + sum(diag) / 2 + sum(offdiag) / 4 (the QUBO offset is added by the caller).
-
-
-def _layout(q: np.ndarray, layout: str) -> tuple[bool, np.ndarray | None]:
-    """Whether to take the sparse path, and the flat indices of the nonzeros of ``q`` when they were found."""
-    n = q.shape[0]
-    nonzero = q != 0
-    if layout == "dense" or (layout == "auto" and np.count_nonzero(nonzero) > _SPARSE_MAX_FILL * n * n + n):
-        return False, None  # (auto: the mean degree alone exceeds the sparse bound)
-    flat = np.flatnonzero(nonzero)
-    if layout == "auto":
-        rows = flat // n
-        degree = np.bincount(rows[rows != flat - rows * n], minlength=n)
-        if int(degree.max(initial=0)) > _SPARSE_MAX_FILL * n:
-            return False, None
-    return True, flat
-
-
-def _ising_offset(q: np.ndarray) -> float:
-    diag = float(np.trace(q))
-    return diag / 2.0 + (float(q.sum()) - diag) / 4.0
+# The kernel's layout functions read q once (qsn_anneal_dense_layout, qsn_anneal_sparse_layout); the Ising
+# offset is sum(diag) / 2 + sum(offdiag) / 4 (the QUBO's own offset is added by the caller).
 
 
 def _dense(q: np.ndarray) -> dict[str, Any]:
-    j = (0.5 * q).astype(np.float32)
-    np.fill_diagonal(j, 0.0)
-    h = (0.5 * q.sum(axis=1)).astype(np.float32)
-    return {"h": h, "j": j, "ising_offset": _ising_offset(q)}
-
-
-def _sparse(q: np.ndarray, flat: np.ndarray) -> dict[str, Any]:
-    """Spins relabelled by colour class; each class's neighbour lists padded to its own largest degree (a
-    spin's own index with weight 0) and stored column by column, (deg_c, n_c); the QUBO's CSR (diagonal
-    included) for the final energies."""
     n = q.shape[0]
-    rows = flat // n  # flat: the nonzeros of q in row-major order
-    cols = flat - rows * n
-    vals = q.ravel()[flat]
-    q_ptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=q_ptr[1:])
-    off = rows != cols
-    r_off, c_off, v_off = rows[off], cols[off], vals[off]
-    h = (0.5 * np.bincount(rows, vals, minlength=n)).astype(np.float32)
-    colour = _colour(n, r_off, c_off)
+    j, h, sums = np.empty((n, n), np.float32), np.empty(n, np.float32), np.empty(2)
+    _library().qsn_anneal_dense_layout(n, _ptr(q), _ptr(j), _ptr(h), _ptr(sums))
+    return {"h": h, "j": j, "ising_offset": sums[0] / 2.0 + sums[1] / 4.0}
 
-    order = np.argsort(colour, kind="stable").astype(np.int32)  # relabelled spin -> original index
-    inverse = np.empty(n, np.int64)
-    inverse[order] = np.arange(n)
-    sizes = np.bincount(colour)
-    cls_start = np.zeros(sizes.size + 1, np.int32)
-    np.cumsum(sizes, out=cls_start[1:])
-    cls = np.repeat(np.arange(sizes.size), sizes)  # class of relabelled spin
-    rr, rc = inverse[r_off], inverse[c_off]
-    sort = np.lexsort((rc, rr))
-    rr, rc, w = rr[sort], rc[sort], 0.5 * v_off[sort]
-    degree = np.bincount(rr, minlength=n)
-    cls_deg = np.maximum(1, np.maximum.reduceat(degree, cls_start[:-1])).astype(np.int32)
-    cls_off = np.zeros(sizes.size + 1, np.int64)
-    np.cumsum(sizes * cls_deg, out=cls_off[1:])
-    row_ptr = np.zeros(n + 1, np.int64)
-    np.cumsum(degree, out=row_ptr[1:])
-    position = np.arange(rr.size) - row_ptr[rr]
-    c_of = cls[rr]
-    dest = cls_off[c_of] + position * sizes[c_of] + (rr - cls_start[c_of])  # (deg_c, n_c) per class
-    nb = np.concatenate([np.tile(np.arange(cls_start[c], cls_start[c + 1], dtype=np.int32), cls_deg[c])
-                         for c in range(sizes.size)])  # padding: the spin itself, weight 0
-    weight = np.zeros(nb.size, np.float32)
-    nb[dest] = rc
-    weight[dest] = w
-    return {
-        "h": np.ascontiguousarray(h[order]), "classes": int(sizes.size), "cls_start": cls_start, "cls_deg": cls_deg,
-        "cls_off": cls_off, "nb": nb, "w": weight, "orig": order,
-        "q_ptr": q_ptr, "q_col": cols.astype(np.int32), "q_val": np.ascontiguousarray(vals),
-        "ising_offset": float(vals[~off].sum()) / 2.0 + float(v_off.sum()) / 4.0,
+
+def _sparse(q: np.ndarray, max_degree: int) -> dict[str, Any] | None:
+    """The sparse layout, or None when a row of ``q`` has more than ``max_degree`` off-diagonal nonzeros."""
+    n = q.shape[0]
+    room, width = n * (max_degree + 1), n * max(1, max_degree)
+    out = {
+        "q_ptr": np.empty(n + 1, np.int64), "q_col": np.empty(room, np.int32), "q_val": np.empty(room),
+        "h": np.empty(n, np.float32), "ptr": np.empty(n + 1, np.int64), "nb": np.empty(width, np.int32),
+        "w": np.empty(width, np.float32),
     }
+    stats, sums = np.empty(2, np.int64), np.empty(2)
+    names = ("q_ptr", "q_col", "q_val", "h", "ptr", "nb", "w")
+    if _library().qsn_anneal_sparse_layout(n, _ptr(q), max_degree, *(_ptr(out[k]) for k in names), _ptr(stats),
+                                          _ptr(sums)) != 0:
+        return None
+    out["degree"] = int(stats[1])
+    out["ising_offset"] = sums[0] / 2.0 + sums[1] / 4.0
+    return out
+
+
+def _problem(q: np.ndarray, layout: str) -> dict[str, Any]:
+    """The kernel's problem for ``layout`` ("auto": sparse when no row has more than SPARSE_MAX_FILL n
+    off-diagonal nonzeros, the rule of qsn.qubo.annealer)."""
+    from qsn.qubo.annealer import SPARSE_MAX_FILL
+
+    n = q.shape[0]
+    problem = None
+    if layout != "dense":
+        problem = _sparse(q, n if layout == "sparse" else int(SPARSE_MAX_FILL * n))
+    return problem if problem is not None else _dense(q)

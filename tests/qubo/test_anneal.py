@@ -296,8 +296,11 @@ def test_dense_sweep_equals_sequential_loop_in_its_random_order():
 def test_random_order_anneals_domain_walls_away_on_a_ring(layout, backend):
     # A ferromagnetic +-1 ring (E = -sum s_i s_{i+1}, ground -n) started from eight domains of 8 spins, at a low
     # fixed temperature (a wall step costs 0, any new wall pair 4: accepted with probability exp(-12) = 6e-6).
-    # A fixed visiting order carries every wall along with the sweep and keeps all of them (the sampler before
-    # random orders ended all 8 replicas at -52, both layouts); a random order lets walls random-walk and annihilate.
+    # The order 0..n-1 kept for the whole run carries every wall along with the sweep and keeps all of them (the
+    # sampler before random orders ended all 8 replicas at -52, both layouts), and so does a random order kept for
+    # the whole run, for most keys (walls then move deterministically); a random order per sweep (JAX) or per 64
+    # sweeps (native) lets walls meet and annihilate. At beta = 3 the Boltzmann weight of the one-wall-pair states
+    # is C(64, 2) exp(-12) = 1.2% of the ground state's, so a few replicas may hold a fresh pair at the end.
     n = 64
     j = np.zeros((n, n))
     j[np.arange(n), (np.arange(n) + 1) % n] = -1.0
@@ -305,8 +308,10 @@ def test_random_order_anneals_domain_walls_away_on_a_ring(layout, backend):
     q = make_qubo(2.0 * j - 2.0 * np.diag(j.sum(axis=1)), j.sum() / 2.0)
     start = (np.arange(n) // 8) % 2
     np.testing.assert_allclose(float(energy(q, start)), -n + 2 * 8)
-    r = anneal(q, KEY, replicas=8, sweeps=2000, beta=np.full(2000, 3.0), init=start, layout=layout, backend=backend)
-    np.testing.assert_allclose(np.asarray(r.energies), -float(n))
+    r = anneal(q, KEY, replicas=64, sweeps=2000, beta=np.full(2000, 3.0), init=start, layout=layout, backend=backend)
+    e = np.asarray(r.energies)
+    assert np.all(e <= -n + 4)  # at most one wall pair left (two: probability ~3e-5 per replica)
+    assert np.sum(e == -n) >= 56  # expected 63.2 of 64 in equilibrium
 
 
 def test_exponential_variates_match_minus_log():

@@ -2,10 +2,10 @@
 
 * sample by sample: annealing runs of a sparse and a dense instance with integer couplings equal a NumPy
   Metropolis loop that draws the same random words from the documented hash (qsn.qubo.native's docstring),
-  visits the spins in the documented orders and computes every field from scratch in float64 (integer
+  visits the spins in the documented order and computes every field from scratch in float64 (integer
   couplings: the kernel's float32 arithmetic is exact, so the match is exact); the thresholds come from the JAX
   path's ``_exponential``, a second implementation of the kernel's polynomial;
-* the kernel's ``-log u`` against NumPy's log, its colouring against the JAX path's Python colouring;
+* the kernel's ``-log u`` against NumPy's log; its visiting order is a permutation that changes with the key;
 * bookkeeping: reported energies equal ``energy(qubo, x, host=True)``, the trace is the running minimum;
 * invariances: the same key gives the same run; the thread count and the grouping of replicas into vector
   lanes (spins as lanes below 8 replicas, 8 or 16 replicas as lanes; dense batches) change nothing, for
@@ -56,11 +56,21 @@ def _word(a, b, c):
     return _fmix32(_fmix32((c * np.uint64(0x9E3779B9) + np.uint64(a)) & M32) ^ np.asarray(b, np.uint64))
 
 
+def _shuffle(items, words):
+    """Fisher-Yates: for m = len-1, ..., 1 swap positions m and (words[m] (m + 1)) >> 32."""
+    items = items.copy()
+    for m in range(len(items) - 1, 0, -1):
+        pick = int((int(words[m]) * (m + 1)) >> 32)
+        items[m], items[pick] = items[pick], items[m]
+    return items
+
+
 class _Stream:
     """Key words of step tau and the per-replica, per-spin draws of qsn.qubo.native's docstring."""
 
     def __init__(self, key):
-        self.s0, self.s1 = (int(v) for v in np.asarray(jax.random.bits(key, (2,), jnp.uint32)))
+        d0, d1 = (int(v) for v in np.asarray(jax.random.key_data(key)))  # a threefry key: two words
+        self.s0, self.s1 = int(_word(d0, d1, 0)), int(_word(d1, d0, 1))
 
     def keys(self, tau):
         return [int(_word(self.s0, self.s1, 4 * tau + j)) for j in range(4)]
@@ -69,26 +79,24 @@ class _Stream:
         a, b, _, _ = self.keys(tau)
         return _word(a, _word(b, self.s1, r), np.arange(n)).astype(np.uint32)
 
-    def labels(self, tau, n):
-        return (_word(self.keys(tau)[2], self.s1, np.arange(n)) >> np.uint64(31)).astype(bool)
+    def order(self, n, sweep, every, dense=False):
+        """The visiting order of ``sweep``, drawn with key word c of the first sweep of its block of ``every``:
+        a permutation (sparse), or blocks of 64 consecutive spins in a random order, each in a random order."""
+        c = self.keys(sweep // every * every + 1)[2]
+        if not dense:
+            return _shuffle(np.arange(n), _word(c, self.s1, np.arange(n)))
+        starts = 64 * _shuffle(np.arange(-(-n // 64)), _word(c, self.s0, np.arange(-(-n // 64))))
+        return np.concatenate([_shuffle(np.arange(b, min(b + 64, n)), _word(c, self.s1, np.arange(b, b + 64)))
+                               for b in starts])
 
-    def permutation(self, tau, n):
-        words = _word(self.keys(tau)[2], self.s1, np.arange(n))
-        perm = np.arange(n)
-        for m in range(n - 1, 0, -1):
-            pick = int((int(words[m]) * (m + 1)) >> 32)
-            perm[m], perm[pick] = perm[pick], perm[m]
-        return perm
 
-
-def _reference(qubo, key, replicas, schedule, layout):
+def _reference(qubo, key, replicas, schedule, every=native.ORDER_EVERY, dense=False):
     """Annealing in NumPy: per replica, sequential Metropolis in the documented order, fields from scratch
     (float64), flip iff float32(beta) * float32(dE) < threshold. Returns (x (R, n), best each (R,) energy and
     state, trace of the running minimum of the Ising energy without offset)."""
     ising = to_ising(qubo)
     h, j, n = ising.h, ising.j, qubo.n
     stream = _Stream(key)
-    colour = anneal_module._colouring(j)
     exponential = lambda w: np.asarray(anneal_module._exponential(jnp.asarray(w), jnp.float32))  # noqa: E731
     s = np.stack([np.where(stream.spin_words(0, r, n) >> 31, 1.0, -1.0) for r in range(replicas)])
     e_of = lambda x: float(h @ x + 0.5 * x @ j @ x)  # noqa: E731
@@ -98,11 +106,7 @@ def _reference(qubo, key, replicas, schedule, layout):
     for t, beta_t in enumerate(schedule):
         tau = t + 1
         beta = np.float32(beta_t)
-        if layout == "sparse":
-            label = stream.labels(tau, n)
-            order = np.lexsort((np.arange(n), colour, label))  # (label, colour); within a class any order
-        else:
-            order = stream.permutation(tau, n)
+        order = stream.order(n, t, every, dense)
         for r in range(replicas):
             threshold = exponential(stream.spin_words(tau, r, n))
             for i in order:
@@ -115,10 +119,13 @@ def _reference(qubo, key, replicas, schedule, layout):
     return (s > 0).astype(np.uint8), np.array(best), (best_s > 0).astype(np.uint8), np.array(trace)
 
 
-def _integer_qubo(n, seed, dense):
+def _integer_qubo(n, seed, dense, ring=False):
     rng = np.random.default_rng(seed)
     if dense:
         q = rng.integers(-3, 4, (n, n)).astype(float)
+    elif ring:  # every spin with two neighbours (the kernel's unrolled path)
+        q = np.zeros((n, n))
+        q[np.arange(n), (np.arange(n) + 1) % n] = rng.choice([-2.0, -1.0, 1.0, 2.0], n)
     else:
         q = np.zeros((n, n))
         for _ in range(2):  # two random matchings and a ring: degree <= 4
@@ -130,14 +137,18 @@ def _integer_qubo(n, seed, dense):
 
 
 @pytest.mark.parametrize("layout, replicas, lanes", [
-    ("sparse", 3, 1), ("sparse", 11, 8), ("sparse", 19, 16), ("dense", 3, 1), ("dense", 11, 4),
+    ("sparse", 3, 1), ("sparse", 11, 8), ("sparse", 19, 16), ("ring", 3, 1), ("ring", 9, 8), ("dense", 3, 1),
+    ("dense", 11, 4),
 ])
 def test_kernel_equals_numpy_metropolis_loop(layout, replicas, lanes):
-    qubo = _integer_qubo(40 if layout == "sparse" else 24, 5, dense=layout == "dense")
-    schedule = np.geomspace(0.2, 3.0, 6)
+    # dense: 150 spins, two full blocks of 64 and a partial one
+    qubo = _integer_qubo(150 if layout == "dense" else 40, 5, dense=layout == "dense", ring=layout == "ring")
+    layout = "sparse" if layout == "ring" else layout
+    schedule = np.geomspace(0.2, 3.0, 7)
+    # A new visiting order every 3 sweeps, so that the run crosses two redraws (the default is every 64).
     r = Native(threads=2).run(qubo, KEY, replicas=replicas, schedule=schedule, betas=np.ones(1), chains=replicas,
-                              swap_every=0, init=None, layout=layout, lanes=lanes)
-    x, best, best_x, trace = _reference(qubo, KEY, replicas, schedule, layout)
+                              swap_every=0, init=None, layout=layout, lanes=lanes, order_every=3)
+    x, best, best_x, trace = _reference(qubo, KEY, replicas, schedule, every=3, dense=layout == "dense")
     assert np.any(x != x[:1]) and np.any(x == 1) and np.any(x == 0)  # the replicas went different ways
     np.testing.assert_array_equal(np.asarray(r.x), x)
     ising_offset = to_ising(qubo).offset
@@ -149,7 +160,7 @@ def test_kernel_equals_numpy_metropolis_loop(layout, replicas, lanes):
 def test_public_call_runs_the_kernel_with_the_callers_schedule():
     qubo = _integer_qubo(40, 6, dense=False)
     r = anneal(qubo, KEY, replicas=3, sweeps=5, beta=(0.2, 3.0), backend="native")
-    x, _, _, _ = _reference(qubo, KEY, 3, 0.2 * 15.0 ** (np.arange(5) / 4), "sparse")
+    x, _, _, _ = _reference(qubo, KEY, 3, 0.2 * 15.0 ** (np.arange(5) / 4))
     np.testing.assert_array_equal(np.asarray(r.x), x)
 
 
@@ -161,14 +172,19 @@ def test_exponential_matches_minus_log():
     assert got.min() > 0
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_colouring_equals_the_jax_paths(seed):
-    rng = np.random.default_rng(seed)
-    j = np.triu(rng.normal(size=(80, 80)) * (rng.random((80, 80)) < 0.08), 1)
-    j = j + j.T
-    colour = native.colouring(j)
-    np.testing.assert_array_equal(colour, anneal_module._colouring(j))
-    assert not np.any((j != 0) & (colour[:, None] == colour[None, :]))
+@pytest.mark.parametrize("dense", [False, True])
+def test_visiting_order_is_a_permutation_drawn_afresh_every_64_sweeps(dense):
+    a = native.visiting_order(500, KEY, dense=dense)
+    np.testing.assert_array_equal(np.sort(a), np.arange(500))
+    np.testing.assert_array_equal(a, _Stream(KEY).order(500, 0, 64, dense))
+    np.testing.assert_array_equal(native.visiting_order(500, KEY, sweep=63, dense=dense), a)
+    for other in (native.visiting_order(500, KEY, sweep=64, dense=dense),
+                  native.visiting_order(500, jax.random.key(778), dense=dense), np.arange(500)):
+        assert np.mean(a != other) > 0.9
+    if dense:  # the 8 blocks of 64 consecutive spins (the last one of 52) one after another, not in index order
+        block = a // 64
+        assert np.count_nonzero(np.diff(block)) == 7
+        assert not np.all(np.diff(block[np.r_[0, np.flatnonzero(np.diff(block)) + 1]]) > 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,9 +225,15 @@ def test_same_key_same_run_and_other_keys_differ(layout):
     assert not np.array_equal(np.asarray(call(KEY).x), np.asarray(call(jax.random.key(778)).x))
 
 
-@pytest.mark.parametrize("layout, lanes", [("sparse", (1, 8, 16)), ("dense", (1, 5, 16))])
+@pytest.mark.parametrize("layout, lanes", [("sparse", (1, 8, 16)), ("ring", (1, 8, 16)), ("dense", (1, 5, 16))])
 def test_threads_and_lanes_change_nothing(layout, lanes):
-    qubo = _gaussian(60, 3, fill=0.05 if layout == "sparse" else 1.0)
+    if layout == "ring":  # Gaussian couplings on a ring: every spin with two neighbours
+        rng = np.random.default_rng(3)
+        q = np.zeros((60, 60))
+        q[np.arange(60), (np.arange(60) + 1) % 60] = rng.normal(size=60)
+        qubo, layout = make_qubo(q + np.diag(rng.normal(size=60)), 0.5), "sparse"
+    else:
+        qubo = _gaussian(60, 3, fill=0.05 if layout == "sparse" else 1.0)
     schedule = np.geomspace(0.1, 4.0, 40)
     runs = [Native(threads=t).run(qubo, KEY, replicas=37, schedule=schedule, betas=np.ones(1), chains=37, swap_every=0,
                                   init=None, layout=layout, lanes=g) for t in (1, 3) for g in lanes]
