@@ -6,9 +6,10 @@
 //
 // Layout (docs in qsn/qubo/native.py):
 //   * sparse: neighbour lists (CSR). Replicas go in groups of G lanes (8 or 16) with spin i of the group's
-//     replicas contiguous (S[i * G + lane]): a visit decides all lanes with one vector operation and adds
-//     w_ij (s_new - s_old) to the neighbours' field rows. Below 8 replicas each replica runs alone (G = 1):
-//     the sweep's thresholds in one vector pass, then the visits one by one, branch-free.
+//     replicas contiguous (S[i * G + lane]): after the sweep's thresholds (one pass), a visit decides all
+//     lanes with one vector operation and adds w_ij (s_new - s_old) to the neighbours' field rows. Below 8
+//     replicas each replica runs alone (G = 1): the sweep's thresholds in one vector pass, then the visits
+//     one by one, branch-free.
 //   * dense: each replica has its spins and fields contiguous; the order visits whole blocks of 64
 //     consecutive spins. Within a block the fields are corrected by the block's flips so far (through the
 //     block's own couplings), and after it each replica adds the rows of J of its flips (2 s_new J[i, :])
@@ -32,6 +33,7 @@ typedef unsigned u32;
 constexpr u32 GOLDEN = 0x9E3779B9u;
 
 #define QSN_ALWAYS inline __attribute__((always_inline))
+#define QSN_INLINE_LAMBDA __attribute__((always_inline))
 
 // G lanes of float / uint32 / int / double as GCC vector types (one or more machine vectors); scalars
 // combine with lanes by broadcasting.
@@ -212,15 +214,8 @@ struct Scratch {
 };
 
 // ------------------------------------------------------------------ sparse
-// A sweep's energy change, summed in the same order by every path: the change of the m-th visit goes to
-// accumulator m mod 16 (float64), and the 16 accumulators are added pairwise (T: double, or lanes of them).
-template <class T>
-QSN_ALWAYS T pairwise16(const T* a) {
-    T b[8];
-    for (int k = 0; k < 8; ++k) b[k] = a[2 * k] + a[2 * k + 1];
-    for (int k = 0; k < 4; ++k) b[k] = b[2 * k] + b[2 * k + 1];
-    return (b[0] + b[1]) + (b[2] + b[3]);
-}
+// A sweep's energy change is summed in the same order by every path: the change of the m-th visit goes to
+// accumulator m mod 2 (float64, in visit order), and the sweep adds their sum, even + odd.
 
 // Start of a group of G lanes (G = 1: one replica): spins, fields f = h + J s (float32, FMA in list order,
 // as every path), carried energy sum_i s_i (h_i + f_i) / 2 (float64); the best state is the start.
@@ -258,32 +253,44 @@ void sparse_group(const Problem& p, const int g, const int t0, const int t1, Scr
     if (t0 == 0) sparse_start(p, r0, G, S, F, B);
     D e, best;
     for (int l = 0; l < G; ++l) { e[l] = p.e[r0 + l]; best[l] = p.best_e[r0 + l]; }
-    int* order = sc.order.data();
+    const int* order = sc.order.data();
+    const long long* __restrict__ ptr = p.ptr;
+    const int* __restrict__ nb = p.nb;
+    const float* __restrict__ w = p.w;
     const V zero = {};
     for (int t = t0; t < t1; ++t) {
         const Keys k(p.seed0, p.seed1, (u32)t + 1u);
-        p.order_for(t, t0, order);
+        p.order_for(t, t0, sc.order.data());
         U key;
         V beta;
         for (int l = 0; l < G; ++l) { key[l] = word(k.b, p.seed1, (u32)(r0 + l)); beta[l] = p.beta(t, r0 + l); }
-        D acc[16];
-        for (int a = 0; a < 16; ++a) acc[a] = D{};
-        for (int m = 0; m < n; ++m) {
+        // The sweep's thresholds first, by visit (no dependence on the fields: they pipeline freely).
+        float* __restrict__ thresholds = sc.threshold.data();
+        for (int m = 0; m < n; ++m)
+            store(thresholds + (long long)m * G, exponential<G>(fmix32(key ^ fmix32((u32)order[m] * GOLDEN + k.a))));
+        const auto visit = [&](const int m, D& acc) QSN_INLINE_LAMBDA {
             const int i = order[m];
             float* si = S + (long long)i * G;
             const V s = load<V>(si), f = load<V>(F + (long long)i * G);
             const V de = -2.0f * s * f;
-            const V threshold = exponential<G>(fmix32(key ^ fmix32((u32)i * GOLDEN + k.a)));
-            const auto flip = beta * de < threshold;
+            const auto flip = beta * de < load<V>(thresholds + (long long)m * G);
             store(si, flip ? -s : s);
-            acc[m & 15] += __builtin_convertvector(flip ? de : zero, D);
+            acc += __builtin_convertvector(flip ? de : zero, D);
             const V delta = flip ? -2.0f * s : zero;  // s_new - s_old
-            for (long long q = p.ptr[i]; q < p.ptr[i + 1]; ++q) {
-                float* fj = F + (long long)p.nb[q] * G;
-                store(fj, fma_lanes(zero + p.w[q], delta, load<V>(fj)));
+            const long long q1 = ptr[i + 1];
+            for (long long q = ptr[i]; q < q1; ++q) {
+                float* fj = F + (long long)nb[q] * G;
+                store(fj, fma_lanes(zero + w[q], delta, load<V>(fj)));
             }
+        };
+        D even = {}, odd = {};
+        int m = 0;
+        for (; m + 2 <= n; m += 2) {  // accumulator m mod 2, unrolled so that both stay in registers
+            visit(m, even);
+            visit(m + 1, odd);
         }
-        e += pairwise16(acc);
+        if (m < n) visit(m, even);
+        e += even + odd;
         bool any = false;
         typename Lanes<G>::i better;
         double low = 1e300;
@@ -330,9 +337,7 @@ QSN_ALWAYS void visit_all(const int n, const float beta, const int* __restrict__
 // lanes).
 template <int DEGREE>
 void sparse_single(const Problem& p, const int r, const int t0, const int t1, Scratch& sc) {
-    typedef Lanes<16>::f V;
     typedef Lanes<16>::u U;
-    typedef Lanes<16>::d D;
     const int n = p.n;
     float* __restrict__ S = p.s + (long long)r * n;
     float* __restrict__ F = p.field + (long long)r * n;
@@ -353,12 +358,11 @@ void sparse_single(const Problem& p, const int r, const int t0, const int t1, Sc
             store(threshold + i, exponential<16>(fmix32(fmix32((iota + (u32)i) * GOLDEN + k.a) ^ key)));
         for (int i = body; i < n; ++i) threshold[i] = exponential(word(k.a, key, (u32)i));
         visit_all<DEGREE>(n, beta, order, S, F, threshold, change, p.ptr, p.nb, p.w);
-        D acc = {};  // accumulator m mod 16 in lane m mod 16
-        for (int m = 0; m < body; m += 16) acc += __builtin_convertvector(load<V>(change + m), D);
-        double parts[16];
-        for (int a = 0; a < 16; ++a) parts[a] = acc[a];
-        for (int m = body; m < n; ++m) parts[m & 15] += (double)change[m];
-        e += pairwise16(parts);
+        Lanes<2>::d acc = {};  // accumulator m mod 2 in lane m mod 2
+        const int pairs = n / 2 * 2;
+        for (int m = 0; m < pairs; m += 2) acc += __builtin_convertvector(load<Lanes<2>::f>(change + m), Lanes<2>::d);
+        if (pairs < n) acc[0] += (double)change[pairs];
+        e += acc[0] + acc[1];
         if (e < best) {
             best = e;
             memcpy(B, S, sizeof(float) * n);
@@ -670,7 +674,7 @@ extern "C" int qsn_anneal(
             const int t1 = std::min(sweeps, t0 + segment);
 #pragma omp parallel num_threads(nt)
             {
-                Scratch sc(p, sparse ? 1 : G);
+                Scratch sc(p, G);
 #pragma omp for schedule(dynamic, 1)
                 for (int g = 0; g < groups; ++g) {
                     if (!sparse) dense_batch(p, g, G, t0, t1, sc);

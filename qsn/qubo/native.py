@@ -19,10 +19,10 @@ than ``SPARSE_MAX_FILL * n`` neighbours):
 
 * **sparse**: neighbour lists; each replica carries its local fields ``f = h + J s``, and a flip of spin ``i``
   adds ``J_ij (s_new - s_old)`` to the fields of its neighbours ``j``. From 8 replicas on, groups of ``G`` = 8
-  or 16 replicas are the vector lanes (spin ``i`` of the group's replicas contiguous): one visit decides every
-  lane at once and updates the neighbours' rows (by zero in the lanes that keep their spin). Below 8 replicas
-  each replica runs alone: the sweep's thresholds in one vector pass, then the visits one by one, without
-  branches (a kept spin adds zeros).
+  or 16 replicas are the vector lanes (spin ``i`` of the group's replicas contiguous): after the sweep's
+  thresholds (one pass), one visit decides every lane at once and updates the neighbours' rows (by zero in the
+  lanes that keep their spin). Below 8 replicas each replica runs alone: the sweep's thresholds in one vector
+  pass, then the visits one by one, without branches (a kept spin adds zeros).
 * **dense**: the order visits whole blocks of 64 consecutive spins (the blocks in a random order, the spins of
   each block in a random order). Each replica carries its fields; within a block it corrects them by the
   block's flips so far (through the block's own couplings ``J[i, block]``), and after the block it adds
@@ -53,7 +53,7 @@ words ``(d0, d1)``; longer keys fold their even and their odd words by XOR into 
 Every random number is a function of (seed, sweep, replica, spin) alone and every replica's arithmetic is the
 same in every grouping, so a run does not depend on the number of threads or on the lanes. Spins, fields and
 thresholds are float32, the carried energies (best state, trace, exchanges) float64 sums of the float32 changes
-(visit ``m`` of a sweep into accumulator ``m mod 16``, the 16 added pairwise); carried fields are never
+(visit ``m`` of a sweep into accumulator ``m mod 2``, their sum added after the sweep); carried fields are never
 recomputed (integer couplings stay exact; on the bench's 1000-spin Gaussian instance the carried best energy
 after 1000 sweeps is within 1.2e-6 relative of the recomputed one, the float32 rounding of ``J`` included).
 The reported energies are recomputed in float64 from the returned states with the QUBO's own matrix, as
