@@ -61,9 +61,9 @@ callers and for float64); ``"native"`` (:mod:`qsn.qubo.native`) runs a Metropoli
 with g++, replicas as vector lanes and OpenMP threads over groups of them, one random visiting order per run
 and its own counter-hash stream (the two backends agree in distribution, not sample by sample). The default
 ``"auto"`` takes the native sweep when JAX's default device is the CPU, ``dtype`` is float32, the call is not
-traced and a C++ compiler is found, and JAX otherwise. On the bench's 1000-spin instances the native sweep
-makes 15x (sparse, 32 or 256 replicas) to 60x (dense) dwave-samplers' flip attempts per second on one thread
-(bench/results/anneal-cpu.json).
+traced and a C++ compiler is found, and JAX otherwise. On the bench's 1000-spin instances, at 32 and 256
+replicas, the native sweep makes 12x (sparse) and 14-15x (dense) dwave-samplers' flip attempts per second on
+one thread, 19-25x on two (bench/results/anneal-cpu.json; one chain alone: 3x sparse, 13x dense).
 
 Example:
     >>> import jax, numpy as np
