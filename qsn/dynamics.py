@@ -38,6 +38,8 @@ __all__ = [
     "MixedQubit",
     "QUBITS",
     "norm_correction",
+    "RENORM_PERIOD",
+    "renormalises",
     "step_constants",
     "step_config",
     "advance",
@@ -215,16 +217,29 @@ def start_refractory(c: StepConstants, ref: jax.Array, spikes: jax.Array) -> jax
     return jnp.where(spikes, jnp.maximum(c.n_ref - 1, 0), ref).astype(jnp.int32)
 
 
+# The pure step corrects the norm on the last of every RENORM_PERIOD absolute steps, t % 4 == 3, as the
+# CUDA fast build does (kernels/cuda/neuron.cuh, QSN_RENORM_AT): where it happens depends on t only,
+# so a run split anywhere equals one run.
+RENORM_PERIOD = 4
+
+
+def renormalises(t: Any) -> Any:
+    """True when step ``t`` (absolute, ``state.t`` entering it) corrects the pure state's norm:
+    ``t % RENORM_PERIOD == RENORM_PERIOD - 1``. A Python bool for an int ``t``, a traced bool for an array."""
+    return t % RENORM_PERIOD == RENORM_PERIOD - 1
+
+
 def norm_correction(q: Amplitudes) -> jax.Array:
     """``(3 - |psi|^2)/2``: one Newton step of ``1/|psi|`` at 1, the factor that puts ``psi`` back on the
     unit sphere to first order.
 
     A rounded float32 unitary moves ``|psi|^2`` by ~1e-7 a step, and without correction the error
-    accumulates (5.8e-2 after 1e6 steps). The pure step folds this factor of the *incoming* state into
-    the unitary's two coefficients (``f cos``, ``f sin/w``), so an error ``e`` becomes ``O(e^2)`` plus
-    this step's rounding and ``|psi|^2`` stays within a few ulp of 1 for any run length
-    (docs/model.md, "Numerics"). Cost: 4 multiply-adds for ``|psi|^2``, one for the factor and two
-    multiplies per neuron-step; no square root or division.
+    accumulates (5.8e-2 after 1e6 steps). On its renormalising steps (:func:`renormalises`: one in
+    :data:`RENORM_PERIOD`) the pure step folds this factor of the *incoming* state into the unitary's
+    two coefficients (``f cos``, ``f sin/w``), so the error ``e`` of the last few steps becomes
+    ``O(e^2)`` plus this step's rounding and ``|psi|^2`` stays within a few ulp of 1 for any run length
+    (docs/model.md, "Long runs in float32"). Cost: 4 multiply-adds for ``|psi|^2``, one for the factor
+    and two multiplies, on one step in four; no square root or division.
     """
     re0, im0, re1, im1 = q
     return 1.5 - 0.5 * (re0 * re0 + im0 * im0 + re1 * re1 + im1 * im1)
@@ -245,12 +260,20 @@ class PureQubit(NamedTuple):
     def p1(self, q: Amplitudes) -> jax.Array:
         return q[2] * q[2] + q[3] * q[3]
 
-    def evolve(self, c: StepConstants, cfg: StepConfig, q: Amplitudes, a: jax.Array, keys) -> Amplitudes:
-        """Step 3 of docs/model.md: ``psi <- U psi`` (renormalised), then the unravelled T2 kick and T1 jump."""
+    def evolve(self, c: StepConstants, cfg: StepConfig, q: Amplitudes, a: jax.Array, keys, renorm: Any = True) -> Amplitudes:
+        """Step 3 of docs/model.md: ``psi <- U psi``, then the unravelled T2 kick and T1 jump.
+
+        ``renorm`` (a bool, or a traced bool ``()``): this step also corrects the incoming state's norm
+        (:func:`norm_correction`). Relaxation renormalises every step itself (the no-jump conditioning
+        or the reset), so with finite ``t1`` there is no correction.
+        """
         re0, im0, re1, im1 = q
         cos_t, sw = rotation(a, c.delta, c.dt)
-        f = norm_correction(q)  # U <- f U: renormalise the incoming state in the same multiply-adds
-        cos_t, sw = f * cos_t, f * sw
+        if renorm is not False and not cfg.relaxation:
+            # U <- f U: renormalise the incoming state in the same multiply-adds
+            f = norm_correction(q)
+            f = f if renorm is True else jnp.where(renorm, f, jnp.ones_like(f))
+            cos_t, sw = f * cos_t, f * sw
         # U psi = cos(w dt) psi - i sin(w dt)/w H psi, with H psi = (a psi0 + delta psi1, delta psi0 - a psi1)
         h_re0, h_im0 = a * re0 + c.delta * re1, a * im0 + c.delta * im1
         h_re1, h_im1 = c.delta * re0 - a * re1, c.delta * im0 - a * im1
@@ -294,11 +317,12 @@ class MixedQubit(NamedTuple):
     def p1(self, q: tuple) -> jax.Array:
         return (1.0 - q[2]) / 2.0
 
-    def evolve(self, c: StepConstants, cfg: StepConfig, q: tuple, a: jax.Array, keys) -> tuple:
+    def evolve(self, c: StepConstants, cfg: StepConfig, q: tuple, a: jax.Array, keys, renorm: Any = True) -> tuple:
         """Step 3 of docs/model.md: the Lindblad propagator, with ``|r| <= 1`` kept against rounding.
 
         The trace is exact by construction (Bloch form); positivity is ``|r| <= 1``, which a rounded
-        propagator can overshoot near the pure surface: ``r`` is scaled back onto the sphere then.
+        propagator can overshoot near the pure surface: ``r`` is scaled back onto the sphere then, on
+        every step (``renorm`` is the pure step's cadence and does not apply).
         """
         x, y, z = propagate_bloch(q, a, c.delta, c.g1, c.g2, c.dt, cfg.plan)
         r2 = x * x + y * y + z * z
@@ -319,9 +343,14 @@ QUBITS = {"pure": PureQubit(), "mixed": MixedQubit()}
 
 
 def advance(
-    c: StepConstants, cfg: StepConfig, state: State, current: jax.Array, key: jax.Array | None
+    c: StepConstants, cfg: StepConfig, state: State, current: jax.Array, key: jax.Array | None,
+    renorm: bool | None = None,
 ) -> tuple[State, jax.Array, jax.Array]:
     """The step on precomputed constants (what :class:`qsn.Stepper` calls).
+
+    ``renorm``: ``renormalises(state.t)`` when the caller knows ``state.t`` on the host (a static bool:
+    the step compiles with or without the norm correction); None decides from the traced ``state.t``
+    (the correction is computed on every step and selected).
 
     Returns ``(state, spikes, a)``: ``a`` is the ``(n,)`` drive ``(V - v_rest)/(v_th - v_rest)`` the
     qubit saw this step (runs track its range to verify the mixed-mode propagator plan).
@@ -331,7 +360,8 @@ def advance(
     v, is_ref, ref = membrane(c, state.v, state.refractory, current)
     a = (v - c.v_rest) * c.inv_range
     keys = jax.random.split(jax.random.fold_in(key, state.t), 3) if cfg.needs_key else (None, None, None)
-    q = qubit.evolve(c, cfg, qubit.unpack(state), a, keys)
+    renorm = renormalises(state.t) if renorm is None else bool(renorm)
+    q = qubit.evolve(c, cfg, qubit.unpack(state), a, keys, renorm)
     spikes = ~is_ref & (v >= c.v_th)
     sg = cfg.surrogate
     # float spike for the surrogate: x = (V - v_th)/(v_th - v_rest), 0 at threshold, -1 at rest

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qsn import dynamics
 from qsn.backends import Backend
 from qsn.driver import PopulationRun, chunk_length, drive
 from qsn.errors import InvalidInputError
@@ -52,17 +53,23 @@ class _Stats(NamedTuple):
 
 
 def _chunk(stepper: Stepper, state, count, current, key, idx, *, length: int, every: int, names: tuple[str, ...],
-           events: bool, track_norm: bool, unroll: int, segment: int | None = None):
+           events: bool, track_norm: bool, unroll: int, segment: int | None = None, phase: int | None = None):
     """Advance ``length`` steps (a multiple of ``every``); sample ``names`` after every ``every`` steps;
-    rematerialise runs of ``segment`` sampling periods in reverse mode (None: store every step)."""
+    rematerialise runs of ``segment`` sampling periods in reverse mode (None: store every step).
+
+    ``phase``: ``state.t % RENORM_PERIOD`` when known on the host. Each step is then compiled knowing
+    whether it corrects the norm (:func:`qsn.dynamics.renormalises`): the scan's body holds
+    ``RENORM_PERIOD // gcd(every, RENORM_PERIOD)`` sampling periods, whose steps run as
+    :func:`_run_steps` lays them out. None: one period per body, each step deciding from ``state.t``.
+    """
     # Subset first, then observe: the observables of k recorded neurons cost O(k), not O(n).
     sub = (lambda x: x) if idx is None else (lambda x: x[idx] if x.ndim else x)
     observables = tuple(n for n in names if n != "spikes")
 
-    def one(carry, row):
+    def one(carry, row, renorm):
         s, cnt, since, stats = carry
         i_t = current.at(s.t, row)
-        s, spk, a = stepper(s, i_t, key)
+        s, spk, a = stepper(s, i_t, key, renorm=renorm)
         cnt = cnt + spk.astype(cnt.dtype)
         if "spikes" in names:
             since = jnp.maximum(since, sub(spk))  # 'or' for bool spikes, max of 0/1 floats with a surrogate
@@ -73,12 +80,8 @@ def _chunk(stepper: Stepper, state, count, current, key, idx, *, length: int, ev
             stats = stats._replace(bad_current=jnp.where((stats.bad_current < 0) & ~ok, s.t - 1, stats.bad_current))
         return (s, cnt, since, stats), (spk if events else None)
 
-    def block(carry, rows):
-        if every == 1:  # no inner loop, so that the outer scan's unroll fuses consecutive steps
-            carry, spk = one(carry, None if rows is None else rows[0])
-            spk = None if spk is None else spk[None]
-        else:
-            carry, spk = jax.lax.scan(one, carry, rows, length=every, unroll=min(unroll, every))
+    def block(carry, rows, at):  # one sampling period from phase `at`
+        carry, spk = _run_steps(one, carry, rows, every, at, unroll)
         s, cnt, since, stats = carry
         rec = observe(jax.tree_util.tree_map(sub, s), observables)
         if "spikes" in names:
@@ -86,21 +89,94 @@ def _chunk(stepper: Stepper, state, count, current, key, idx, *, length: int, ev
             since = jnp.zeros_like(since)
         return (s, cnt, since, stats), (rec, spk)
 
+    period = dynamics.RENORM_PERIOD
+    group = 1 if phase is None else period // math.gcd(every, period)  # periods until the phase repeats
+    phases = [None if phase is None else (phase + b * every) % period for b in range(group)]
+
+    def body(carry, rows):  # `group` sampling periods
+        outs = []
+        for b in range(group):
+            carry, out = block(carry, None if rows is None else rows[b], phases[b])
+            outs.append(out)
+        return carry, _stack(outs)
+
     n = state.v.shape[0]
     k = n if idx is None else idx.shape[0]
     since = jnp.zeros((k,), bool if stepper.config.surrogate is None else state.v.dtype)
     stats = _Stats(norm=jnp.zeros((), state.v.dtype), bad_current=jnp.full((), -1, jnp.int32))
     blocks = length // every
+    groups, rest = divmod(blocks, group)
     rows = None if current.rows is None else current.rows.reshape(blocks, every, -1)
     carry = (state, count, since, stats)
-    if segment is None or segment >= blocks:
-        carry, (rec, spk) = jax.lax.scan(block, carry, rows, length=blocks, unroll=unroll if every == 1 else 1)
-    else:
-        carry, (rec, spk) = _segmented_scan(block, carry, rows, blocks, segment)
+    outs = []
+    if groups:
+        head = None if rows is None else rows[:groups * group].reshape((groups, group) + rows.shape[1:])
+        # every == 1: the body is straight-line steps, so the scan's unroll fuses consecutive steps
+        outer = max(1, unroll // group) if every == 1 else 1
+        seg = None if segment is None else max(1, segment // group)
+        if seg is None or seg >= groups:
+            carry, out = jax.lax.scan(body, carry, head, length=groups, unroll=min(outer, groups))
+        else:
+            carry, out = _segmented_scan(body, carry, head, groups, seg)
+        outs.append(jax.tree_util.tree_map(lambda y: y.reshape((groups * group,) + y.shape[2:]), out))
+    for b in range(rest):  # the periods past the last whole group, from the same phase as a group
+        carry, out = block(carry, None if rows is None else rows[groups * group + b], phases[b])
+        outs.append(_stack([out]))
+    rec, spk = _concat(outs)
     state, count, _, stats = carry
     if events:
         spk = spk.reshape(length, n)
     return state, count, stats, rec, spk
+
+
+def _run_steps(one, carry, rows, length: int, phase: int | None, unroll: int):
+    """``length`` steps of ``one(carry, row, renorm) -> (carry, out)``; the outs stacked ``(length, ...)``.
+
+    ``phase`` (``t % RENORM_PERIOD`` of the first step, known on the host): a head of steps up to the
+    first step with ``t % RENORM_PERIOD == 0``, a scan whose body is ``RENORM_PERIOD`` steps with the
+    norm correction in the last, and a tail of the steps left; every step is compiled with its own
+    ``renorm`` (the correction is absent from three steps in four). None: a scan of single steps that
+    each decide from ``state.t`` at run time.
+    """
+    row = (lambda i: None) if rows is None else (lambda i: rows[i])
+    if phase is None:
+        if length == 1:  # no loop, so that an enclosing scan's unroll fuses consecutive steps
+            carry, out = one(carry, row(0), None)
+            return carry, _stack([out])
+        return jax.lax.scan(lambda c, r: one(c, r, None), carry, rows, length=length, unroll=min(unroll, length))
+    period = dynamics.RENORM_PERIOD
+    head = min(length, (period - phase) % period)
+    bodies = (length - head) // period
+    outs = []
+    for i in range(head):
+        carry, out = one(carry, row(i), dynamics.renormalises(phase + i))
+        outs.append(_stack([out]))
+    if bodies:
+
+        def body(c, r):
+            steps = []
+            for j in range(period):
+                c, out = one(c, None if r is None else r[j], dynamics.renormalises(j))
+                steps.append(out)
+            return c, _stack(steps)
+
+        mid = None if rows is None else rows[head:head + bodies * period].reshape((bodies, period) + rows.shape[1:])
+        carry, out = jax.lax.scan(body, carry, mid, length=bodies, unroll=max(1, min(unroll // period, bodies)))
+        outs.append(jax.tree_util.tree_map(lambda y: y.reshape((bodies * period,) + y.shape[2:]), out))
+    for i in range(head + bodies * period, length):  # phases 0 .. period - 2: no correction
+        carry, out = one(carry, row(i), dynamics.renormalises(phase + i))
+        outs.append(_stack([out]))
+    return carry, _concat(outs)
+
+
+def _stack(outs: list):
+    """Per-step (or per-period) outputs stacked on a new leading axis (None stays None)."""
+    return jax.tree_util.tree_map(lambda *x: jnp.stack(x), *outs)
+
+
+def _concat(outs: list):
+    """Stacked outputs concatenated along their leading axis (None stays None)."""
+    return outs[0] if len(outs) == 1 else jax.tree_util.tree_map(lambda *x: jnp.concatenate(x), *outs)
 
 
 def _segmented_scan(body, carry, rows, blocks: int, segment: int):
@@ -123,7 +199,17 @@ def _segmented_scan(body, carry, rows, blocks: int, segment: int):
     return carry, ys
 
 
-_chunk_jit = jax.jit(_chunk, static_argnames=("length", "every", "names", "events", "track_norm", "unroll", "segment"))
+_chunk_jit = jax.jit(_chunk, static_argnames=("length", "every", "names", "events", "track_norm", "unroll", "segment",
+                                             "phase"))
+
+
+def _renorm_layout(stepper: Stepper, unroll: int, state: Any) -> bool:
+    """True when a chunk lays its steps out by their phase of the norm correction (``_chunk(phase=...)``):
+    a pure step that corrects the norm, an unroll of at least one correction period (a body of fewer
+    steps would need one compiled copy per phase: more compile time for the small runs that use
+    unroll 1) and ``state.t`` known on the host. Otherwise each step selects the correction at run time;
+    both give the same values."""
+    return stepper.corrects_norm and unroll >= dynamics.RENORM_PERIOD and is_concrete(state.t)
 
 
 def _segment(checkpoint: bool | int | None, blocks: int) -> int | None:
@@ -162,12 +248,15 @@ class JaxBackend(Backend):
         carry = {"state": state, "count": jnp.zeros((n,), jnp.int32 if opts.surrogate is None else dtype),
                  "stepper": stepper}
 
+        aligned = _renorm_layout(stepper, unroll, state)
+
         def advance(start: int, length: int, sampled: bool):
             names = rec_spec.sampled if sampled else ()
             run_chunk = functools.partial(
                 _chunk_jit, state=carry["state"], count=carry["count"], current=cur.window(start, length), key=key,
                 idx=dev_idx, length=length, every=every if sampled else length, names=names, events=rec_spec.events,
-                track_norm=track_norm, unroll=unroll, segment=_segment(opts.checkpoint, length // every if sampled else 1))
+                track_norm=track_norm, unroll=unroll, segment=_segment(opts.checkpoint, length // every if sampled else 1),
+                phase=(run.t0 + start) % dynamics.RENORM_PERIOD if aligned else None)
             stepper, (new_state, new_count, stats, samples, spk) = self._run_planned(run_chunk, carry["stepper"],
                                                                                       track_norm, run.concrete)
             if not cur.checked and run.concrete and int(stats.bad_current) >= 0:

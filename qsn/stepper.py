@@ -97,19 +97,26 @@ class Stepper(eqx.Module):
         """:meth:`build` with the mode and dtype read from ``state``."""
         return cls.build(params, mode_of(state), state.v.dtype, **kwargs)
 
-    def __call__(self, state: State, current: Any, key: jax.Array | None = None) -> tuple[State, jax.Array, jax.Array]:
+    def __call__(
+        self, state: State, current: Any, key: jax.Array | None = None, *, renorm: bool | None = None
+    ) -> tuple[State, jax.Array, jax.Array]:
         """Advance ``state`` by one step.
 
         Args:
             state: :class:`qsn.PureState` / :class:`qsn.MixedState` of ``n`` neurons (this mode and dtype).
             current: ``r_m * I`` in mV this step, scalar or ``(n,)``.
             key: ``jax.random`` key when :attr:`needs_key`; step ``t`` draws from ``fold_in(key, state.t)``.
+            renorm: whether this step corrects the pure state's norm. None (the default): decided from
+                ``state.t`` at run time (``qsn.dynamics.renormalises``: ``t % 4 == 3``). A caller that
+                knows ``state.t`` on the host passes ``renormalises(t)`` itself, so that the three steps
+                in four without the correction compile without it (what the JAX backend's scan does);
+                any other value would make the result depend on more than ``t``.
 
         Returns:
             ``(state, spikes, a)``: the new state, ``(n,)`` spikes (bool; float with a surrogate) and the
             ``(n,)`` drive ``a`` the qubit saw.
         """
-        return advance(self.constants, self.config, state, current, key)
+        return advance(self.constants, self.config, state, current, key, renorm)
 
     # ------------------------------------------------------------------ pieces for other steps
     def membrane(self, v: jax.Array, refractory: jax.Array, current: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -124,6 +131,12 @@ class Stepper(eqx.Module):
     @property
     def mode(self) -> str:
         return self.config.mode
+
+    @property
+    def corrects_norm(self) -> bool:
+        """True when the step corrects the norm on some steps (pure mode without relaxation, whose
+        conditioning renormalises on every step): the cadence of ``renorm`` matters."""
+        return self.config.mode == "pure" and not self.config.relaxation
 
     @property
     def needs_key(self) -> bool:
