@@ -11,7 +11,7 @@ naming the feature and saying it runs on ``backend='jax'``.
 The state crosses as NumPy copies of the :class:`~qsn.networks.network.NetState` on every chunk and
 comes back as a new ``NetState`` of JAX arrays, so ``net.state``, ``restore``, ``save`` and runs that
 mix backends keep working. For deterministic runs (no quantum jumps, infinite T1/T2) the spike trains
-are the JAX path's, bit for bit (tests/kernels/test_native_network.py).
+are the JAX path's, bit for bit (tests/kernels/test_kernel_native_network.py).
 """
 
 from __future__ import annotations

@@ -260,7 +260,7 @@ def test_cupy_backend_names_what_is_missing():
 
 
 def test_network_run_names_the_missing_network_kernel():
-    # 'cupy' has no network kernel yet; 'native' runs networks (tests/kernels/test_native_network.py)
+    # 'cupy' has no network kernel yet; 'native' runs networks (tests/kernels/test_kernel_native_network.py)
     from qsn.networks import Network, NeuronGroup
 
     net = Network(dtype=jnp.float32)

@@ -14,7 +14,7 @@
 * the replica-exchange rule, against a loop written from the formula ``min(1, exp((b_i - b_j)(E_i - E_j)))``.
 
 Every sampling and bookkeeping test runs on both backends (``backend="jax"`` and ``"native"``, the latter
-where a C++ compiler exists; tests/qubo/test_native.py checks the native sweep sample by sample).
+where a C++ compiler exists; tests/qubo/test_qubo_native.py checks the native sweep sample by sample).
 
 Statistical thresholds: p > 1e-3 for the correct distribution and p < 1e-8 for the wrong ones. At the fixed
 keys the outcome is deterministic and the margins are wide: against the right weights p = 0.99 (dense), 0.61
