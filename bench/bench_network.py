@@ -15,6 +15,16 @@
   and compiled once, binary run ``--repeats`` times; ``run_s`` is the simulation loop as the binary
   reports it, ``binary_s`` the binary's whole wall time, which also loads the synapses and writes
   the spikes). Spike counts are in each row: qsn float64 and Brian2 simulate the same trajectory.
+* **CUBA on the native backend** (``Network.run(..., backend="native")``, the whole-network CPU kernel,
+  one thread, float32, with the SpikeMonitor): ``run_s`` is ``net.run`` (kernel calls, the state's
+  conversion per chunk, the monitor's records), ``loop_s`` the kernel alone for the whole second in
+  one call (the counterpart of Brian2 cpp_standalone's simulation loop); ``build_s`` includes the
+  kernel's build (from the on-disk cache when warm). The float32 JAX row runs the same trajectory:
+  the spike counts agree (``tests/kernels/test_kernel_native_network.py`` checks the trains bit for bit).
+* **Whole process** (``--process``): ``python -c "import jax; from qsn.networks import models; ..."``
+  building CUBA and running 1 s on ``native`` and on ``jax``, wall time of the process including the
+  imports, warm (kernel and compilation caches filled by a first, untimed process), the two backends'
+  processes alternating.
 * **Brunel** (``models.brunel(n)``, AI regime, float32) for each n in ``--brunel-sizes``: wall time per
   biological second and synaptic events per second, events = sum over neurons of spikes x outgoing
   recurrent synapses (external Poisson input not counted).
@@ -111,6 +121,54 @@ def qsn_cuba(dtype: Any, monitor: bool, duration: float, chunk_steps: int, repea
                n=4000, synapses=int(sum(net.synapse_count.values())), dtype=np.dtype(dtype).name, build_s=build,
                build_warm_s=build_warm, **timed)
     return row, export
+
+
+def qsn_cuba_native(duration: float, chunk_steps: int, repeats: int) -> dict:
+    """CUBA (float32, SpikeMonitor) on the native whole-network kernel: ``net.run`` and the kernel alone."""
+    net, build, build_warm = _qsn_build(models.cuba)
+    s0 = net.state
+    start = time.perf_counter()
+    net.run(chunk_steps * DT, chunk_steps=chunk_steps, backend="native")  # builds the kernel (or loads it)
+    warm = time.perf_counter() - start
+    counts = []
+
+    def once() -> None:
+        net.restore(s0)
+        net.run(duration, chunk_steps=chunk_steps, backend="native")
+        counts.append(int(net.spike_count("neurons").sum()))
+
+    best, times, _ = _best(once, repeats)
+    kernel = net._native_kernel()
+    steps = int(round(duration / DT))
+    loop, loops, _ = _best(lambda: kernel.chunk(s0, steps), repeats)
+    return dict(model="cuba", simulator="qsn", variant="float32, native", n=4000,
+                synapses=int(sum(net.synapse_count.values())), dtype="float32", build_s=build, build_warm_s=build_warm,
+                run_s=best, run_s_all=times, loop_s=loop, loop_s_all=loops, kernel_build_s=warm,
+                spikes=counts[int(np.argmin(times))], kernel_flags=kernel.flags)
+
+
+_PROCESS = ("import jax; from qsn.networks import models; net = models.cuba().build(jax.random.key(0)); "
+            "net.run({duration}, backend={backend!r}); print(int(net.spike_count('neurons').sum()))")
+
+
+def qsn_process(duration: float, repeats: int) -> list[dict]:
+    """Whole-process wall time (imports, build, run) of CUBA on ``native`` and ``jax``, warm, alternating."""
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    times: dict[str, list[float]] = {"native": [], "jax": []}
+    spikes = {}
+    for i in range(repeats + 1):  # the first round fills the caches and is not timed
+        for backend in times:
+            start = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", _PROCESS.format(duration=duration, backend=backend)],
+                                 capture_output=True, text=True, env=env, check=True)
+            if i:
+                times[backend].append(time.perf_counter() - start)
+            spikes[backend] = int(out.stdout.split()[-1])
+    return [dict(model="cuba", simulator="qsn", variant=f"float32, {backend}, whole process", n=4000, dtype="float32",
+                 build_s=None, run_s=min(t), run_s_all=t, process_s=min(t), spikes=spikes[backend])
+            for backend, t in times.items()]
 
 
 def brian2_runtime(target: str, export: dict, duration: float, repeats: int) -> dict:
@@ -213,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-ms", type=float, default=100.0, help="qsn steps per compiled chunk, as ms")
     parser.add_argument("--cuba", action=argparse.BooleanOptionalAction, default=True,
                         help="CUBA rows: qsn beside Brian2 (needs brian2; --no-cuba on machines without it)")
+    parser.add_argument("--native", action=argparse.BooleanOptionalAction, default=True,
+                        help="CUBA on the native whole-network kernel (needs a C++ compiler)")
+    parser.add_argument("--process", action=argparse.BooleanOptionalAction, default=True,
+                        help="whole-process wall time of CUBA (imports, build, 1 s run) on native and jax")
     parser.add_argument("--brunel-sizes", nargs="*", type=float, default=[1e4])
     parser.add_argument("--brunel-indegree", type=int, default=None,
                         help="C_E of the Brunel networks (default: the model's 0.1 N_E; use 1000 for n >= 1e5)")
@@ -232,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     def report(row: dict) -> None:
         rows.append(row)
         extra = f", {row['events_per_s']:.3g} events/s" if "events_per_s" in row else ""
-        print(f"{row['model']:6s} n={row['n']:>7,d} {row['simulator']:6s} {row['variant']:20s} build {row['build_s']:7.2f} s  "
+        print(f"{row['model']:6s} n={row['n']:>7,d} {row['simulator']:6s} {row['variant']:20s} build {row['build_s'] or 0:7.2f} s  "
               f"run {row['run_s']:7.2f} s  spikes {row['spikes']:,}{extra}", flush=True)
 
     export = None
@@ -240,17 +302,24 @@ def main(argv: list[str] | None = None) -> int:
         row, exp = qsn_cuba(dtype, monitor, args.duration, chunk, args.repeats)
         export = exp or export
         report(row)
+    if args.cuba and args.native:
+        report(qsn_cuba_native(args.duration, chunk, args.repeats))
     for variant in args.brian2 if args.cuba else ():
         if variant == "cpp_standalone":
             report(brian2_standalone(export, args.duration, args.repeats))
         else:
             report(brian2_runtime(variant, export, args.duration, args.repeats))
+    if args.cuba and args.process:
+        for row in qsn_process(args.duration, args.repeats):
+            report(row)
     for n in args.brunel_sizes:
         report(qsn_brunel(int(n), args.duration, chunk, args.repeats, args.brunel_indegree))
     for scale in args.microcircuit_scales:
         report(qsn_microcircuit(scale, args.duration, chunk, args.repeats))
-    for row in rows:
-        row["wall_s_per_bio_s"] = row["run_s"] / (args.duration * 1e-3)
+    for row in rows:  # (a whole process's time is not per biological second: it includes imports and the build)
+        row["wall_s_per_bio_s"] = None if "process_s" in row else row["run_s"] / (args.duration * 1e-3)
+        if "loop_s" in row:
+            row["loop_s_per_bio_s"] = row["loop_s"] / (args.duration * 1e-3)
 
     try:
         import brian2
@@ -277,12 +346,17 @@ def main(argv: list[str] | None = None) -> int:
     print("| model | n | simulator | variant | build s (first / warm) | compile s | run s per bio s | spikes | events/s |")
     print("|---|---:|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        build = f"{r['build_s']:.2f} / {r['build_warm_s']:.2f}" if "build_warm_s" in r else f"{r['build_s']:.2f}"
+        build = f"{r['build_s']:.2f} / {r['build_warm_s']:.2f}" if "build_warm_s" in r else (
+            "-" if r["build_s"] is None else f"{r['build_s']:.2f}")
         comp = f"{r['compile_s']:.2f}" if "compile_s" in r else "-"
         ev = f"{r['events_per_s']:.3g}" if "events_per_s" in r else "-"
+        per = f"{r['wall_s_per_bio_s']:.3g}" if r["wall_s_per_bio_s"] is not None else f"(process {r['process_s']:.2f} s)"
         print(f"| {r['model']} | {r['n']:,} | {r['simulator']} | {r['variant']} | {build} | {comp} | "
-              f"{r['wall_s_per_bio_s']:.3g} | {r['spikes']:,} | {ev} |")
+              f"{per} | {r['spikes']:,} | {ev} |")
     for r in rows:
+        if "loop_s" in r:
+            print(f"\nqsn native: the kernel alone (one call for the whole run) took {r['loop_s']:.3f} s per biological s; "
+                  f"net.run {r['run_s']:.3f} s")
         if "binary_s" in r:
             print(f"\nBrian2 cpp_standalone: the whole binary (loading {r['synapses']:,} synapses, writing spikes) took "
                   f"{r['binary_s']:.2f} s; the table's run time is its simulation loop.")
