@@ -12,7 +12,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.stats
 
 from qsn.errors import ConfigurationError
 from qsn.networks.group import NeuronGroup, resolve
@@ -97,6 +96,8 @@ def poisson_table(lam: float) -> np.ndarray | None:
     1e-16; None when that needs more than 1024 entries (large ``lam``)."""
     if lam == 0.0:
         return np.ones(1)
+    import scipy.stats  # (here, not at import: scipy.stats alone takes ~0.5 s to import)
+
     k_max = int(scipy.stats.poisson.isf(1e-16, lam)) + 2
     if k_max > _TABLE_MAX:
         return None

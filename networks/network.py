@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qsn.compile_cache import enable as enable_compile_cache
 from qsn.current import ConstantCurrent, SampledCurrent, as_current
 from qsn.driver import chunk_length, drive
 from qsn.errors import ConfigurationError, InvalidStateError
@@ -196,6 +197,7 @@ class Network:
             raise ConfigurationError("Network.build() was already called; make a new Network to rebuild")
         key = check_prng_key(key, optional=False)
         self._check_members()
+        enable_compile_cache()  # the build's many small XLA programs load from disk in a second process
         dt = self._resolve_dt()
         self._dt = dt
         dtype = self.dtype

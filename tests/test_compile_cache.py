@@ -129,3 +129,28 @@ def test_entry_count_of_nothing_is_zero(tmp_path):
     (tmp_path / "jit_f-abc-cache").write_bytes(b"x")
     (tmp_path / "jit_f-abc-atime").write_bytes(b"x")
     assert compile_cache.entry_count(tmp_path) == 1
+
+
+# Builds a small network without calling enable(): Network.build turns the cache on by itself.
+BUILD_SCRIPT = """
+import json
+import jax
+from qsn import compile_cache
+from qsn.networks import models
+net = models.cuba(200).build(jax.random.key(0))
+compiled, loaded = compile_cache.compile_counts()
+print(json.dumps({"compiled": compiled, "loaded": loaded}))
+"""
+
+
+def test_a_network_build_uses_the_cache_without_being_asked(tmp_path):
+    def build() -> dict:
+        proc = subprocess.run([sys.executable, "-c", BUILD_SCRIPT], env=_env(tmp_path), capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    first = build()
+    assert first["compiled"] > 0 and first["loaded"] == 0, first
+    second = build()
+    assert second["compiled"] == 0 and second["loaded"] == first["compiled"], (first, second)
