@@ -65,11 +65,15 @@ class NeuronGroup(_Group):
             and Poisson inputs target one by name. Default ``{"exc": PscExp(5), "inh": PscExp(10)}``.
         v0: initial membrane potential, mV, scalar or ``(n,)`` (default ``v_rest``); or a callable
             ``key -> (n,)`` drawn at ``Network.build``.
+        syn0: initial receptor variables, receptor name -> scalar, ``(n,)`` or a callable ``key -> (n,)``
+            drawn at ``Network.build`` (default 0), in the receptor's units: mV for :class:`Delta` and
+            :class:`PscExp`, the conductance relative to the leak for :class:`CondExp`.
         name: unique name in the network (default ``"group<k>"``).
 
     Example:
         >>> g = NeuronGroup(100, NeuronParams(delta=0.0), receptors={"exc": PscExp(2.0)})
         >>> g[:10]  # a view of the first ten neurons
+        >>> cond = NeuronGroup(100, receptors={"exc": CondExp(5.0, 0.0)}, syn0={"exc": 4.0})
     """
 
     def __init__(
@@ -80,6 +84,7 @@ class NeuronGroup(_Group):
         *,
         receptors: Mapping[str, Kinetics] | None = None,
         v0: Any = None,
+        syn0: Mapping[str, Any] | None = None,
         name: str | None = None,
     ) -> None:
         self.n = _size("NeuronGroup", n)
@@ -104,6 +109,32 @@ class NeuronGroup(_Group):
         self.receptors = receptors
         self.v0 = v0
         self.name = name
+        self.syn0 = self._check_syn0({} if syn0 is None else syn0)
+
+    def _check_syn0(self, syn0: Any) -> dict[str, Any]:
+        if not isinstance(syn0, Mapping):
+            raise ConfigurationError(f"NeuronGroup: syn0 must be a dict of receptor name -> initial value, but is {syn0!r}")
+        for name, value in syn0.items():
+            if name not in self.receptors:
+                raise ConfigurationError(f"NeuronGroup: syn0 names receptor {name!r}, but the receptors are {list(self.receptors)}")
+            if not callable(value):
+                self.initial_receptor(name, value)
+        return dict(syn0)
+
+    def initial_receptor(self, name: str, value: Any) -> np.ndarray:
+        """``value`` (a ``syn0`` entry, or what its callable drew) as the ``(n,)`` float64 initial state of
+        receptor ``name``; raises ConfigurationError naming the receptor unless it is finite and fits ``(n,)``."""
+        what = f"NeuronGroup{' ' + self.name if self.name else ''}: syn0[{name!r}]"
+        try:
+            arr = np.asarray(value, np.float64)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"{what} must be a number or an (n,) array, but is {value!r}") from None
+        if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != self.n):
+            raise ConfigurationError(f"{what} must be a scalar or have shape ({self.n},), but has shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            i = int(np.argmax(~np.isfinite(np.atleast_1d(arr))))
+            raise ConfigurationError(f"{what} must be finite, but element {i} is {float(np.atleast_1d(arr)[i])!r}")
+        return np.broadcast_to(arr, (self.n,))
 
     def __repr__(self) -> str:
         return f"NeuronGroup({self.name or '?'}, n={self.n}, mode={self.mode!r}, receptors={list(self.receptors)})"

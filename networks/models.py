@@ -15,13 +15,14 @@ The Vogels-Abbott networks keep the older, equivalent form ``v_rest = V_r`` plus
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import equinox as eqx
 import jax
 import numpy as np
 
-from qsn.errors import ConfigurationError
+from qsn.errors import ConfigurationError, QSNWarning
 from qsn.params import NeuronParams
 from qsn.networks.connectivity import fixed_indegree, fixed_probability, fixed_total_number
 from qsn.networks.distributions import Distribution, normal
@@ -32,22 +33,28 @@ from qsn.networks.network import Network
 from qsn.networks.projection import Projection
 from qsn.networks.synapse import CondExp, Delta, PscExp
 
-__all__ = ["cuba", "coba", "brunel", "BRUNEL_REGIMES", "microcircuit", "PD14_RATES"]
+__all__ = ["cuba", "coba", "coba_brainpy", "brunel", "BRUNEL_REGIMES", "microcircuit", "PD14_RATES"]
 
 
 def _uniform_v0(low: float, high: float, n: int):
     return lambda key: low + (high - low) * jax.random.uniform(key, (n,))
 
 
+def _normal_v0(mean: float, std: float, n: int):
+    return lambda key: mean + std * jax.random.normal(key, (n,))
+
+
 def _vogels_abbott(n: int, receptors: dict, we: float, wi: float, drive: float, p: float, quantum: dict,
-                   mode: str, dtype: Any, monitor: bool) -> Network:
+                   mode: str, dtype: Any, monitor: bool, syn0: dict | None = None) -> Network:
     n_exc = int(round(0.8 * n))
     params = NeuronParams(v_rest=-60.0, v_th=-50.0, tau_m=20.0, r_m=1.0, t_ref=5.0, dt=0.1, **quantum)
     net = Network(dtype=dtype)
-    g = net.add(NeuronGroup(n, params, mode, receptors=receptors, v0=_uniform_v0(-60.0, -50.0, n), name="neurons"))
+    g = net.add(NeuronGroup(n, params, mode, receptors=receptors, v0=_uniform_v0(-60.0, -50.0, n), syn0=syn0,
+                            name="neurons"))
     net.add(Projection(g[:n_exc], g, fixed_probability(p), weight=we, receptor="exc", name="exc"))
     net.add(Projection(g[n_exc:], g, fixed_probability(p), weight=wi, receptor="inh", name="inh"))
-    net.add(CurrentInput(g, drive))
+    if drive:
+        net.add(CurrentInput(g, drive))
     if monitor:
         net.add(SpikeMonitor(g, name="spikes"))
     return net
@@ -67,15 +74,39 @@ def cuba(n: int = 4000, *, p: float = 0.02, delta: float = 0.0, t2: float = math
                           dict(delta=delta, t2=t2, jump_rate=jump_rate), mode, dtype, monitor)
 
 
+# COBA's conductances, relative to the leak (10 nS in Brette et al. 2007): jumps, and the initial
+# ge ~ N(4, 1.5), gi ~ N(20, 12) of the benchmark
+_COBA_W = (6.0 / 10, 67.0 / 10)
+_COBA_G0 = ((4.0, 1.5), (20.0, 12.0))
+
+
 def coba(n: int = 4000, *, p: float = 0.02, delta: float = 0.0, t2: float = math.inf, jump_rate: float = 0.0,
          mode: str = "pure", dtype: Any = np.float32, monitor: bool = True) -> Network:
-    """Vogels & Abbott (2005) conductance-based network in the benchmark form of Brette et al. (2007)
-    used by Brian2 and BrainPy: as :func:`cuba` but with leak reversal -60 mV, a 20 mV drive,
-    conductances (relative to the leak) with ``tau_e = 5``, ``tau_i = 10`` ms, reversal 0 and -80 mV,
-    jumps ``w_e = 0.6`` and ``w_i = 6.7``, integrated with exponential Euler."""
-    receptors = {"exc": CondExp(5.0, 0.0), "inh": CondExp(10.0, -80.0)}
-    return _vogels_abbott(n, receptors, 6.0 / 10, 67.0 / 10, 20.0, p, dict(delta=delta, t2=t2, jump_rate=jump_rate),
-                          mode, dtype, monitor)
+    """Brette et al. (2007) benchmark 1: the Vogels & Abbott (2005) conductance-based network.
+
+    As :func:`cuba` (``n`` neurons, 80% excitatory, probability ``p``, ``tau_m = 20`` ms, threshold
+    -50 mV, reset and leak reversal -60 mV, refractory 5 ms, V uniform in [-60, -50) mV), with no
+    external drive: conductances (relative to the 10 nS leak) with ``tau_e = 5``, ``tau_i = 10`` ms,
+    reversal 0 and -80 mV, jumps ``w_e = 0.6`` and ``w_i = 6.7`` (6 and 67 nS), starting from
+    ``g_e ~ N(4, 1.5)``, ``g_i ~ N(20, 12)`` per neuron (so a few start below zero, as in the
+    benchmark's scripts), integrated with exponential Euler. The activity is self-sustained: the
+    initial conductances kick it off. :func:`coba_brainpy` is the driven variant BrainPy benchmarks.
+    """
+    (ge, sd_e), (gi, sd_i) = _COBA_G0
+    syn0 = {"exc": _normal_v0(ge, sd_e, n), "inh": _normal_v0(gi, sd_i, n)}
+    return _vogels_abbott(n, {"exc": CondExp(5.0, 0.0), "inh": CondExp(10.0, -80.0)}, *_COBA_W, 0.0, p,
+                          dict(delta=delta, t2=t2, jump_rate=jump_rate), mode, dtype, monitor, syn0)
+
+
+def coba_brainpy(n: int = 4000, *, p: float = 0.02, delta: float = 0.0, t2: float = math.inf, jump_rate: float = 0.0,
+                 mode: str = "pure", dtype: Any = np.float32, monitor: bool = True) -> Network:
+    """BrainPy's variant of the COBA network (its ``COBA`` benchmark), not Brette et al.'s benchmark 1.
+
+    As :func:`coba`, but with a constant 20 mV drive above the reset and all conductances starting
+    at zero: the drive, not the initial conductances, makes it fire.
+    """
+    return _vogels_abbott(n, {"exc": CondExp(5.0, 0.0), "inh": CondExp(10.0, -80.0)}, *_COBA_W, 20.0, p,
+                          dict(delta=delta, t2=t2, jump_rate=jump_rate), mode, dtype, monitor)
 
 
 # (g, eta) of the four regimes of Brunel (2000), Fig. 8
@@ -85,6 +116,28 @@ BRUNEL_REGIMES = {
     "SI_fast": (6.0, 4.0),  # synchronous irregular, fast oscillation
     "SI_slow": (4.5, 0.9),  # synchronous irregular, slow oscillation
 }
+
+
+# Brunel (2000) Fig. 8 maps the regimes for N_E = 10,000 and C_E = 1,000 (sparse: C_E / N_E = 0.1).
+# The recurrent input's fluctuations grow as sqrt(C_E) (J fixed), so with fewer inputs an "AI"
+# network fires regularly (tests/networks/test_net_models.py measures it at n = 2,000, C_E = 160).
+_BRUNEL_C_E, _BRUNEL_SPARSENESS = 1000, 0.1
+
+
+def _check_brunel_regime(g: float, eta: float, c_e: int, n_exc: int) -> None:
+    """Warn (QSNWarning) when (g, eta) names a regime of Brunel (2000) that this in-degree or size cannot show."""
+    regime = next((name for name, point in BRUNEL_REGIMES.items() if point == (g, eta)), None)
+    if regime is None:
+        return
+    if c_e < _BRUNEL_C_E:
+        warnings.warn(f"brunel: the {regime!r} regime of Brunel (2000) is mapped for C_E = {_BRUNEL_C_E} inputs, but C_E = "
+                      f"{c_e}: the input fluctuations are {math.sqrt(c_e / _BRUNEL_C_E):.2f}x as large and the network may "
+                      f"fire in another regime; pass indegree={_BRUNEL_C_E} (with n >= {int(_BRUNEL_C_E / _BRUNEL_SPARSENESS / 0.8):,})",
+                      QSNWarning, stacklevel=3)
+    elif c_e > _BRUNEL_SPARSENESS * n_exc * 1.0001:
+        warnings.warn(f"brunel: the {regime!r} regime of Brunel (2000) assumes sparse connectivity (C_E / N_E <= "
+                      f"{_BRUNEL_SPARSENESS}), but C_E / N_E = {c_e / n_exc:.2f}; use n >= "
+                      f"{int(math.ceil(c_e / _BRUNEL_SPARSENESS / 0.8)):,} for indegree={c_e}", QSNWarning, stacklevel=3)
 
 
 def brunel(n: int = 12_500, g: float = 5.0, eta: float = 2.0, *, indegree: int | None = None, j: float = 0.1,
@@ -106,6 +159,7 @@ def brunel(n: int = 12_500, g: float = 5.0, eta: float = 2.0, *, indegree: int |
     n_exc = int(round(0.8 * n))
     c_e = int(round(0.1 * n_exc)) if indegree is None else int(indegree)
     c_i = max(1, int(round(c_e / 4)))
+    _check_brunel_regime(g, eta, c_e, n_exc)
     theta, tau_m = 20.0, 20.0
     nu_th = theta / (j * c_e * tau_m)  # 1/ms
     params = NeuronParams(v_rest=0.0, v_reset=10.0, v_th=theta, tau_m=tau_m, r_m=1.0, t_ref=2.0, dt=0.1, delta=delta,
@@ -186,10 +240,6 @@ def _pd14_full_synapses() -> np.ndarray:
     probability ``1 - p``."""
     pairs = np.outer(_PD14_SIZES, _PD14_SIZES).astype(np.float64)
     return np.log1p(-_PD14_CONN_PROBS) / np.log1p(-1.0 / pairs)
-
-
-def _normal_v0(mean: float, std: float, n: int):
-    return lambda key: mean + std * jax.random.normal(key, (n,))
 
 
 def microcircuit(scale: float = 1.0, *, k_scale: float = 1.0, background: str = "poisson", delta: float = 0.0,

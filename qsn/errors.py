@@ -16,6 +16,7 @@ __all__ = [
     "RecordingError",
     "MemoryBudgetError",
     "BackendUnavailableError",
+    "QSNWarning",
 ]
 
 
@@ -50,3 +51,8 @@ class MemoryBudgetError(QSNError, MemoryError):
 
 class BackendUnavailableError(QSNError, ImportError):
     """An optional backend (CuPy/CUDA) was requested but is not installed or has no device."""
+
+
+class QSNWarning(UserWarning):
+    """Something runs, but probably not as the caller meant (e.g. a reference model outside the regime
+    it names); the message says what and how to get what was meant."""

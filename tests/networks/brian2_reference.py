@@ -23,7 +23,7 @@ from typing import Any
 import brian2 as b2
 import numpy as np
 
-__all__ = ["lif_psc_network", "cuba_network", "spike_steps", "isi_cv", "run"]
+__all__ = ["lif_psc_network", "cuba_network", "coba_network", "spike_steps", "isi_cv", "run"]
 
 
 def lif_psc_network(
@@ -134,6 +134,44 @@ def cuba_network(v0: np.ndarray, exc: dict, inh: dict, *, dt: float = 0.1, recor
     if mon is not None:
         objects.append(mon)
     return b2.Network(*objects), mon
+
+
+def coba_network(v0: np.ndarray, ge0: np.ndarray, gi0: np.ndarray, exc: dict, inh: dict, *,
+                 dt: float = 0.1) -> tuple[b2.Network, Any]:
+    """Brette et al. (2007) benchmark 1 (COBA, Vogels & Abbott 2005) on a given connectivity and initial state.
+
+    ``dv/dt = (-(v - El) + ge (Ee - v) + gi (Ei - v))/taum (unless refractory)``, ``dge/dt = -ge/taue``,
+    ``dgi/dt = -gi/taui``, ``method='exponential_euler'``; conductances relative to the leak;
+    ``taum = 20``, ``taue = 5``, ``taui = 10`` ms, ``El = Vr = -60``, ``Vt = -50``, ``Ee = 0``,
+    ``Ei = -80`` mV, refractory 5 ms, no external drive; threshold ``v >= Vt`` (see :func:`cuba_network`).
+
+    Args:
+        v0, ge0, gi0: ``(n,)`` initial V (mV) and conductances.
+        exc, inh: synapse lists as :func:`cuba_network` takes them (weights are conductances).
+        dt: ms.
+
+    Returns:
+        ``(network, spike monitor)``.
+    """
+    b2.defaultclock.dt = dt * b2.ms
+    eqs = """
+    dv/dt = (-(v - El) + ge * (Ee - v) + gi * (Ei - v))/taum : 1 (unless refractory)
+    dge/dt = -ge/taue : 1
+    dgi/dt = -gi/taui : 1
+    """
+    ns = dict(taum=20 * b2.ms, taue=5 * b2.ms, taui=10 * b2.ms, El=-60.0, Vt=-50.0, Vr=-60.0, Ee=0.0, Ei=-80.0)
+    cells = b2.NeuronGroup(len(v0), eqs, threshold="v >= Vt", reset="v = Vr", refractory=5 * b2.ms,
+                           method="exponential_euler", namespace=ns, name="coba")
+    cells.v, cells.ge, cells.gi = (np.asarray(a, np.float64) for a in (v0, ge0, gi0))
+    objects: list[Any] = [cells]
+    for label, syn, var in (("coba_e", exc, "ge"), ("coba_i", inh, "gi")):
+        s = b2.Synapses(cells, cells, "w : 1", on_pre=f"{var} += w", name=label)
+        s.connect(i=np.asarray(syn["pre"]), j=np.asarray(syn["post"]))
+        s.w = np.asarray(syn["weight"], np.float64)
+        s.delay = np.asarray(syn["delay"], np.float64) * dt * b2.ms
+        objects.append(s)
+    mon = b2.SpikeMonitor(cells, name="coba_spikes")
+    return b2.Network(*objects, mon), mon
 
 
 def run(network: b2.Network, duration_ms: float, target: str = "numpy") -> None:
