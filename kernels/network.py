@@ -37,12 +37,12 @@ _P = ctypes.c_void_p
 class _Group(ctypes.Structure):  # struct qsn_net_group in kernels/cpu/network.cpp, field by field
     _fields_ = [
         ("n", ctypes.c_int), ("receptors", ctypes.c_int), ("depth", ctypes.c_int), ("per_neuron", ctypes.c_int),
-        ("dt", ctypes.c_float), ("key0", ctypes.c_uint), ("key1", ctypes.c_uint), ("pad_", ctypes.c_int),
+        ("dt", ctypes.c_float), ("key0", ctypes.c_uint), ("key1", ctypes.c_uint), ("n_spiked", ctypes.c_int),
         *[(name, _P) for name in _PARAM_BITS + _STOCHASTIC_BITS],
         ("kinds", _P), ("decays", _P), ("i_const", _P), ("psc", _P),
         ("v", _P), ("ref", _P), ("q0", _P), ("q1", _P), ("q2", _P), ("q3", _P),
         ("syn", _P), ("ring", _P), ("count", _P),
-        ("input", _P), ("spikes", _P), ("fired", _P),
+        ("spiked", _P),
     ]
 
 
@@ -50,14 +50,14 @@ class _Projection(ctypes.Structure):  # struct qsn_net_projection
     _fields_ = [
         ("pre", ctypes.c_int), ("post", ctypes.c_int), ("receptor", ctypes.c_int), ("n_pre", ctypes.c_int),
         ("n_post", ctypes.c_int), ("width", ctypes.c_int), ("dense", ctypes.c_int), ("n_delays", ctypes.c_int),
-        ("targets", _P), ("delays", _P), ("weights", _P), ("scratch", _P),
+        ("delay", ctypes.c_int), ("pad_", ctypes.c_int), ("targets", _P), ("delays", _P), ("weights", _P), ("scratch", _P),
     ]
 
 
 class _Monitor(ctypes.Structure):  # struct qsn_net_monitor
     _fields_ = [
         ("kind", ctypes.c_int), ("group", ctypes.c_int), ("k", ctypes.c_int), ("pad_", ctypes.c_int),
-        ("index", _P), ("spikes", _P), ("rate", _P),
+        ("start", _P), ("where", _P), ("spikes", _P), ("rate", _P),
     ]
 
 
@@ -116,6 +116,14 @@ def _ptr(a: np.ndarray) -> int:
     return a.ctypes.data
 
 
+def _invert(index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(start, where)``: neuron ``i`` of the group sits at positions ``where[start[i]:start[i + 1]]`` of
+    ``index`` (a view's neurons, in any order, repeats allowed), as the kernel's monitors read it."""
+    where = np.argsort(index, kind="stable").astype(np.int32)
+    start = np.searchsorted(index[where], np.arange(n + 1)).astype(np.int32)
+    return np.ascontiguousarray(start), np.ascontiguousarray(where)
+
+
 class NativeNetwork:
     """The native kernel's view of a built network: constants assembled once, the library built once
     (per step configuration), :meth:`chunk` per chunk. Checks the network first (:func:`check_network`).
@@ -154,7 +162,7 @@ class NativeNetwork:
                 i_const=np.ascontiguousarray(np.asarray(gc["i_const"], f32)),
                 psc=np.ascontiguousarray(np.asarray(gc["psc"], f32).reshape(-1)) if plan.kinds else np.zeros(1, f32),
             )
-            scratch = dict(input=np.zeros(g.n, f32), spikes=np.zeros(g.n, np.int32), fired=np.zeros(g.n, np.uint8))
+            scratch = dict(spiked=np.zeros(g.n, np.int32))
             self._keep += [params, const, scratch]
             self._groups.append(dict(name=name, n=g.n, receptors=len(plan.kinds), per_neuron=per_neuron,
                                      dt=float(net._dt),
@@ -164,21 +172,27 @@ class NativeNetwork:
             arrays = net._arrays[pname]
             if spec.path == "event":
                 targets = np.ascontiguousarray(np.asarray(arrays.targets, np.int32))
-                delays = np.ascontiguousarray(np.asarray(arrays.delays, np.int32))
-                extra = dict(width=int(targets.shape[1]), dense=0, n_delays=0, targets=targets, delays=delays,
-                             scratch=np.zeros(1, f32))
+                delays = np.asarray(arrays.delays, np.int64)
+                used = np.unique(delays[targets < spec.n_post])
+                depth = int(net.state.ring[spec.post].shape[1])
+                if depth * spec.n_post >= 2**31:
+                    _refuse(f"ring buffers of 2^31 entries or more (projection {pname!r}: {depth} slots x "
+                            f"{spec.n_post} neurons)")
+                extra = dict(width=int(targets.shape[1]), dense=0, n_delays=0, targets=targets,
+                             delay=int(used[0]) if used.size == 1 else -1,
+                             delays=np.ascontiguousarray(delays * spec.n_post, np.int32), scratch=np.zeros(1, f32))
             else:
-                extra = dict(width=0, dense=1, n_delays=len(spec.delays), targets=np.zeros(1, np.int32),
+                extra = dict(width=0, dense=1, n_delays=len(spec.delays), delay=-1, targets=np.zeros(1, np.int32),
                              delays=np.asarray(spec.delays, np.int32), scratch=np.zeros(spec.n_post, f32))
             self._keep.append(extra)
             self._projections.append(dict(name=pname, pre=self._index[spec.pre], post=self._index[spec.post],
                                           receptor=spec.receptor, n_pre=spec.n_pre, n_post=spec.n_post, **extra))
         self._monitors = []
         for mname, m in net.monitors.items():
-            index = None if m.index is None else np.ascontiguousarray(np.asarray(m.index, np.int32))
-            self._keep.append(index)
+            inverse = None if m.index is None else _invert(np.asarray(m.index), m.group.n)
+            self._keep.append(inverse)
             self._monitors.append(dict(name=mname, kind=0 if type(m).__name__ == "SpikeMonitor" else 1,
-                                       group=self._index[m.group.name], k=m.n, index=index))
+                                       group=self._index[m.group.name], k=m.n, inverse=inverse))
         defines = kernel_defines("pure", "const", None, jumps=bool(cfg and cfg.jumps),
                                  dephasing=bool(cfg and cfg.dephasing), relaxation=bool(cfg and cfg.relaxation))
         self.library, self.flags = host_library("network.cpp", defines, bool(precise), NATIVE)
@@ -215,7 +229,7 @@ class NativeNetwork:
             w = np.ascontiguousarray(np.asarray(state.weights[p["name"]], f32))
             weights[p["name"]] = w
             st = projections[pi]
-            for field in ("pre", "post", "receptor", "n_pre", "n_post", "width", "dense", "n_delays"):
+            for field in ("pre", "post", "receptor", "n_pre", "n_post", "width", "dense", "n_delays", "delay"):
                 setattr(st, field, p[field])
             st.targets, st.delays, st.weights, st.scratch = (_ptr(p["targets"]), _ptr(p["delays"]), _ptr(w),
                                                              _ptr(p["scratch"]))
@@ -224,7 +238,7 @@ class NativeNetwork:
         for mi, m in enumerate(self._monitors):
             st = monitors[mi]
             st.kind, st.group, st.k = m["kind"], m["group"], m["k"]
-            st.index = None if m["index"] is None else _ptr(m["index"])
+            st.start, st.where = (None, None) if m["inverse"] is None else (_ptr(a) for a in m["inverse"])
             if m["kind"] == 0:
                 out = np.zeros((length, m["k"]), np.bool_)
                 st.spikes = _ptr(out)

@@ -12,12 +12,19 @@
 // conductance receptors are refused by kernels/network.py before a call: they run on the JAX path.)
 //
 // Single-threaded on purpose: a step of CUBA (4000 neurons, ~80 synapses per spike, ~2 spikes per
-// step) is a few microseconds, shorter than an OpenMP barrier per phase would cost. Each group's neuron
-// step is one sweep over its structure of arrays (the state arrays themselves) that g++ vectorises,
-// as kernels/cpu/population.cpp's does; the sweep's loads and stores come from neuron.cuh's field
-// lists (QSN_NEURON, QSN_CONSTS).
+// step) is a few microseconds, shorter than an OpenMP barrier per phase would cost.
 //
-// Bit-for-bit agreement with the JAX path (tests/kernels/test_native_network.py): the membrane is
+// The layout of a step: each group is swept in blocks of QSN_NET_BLOCK neurons. A block's arrivals
+// write its input current into a stack array, the block's neuron step (qsn_sweep, vectorised across
+// the block as kernels/cpu/population.cpp's; its loads and stores come from neuron.cuh's field lists
+// QSN_NEURON, QSN_CONSTS) writes a byte per lane, and a scalar pass, skipped when no lane fired, appends
+// the block's spiking neurons to the group's spike list (ascending). Propagation, the spike counts and
+// the monitors read only the spike lists: no per-step pass over all neurons outside the sweep. An
+// i_const or a receptor's psc that is one value for the whole group is read as one (checked per call);
+// an event projection whose synapses share one delay adds into one ring row per step, others carry
+// delay x n_post offsets, so that a synapse's slot is an add and a conditional subtract.
+//
+// Bit-for-bit agreement with the JAX path (tests/kernels/test_kernel_native_network.py): the membrane is
 // neuron.cuh's two FMAs (XLA's contraction); the PscExp current contracts as XLA's CPU backend does,
 // i_const + psc * x -> fmaf(psc, x, i_const) per receptor (QSN_NET_PSC_FMA); ring additions follow
 // the event path's scatter order.
@@ -28,6 +35,7 @@
 #ifndef QSN_NET_PSC_FMA
 #define QSN_NET_PSC_FMA 1
 #endif
+#define QSN_NET_BLOCK 256  // neurons per block of a group's sweep (their input and spike bytes: 1.25 KiB)
 
 enum qsn_kinetics { QSN_DELTA = 0, QSN_PSC_EXP = 1 };
 
@@ -36,7 +44,7 @@ struct qsn_net_group {
     int n, receptors, depth, per_neuron;
     float dt;
     unsigned key0, key1;
-    int pad_;
+    int n_spiked;  // length of `spiked` after a step (the kernel's)
     // parameters: one value or (n,), as bit qsn_param_bit of per_neuron says (neuron.cuh)
     const float *v_rest, *v_th, *v_reset, *decay, *gain, *inv_range;
     const int* n_ref;
@@ -53,24 +61,26 @@ struct qsn_net_group {
     float* syn;    // (R, n)
     float* ring;   // (R, D, n)
     int* count;    // (n,)
-    // scratch (n,) each
-    float* input;
-    int* spikes;
-    unsigned char* fired;
+    int* spiked;  // (n,) scratch: the spiking neurons of the current step
 };
 
 struct qsn_net_projection {
     int pre, post, receptor, n_pre, n_post, width, dense, n_delays;
+    int delay, pad_;       // event: the one delay (steps) of every synapse, or -1 (then `delays` says)
     const int* targets;    // event: (n_pre + 1, width) ELL targets, padding == n_post, rows left-packed
-    const int* delays;     // event: (n_pre + 1, width) steps; dense: (n_delays,) the distinct delays
+    const int* delays;     // event: (n_pre + 1, width) delay x n_post, the offset of the delay's ring
+                           // slot (D n_post < 2^31); dense: (n_delays,) the distinct delays (steps)
     const float* weights;  // event: (n_pre + 1, width); dense: (n_delays, n_pre, n_post)
     float* scratch;        // dense: (n_post,)
 };
 
 struct qsn_net_monitor {
     int kind, group, k, pad_;  // kind 0: SpikeMonitor (length, k) bytes; 1: RateMonitor (length,) int32
-    const int* index;          // (k,) neurons of the group, or null for all of them
-    unsigned char* spikes;
+    // the monitor's index inverted: neuron i of the group is at positions where[start[i] .. start[i + 1])
+    // of the record; both null when the monitor takes the whole group
+    const int* start;  // (n + 1,)
+    const int* where;  // (k,)
+    unsigned char* spikes;  // (length, k)
     int* rate;
 };
 
@@ -80,16 +90,34 @@ namespace {
 #define QSN_SOA_PTR(type, name) type* name;
 #define QSN_GET(type, name) to.name = from.name[i];
 #define QSN_PUT(type, name) to.name[i] = from.name;
+#define QSN_SHIFT(type, name) to.name = from.name + first;
 struct qsn_soa_neuron { QSN_NEURON(QSN_SOA_PTR) };
 struct qsn_soa_consts { QSN_CONSTS(QSN_SOA_PTR) };
 
-// One step s of every neuron of a group, vectorised across neurons (UNIFORM: shared constants).
+// The arrays of a group from neuron `first` on.
+template <class SOA>
+SOA qsn_from(const SOA& all, const int first);
+template <>
+qsn_soa_neuron qsn_from(const qsn_soa_neuron& from, const int first) {
+    qsn_soa_neuron to;
+    QSN_NEURON(QSN_SHIFT)
+    return to;
+}
+template <>
+qsn_soa_consts qsn_from(const qsn_soa_consts& from, const int first) {
+    qsn_soa_consts to;
+    QSN_CONSTS(QSN_SHIFT)
+    return to;
+}
+
+// One step s of the m neurons of a block (its arrays: `state`, `consts`; the first is neuron `first`
+// of the group), vectorised across them (UNIFORM: shared constants); fired[i] says whether lane i spiked.
 template <bool UNIFORM, bool RENORM>
-void qsn_sweep(const int n, const qsn_soa_neuron& from_state, const qsn_consts& shared,
+void qsn_sweep(const int first, const int m, const qsn_soa_neuron& state, const qsn_consts& shared,
                const qsn_soa_consts& consts, const float* __restrict__ input, unsigned char* __restrict__ fired,
                const int s) {
 #pragma GCC ivdep
-    for (int i = 0; i < n; ++i) {
+    for (int i = 0; i < m; ++i) {
         qsn_consts c = shared;
         if (!UNIFORM) {
             qsn_consts& to = c;
@@ -97,17 +125,19 @@ void qsn_sweep(const int n, const qsn_soa_neuron& from_state, const qsn_consts& 
             QSN_CONSTS(QSN_GET)
         }
 #if QSN_STOCHASTIC
-        if (UNIFORM) c.neuron = (unsigned)i;
+        if (UNIFORM) c.neuron = (unsigned)(first + i);
+#else
+        (void)first;
 #endif
         qsn_neuron nrn;
         {
             qsn_neuron& to = nrn;
-            const qsn_soa_neuron& from = from_state;
+            const qsn_soa_neuron& from = state;
             QSN_NEURON(QSN_GET)
         }
         const bool spike = qsn_step(nrn, c, input[i], s, RENORM);
         {
-            const qsn_soa_neuron& to = from_state;
+            const qsn_soa_neuron& to = state;
             const qsn_neuron& from = nrn;
             QSN_NEURON(QSN_PUT)
         }
@@ -120,77 +150,158 @@ struct qsn_group_run {
     qsn_consts shared;
     qsn_soa_consts consts;
     bool uniform;
-    int near_dummy_;
+    int slot;  // t % D of the current step
+    unsigned shared_in;  // qsn_arrivals' `shared` bits
 };
 
-// 1-3 for group g at absolute step t: arrivals, the input current, receptor decay.
-void qsn_arrivals(qsn_net_group& g, const int t) {
-    const int n = g.n, D = g.depth, slot = t % D;
-    float* __restrict__ input = g.input;
-    float* __restrict__ v = g.v;
-    memcpy(input, g.i_const, sizeof(float) * n);
-    for (int r = 0; r < g.receptors; ++r) {
-        float* __restrict__ ring = g.ring + ((long long)r * D + slot) * n;
-        float* __restrict__ syn = g.syn + (long long)r * n;
-        const float dec = g.decays[r];
-        if (g.kinds[r] == QSN_DELTA) {
-            for (int i = 0; i < n; ++i) {
-                const float x = syn[i] + ring[i];
-                ring[i] = 0.0f;
-                v[i] = v[i] + x;
-                syn[i] = x * dec;
-            }
+// Whether the n values of a are one value (then the arrivals read a[0] as a loop invariant).
+bool qsn_is_uniform(const float* a, const int n) {
+    for (int i = 1; i < n; ++i)
+        if (a[i] != a[0]) return false;
+    return true;
+}
+
+// Receptor r's arrivals for m lanes: x = syn + ring slot (cleared), then V += x (Delta) or
+// input += psc x (PscExp; SHARED: one psc for the group), then syn = x decay.
+template <int KIND, bool SHARED>
+void qsn_receptor(const int m, float* __restrict__ syn, float* __restrict__ ring, const float* __restrict__ psc,
+                  const float dec, float* __restrict__ v, float* __restrict__ input) {
+    const float p0 = psc[0];
+    for (int i = 0; i < m; ++i) {
+        const float x = syn[i] + ring[i];
+        ring[i] = 0.0f;
+        if (KIND == QSN_DELTA) {
+            v[i] = v[i] + x;
         } else {
-            const float* __restrict__ psc = g.psc + (long long)r * n;
-            for (int i = 0; i < n; ++i) {
-                const float x = syn[i] + ring[i];
-                ring[i] = 0.0f;
+            const float p = SHARED ? p0 : psc[i];
 #if QSN_NET_PSC_FMA
-                input[i] = fmaf(psc[i], x, input[i]);
+            input[i] = fmaf(p, x, input[i]);
 #else
-                input[i] = input[i] + psc[i] * x;
+            input[i] = input[i] + p * x;
 #endif
-                syn[i] = x * dec;
-            }
         }
+        syn[i] = x * dec;
     }
 }
 
-// 4. the spikes of group `pre` at step t into the ring buffer of the projection's target.
-void qsn_propagate(const qsn_net_projection& p, const qsn_net_group& pre, qsn_net_group& post, const int t) {
+// 1 and 3 for neurons first .. first + m - 1 of group g: arrivals from ring slot `slot` into V (Delta)
+// or the input current (PscExp), then receptor decay. `shared`: bit r, receptor r's psc is one value;
+// bit 31, i_const is.
+void qsn_arrivals(const qsn_net_group& g, const int slot, const int first, const int m, const unsigned shared,
+                  float* __restrict__ input) {
+    const int n = g.n, D = g.depth;
+    float* __restrict__ v = g.v + first;
+    if (shared >> 31) {
+        const float c = g.i_const[0];
+        for (int i = 0; i < m; ++i) input[i] = c;
+    } else {
+        memcpy(input, g.i_const + first, sizeof(float) * m);
+    }
+    for (int r = 0; r < g.receptors; ++r) {
+        float* __restrict__ ring = g.ring + ((long long)r * D + slot) * n + first;
+        float* __restrict__ syn = g.syn + (long long)r * n + first;
+        const float* __restrict__ psc = g.psc + (long long)r * n + ((shared >> r) & 1 ? 0 : first);
+        const float dec = g.decays[r];
+        if (g.kinds[r] == QSN_DELTA) qsn_receptor<QSN_DELTA, true>(m, syn, ring, psc, dec, v, input);
+        else if ((shared >> r) & 1) qsn_receptor<QSN_PSC_EXP, true>(m, syn, ring, psc, dec, v, input);
+        else qsn_receptor<QSN_PSC_EXP, false>(m, syn, ring, psc, dec, v, input);
+    }
+}
+
+// Append the lanes of `fired` (m bytes, 0 or 1) that spiked, as neuron indices first + i, to `list`;
+// returns the new length. Eight lanes at a time: most words of a block are zero.
+int qsn_compact(const unsigned char* __restrict__ fired, const int m, const int first, int* __restrict__ list,
+                int count) {
+    int i = 0;
+    for (; i + 8 <= m; i += 8) {
+        qsn_u64 word;
+        memcpy(&word, fired + i, 8);
+        while (word) {
+            const int bit = __builtin_ctzll(word);
+            list[count++] = first + i + (bit >> 3);
+            word &= word - 1;
+        }
+    }
+    for (; i < m; ++i)
+        if (fired[i]) list[count++] = first + i;
+    return count;
+}
+
+// 4. the spikes of group `pre` at step t (its spike list) into the ring buffer of the projection's
+// target, whose step t reads slot `slot` (= t % D): delay d lands in slot (t + 1 + d) % D, which is
+// (slot + 1 + d) reduced once, since d < D.
+void qsn_propagate(const qsn_net_projection& p, const qsn_net_group& pre, const qsn_net_group& post, const int slot) {
     const int D = post.depth, n_post = p.n_post;
+    const int next = slot + 1 == D ? 0 : slot + 1;
     float* __restrict__ base = post.ring + (long long)p.receptor * D * n_post;
-    const unsigned char* __restrict__ fired = pre.fired;
+    const int* __restrict__ spiked = pre.spiked;
+    const int n_spiked = pre.n_spiked;
+    if (n_spiked == 0) return;
     if (!p.dense) {
         const int W = p.width;
-        for (int i = 0; i < p.n_pre; ++i) {
-            if (!fired[i]) continue;
-            const int* __restrict__ tg = p.targets + (long long)i * W;
-            const int* __restrict__ dl = p.delays + (long long)i * W;
-            const float* __restrict__ w = p.weights + (long long)i * W;
-            for (int j = 0; j < W; ++j) {
-                const int q = tg[j];
-                if (q >= n_post) break;  // padding: rows are left-packed
-                const int slot = (int)(((long long)t + 1 + dl[j]) % D);
-                base[(long long)slot * n_post + q] += w[j];
+        if (p.delay >= 0) {  // one delay: one ring row for the whole step
+            int at = next + p.delay;
+            at -= at >= D ? D : 0;
+            float* __restrict__ row = base + (long long)at * n_post;
+            for (int k = 0; k < n_spiked; ++k) {
+                const long long first = (long long)spiked[k] * W;
+                const int* __restrict__ tg = p.targets + first;
+                const float* __restrict__ w = p.weights + first;
+                for (int j = 0; j < W && tg[j] < n_post; ++j) row[tg[j]] += w[j];  // padding ends a row
+            }
+            return;
+        }
+        const int span = D * n_post, start = next * n_post;
+        for (int k = 0; k < n_spiked; ++k) {
+            const long long first = (long long)spiked[k] * W;
+            const int* __restrict__ tg = p.targets + first;
+            const int* __restrict__ off = p.delays + first;
+            const float* __restrict__ w = p.weights + first;
+            for (int j = 0; j < W && tg[j] < n_post; ++j) {
+                int at = start + off[j];
+                at -= at >= span ? span : 0;
+                base[at + tg[j]] += w[j];
             }
         }
         return;
     }
+    float* __restrict__ acc = p.scratch;
     for (int d = 0; d < p.n_delays; ++d) {  // the sum of the spiking rows, then into the slot
-        float* __restrict__ acc = p.scratch;
         memset(acc, 0, sizeof(float) * n_post);
-        bool any = false;
-        for (int i = 0; i < p.n_pre; ++i) {
-            if (!fired[i]) continue;
-            any = true;
-            const float* __restrict__ w = p.weights + ((long long)d * p.n_pre + i) * n_post;
+        for (int k = 0; k < n_spiked; ++k) {
+            const float* __restrict__ w = p.weights + ((long long)d * p.n_pre + spiked[k]) * n_post;
             for (int q = 0; q < n_post; ++q) acc[q] += w[q];
         }
-        if (!any) continue;
-        const int slot = (int)(((long long)t + 1 + p.delays[d]) % D);
-        float* __restrict__ row = base + (long long)slot * n_post;
+        int at = next + p.delays[d];
+        at -= at >= D ? D : 0;
+        float* __restrict__ row = base + (long long)at * n_post;
         for (int q = 0; q < n_post; ++q) row[q] += acc[q];
+    }
+}
+
+// 6. one monitor's record of step s from its group's spike list: the monitored positions of each
+// spiking neuron are where[start[i] .. start[i + 1]) (kernels/network.py inverts the monitor's index;
+// null start: every neuron, at its own index).
+void qsn_record(const qsn_net_monitor& m, const qsn_net_group& g, const int s) {
+    const int* __restrict__ spiked = g.spiked;
+    if (m.kind == 0) {
+        unsigned char* __restrict__ row = m.spikes + (long long)s * m.k;  // reused between calls
+        memset(row, 0, m.k);
+        for (int e = 0; e < g.n_spiked; ++e) {
+            const int i = spiked[e];
+            if (!m.start) {
+                row[i] = 1;
+            } else {
+                for (int j = m.start[i]; j < m.start[i + 1]; ++j) row[m.where[j]] = 1;
+            }
+        }
+    } else {
+        int total = 0;
+        for (int e = 0; e < g.n_spiked; ++e) {
+            const int i = spiked[e];
+            total += m.start ? m.start[i + 1] - m.start[i] : 1;
+        }
+        m.rate[s] = total;
     }
 }
 
@@ -204,6 +315,11 @@ extern "C" int qsn_network(const int n_groups, qsn_net_group* groups, const int 
     qsn_group_run* runs = (qsn_group_run*)calloc(n_groups > 0 ? n_groups : 1, sizeof(qsn_group_run));
     if (!runs) return -1;
     int status = 0;
+    // a block's input current and spike bytes; its lanes' spike counters (neuron.cuh's `spikes`, counted
+    // in L1 and dropped: a neuron's spikes are counted from the spike lists, without a pass over all neurons)
+    float input[QSN_NET_BLOCK];
+    unsigned char fired[QSN_NET_BLOCK];
+    int lane_spikes[QSN_NET_BLOCK];
     for (int gi = 0; gi < n_groups; ++gi) {
         qsn_net_group& g = groups[gi];
         qsn_group_run& run = runs[gi];
@@ -212,13 +328,17 @@ extern "C" int qsn_network(const int n_groups, qsn_net_group* groups, const int 
                               0.0f, g.key0, g.key1};
         run.uniform = (g.per_neuron & param_mask) == 0 && !(g.per_neuron >> QSN_BIT_DEPHASE_STD);
         run.shared = qsn_load_consts(p, 0, true);
-        memset(g.spikes, 0, sizeof(int) * g.n);
+        run.slot = t0 % g.depth;
+        run.shared_in = qsn_is_uniform(g.i_const, g.n) ? 1u << 31 : 0u;
+        for (int r = 0; r < g.receptors && r < 31; ++r)
+            run.shared_in |= qsn_is_uniform(g.psc + (long long)r * g.n, g.n) ? 1u << r : 0u;
+        g.n_spiked = 0;
         // the refractory counter becomes the first free step of this chunk (neuron.cuh's free_at)
         run.state.v = g.v; run.state.free_at = g.ref;
         run.state.q0 = g.q0; run.state.q1 = g.q1; run.state.q2 = g.q2; run.state.q3 = g.q3;
-        run.state.spikes = g.spikes;
+        run.state.spikes = lane_spikes;  // (each block's sweep is pointed at them)
 #if QSN_TIES
-        run.state.near = g.spikes;  // (no tie counting here: QSN_TIES is 0 in network builds)
+        run.state.near = lane_spikes;  // (no tie counting here: QSN_TIES is 0 in network builds)
 #endif
         if (!run.uniform) {
 #define QSN_ALLOC(type, name) run.consts.name = (type*)malloc(sizeof(type) * (g.n > 0 ? g.n : 1)); \
@@ -234,47 +354,42 @@ extern "C" int qsn_network(const int n_groups, qsn_net_group* groups, const int 
         }
     }
     for (int s = 0; status == 0 && s < length; ++s) {
-        const int t = t0 + s;
-        const bool renorm = QSN_RENORM_AT(t);
-        for (int gi = 0; gi < n_groups; ++gi) {
+        const bool renorm = QSN_RENORM_AT(t0 + s);
+        memset(lane_spikes, 0, sizeof(lane_spikes));
+        for (int gi = 0; gi < n_groups; ++gi) {  // 1-3, block by block
             qsn_net_group& g = groups[gi];
             const qsn_group_run& run = runs[gi];
-            qsn_arrivals(g, t);
-            if (run.uniform) {
-                if (renorm) qsn_sweep<true, true>(g.n, run.state, run.shared, run.consts, g.input, g.fired, s);
-                else qsn_sweep<true, false>(g.n, run.state, run.shared, run.consts, g.input, g.fired, s);
-            } else {
-                if (renorm) qsn_sweep<false, true>(g.n, run.state, run.shared, run.consts, g.input, g.fired, s);
-                else qsn_sweep<false, false>(g.n, run.state, run.shared, run.consts, g.input, g.fired, s);
-            }
-        }
-        for (int pi = 0; pi < n_projections; ++pi) {
-            const qsn_net_projection& p = projections[pi];
-            qsn_propagate(p, groups[p.pre], groups[p.post], t);
-        }
-        for (int mi = 0; mi < n_monitors; ++mi) {
-            const qsn_net_monitor& m = monitors[mi];
-            const unsigned char* __restrict__ fired = groups[m.group].fired;
-            if (m.kind == 0) {
-                unsigned char* __restrict__ row = m.spikes + (long long)s * m.k;
-                if (m.index) {
-                    for (int k = 0; k < m.k; ++k) row[k] = fired[m.index[k]];
+            int n_spiked = 0;
+            for (int first = 0; first < g.n; first += QSN_NET_BLOCK) {
+                const int m = g.n - first < QSN_NET_BLOCK ? g.n - first : QSN_NET_BLOCK;
+                qsn_soa_neuron block = qsn_from(run.state, first);
+                block.spikes = lane_spikes;
+                const qsn_soa_consts consts = run.uniform ? run.consts : qsn_from(run.consts, first);
+                qsn_arrivals(g, run.slot, first, m, run.shared_in, input);
+                if (run.uniform) {
+                    if (renorm) qsn_sweep<true, true>(first, m, block, run.shared, consts, input, fired, s);
+                    else qsn_sweep<true, false>(first, m, block, run.shared, consts, input, fired, s);
                 } else {
-                    memcpy(row, fired, m.k);
+                    if (renorm) qsn_sweep<false, true>(first, m, block, run.shared, consts, input, fired, s);
+                    else qsn_sweep<false, false>(first, m, block, run.shared, consts, input, fired, s);
                 }
-            } else {
-                int total = 0;
-                for (int k = 0; k < m.k; ++k) total += fired[m.index ? m.index[k] : k];
-                m.rate[s] = total;
+                n_spiked = qsn_compact(fired, m, first, g.spiked, n_spiked);
             }
+            g.n_spiked = n_spiked;
+            for (int e = 0; e < n_spiked; ++e) ++g.count[g.spiked[e]];
         }
+        for (int pi = 0; pi < n_projections; ++pi) {  // 4
+            const qsn_net_projection& p = projections[pi];
+            qsn_propagate(p, groups[p.pre], groups[p.post], runs[p.post].slot);
+        }
+        for (int mi = 0; mi < n_monitors; ++mi) qsn_record(monitors[mi], groups[monitors[mi].group], s);  // 6
+        for (int gi = 0; gi < n_groups; ++gi) runs[gi].slot = runs[gi].slot + 1 == groups[gi].depth ? 0 : runs[gi].slot + 1;
     }
     for (int gi = 0; gi < n_groups; ++gi) {
         qsn_net_group& g = groups[gi];
         if (status == 0) {
             for (int i = 0; i < g.n; ++i) {
                 g.ref[i] = g.ref[i] > length ? g.ref[i] - length : 0;
-                g.count[i] += g.spikes[i];
             }
         }
         if (!runs[gi].uniform) {

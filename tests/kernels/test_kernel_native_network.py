@@ -209,3 +209,27 @@ def test_float64_is_refused():
         with pytest.raises(ConfigurationError, match=r"backend='native'.*float64.*runs on backend='jax'"):
             net.run(1.0, backend="native")
         assert int(net.state.t) == 0
+
+
+def _views_and_per_neuron_psc():
+    """Per-neuron tau_m (so per-neuron PscExp factors and decays of V), monitors on views in any order
+    with repeats (the kernel inverts their index), a Delta receptor."""
+    net = Network()
+    n = 90
+    p = qsn.NeuronParams(v_rest=-60.0, v_th=-50.0, tau_m=np.linspace(10.0, 30.0, n), t_ref=2.0, delta=0.0, dt=0.1)
+    g = net.add(NeuronGroup(n, p, receptors={"exc": PscExp(4.0), "d": Delta()},
+                            v0=lambda k: -60.0 + 10.0 * jax.random.uniform(k, (n,)), name="g"))
+    net.add(Projection(g, g, fixed_probability(0.1), weight=1.5, delay=uniform(0.0, 1.0), receptor="exc", name="e"))
+    net.add(Projection(g[70:], g, fixed_probability(0.2), weight=-1.0, delay=0.4, receptor="d", name="i"))
+    net.add(CurrentInput(g, 11.0))
+    view = np.array([7, 3, 7, 0, 89, 3, 45])
+    net.add(SpikeMonitor(g, name="spikes"), SpikeMonitor(g[view], name="view"), RateMonitor(g[view], name="rate"))
+    return net
+
+
+def test_per_neuron_psc_and_monitors_on_repeated_views_equal_the_jax_path():
+    a, b = _pair(_views_and_per_neuron_psc, 100.0)
+    assert a["spikes"].step.size > 100 and a["view"].step.size > 10
+    _assert_same_trains(_spikes(a), _spikes(b), "per-neuron psc")
+    _assert_same_trains(_spikes(a, "view"), _spikes(b, "view"), "view with repeats")
+    np.testing.assert_array_equal(a["rate"].rate, b["rate"].rate)
