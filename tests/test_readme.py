@@ -70,3 +70,14 @@ def test_networks_doc_example_runs():
     assert scope["spikes"].count().sum() > 0
     assert scope["probe"].v.shape == (1000, 5)  # the 500 ms after the checkpoint were forgotten on restore
     assert scope["net"].t == 1000.0  # restored to the checkpoint taken after 1000 ms
+
+
+def test_interop_doc_examples_run_in_order(tmp_path, monkeypatch):
+    """docs/interop.md's four examples, one after another as a reader runs them (they write .nir/.nwb files)."""
+    for module in ("nir", "neo", "pynwb", "elephant"):
+        pytest.importorskip(module)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    for block in _blocks(ROOT / "docs" / "interop.md"):
+        exec(compile(block, "docs/interop.md", "exec"), scope)
+    assert len(scope["units"]) == 16  # the from_nir network's two monitored layers of 8
