@@ -50,7 +50,9 @@ class MemoryBudgetError(QSNError, MemoryError):
 
 
 class BackendUnavailableError(QSNError, ImportError):
-    """An optional backend (CuPy/CUDA) was requested but is not installed or has no device."""
+    """An optional backend or library was requested but is missing: CuPy or a CUDA device, a C++
+    compiler for the native backend, or an interop format's package (nir, neo, pynwb); the message
+    says what is missing and how to install it."""
 
 
 class QSNWarning(UserWarning):
