@@ -56,8 +56,9 @@ class _Projection(ctypes.Structure):  # struct qsn_net_projection
 
 class _Monitor(ctypes.Structure):  # struct qsn_net_monitor
     _fields_ = [
-        ("kind", ctypes.c_int), ("group", ctypes.c_int), ("k", ctypes.c_int), ("pad_", ctypes.c_int),
+        ("kind", ctypes.c_int), ("group", ctypes.c_int), ("k", ctypes.c_int), ("sorted", ctypes.c_int),
         ("start", _P), ("where", _P), ("spikes", _P), ("rate", _P),
+        ("cap", ctypes.c_longlong), ("n_events", ctypes.c_longlong), ("ev_step", _P), ("ev_pos", _P),
     ]
 
 
@@ -192,70 +193,143 @@ class NativeNetwork:
             inverse = None if m.index is None else _invert(np.asarray(m.index), m.group.n)
             self._keep.append(inverse)
             self._monitors.append(dict(name=mname, kind=0 if type(m).__name__ == "SpikeMonitor" else 1,
-                                       group=self._index[m.group.name], k=m.n, inverse=inverse))
+                                       group=self._index[m.group.name], k=m.n, inverse=inverse,
+                                       sorted=int(m.index is None or bool(np.all(np.diff(m.index) >= 0)))))
         defines = kernel_defines("pure", "const", None, jumps=bool(cfg and cfg.jumps),
                                  dephasing=bool(cfg and cfg.dephasing), relaxation=bool(cfg and cfg.relaxation))
         self.library, self.flags = host_library("network.cpp", defines, bool(precise), NATIVE)
         self._fn = self.library.qsn_network
         self._fn.restype = ctypes.c_int
+        self._structs()
+
+    def _structs(self) -> None:
+        """The kernel's argument structs, built once: the state lives in private NumPy buffers that the
+        structs point into (filled from a ``NetState`` by :meth:`_load`); only the weights, the monitors'
+        buffers and t0 change between calls."""
+        f32 = np.float32
+        net = self.net
+        self._state = {}
+        self._c_groups = (_Group * max(len(self._groups), 1))()
+        for gi, g in enumerate(self._groups):
+            name = g["name"]
+            s = net.state.neurons[name]
+            arrays = {field: np.zeros(np.shape(x), np.int32 if field == "ref" else f32) for field, x in (
+                ("v", s.v), ("ref", s.refractory), ("q0", s.re0), ("q1", s.im0), ("q2", s.re1), ("q3", s.im1),
+                ("syn", net.state.syn[name]), ("ring", net.state.ring[name]))}
+            arrays["count"] = np.zeros(g["n"], np.int32)
+            self._state[name] = arrays
+            st = self._c_groups[gi]
+            st.n, st.receptors, st.depth, st.per_neuron = g["n"], g["receptors"], int(arrays["ring"].shape[1]), g["per_neuron"]
+            st.dt, (st.key0, st.key1) = g["dt"], g["key"]
+            for field, arr in (*g["params"].items(), *g["const"].items(), *arrays.items(), *g["scratch"].items()):
+                setattr(st, field, _ptr(arr))
+        self._c_projections = (_Projection * max(len(self._projections), 1))()
+        for pi, p in enumerate(self._projections):
+            st = self._c_projections[pi]
+            for field in ("pre", "post", "receptor", "n_pre", "n_post", "width", "dense", "n_delays", "delay"):
+                setattr(st, field, p[field])
+            st.targets, st.delays, st.scratch = _ptr(p["targets"]), _ptr(p["delays"]), _ptr(p["scratch"])
+        self._c_monitors = (_Monitor * max(len(self._monitors), 1))()
+        for mi, m in enumerate(self._monitors):
+            st = self._c_monitors[mi]
+            st.kind, st.group, st.k = m["kind"], m["group"], m["k"]
+            st.start, st.where = (None, None) if m["inverse"] is None else (_ptr(a) for a in m["inverse"])
+            st.sorted = m["sorted"]
+        self._records: dict[int, dict] = {}  # length -> SpikeMonitor buffers (rows, events), reused
+        self._last = None  # the NetState the last call returned (its values are in the buffers)
+
+    def _load(self, state: Any) -> None:
+        """Copy ``state`` into the kernel's buffers."""
+        for name, arrays in self._state.items():
+            s = state.neurons[name]
+            for field, x in (("v", s.v), ("ref", s.refractory), ("q0", s.re0), ("q1", s.im0), ("q2", s.re1),
+                             ("q3", s.im1), ("syn", state.syn[name]), ("ring", state.ring[name]),
+                             ("count", state.count[name])):
+                np.copyto(arrays[field], np.asarray(x), casting="same_kind")
+
+    def _spike_buffers(self, m: dict, length: int) -> dict:
+        """The ``(length, k)`` rows and event lists of SpikeMonitor ``m`` for chunks of ``length`` steps
+        (kept for the next call of that length: the caller reads them before it)."""
+        by_length = self._records.setdefault(length, {})
+        if len(self._records) > 2:  # a run has one chunk length and a tail
+            self._records = {length: by_length}
+        buf = by_length.get(m["name"])
+        if buf is None:
+            cap = max(4096, 4 * length)
+            buf = by_length[m["name"]] = dict(rows=np.zeros((length, m["k"]), np.bool_), cap=cap,
+                                              step=np.zeros(cap, np.int32), pos=np.zeros(cap, np.int32))
+        return buf
 
     def chunk(self, state: Any, length: int) -> tuple[Any, dict]:
         """Advance ``state`` (a ``NetState``) by ``length`` steps; returns the new ``NetState`` and the
-        monitor records as the JAX chunk gives them (``SpikeMonitor``: ``(length, k)`` bool;
-        ``RateMonitor``: ``(length,)`` int32), on the host."""
+        monitor records as the JAX chunk gives them (``SpikeMonitor``: ``(length, k)`` bool, whose
+        ``nonzero()`` reads the kernel's event list and which the next call of this length overwrites;
+        ``RateMonitor``: ``(length,)`` int32), on the host.
+
+        The state is copied into the kernel's buffers unless it is the one the last call returned (a run
+        of chunks), and out again as new JAX arrays (one ``device_put``), so states stay immutable."""
         t0 = int(state.t)
-        f32 = np.float32
-        copy = lambda a, dtype: np.array(a, dtype=dtype, copy=True, order="C")  # noqa: E731
-        groups = (_Group * max(len(self._groups), 1))()
-        live = {}
-        for gi, g in enumerate(self._groups):
-            name = g["name"]
-            s = state.neurons[name]
-            arrays = dict(v=copy(s.v, f32), ref=copy(s.refractory, np.int32), q0=copy(s.re0, f32),
-                          q1=copy(s.im0, f32), q2=copy(s.re1, f32), q3=copy(s.im1, f32),
-                          syn=copy(state.syn[name], f32), ring=copy(state.ring[name], f32),
-                          count=copy(state.count[name], np.int32))
-            live[name] = arrays
-            st = groups[gi]
-            st.n, st.receptors, st.depth, st.per_neuron = g["n"], g["receptors"], int(arrays["ring"].shape[1]), g["per_neuron"]
-            st.dt, (st.key0, st.key1) = g["dt"], g["key"]
-            for field, arr in g["params"].items():
-                setattr(st, field, _ptr(arr))
-            for field, arr in (*g["const"].items(), *arrays.items(), *g["scratch"].items()):
-                setattr(st, field, _ptr(arr))
+        if state is not self._last:
+            self._load(state)
         weights = {}
-        projections = (_Projection * max(len(self._projections), 1))()
         for pi, p in enumerate(self._projections):
-            w = np.ascontiguousarray(np.asarray(state.weights[p["name"]], f32))
-            weights[p["name"]] = w
-            st = projections[pi]
-            for field in ("pre", "post", "receptor", "n_pre", "n_post", "width", "dense", "n_delays", "delay"):
-                setattr(st, field, p[field])
-            st.targets, st.delays, st.weights, st.scratch = (_ptr(p["targets"]), _ptr(p["delays"]), _ptr(w),
-                                                             _ptr(p["scratch"]))
-        records = {}
-        monitors = (_Monitor * max(len(self._monitors), 1))()
+            w = weights[p["name"]] = np.ascontiguousarray(np.asarray(state.weights[p["name"]]), np.float32)
+            self._c_projections[pi].weights = _ptr(w)
+        records, spike_buffers = {}, []
         for mi, m in enumerate(self._monitors):
-            st = monitors[mi]
-            st.kind, st.group, st.k = m["kind"], m["group"], m["k"]
-            st.start, st.where = (None, None) if m["inverse"] is None else (_ptr(a) for a in m["inverse"])
+            st = self._c_monitors[mi]
             if m["kind"] == 0:
-                out = np.zeros((length, m["k"]), np.bool_)
-                st.spikes = _ptr(out)
+                buf = self._spike_buffers(m, length)
+                st.spikes, st.cap, st.ev_step, st.ev_pos = _ptr(buf["rows"]), buf["cap"], _ptr(buf["step"]), _ptr(buf["pos"])
+                spike_buffers.append((m["name"], st, buf))
             else:
-                out = np.zeros(length, np.int32)
+                records[m["name"]] = out = np.zeros(length, np.int32)
                 st.rate = _ptr(out)
-            records[m["name"]] = out
-        status = self._fn(ctypes.c_int(len(self._groups)), groups, ctypes.c_int(len(self._projections)), projections,
-                          ctypes.c_int(len(self._monitors)), monitors, ctypes.c_int(t0), ctypes.c_int(int(length)))
+        status = self._fn(ctypes.c_int(len(self._groups)), self._c_groups, ctypes.c_int(len(self._projections)),
+                          self._c_projections, ctypes.c_int(len(self._monitors)), self._c_monitors, ctypes.c_int(t0),
+                          ctypes.c_int(int(length)))
         if status != 0:
+            self._last = None  # the buffers hold a partial chunk
             raise MemoryError("Network.run(backend='native'): the kernel could not allocate its per-neuron constants")
-        t = jnp.asarray(t0 + length, jnp.int32)
+        for name, st, buf in spike_buffers:
+            events = st.n_events
+            rows = buf["rows"].view(_SpikeRecords)
+            if events <= buf["cap"]:
+                rows.events = (buf["step"][:events].astype(np.intp), buf["pos"][:events].astype(np.intp))
+            else:  # more spikes than the list held: the rows are complete, a scan reads them this time
+                buf["cap"] = 2 * events
+                buf["step"], buf["pos"] = np.zeros(2 * events, np.int32), np.zeros(2 * events, np.int32)
+            records[name] = rows
+        # new arrays for the new state (one device_put): copies, since the CPU client may alias (zero-copy)
+        # a NumPy buffer, and the next call changes these in place
+        out = jax.device_put(({name: {field: a.copy() for field, a in arrays.items()} for name, arrays in self._state.items()},
+                              np.asarray(t0 + length, np.int32)))
+        groups, t = out
         neurons, syn, ring, count = dict(state.neurons), dict(state.syn), dict(state.ring), dict(state.count)
-        for name, a in live.items():
+        for name, a in groups.items():
             neurons[name] = state.neurons[name]._replace(
-                v=jnp.asarray(a["v"]), refractory=jnp.asarray(a["ref"]), re0=jnp.asarray(a["q0"]),
-                im0=jnp.asarray(a["q1"]), re1=jnp.asarray(a["q2"]), im1=jnp.asarray(a["q3"]), t=t)
-            syn[name], ring[name], count[name] = jnp.asarray(a["syn"]), jnp.asarray(a["ring"]), jnp.asarray(a["count"])
-        new = state._replace(t=t, neurons=neurons, syn=syn, ring=ring, count=count)
-        return new, records
+                v=a["v"], refractory=a["ref"], re0=a["q0"], im0=a["q1"], re1=a["q2"], im1=a["q3"], t=t)
+            syn[name], ring[name], count[name] = a["syn"], a["ring"], a["count"]
+        self._last = state._replace(t=t, neurons=neurons, syn=syn, ring=ring, count=count)
+        return self._last, records
+
+
+class _SpikeRecords(np.ndarray):
+    """A SpikeMonitor's ``(length, k)`` bool records whose ``nonzero()`` and ``np.count_nonzero`` come from
+    the kernel's event list (the same arrays a scan gives, in the same order, without the scan: on CUBA's
+    40 MB of records per biological second the scan took longer than the kernel). Views fall back to NumPy."""
+
+    events: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.events = None
+
+    def nonzero(self) -> tuple[np.ndarray, ...]:
+        if self.events is None:
+            return super().nonzero()
+        return tuple(e.copy() for e in self.events)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        if func is np.count_nonzero and self.events is not None and len(args) == 1 and args[0] is self and not kwargs:
+            return int(self.events[0].size)
+        return super().__array_function__(func, types, args, kwargs)

@@ -75,13 +75,18 @@ struct qsn_net_projection {
 };
 
 struct qsn_net_monitor {
-    int kind, group, k, pad_;  // kind 0: SpikeMonitor (length, k) bytes; 1: RateMonitor (length,) int32
+    int kind, group, k;  // kind 0: SpikeMonitor (length, k) bytes; 1: RateMonitor (length,) int32
+    int sorted;          // the monitor's index is non-decreasing (or absent)
     // the monitor's index inverted: neuron i of the group is at positions where[start[i] .. start[i + 1])
     // of the record; both null when the monitor takes the whole group
     const int* start;  // (n + 1,)
     const int* where;  // (k,)
     unsigned char* spikes;  // (length, k)
     int* rate;
+    // SpikeMonitor: the same records as events (step, position) in row-major order, the first `cap` of
+    // them; n_events counts all (more than cap: the caller reads the rows instead)
+    long long cap, n_events;
+    int *ev_step, *ev_pos;
 };
 
 namespace {
@@ -282,26 +287,40 @@ void qsn_propagate(const qsn_net_projection& p, const qsn_net_group& pre, const 
 // 6. one monitor's record of step s from its group's spike list: the monitored positions of each
 // spiking neuron are where[start[i] .. start[i + 1]) (kernels/network.py inverts the monitor's index;
 // null start: every neuron, at its own index).
-void qsn_record(const qsn_net_monitor& m, const qsn_net_group& g, const int s) {
+void qsn_record(qsn_net_monitor& m, const qsn_net_group& g, const int s) {
     const int* __restrict__ spiked = g.spiked;
-    if (m.kind == 0) {
-        unsigned char* __restrict__ row = m.spikes + (long long)s * m.k;  // reused between calls
-        memset(row, 0, m.k);
-        for (int e = 0; e < g.n_spiked; ++e) {
-            const int i = spiked[e];
-            if (!m.start) {
-                row[i] = 1;
-            } else {
-                for (int j = m.start[i]; j < m.start[i + 1]; ++j) row[m.where[j]] = 1;
-            }
-        }
-    } else {
+    if (m.kind != 0) {
         int total = 0;
         for (int e = 0; e < g.n_spiked; ++e) {
             const int i = spiked[e];
             total += m.start ? m.start[i + 1] - m.start[i] : 1;
         }
         m.rate[s] = total;
+        return;
+    }
+    unsigned char* __restrict__ row = m.spikes + (long long)s * m.k;  // reused between calls
+    memset(row, 0, m.k);
+    const long long first = m.n_events;
+    for (int e = 0; e < g.n_spiked; ++e) {
+        const int i = spiked[e];
+        const int lo = m.start ? m.start[i] : 0, hi = m.start ? m.start[i + 1] : 1;
+        for (int j = lo; j < hi; ++j) {
+            const int at = m.start ? m.where[j] : i;
+            row[at] = 1;
+            if (m.n_events < m.cap) {
+                m.ev_step[m.n_events] = s;
+                m.ev_pos[m.n_events] = at;
+            }
+            ++m.n_events;
+        }
+    }
+    if (!m.sorted && m.n_events <= m.cap) {  // positions ascending within the step (insertion sort)
+        for (long long a = first + 1; a < m.n_events; ++a) {
+            const int at = m.ev_pos[a];
+            long long b = a;
+            for (; b > first && m.ev_pos[b - 1] > at; --b) m.ev_pos[b] = m.ev_pos[b - 1];
+            m.ev_pos[b] = at;
+        }
     }
 }
 
@@ -310,11 +329,12 @@ void qsn_record(const qsn_net_monitor& m, const qsn_net_group& g, const int s) {
 // Advance the network `length` steps from absolute step t0. Returns 0, or -1 if memory ran out.
 extern "C" int qsn_network(const int n_groups, qsn_net_group* groups, const int n_projections,
                            const qsn_net_projection* projections, const int n_monitors,
-                           const qsn_net_monitor* monitors, const int t0, const int length) {
+                           qsn_net_monitor* monitors, const int t0, const int length) {
     const int param_mask = (1 << QSN_BIT_CURRENT) - 1;
     qsn_group_run* runs = (qsn_group_run*)calloc(n_groups > 0 ? n_groups : 1, sizeof(qsn_group_run));
     if (!runs) return -1;
     int status = 0;
+    for (int mi = 0; mi < n_monitors; ++mi) monitors[mi].n_events = 0;
     // a block's input current and spike bytes; its lanes' spike counters (neuron.cuh's `spikes`, counted
     // in L1 and dropped: a neuron's spikes are counted from the spike lists, without a pass over all neurons)
     float input[QSN_NET_BLOCK];
