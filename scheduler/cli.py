@@ -5,10 +5,13 @@ Examples::
     qsn schedule --scenario batch --tasks 2000 --workers 8 --policy fusion --json
     qsn schedule --workload my_trace.csv --workers 16 --policy eft
     qsn schedule --workload trace.csv --map arrived_at=arrival --map num_prefill_tokens=prompt_tokens ...
+    qsn schedule --workload azure_llm_conv_2023.csv --map TIMESTAMP=arrival --map ContextTokens=prompt_tokens \
+        --map GeneratedTokens=output_tokens --workers 16 --policy sjf --aging 0.5
 
 CSV columns are those of :func:`qsn.scheduler.workloads.load_csv` (``arrival`` and ``work``, or
 ``prompt_tokens`` and ``output_tokens``; optional ``estimate``, ``priority``, ``memory``, ``qubits``,
-``deadline``, ``task_type``, ``deps``). With ``--workload`` the cluster is ``--workers`` identical workers
+``deadline``, ``task_type``, ``deps``); ``arrival`` may hold timestamps (read as seconds since the earliest).
+With ``--workload`` the cluster is ``--workers`` identical workers
 of ``--speed`` and ``--slots``.
 """
 
@@ -42,6 +45,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--slots", type=int, default=1, help="concurrent tasks per worker for --workload (default %(default)s)")
     p.add_argument("--load", type=float, default=0.8, help="offered load of --scenario (default %(default)s)")
     p.add_argument("--policy", choices=POLICY_NAMES, default="fusion", help="policy (default %(default)s)")
+    p.add_argument("--aging", type=float, default=0.0,
+                   help="linear aging of the shortest-first policies (sjf*, online fusion), s per s waited "
+                   "(default %(default)s = none)")
     p.add_argument("--map", action="append", default=[], metavar="THEIRS=OURS",
                    help="rename a CSV column (repeatable), e.g. --map arrived_at=arrival")
     p.add_argument("--slo-latency", type=float, default=math.inf, help="latency SLO, s (default none)")
@@ -65,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise ConfigurationError(f"Argument `--workers` must be >= 1, but is {args.workers}")
+    if not (math.isfinite(args.aging) and args.aging >= 0):
+        raise ConfigurationError(f"Argument `--aging` must be a finite number >= 0, but is {args.aging}")
     if args.scenario:
         if args.tasks < 1:
             raise ConfigurationError(f"Argument `--tasks` must be >= 1, but is {args.tasks}")
@@ -84,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
              f"with {args.policy}")
     with phase(label, enabled=not (args.json or args.no_progress), compiles=True):
         m = run_policy(wl, cl, args.policy, seed=args.seed, slo=SLO(latency=args.slo_latency, ttft=args.slo_ttft),
-                       faults=not args.no_faults)
+                       faults=not args.no_faults, aging=args.aging)
     m = {"policy": args.policy, "workload": args.workload or args.scenario, "workers": cl.n, **m}
     if args.json:
         print(json.dumps(json_safe(m), indent=2))

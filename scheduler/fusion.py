@@ -15,9 +15,15 @@ freezes equal weights (the ablation). Initial state: every ``e_k = e_f = 1`` and
 units, so the first predictions are weighted equally). Weights are computed as a softmax of
 ``−γ log e_k`` so a near-perfect source cannot overflow them.
 
-**Fusion policy** (:func:`fusion_policy`): fused predicted work → (N, W) service times → the
-annealing planner (:func:`~qsn.scheduler.planner.annealing_plan`), EFT, or online dispatch from one
-global queue ordered by the fused prediction (shortest first). ``planner="auto"`` anneals instances
+The rule is written once (:func:`fusion_weights`, :func:`fused_value`, :func:`fusion_update`, NumPy or JAX):
+:func:`fuse` scans it over rows whose labels are revealed in row order; the online
+:class:`~qsn.scheduler.predictors.Fused` applies it at each *completion*, to the predictions made at that
+task's arrival — the only order in which a dispatcher learns sizes.
+
+**Fusion policy** (:func:`fusion_policy`): online dispatch from one global queue ordered by the online
+fused prediction (shortest first, optional aging), or, for a batch, fused predicted work → (N, W)
+service times → the annealing planner (:func:`~qsn.scheduler.planner.annealing_plan`) or EFT.
+``planner="auto"`` anneals instances
 that arrive as one batch (where the planner's energy is a makespan proxy and measurably beats greedy
 EFT) and dispatches streams online (where our measurements show static plans — annealed or EFT —
 losing to online dispatch, because they commit to workers on predicted sizes; see the benchmark
@@ -27,7 +33,7 @@ report). Every part can be switched off.
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -37,10 +43,10 @@ from qsn.errors import ConfigurationError
 from qsn.scheduler.planner import PlannerConfig, annealing_plan, window_size
 from qsn.scheduler.predict import learned_work, log_work_targets, naive_work
 from qsn.scheduler.service import durations
-from qsn.scheduler.simulator import Plan
 from qsn.scheduler.task import Cluster, Workload
 
-__all__ = ["FusionConfig", "FusionResult", "fuse", "fused_prediction", "fusion_policy"]
+__all__ = ["FusionConfig", "FusionResult", "FusionState", "fuse", "fusion_init", "fusion_weights", "fused_value",
+           "fusion_update", "fused_prediction", "fused_predictor", "fusion_policy"]
 
 
 class FusionConfig(NamedTuple):
@@ -70,28 +76,61 @@ class FusionResult(NamedTuple):
     predictions: np.ndarray  # (N, K) each source's log-work prediction (NaN = none), as fused
 
 
+class FusionState(NamedTuple):
+    """The fusion rule's state: per-source EMA squared errors, the fused prediction's, and γ."""
+
+    e: Any  # (K,) EMA squared error of each source (log-work units²)
+    ef: Any  # () EMA squared error of the fused prediction
+    gamma: Any  # () sharpening exponent
+
+
+def fusion_init(k: int, xp: Any = np) -> FusionState:
+    """The initial state: every error 1, γ = 1 (equal weights at first)."""
+    return FusionState(xp.ones(k), xp.ones(()), xp.ones(()))
+
+
+def fusion_weights(state: FusionState, p: Any, adaptive: bool, xp: Any = np) -> Any:
+    """Weights (K,) for source predictions ``p`` (K,) (NaN = none, weight 0): ``∝ e^(−γ)`` as a softmax of
+    ``−γ log e`` (no overflow when an error average is tiny), or equal when not ``adaptive``."""
+    present = xp.isfinite(p)
+    if adaptive:
+        logits = xp.where(present, -state.gamma * xp.log(state.e + 1e-30), -xp.inf)
+        z = xp.exp(logits - xp.max(logits))
+        return z / xp.sum(z)
+    return present.astype(p.dtype) / present.sum().astype(p.dtype)
+
+
+def fused_value(w: Any, p: Any, xp: Any = np) -> Any:
+    """The fused log-work prediction ``Σ_k w_k p_k`` (missing sources carry weight 0)."""
+    return xp.sum(w * xp.where(xp.isfinite(p), p, 0.0))
+
+
+def fusion_update(state: FusionState, p: Any, fused: Any, target: Any, *, alpha: float, eta: float,
+                  gamma_max: float, adaptive: bool, xp: Any = np) -> tuple[FusionState, Any]:
+    """One step of the rule once ``target`` (the true log work) is revealed, for the predictions ``p`` (K,) and
+    ``fused`` made before it; returns the new state and the synergy. NumPy or JAX (``xp``): the batch
+    :func:`fuse` scans it, the online :class:`~qsn.scheduler.predictors.Fused` calls it per completion."""
+    present = xp.isfinite(p)
+    err = xp.where(present, (p - target) ** 2, state.e)
+    e_new = (1 - alpha) * state.e + alpha * err
+    ef_new = (1 - alpha) * state.ef + alpha * (fused - target) ** 2
+    synergy = 1.0 - ef_new / xp.maximum(xp.min(e_new), 1e-30)
+    gamma_new = xp.clip(state.gamma * (1.0 - eta * synergy), 1.0, gamma_max) if adaptive else state.gamma
+    return FusionState(e_new, ef_new, gamma_new), synergy
+
+
 @partial(jax.jit, static_argnames=("adaptive",))
 def _fuse_scan(preds, y, alpha, eta, gamma_max, adaptive: bool):
-    k = preds.shape[1]
-
-    def body(carry, xs):
-        e, ef, gamma = carry
+    def body(state, xs):
         p, t = xs
-        present = jnp.isfinite(p)
-        if adaptive:  # w ∝ e^(−γ) as a softmax of −γ log e: no overflow when an error average is tiny
-            logits = jnp.where(present, -gamma * jnp.log(e + 1e-30), -jnp.inf)
-            w = jax.nn.softmax(logits)
-        else:
-            w = present.astype(p.dtype) / present.sum().astype(p.dtype)
-        fused = jnp.sum(w * jnp.where(present, p, 0.0))
-        err = jnp.where(present, (p - t) ** 2, e)
-        e_new = (1 - alpha) * e + alpha * err
-        ef_new = (1 - alpha) * ef + alpha * (fused - t) ** 2
-        synergy = 1.0 - ef_new / jnp.maximum(jnp.min(e_new), 1e-30)
-        gamma_new = jnp.clip(gamma * (1.0 - eta * synergy), 1.0, gamma_max) if adaptive else gamma
-        return (e_new, ef_new, gamma_new), (fused, w, e, ef, gamma, synergy)
+        w = fusion_weights(state, p, adaptive, jnp)
+        fused = fused_value(w, p, jnp)
+        new, synergy = fusion_update(state, p, fused, t, alpha=alpha, eta=eta, gamma_max=gamma_max,
+                                     adaptive=adaptive, xp=jnp)
+        return new, (fused, w, state.e, state.ef, state.gamma, synergy)
 
-    init = (jnp.ones(k, preds.dtype), jnp.ones((), preds.dtype), jnp.ones((), preds.dtype))
+    k = preds.shape[1]
+    init = FusionState(jnp.ones(k, preds.dtype), jnp.ones((), preds.dtype), jnp.ones((), preds.dtype))
     _, out = jax.lax.scan(body, init, (preds, y))
     return out
 
@@ -130,7 +169,10 @@ PLANNERS = ("auto", "anneal", "eft", "online")
 
 
 def fused_prediction(workload: Workload, *, seed: int = 0, config: FusionConfig = FusionConfig()) -> FusionResult:
-    """The enabled sources' log-work predictions (naive, spike, raw), fused online; ``result.fused`` is (N,)."""
+    """Offline reference: the enabled sources' offline predictions (:func:`~qsn.scheduler.predict.naive_work`,
+    :func:`~qsn.scheduler.predict.learned_work`) fused with labels revealed in arrival order; ``result.fused`` is
+    (N,). It reads sizes of unfinished tasks, so it measures predictors and never schedules: the fusion policy
+    uses :func:`fused_predictor`, which learns from completions only."""
     sources: dict[str, np.ndarray] = {}
     if config.naive:
         naive = naive_work(workload)
@@ -146,24 +188,52 @@ def fused_prediction(workload: Workload, *, seed: int = 0, config: FusionConfig 
                 gamma_max=config.gamma_max, adaptive=config.adaptive)
 
 
+def fused_predictor(config: FusionConfig = FusionConfig(), *, seed: int = 0):
+    """The online :class:`~qsn.scheduler.predictors.Fused` predictor of the enabled sources (naive, spike, raw)."""
+    from qsn.scheduler.predictors import Estimate, Fused, Readout
+
+    sources = {}
+    if config.naive:
+        sources["naive"] = Estimate()
+    if config.spike:
+        sources["spike"] = Readout("spike", hidden=config.hidden, seed=seed)
+    if config.raw:
+        sources["raw"] = Readout("raw", hidden=config.hidden, seed=seed)
+    if not sources:
+        raise ConfigurationError("FusionConfig switches every source off; enable naive, spike or raw")
+    return Fused(sources, alpha=config.alpha, eta=config.eta, gamma_max=config.gamma_max, adaptive=config.adaptive)
+
+
 def fusion_policy(workload: Workload, cluster: Cluster, *, seed: int = 0, config: FusionConfig = FusionConfig(),
-                  planner: PlannerConfig = PlannerConfig()) -> tuple[Plan, FusionResult]:
-    """Plan with fused size predictions; returns the plan and the fusion trace."""
+                  planner: PlannerConfig = PlannerConfig(), aging: float = 0.0):
+    """The fusion policy on ``workload``: returns ``(policy, predictor)``.
+
+    ``policy`` is a :class:`~qsn.scheduler.policy.ShortestFirst` on the online fused predictor (``planner``
+    ``"online"``, or ``"auto"`` on a stream), or a static :class:`Plan` (``"anneal"``, ``"eft"``, or ``"auto"``
+    on an instance that arrives as one batch) made on the fused predictions available before any task has
+    finished — with no completion yet the readouts have no prediction, so these are the estimates (or the
+    prior). ``predictor`` is the :class:`~qsn.scheduler.predictors.Fused` object; after the run its
+    ``trace()`` is the per-task :class:`FusionResult`. ``aging``: of the online queue (see ShortestFirst).
+    """
+    from qsn.scheduler.policy import ShortestFirst, observe
+    from qsn.scheduler.predict import prior_work
+
     if config.planner not in PLANNERS:
         raise ConfigurationError(f"FusionConfig.planner must be 'anneal', 'eft', 'online' or 'auto', but is {config.planner!r}")
-    result = fused_prediction(workload, seed=seed, config=config)
-    predicted = durations(workload, cluster, work=np.exp(result.fused))
+    predictor = fused_predictor(config, seed=seed)
     kind = config.planner
-    if kind == "auto":
+    if kind == "auto":  # decided on the sizes known before the run
         eligible = cluster.eligible(workload)
-        k = window_size(workload.arrival, np.where(eligible, predicted, np.inf), cluster.slots, planner)
+        known = durations(workload, cluster, work=prior_work(workload))
+        k = window_size(workload.arrival, np.where(eligible, known, np.inf), cluster.slots, planner)
         kind = "anneal" if k >= workload.n else "online"
+    if kind == "online":
+        return ShortestFirst(predictor, aging=aging), predictor
+    predictor.bind(observe(workload, cluster))
+    work = np.exp([predictor.predict(t, float(workload.arrival[t])) for t in range(workload.n)])
+    predicted = durations(workload, cluster, work=work)
     if kind == "anneal":
-        plan = annealing_plan(workload, cluster, predicted, seed=seed, config=planner)
-    elif kind == "online":
-        plan = Plan(np.full(workload.n, -1, np.int64), np.exp(result.fused))
-    else:
-        from qsn.scheduler.policies import eft
+        return annealing_plan(workload, cluster, predicted, seed=seed, config=planner), predictor
+    from qsn.scheduler.policies import eft
 
-        plan = eft(workload, cluster, predicted, seed=seed)
-    return plan, result
+    return eft(workload, cluster, predicted, seed=seed), predictor

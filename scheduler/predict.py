@@ -1,17 +1,18 @@
-"""Service-size predictors: what a policy believes before a task runs.
+"""Service-size predictions as arrays: the offline references, and what a static plan may know.
 
-Every predictor returns the predicted *work* of each task (N,) (seconds on a speed-1 worker); a
-policy turns it into (N, W) service times with :func:`qsn.scheduler.service.durations`. All are
-online and leak-free in arrival order: a task's prediction uses only its own observed features
-(:meth:`Workload.observed`) and the true sizes of tasks that arrived before it.
+Every function returns the predicted *work* of each task (N,) (seconds on a speed-1 worker); a
+policy turns it into (N, W) service times with :func:`qsn.scheduler.service.durations`.
 
-* :func:`naive_work`: the user's estimate where given; else the mean true size of earlier tasks.
-* :func:`learned_work`: an :class:`~qsn.scheduler.readout.OnlineReadout` trained prequentially on
-  log work, from spike features (:func:`~qsn.scheduler.features.spike_features`) or raw features.
+* :func:`prior_work`: what is known before any task has finished — the user's estimate, else a prior.
+  Static plans (list scheduling, the annealer, CP-SAT) are made before the run, so this is all they get.
+* :func:`naive_work` and :func:`learned_work` are **offline references** for measuring predictors, not
+  inputs to scheduling: they reveal each task's true size as soon as it *arrives* (the history mean;
+  readouts trained prequentially in batches of arrivals), which no dispatcher can do — a size is known
+  only when its task finishes. Scheduling policies predict online from completions instead
+  (:mod:`qsn.scheduler.predictors`, run by the simulator through :mod:`qsn.scheduler.policy`).
 
-Using the true sizes of earlier *arrivals* assumes their sizes are known by the time the next batch is
-predicted; in a live system they are known when those tasks finish, a little later. The readouts train
-in batches of 64 arrivals, which bounds the look-ahead; the naive history mean has the same caveat.
+:func:`readout_inputs` builds the input matrix and the readout that both the offline reference and the
+online :class:`~qsn.scheduler.predictors.Readout` use.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ import optax
 from qsn.errors import ConfigurationError
 from qsn.scheduler.task import Workload
 
-__all__ = ["history_mean", "naive_work", "learned_work", "log_work_targets"]
+__all__ = ["history_mean", "estimate_or", "prior_work", "naive_work", "learned_work", "log_work_targets",
+           "readout_inputs", "PRIOR_WORK"]
 
+PRIOR_WORK = 1.0  # work units assumed for a task with no estimate before any task has finished
 WARMUP = 256  # tasks used to fit the spike encoder's scaler (the only non-online step; see learned_work)
 
 
@@ -49,43 +52,75 @@ def log_work_targets(workload: Workload) -> np.ndarray:
     return np.log(np.maximum(workload.work, 1e-9))[:, None]
 
 
+def estimate_or(estimate, fallback) -> np.ndarray:
+    """The user's estimate where it is finite, else ``fallback`` (broadcast); the one rule every naive predictor uses.
+
+    Example:
+        >>> estimate_or(np.array([2.0, np.nan]), 5.0).tolist()
+        [2.0, 5.0]
+    """
+    estimate = np.asarray(estimate, np.float64)
+    return np.where(np.isfinite(estimate), estimate, fallback)
+
+
+def prior_work(workload: Workload, prior: float = PRIOR_WORK) -> np.ndarray:
+    """What a plan made before any task finishes can know: the estimate, else ``prior`` work units, (N,).
+
+    Example:
+        >>> from qsn.scheduler import Task, Workload
+        >>> prior_work(Workload.from_tasks([Task(work=3.0, estimate=2.5), Task(work=9.0)])).tolist()
+        [2.5, 1.0]
+    """
+    return estimate_or(workload.estimate, prior)
+
+
 def naive_work(workload: Workload) -> np.ndarray:
-    """The estimate where present, else the mean true work of earlier tasks (1.0 for the first task), (N,)."""
-    fallback = history_mean(workload.work, prior=1.0)  # task 0 with no estimate: one work unit
-    return np.where(np.isfinite(workload.estimate), workload.estimate, fallback)
+    """Offline reference: the estimate where present, else the mean true work of earlier *arrivals* (1.0 for the
+    first task), (N,). It reads sizes of tasks that have not finished: never a scheduling input."""
+    return estimate_or(workload.estimate, history_mean(workload.work, prior=PRIOR_WORK))
+
+
+def readout_inputs(features: np.ndarray, *, inputs: str = "spike", hidden: int = 0, seed: int = 0,
+                   learning_rate: float = 3e-2, steps: int = 32, mode: str = "pure"):
+    """The input matrix ``z`` (N, K) and an untrained readout for observed ``features`` (N, F).
+
+    ``inputs="spike"``: spike features of the columns (the encoder's robust scaler fitted on the first
+    ``WARMUP`` rows' *features*, a warm-up window on inputs, never on sizes); ``"raw"``: the columns
+    themselves (:func:`~qsn.scheduler.readout.LinearBaseline` when ``hidden = 0``).
+    Returns ``(z, readout)``.
+    """
+    from qsn.scheduler.features import fit_scaler, spike_features
+    from qsn.scheduler.readout import LinearBaseline, OnlineReadout
+
+    x = np.asarray(features, np.float64)
+    key = jax.random.key(seed)
+    opt = _adam(float(learning_rate))
+    if inputs == "spike":
+        scaler = fit_scaler(x[: min(WARMUP, x.shape[0])])
+        z = np.asarray(spike_features(x, scale=scaler, steps=steps, mode=mode, key=key).matrix)
+        return z, OnlineReadout(z.shape[1], 1, hidden=hidden, optimizer=opt, key=key)
+    if inputs == "raw":
+        return x, (LinearBaseline(x.shape[1], 1, optimizer=opt, key=key) if hidden == 0 else
+                   OnlineReadout(x.shape[1], 1, hidden=hidden, optimizer=opt, missing_indicators=True, key=key))
+    raise ConfigurationError(f"Argument `inputs` must be 'spike' or 'raw', but is {inputs!r}")
 
 
 def learned_work(workload: Workload, *, inputs: str = "spike", hidden: int = 0, seed: int = 0,
                  learning_rate: float = 3e-2, batch: int = 64, steps: int = 32, mode: str = "pure") -> np.ndarray:
-    """Prequential prediction of each task's work from its observed features, (N,).
+    """Offline reference: prequential prediction of each task's work from its observed features, (N,).
+
+    Labels are revealed in arrival order (row ``i`` is predicted from rows ``< batch * (i // batch)``), so a
+    prediction may use sizes of tasks that had not finished: use it to measure a predictor, not to schedule.
 
     Args:
-        inputs: ``"spike"`` (QSN spike features of the observed columns) or ``"raw"`` (the columns themselves,
-            with missing indicators: :func:`~qsn.scheduler.readout.LinearBaseline` when ``hidden = 0``).
-        hidden: 0 = linear readout, else the width of one hidden layer.
-        steps, mode: of the encoding population (spike inputs only).
-
-    The spike encoder standardises features with a scaler fitted on the first ``WARMUP`` tasks (a
-    warm-up window, stated so it is not mistaken for online learning); the readout itself is online.
+        inputs, hidden, learning_rate, steps, mode: as in :func:`readout_inputs`.
+        batch: rows per online step.
     """
-    from qsn.scheduler.features import fit_scaler, spike_features
-    from qsn.scheduler.readout import LinearBaseline, OnlineReadout, prequential
+    from qsn.scheduler.readout import prequential
 
-    x = workload.observed()
-    y = log_work_targets(workload)
-    key = jax.random.key(seed)
-    opt = _adam(float(learning_rate))
-    if inputs == "spike":
-        scaler = fit_scaler(x[: min(WARMUP, workload.n)])
-        z = np.asarray(spike_features(x, scale=scaler, steps=steps, mode=mode, key=key).matrix)
-        readout = OnlineReadout(z.shape[1], 1, hidden=hidden, optimizer=opt, key=key)
-    elif inputs == "raw":
-        z = x
-        readout = (LinearBaseline(x.shape[1], 1, optimizer=opt, key=key) if hidden == 0 else
-                   OnlineReadout(x.shape[1], 1, hidden=hidden, optimizer=opt, missing_indicators=True, key=key))
-    else:
-        raise ConfigurationError(f"Argument `inputs` must be 'spike' or 'raw', but is {inputs!r}")
-    pred = np.asarray(prequential(readout, z, y, batch=batch))[:, 0]
+    z, readout = readout_inputs(workload.observed(), inputs=inputs, hidden=hidden, seed=seed,
+                                learning_rate=learning_rate, steps=steps, mode=mode)
+    pred = np.asarray(prequential(readout, z, log_work_targets(workload), batch=batch))[:, 0]
     # the first batch is predicted by an untrained model: fall back to the history mean there
     first = np.arange(workload.n) < batch
     pred = np.where(first | ~np.isfinite(pred), np.log(np.maximum(history_mean(workload.work), 1e-9)), pred)

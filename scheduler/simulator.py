@@ -1,14 +1,19 @@
-"""Discrete-event cluster simulator: runs a :class:`Plan` on a :class:`Cluster` and returns a :class:`Schedule`.
+"""Discrete-event cluster simulator: runs an online policy (or a static :class:`Plan`) on a :class:`Cluster`.
 
 Semantics (one event loop, all policies):
 
+* The loop drives an :class:`~qsn.scheduler.policy.OnlinePolicy`: it reports readiness, completions with
+  their measured runtimes, failures and repairs, and after every event asks ``next_dispatch`` what to
+  start, checking each decision. The policy never sees a true size; the simulator alone uses them for
+  service times.
 * A task becomes *ready* when it has arrived and every task it depends on has finished.
-* A plan gives every task a ``worker`` (fixed queue; ``-1`` = dispatched online from one global queue)
-  and a ``priority`` (lower runs first; ties by index, i.e. arrival).
+* A static plan (:class:`~qsn.scheduler.policy.PlanPolicy`) gives every task a ``worker`` (fixed queue;
+  ``-1`` = dispatched online from one global queue) and a ``priority`` (lower runs first; ties by index,
+  i.e. arrival). When a slot frees, the worker starts the best ready task of its own queue that fits
+  (head of line: a head that does not fit blocks the queue, no backfilling), then the global queue's head
+  goes to the free eligible worker of highest effective speed, or waits.
 * A worker runs up to ``slots`` tasks at once whose memory sums to at most its ``memory``; it is
-  non-preemptive. When a slot frees, it starts the best ready task of its own queue that fits
-  (head of line: a head that does not fit blocks the queue, no backfilling). The global queue is served
-  in priority order; its head goes to the free eligible worker that would finish it first, or waits.
+  non-preemptive.
 * Dependent quantum tasks (both with ``qubits > 0``) placed on different nodes need a link with
   ``cluster.fidelity >= cluster.min_fidelity``; a plan that breaks it is rejected before the run, and the
   online dispatcher never picks such a node.
@@ -24,11 +29,12 @@ for 100,000 tasks); the service-time arithmetic is vectorised per task over work
 from __future__ import annotations
 
 import heapq
-from typing import NamedTuple
+from typing import NamedTuple, Union
 
 import numpy as np
 
 from qsn.errors import ConfigurationError, InvalidInputError
+from qsn.scheduler.policy import OnlinePolicy, PlanPolicy, View, observe
 from qsn.scheduler.service import prefill_seconds
 from qsn.scheduler.task import Cluster, Workload
 
@@ -166,31 +172,55 @@ def _quantum_links_broken(workload: Workload, cluster: Cluster, worker: np.ndarr
     return [(int(x), int(y)) for x, y in edges[broken]]
 
 
-def simulate(workload: Workload, cluster: Cluster, plan: Plan, *, faults: bool = True, seed: int = 0) -> Schedule:
-    """Run ``plan`` and return the :class:`Schedule` (every task served exactly once).
+def simulate(workload: Workload, cluster: Cluster, policy: Union[Plan, OnlinePolicy], *, faults: bool = True,
+             seed: int = 0) -> Schedule:
+    """Run ``policy`` and return the :class:`Schedule` (every task served exactly once).
 
     Args:
-        workload: N tasks; true sizes ``work`` set the service times (see :mod:`qsn.scheduler.service`).
+        workload: N tasks; true sizes ``work`` set the service times (see :mod:`qsn.scheduler.service`) and
+            reach the policy only as measured runtimes of finished tasks.
         cluster: W workers.
-        plan: from any policy (:mod:`qsn.scheduler.policies`).
+        policy: an :class:`~qsn.scheduler.policy.OnlinePolicy` (bound afresh for this run), or a static
+            :class:`Plan` (checked by :func:`check_plan`, then run as a :class:`~qsn.scheduler.policy.PlanPolicy`).
         faults: inject worker failures at ``cluster.failure_rate`` (no effect where the rates are 0).
         seed: seeds the failure times (NumPy ``default_rng``).
+
+    Raises :class:`~qsn.errors.ConfigurationError` when the policy starts a task that is not ready or on a worker
+    that cannot take it at that moment, naming both.
+
+    Example:
+        >>> from qsn.scheduler import Task, Worker, Workload, Cluster
+        >>> from qsn.scheduler.policy import Fifo
+        >>> wl = Workload.from_tasks([Task(arrival=0.0, work=2.0), Task(arrival=0.5, work=1.0)])
+        >>> simulate(wl, Cluster.from_workers([Worker()]), Fifo()).finish.tolist()
+        [2.0, 3.0]
     """
-    plan, eligible = _check(workload, cluster, plan)
-    return _EventLoop(workload, cluster, plan, faults, seed, eligible).run()
+    if isinstance(policy, Plan):
+        plan, eligible = _check(workload, cluster, policy)
+        policy = PlanPolicy(plan)
+    elif isinstance(policy, OnlinePolicy):
+        eligible = cluster.eligible(workload)
+        none = ~eligible.any(axis=1)
+        if none.any():
+            _check(workload, cluster, Plan(np.full(workload.n, ONLINE), np.zeros(workload.n)))  # names the task
+    else:
+        raise ConfigurationError(f"Argument `policy` must be a Plan or an OnlinePolicy, but is {type(policy).__name__}")
+    return _EventLoop(workload, cluster, policy, faults, seed, eligible).run()
 
 
 _ARRIVE, _COMPLETE, _FAIL, _REPAIR = 0, 1, 2, 3
+_WAITING, _READY, _RUNNING, _DONE = 0, 1, 2, 3
 
 
 class _EventLoop:
-    def __init__(self, wl: Workload, cl: Cluster, plan: Plan, faults: bool, seed: int, eligible: np.ndarray):
+    def __init__(self, wl: Workload, cl: Cluster, policy: OnlinePolicy, faults: bool, seed: int,
+                 eligible: np.ndarray):
         self.wl, self.cl = wl, cl
         self.ok = eligible
         self.linked = _linked(cl) if cl.fidelity is not None else None
         n, w = wl.n, cl.n
-        self.fixed = plan.worker
-        self.prio = plan.priority
+        self.policy = policy
+        self.view = View(self)
         self.speed = cl.speed_table(int(wl.task_type.max()) + 1)  # (types, W)
         self.work = wl.work
         self.prefill = prefill_seconds(wl.prompt_tokens) if wl.llm else None
@@ -207,8 +237,7 @@ class _EventLoop:
         self.free = cl.slots.astype(np.int64).copy()
         self.mem = np.zeros(w)
         self.running: list[dict[int, float]] = [dict() for _ in range(w)]  # task -> start
-        self.queues: list[list] = [[] for _ in range(w)]
-        self.global_q: list = []
+        self.state = np.full(n, _WAITING, np.int8)
         self.attempt = np.zeros(n, np.int64)
         # results
         self.start = np.full(n, np.nan)
@@ -223,6 +252,7 @@ class _EventLoop:
         self.failures = np.zeros(w, np.int64)
         self.events: list = []
         self.seq = 0
+        self.version = 0  # bumped whenever a worker's state changes (View.startable memoises on it)
         self.done = 0
         self.now = 0.0
 
@@ -235,6 +265,7 @@ class _EventLoop:
 
     def run(self) -> Schedule:
         wl, cl = self.wl, self.cl
+        self.policy.bind(observe(wl, cl, self.ok), cl)
         if self.faults:
             for j in np.flatnonzero(cl.failure_rate > 0):
                 self.push(self.rng.exponential(1.0 / cl.failure_rate[j]), _FAIL, int(j))
@@ -246,19 +277,22 @@ class _EventLoop:
                 self.now = float(arrivals[i])
                 self.arrive(i)
                 i += 1
-                continue
-            if not self.events:
-                waiting = np.flatnonzero(np.isnan(self.finish))
-                raise ConfigurationError(f"Tasks {waiting[:8].tolist()} can never start (deadlock in the plan)")
-            time, kind, _, a, b = heapq.heappop(self.events)
-            self.now = time
-            if kind == _COMPLETE:
-                if b == self.attempt[a]:
+            else:
+                if not self.events:
+                    waiting = np.flatnonzero(np.isnan(self.finish))
+                    raise ConfigurationError(f"Tasks {waiting[:8].tolist()} can never start (deadlock in the plan, "
+                                             f"or policy {self.policy.name!r} never dispatches them)")
+                time, kind, _, a, b = heapq.heappop(self.events)
+                self.now = time
+                if kind == _COMPLETE:
+                    if b != self.attempt[a]:
+                        continue
                     self.complete(a)
-            elif kind == _FAIL:
-                self.fail(a)
-            elif kind == _REPAIR:
-                self.repair(a)
+                elif kind == _FAIL:
+                    self.fail(a)
+                elif kind == _REPAIR:
+                    self.repair(a)
+            self.dispatch()
         return Schedule(self.start, self.finish, self.where, self.first, self.restarts, self.busy, self.lost,
                         self.peak_running, self.peak_memory, self.failures)
 
@@ -268,16 +302,29 @@ class _EventLoop:
             self.ready(t)
 
     def ready(self, t: int) -> None:
-        w = self.fixed[t]
-        if w >= 0:
-            heapq.heappush(self.queues[w], (self.prio[t], t))
-            self.dispatch_fixed(w)
-        else:
-            heapq.heappush(self.global_q, (self.prio[t], t))
-            self.dispatch_global()
+        self.state[t] = _READY
+        self.policy.on_arrival(t, self.now, self.view)
+
+    def dispatch(self) -> None:
+        policy, view = self.policy, self.view
+        while (decision := policy.next_dispatch(self.now, view)) is not None:
+            t, w = int(decision[0]), int(decision[1])
+            if not 0 <= t < self.wl.n or not 0 <= w < self.cl.n:
+                raise ConfigurationError(f"Policy {policy.name!r} dispatched task {t} to worker {w}: no such task "
+                                         f"in [0, {self.wl.n}) or worker in [0, {self.cl.n})")
+            if self.state[t] != _READY:
+                raise ConfigurationError(f"Policy {policy.name!r} dispatched task {t} at t = {self.now:g} s, but it "
+                                         f"is {('waiting for arrival or parents', '', 'running', 'finished')[self.state[t]]}")
+            if not view.can_start(t, w):
+                raise ConfigurationError(f"Policy {policy.name!r} dispatched task {t} to worker {w} at t = "
+                                         f"{self.now:g} s, which cannot take it now (down, no free slot, memory, "
+                                         "eligibility or quantum link)")
+            self.begin(t, w)
 
     def begin(self, t: int, w: int) -> None:
+        self.version += 1
         d = float(self.duration(t, w))
+        self.state[t] = _RUNNING
         self.free[w] -= 1
         self.mem[w] += self.wl.memory[t]
         self.running[w][t] = self.now
@@ -288,8 +335,10 @@ class _EventLoop:
         self.push(self.now + d, _COMPLETE, t, int(self.attempt[t]))
 
     def complete(self, t: int) -> None:
+        self.version += 1
         w = self.where[t]
         started = self.running[w].pop(t)
+        self.state[t] = _DONE
         self.free[w] += 1
         self.mem[w] -= self.wl.memory[t]
         self.busy[w] += self.now - started
@@ -297,44 +346,18 @@ class _EventLoop:
         eff = self.speed[self.wl.task_type[t], w]
         self.first[t] = started + self.prefill[t] / eff if self.prefill is not None else self.now
         self.done += 1
+        self.policy.on_completion(t, int(w), self.now - started, self.now)
         for c in self.children[t]:
             self.deps_left[c] -= 1
             if self.deps_left[c] == 0 and self.wl.arrival[c] <= self.now:
                 self.ready(c)
-        self.dispatch_fixed(w)
-        self.dispatch_global()
-
-    # --- dispatch ----------------------------------------------------------------------------------
-    def fits(self, t: int, w: int) -> bool:
-        return self.up[w] and self.free[w] > 0 and self.mem[w] + self.wl.memory[t] <= self.cl.memory[w] + 1e-9
-
-    def dispatch_fixed(self, w: int) -> None:
-        q = self.queues[w]
-        while q and self.fits(q[0][1], w):
-            _, t = heapq.heappop(q)
-            self.begin(t, w)
-
-    def dispatch_global(self) -> None:
-        q = self.global_q
-        while q:
-            t = q[0][1]
-            ok = self.up & (self.free > 0) & (self.mem + self.wl.memory[t] <= self.cl.memory + 1e-9)
-            ok &= self.ok[t]
-            if self.cl.fidelity is not None and self.wl.qubits[t] > 0:
-                for p in self.parents[t]:
-                    if self.wl.qubits[p] > 0:
-                        ok &= self.linked[self.where[p]]
-            if not ok.any():
-                return
-            cand = np.flatnonzero(ok)
-            w = int(cand[np.argmin(self.duration(t, cand))])
-            heapq.heappop(q)
-            self.begin(t, w)
 
     # --- faults ------------------------------------------------------------------------------------
     def fail(self, w: int) -> None:
+        self.version += 1
         self.failures[w] += 1
         self.up[w] = False
+        self.policy.on_worker(w, False, self.now)
         for t, started in list(self.running[w].items()):
             self.busy[w] += self.now - started
             self.lost[w] += self.now - started
@@ -345,16 +368,13 @@ class _EventLoop:
             self.mem[w] -= self.wl.memory[t]
             self.start[t] = np.nan
             self.where[t] = -1
-            if self.fixed[t] >= 0:
-                heapq.heappush(self.queues[w], (self.prio[t], t))
-            else:
-                heapq.heappush(self.global_q, (self.prio[t], t))
+            self.state[t] = _READY
+            self.policy.on_interrupt(t, w, self.now, self.view)
         self.push(self.now + self.cl.repair_time[w], _REPAIR, w)
-        self.dispatch_global()  # lost online tasks may restart at once on another free worker
 
     def repair(self, w: int) -> None:
+        self.version += 1
         self.up[w] = True
         if self.done < self.wl.n:
             self.push(self.now + self.rng.exponential(1.0 / self.cl.failure_rate[w]), _FAIL, w)
-        self.dispatch_fixed(w)
-        self.dispatch_global()
+        self.policy.on_worker(w, True, self.now)

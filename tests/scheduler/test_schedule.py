@@ -47,8 +47,12 @@ def instances():
 @pytest.mark.parametrize("policy", POLICY_NAMES)
 def test_every_policy_on_every_scenario(instances, policy, relaxed_jax):
     for name, (wl, cl) in instances.items():
+        if policy == "sjf_prompt" and not wl.llm:  # prompt-length SJF needs prompts
+            with pytest.raises(ConfigurationError, match="LLM requests"):
+                run(wl, cl, policy, seed=0)
+            continue
         m = run(wl, cl, policy, seed=0)
-        assert set(m) == KEYS | {"plan_s"} | (LLM_KEYS if wl.llm else set()), name
+        assert set(m) == KEYS | {"plan_s", "run_s"} | (LLM_KEYS if wl.llm else set()), name
         bad = {k: v for k, v in m.items() if not np.isfinite(v)}
         assert not bad, (name, bad)
         assert m["tasks"] == wl.n
