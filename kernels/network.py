@@ -3,15 +3,16 @@
 
 What it runs: neuron groups that share one step configuration (pure mode; stochastic parts drawn
 from Philox, as the native population backend), float32, parameters per neuron or shared; Delta and
-PscExp receptors; constant :class:`~qsn.networks.CurrentInput`; event-path (ELL) and dense-path
-projections; spike counts; :class:`~qsn.networks.SpikeMonitor` and :class:`~qsn.networks.RateMonitor`
-records in the JAX chunk's format. Everything else is refused by :func:`check_network` before any step,
-naming the feature and saying it runs on ``backend='jax'``.
+PscExp receptors; constant :class:`~qsn.networks.CurrentInput`; :class:`~qsn.networks.PoissonInput`
+(the JAX path's own random numbers: threefry under the input's stream key, the same CDF table);
+event-path (ELL) and dense-path projections; spike counts; :class:`~qsn.networks.SpikeMonitor` and
+:class:`~qsn.networks.RateMonitor` records in the JAX chunk's format. Everything else is refused by
+:func:`check_network` before any step, naming the feature and saying it runs on ``backend='jax'``.
 
-The state crosses as NumPy copies of the :class:`~qsn.networks.network.NetState` on every chunk and
+The state is copied into the kernel's NumPy buffers (unless it is the state the last chunk returned) and
 comes back as a new ``NetState`` of JAX arrays, so ``net.state``, ``restore``, ``save`` and runs that
 mix backends keep working. For deterministic runs (no quantum jumps, infinite T1/T2) the spike trains
-are the JAX path's, bit for bit (tests/kernels/test_kernel_native_network.py).
+are the JAX path's, bit for bit, Poisson inputs included (tests/kernels/test_kernel_native_network.py).
 """
 
 from __future__ import annotations
@@ -42,7 +43,14 @@ class _Group(ctypes.Structure):  # struct qsn_net_group in kernels/cpu/network.c
         ("kinds", _P), ("decays", _P), ("i_const", _P), ("psc", _P),
         ("v", _P), ("ref", _P), ("q0", _P), ("q1", _P), ("q2", _P), ("q3", _P),
         ("syn", _P), ("ring", _P), ("count", _P),
-        ("spiked", _P),
+        ("spiked", _P), ("n_poisson", ctypes.c_int), ("pad2_", ctypes.c_int), ("poisson", _P),
+    ]
+
+
+class _Poisson(ctypes.Structure):  # struct qsn_net_poisson
+    _fields_ = [
+        ("receptor", ctypes.c_int), ("length", ctypes.c_int), ("key0", ctypes.c_uint), ("key1", ctypes.c_uint),
+        ("weight", ctypes.c_float), ("pad_", ctypes.c_int), ("table", _P), ("draw", _P),
     ]
 
 
@@ -70,7 +78,6 @@ def check_network(net: Any) -> None:
     """Raise :class:`ConfigurationError` naming the first feature of the built ``net`` that the native
     network kernel does not run (before any step)."""
     from qsn.networks.group import NeuronGroup
-    from qsn.networks.inputs import PoissonInput
     from qsn.networks.monitors import RateMonitor, SpikeMonitor
 
     if jnp.dtype(net.dtype) != jnp.float32:
@@ -90,14 +97,21 @@ def check_network(net: Any) -> None:
                 _refuse(f"CondExp receptors (group {name!r})")
         if plan.currents:
             _refuse(f"time-varying CurrentInput ((T, n) arrays or functions of the step; group {name!r})")
-        if plan.poisson:
-            _refuse(f"PoissonInput (group {name!r})")
+        for (receptor, lam, _, _), index, table in zip(plan.poisson, net._consts["groups"][name]["poisson_index"],
+                                                       net._consts["groups"][name]["poisson_table"]):
+            if table is None:
+                _refuse(f"PoissonInput with a mean of {lam:g} input spikes per step (drawn by jax.random.poisson, "
+                        f"not a table; group {name!r})")
+            if index is not None and np.unique(np.asarray(index)).size != index.shape[0]:
+                _refuse(f"PoissonInput on a view with repeated neurons (group {name!r})")
         configs[name] = stepper.config._replace(surrogate=None)
     if len(set(configs.values())) > 1:
         _refuse(f"groups with differing step configurations ({configs})")
-    for inp in net.inputs:
-        if isinstance(inp, PoissonInput):
-            _refuse("PoissonInput")
+    if net._plans and any(plan.poisson for plan in net._plans.values()):
+        impl = str(jax.random.key_impl(net._key)) if jnp.issubdtype(net._key.dtype, jax.dtypes.prng_key) else "threefry2x32"
+        if "threefry" not in impl or not jax.config.jax_threefry_partitionable:
+            _refuse(f"PoissonInput under the {impl} PRNG (it draws threefry2x32 with jax_threefry_partitionable, "
+                    "as the JAX path does by default)")
     for spec in net._specs.values():
         if spec.plasticity is not None:
             _refuse(f"STDP (projection {spec.name!r})")
@@ -164,10 +178,23 @@ class NativeNetwork:
                 psc=np.ascontiguousarray(np.asarray(gc["psc"], f32).reshape(-1)) if plan.kinds else np.zeros(1, f32),
             )
             scratch = dict(spiked=np.zeros(g.n, np.int32))
-            self._keep += [params, const, scratch]
+            poisson = (_Poisson * max(len(plan.poisson), 1))()
+            for st, (receptor, _, weight, stream), index, table in zip(poisson, plan.poisson, gc["poisson_index"],
+                                                                       gc["poisson_table"]):
+                table = np.ascontiguousarray(np.asarray(table, f32))
+                draw = None
+                if index is not None:
+                    draw = np.full(g.n, -1, np.int32)
+                    draw[np.asarray(index)] = np.arange(index.shape[0], dtype=np.int32)
+                st.receptor, st.length, st.weight = receptor, table.size, weight
+                st.key0, st.key1 = (int(w) for w in np.asarray(jax.random.key_data(jax.random.fold_in(net._key, stream))))
+                st.table, st.draw = _ptr(table), None if draw is None else _ptr(draw)
+                self._keep += [table, draw]
+            self._keep += [params, const, scratch, poisson]
             self._groups.append(dict(name=name, n=g.n, receptors=len(plan.kinds), per_neuron=per_neuron,
                                      dt=float(net._dt),
-                                     key=key, params=params, const=const, scratch=scratch))
+                                     key=key, params=params, const=const, scratch=scratch, poisson=poisson,
+                                     n_poisson=len(plan.poisson)))
         self._projections = []
         for pname, spec in net._specs.items():
             arrays = net._arrays[pname]
@@ -221,6 +248,7 @@ class NativeNetwork:
             st = self._c_groups[gi]
             st.n, st.receptors, st.depth, st.per_neuron = g["n"], g["receptors"], int(arrays["ring"].shape[1]), g["per_neuron"]
             st.dt, (st.key0, st.key1) = g["dt"], g["key"]
+            st.n_poisson, st.poisson = g["n_poisson"], ctypes.addressof(g["poisson"])
             for field, arr in (*g["params"].items(), *g["const"].items(), *arrays.items(), *g["scratch"].items()):
                 setattr(st, field, _ptr(arr))
         self._c_projections = (_Projection * max(len(self._projections), 1))()

@@ -2,7 +2,11 @@
 
 Definitions (LLM ones as in vLLM ``benchmarks/serve.py`` and DistServe):
 
-* latency = finish − arrival; TTFT = first token − arrival; TPOT = (finish − first token)/(output − 1);
+* latency = finish − arrival; TTFT = first token − arrival; TPOT = (finish − first token)/(output − 1),
+  over requests with more than one output token (the prefill emits the first token, as in the service
+  model, so TPOT is the mean decode step); normalised latency = latency / output tokens;
+* each distribution is reported as mean, p50, p90, p95 and p99 (``latency_*``; LLM: ``ttft_*``, ``tpot_*``),
+  plus output-token throughput (tokens per second of makespan);
 * makespan = last finish − first arrival;
 * SLO attainment = fraction of tasks that meet every SLO that applies: their own ``deadline``, and for
   LLM requests the ``ttft`` and ``tpot`` limits given to :func:`metrics`;
@@ -22,7 +26,9 @@ from qsn.errors import InvalidInputError
 from qsn.scheduler.simulator import Schedule
 from qsn.scheduler.task import Cluster, Workload
 
-__all__ = ["SLO", "metrics", "slo_met"]
+__all__ = ["SLO", "metrics", "slo_met", "tpot", "PERCENTILES"]
+
+PERCENTILES = (50, 90, 95, 99)  # of every reported distribution, beside its mean
 
 
 class SLO(NamedTuple):
@@ -39,11 +45,32 @@ def slo_met(workload: Workload, schedule: Schedule, slo: SLO = SLO()) -> np.ndar
     ok = (schedule.finish <= workload.deadline) & (latency <= slo.latency)
     if workload.llm:
         ttft = schedule.first_token - workload.arrival
-        # TPOT is defined over the tokens after the first; a one-token output has none and meets it
-        steps = workload.output_tokens - 1
-        tpot = np.where(steps > 0, (schedule.finish - schedule.first_token) / np.maximum(steps, 1), 0.0)
-        ok &= (ttft <= slo.ttft) & (tpot <= slo.tpot)
+        per_token = tpot(workload, schedule)  # a one-token output has no TPOT and meets any limit
+        ok &= (ttft <= slo.ttft) & ~(per_token > slo.tpot)
     return ok
+
+
+def tpot(workload: Workload, schedule: Schedule) -> np.ndarray:
+    """Time per output token after the first, ``(finish − first token)/(output − 1)``, (N,) s; NaN where a request
+    has at most one output token.
+
+    Example:
+        >>> from qsn.scheduler.simulator import Schedule
+        >>> wl = Workload.from_arrays(arrival=[0.0, 0.0], output_tokens=[5, 1], llm=True)
+        >>> z = np.zeros(2)
+        >>> tpot(wl, Schedule(z, np.array([3.0, 1.0]), z, np.array([1.0, 1.0]), z, z, z, z, z, z)).tolist()
+        [0.5, nan]
+    """
+    steps = workload.output_tokens - 1
+    return np.where(steps > 0, (schedule.finish - schedule.first_token) / np.maximum(steps, 1), np.nan)
+
+
+def _distribution(name: str, values: np.ndarray) -> dict[str, float]:
+    """``{name}_mean`` and ``{name}_p{q}`` for q in :data:`PERCENTILES`, over the finite values (NaN if none)."""
+    v = values[np.isfinite(values)]
+    if not v.size:
+        return {f"{name}_mean": float("nan"), **{f"{name}_p{q}": float("nan") for q in PERCENTILES}}
+    return {f"{name}_mean": float(v.mean()), **{f"{name}_p{q}": float(np.percentile(v, q)) for q in PERCENTILES}}
 
 
 def metrics(workload: Workload, cluster: Cluster, schedule: Schedule, slo: SLO = SLO()) -> dict[str, float]:
@@ -62,9 +89,7 @@ def metrics(workload: Workload, cluster: Cluster, schedule: Schedule, slo: SLO =
     idle = np.maximum(makespan - schedule.busy / cluster.slots, 0.0)
     out = {
         "tasks": float(workload.n),
-        "latency_mean": float(latency.mean()),
-        "latency_p50": float(np.percentile(latency, 50)),
-        "latency_p99": float(np.percentile(latency, 99)),
+        **_distribution("latency", latency),
         "wait_mean": float(wait.mean()),
         "makespan": makespan,
         "slo_attainment": float(met.mean()),
@@ -76,7 +101,8 @@ def metrics(workload: Workload, cluster: Cluster, schedule: Schedule, slo: SLO =
         "lost_s": float(schedule.lost.sum()),
     }
     if workload.llm:
-        ttft = schedule.first_token - workload.arrival
-        out.update(ttft_mean=float(ttft.mean()), ttft_p50=float(np.percentile(ttft, 50)),
-                   ttft_p99=float(np.percentile(ttft, 99)))
+        out.update(_distribution("ttft", schedule.first_token - workload.arrival))
+        out.update(_distribution("tpot", tpot(workload, schedule)))
+        out["normalised_latency_mean"] = float(np.mean(latency / np.maximum(workload.output_tokens, 1)))
+        out["token_throughput"] = float(workload.output_tokens.sum() / makespan)
     return out

@@ -8,9 +8,12 @@ coefficients quoted in ``shared/traces/README.md``), at batch size 1, times in m
     prefill(l)     = 18.10 + 0.1019 l + 7.12e-6 l^2
     decode step(c) = 19.93 + 6.27e-4 c + 0.0385           (c = context tokens so far)
 
-so a request with prompt ``l`` and output ``m`` takes ``prefill(l) + sum_{k<m} decode(l + k)``. A worker
-of speed ``s`` runs it ``s`` times faster. Each slot serves one request: batching interference between
-slots is not modelled (a documented simplification).
+and, in vLLM's convention, the prefill emits the first output token, so a request with prompt ``l`` and
+output ``m`` takes ``prefill(l) + sum_{k=1}^{m-1} decode(l + k)`` (decode step ``k`` attends to the prompt
+and the ``k`` tokens so far and emits token ``k + 1``). Its first token comes at ``prefill / speed`` and
+each later one a decode step apart, so TPOT = (finish − first token)/(m − 1) is exactly the mean decode
+step (:mod:`qsn.scheduler.metrics`). A worker of speed ``s`` runs it ``s`` times faster. Each slot serves
+one request: batching interference between slots is not modelled (a documented simplification).
 """
 
 from __future__ import annotations
@@ -42,12 +45,18 @@ def prefill_seconds(prompt_tokens, coef: LLMCoefficients = OPT_13B_A100) -> np.n
 
 
 def llm_work(prompt_tokens, output_tokens, coef: LLMCoefficients = OPT_13B_A100) -> np.ndarray:
-    """Whole-request time on a speed-1 worker (prefill + every decode step), s; (N,) → (N,)."""
+    """Whole-request time on a speed-1 worker, s: the prefill (which emits the first token) and ``m − 1``
+    decode steps for ``m`` output tokens (none for ``m <= 1``); (N,) → (N,).
+
+    Example:
+        >>> round(float(llm_work(100, 1)), 6) == round(float(prefill_seconds(100)), 6)
+        True
+    """
     l = np.asarray(prompt_tokens, np.float64)
-    m = np.asarray(output_tokens, np.float64)
+    steps = np.maximum(np.asarray(output_tokens, np.float64) - 1.0, 0.0)
     d, e, f = coef.decode
-    # sum_{k<m} (d + f + e (l + k)) = m (d + f + e l) + e m (m - 1)/2
-    decode = m * (d + f + e * l) + e * m * (m - 1) / 2.0
+    # sum_{k=1}^{s} (d + f + e (l + k)) = s (d + f + e l) + e s (s + 1)/2
+    decode = steps * (d + f + e * l) + e * steps * (steps + 1) / 2.0
     return prefill_seconds(l, coef) + decode / 1e3
 
 

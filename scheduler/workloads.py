@@ -468,6 +468,38 @@ def _numbers(path, lines, column: str, values, rule: _Col) -> np.ndarray:
     return out.astype(np.int64) if rule.integer else out
 
 
+_TIMESTAMP = "a number (s) or a time like 2023-11-16 18:15:46.6805900"
+
+
+def _timestamps(path, lines, column: str, values) -> np.ndarray:
+    """Times like ``2023-11-16 18:15:46.6805900`` (ISO 8601, no time zone, to 1 ns) as seconds since the earliest."""
+    s = np.char.strip(np.asarray(values, dtype=str))
+    try:
+        t = s.astype("datetime64[ns]")
+    except ValueError:
+        for i, cell in enumerate(s):
+            try:
+                np.datetime64(cell, "ns")
+            except ValueError:
+                raise _bad(path, lines, i, column, _TIMESTAMP, str(cell)) from None
+        raise
+    if np.isnat(t).any():
+        i = int(np.flatnonzero(np.isnat(t))[0])
+        raise _bad(path, lines, i, column, _TIMESTAMP, str(s[i]))
+    return (t - t.min()) / np.timedelta64(1, "s")
+
+
+def _arrival(path, lines, column: str, values) -> np.ndarray:
+    """The arrival column: numbers (s), or timestamps when its first cell is not a number (then seconds since
+    the earliest); a column mixing both is refused at the first cell of the other kind."""
+    first = str(values[0]).strip()
+    try:
+        float(first)
+    except ValueError:
+        return _timestamps(path, lines, column, values)
+    return _numbers(path, lines, column, values, CSV_COLUMNS["arrival"])
+
+
 def _deps(path, lines, column: str, values) -> np.ndarray:
     """Edges (E, 2) from semicolon-separated 0-based row indices."""
     n = len(values)
@@ -494,7 +526,8 @@ def load_csv(path, *, columns: Mapping[str, str] | None = None, ignore_unknown: 
     Columns (our names; ``columns`` maps the file's names to them, e.g. ``{"arrived_at": "arrival"}``):
 
     ==================  ===========  =================================================================
-    ``arrival``         required     s, finite, >= 0
+    ``arrival``         required     s, finite, >= 0; or timestamps (``2023-11-16 18:15:46.68``, ISO
+                                     8601, no zone), read as seconds since the earliest
     ``work``            required*    s on a speed-1 worker, >= 0 (*or both token columns)
     ``prompt_tokens``   with output  integer >= 0; with ``output_tokens`` and no ``work``, ``work`` =
     ``output_tokens``                :func:`~qsn.scheduler.service.llm_work` (a ``work`` column wins)
@@ -549,7 +582,9 @@ def load_csv(path, *, columns: Mapping[str, str] | None = None, ignore_unknown: 
         raise ConfigurationError(f"{path} lacks required column(s) {lacking} (or both prompt_tokens and "
                                  f"output_tokens instead of work); its columns are {header}")
     cells = list(zip(*rows))
-    out = {o: _numbers(path, lines, header[i], cells[i], CSV_COLUMNS[o]) for o, i in where.items() if o != "deps"}
+    out = {o: _numbers(path, lines, header[i], cells[i], CSV_COLUMNS[o]) for o, i in where.items()
+           if o not in ("deps", "arrival")}
+    out["arrival"] = _arrival(path, lines, header[where["arrival"]], cells[where["arrival"]])
     if "work" not in out:
         out["work"] = llm_work(out["prompt_tokens"], out["output_tokens"])
     edges = _deps(path, lines, header[where["deps"]], cells[where["deps"]]) if "deps" in where else None
@@ -621,24 +656,12 @@ def azure_llm(path, *, limit: int | None = None) -> Workload:
     header, rows, lines = _read_table(path)
     at = _require(path, header, ("TIMESTAMP", "ContextTokens", "GeneratedTokens"))
     cells = list(zip(*rows))
-    stamps = np.char.strip(np.asarray(cells[at["TIMESTAMP"]], dtype=str))
-    try:
-        t = stamps.astype("datetime64[ns]")
-    except ValueError:
-        for i, s in enumerate(stamps):
-            try:
-                np.datetime64(s, "ns")
-            except ValueError:
-                raise _bad(path, lines, i, "TIMESTAMP", "a time like 2023-11-16 18:15:46.6805900", str(s)) from None
-        raise
-    if np.isnat(t).any():
-        i = int(np.flatnonzero(np.isnat(t))[0])
-        raise _bad(path, lines, i, "TIMESTAMP", "a time like 2023-11-16 18:15:46.6805900", str(stamps[i]))
+    t = _timestamps(path, lines, "TIMESTAMP", cells[at["TIMESTAMP"]])
     rule = CSV_COLUMNS["prompt_tokens"]
     p = _numbers(path, lines, "ContextTokens", cells[at["ContextTokens"]], rule)
     o = _numbers(path, lines, "GeneratedTokens", cells[at["GeneratedTokens"]], rule)
     order = np.argsort(t, kind="stable")[:_limit("limit", limit)]
-    arrival = (t[order] - t[order[0]]) / np.timedelta64(1, "s")
+    arrival = t[order] - t[order[0]]
     return Workload.from_arrays(arrival=arrival, work=llm_work(p[order], o[order]), prompt_tokens=p[order],
                                 output_tokens=o[order], name=Path(path).stem, llm=True)
 

@@ -8,8 +8,9 @@
 //      order, rows ascending, columns ascending, into ring[receptor, (t + 1 + delay) % D, target];
 //      dense-path projections add their (n_post,) sum of spiking rows, one per distinct delay;
 //   6. monitors: spikes (step, k) bytes and population counts (step,) of the state after the step.
-// (5, plasticity, and Poisson inputs, spike sources, time-varying currents, state monitors and
-// conductance receptors are refused by kernels/network.py before a call: they run on the JAX path.)
+// Poisson inputs join step 1, drawing the JAX path's random numbers (qsn_poisson_add). (5, plasticity,
+// and spike sources, time-varying currents, state monitors and conductance receptors are refused by
+// kernels/network.py before a call: they run on the JAX path.)
 //
 // Single-threaded on purpose: a step of CUBA (4000 neurons, ~80 synapses per spike, ~2 spikes per
 // step) is a few microseconds, shorter than an OpenMP barrier per phase would cost.
@@ -35,9 +36,25 @@
 #ifndef QSN_NET_PSC_FMA
 #define QSN_NET_PSC_FMA 1
 #endif
+#ifndef QSN_NET_POISSON_FMA  // x + weight k as one FMA (XLA's contraction) or rounded twice
+#define QSN_NET_POISSON_FMA 1
+#endif
 #define QSN_NET_BLOCK 256  // neurons per block of a group's sweep (their input and spike bytes: 1.25 KiB)
 
 enum qsn_kinetics { QSN_DELTA = 0, QSN_PSC_EXP = 1 };
+
+// One PoissonInput (networks/inputs.py) into a receptor of a group: at absolute step t, the neurons it
+// targets draw k ~ Poisson(lam) as the JAX path does (poisson_counts): u = jax.random.uniform(
+// fold_in(stream key, t), (targets,)) and k = #{j : u >= table[j]}; then x[receptor] += weight k.
+struct qsn_net_poisson {
+    int receptor, length;  // length: entries of the CDF table
+    unsigned key0, key1;   // key_data(fold_in(network key, the input's stream))
+    float weight;
+    int pad_;
+    const float* table;  // (length,) float32 CDF, as the JAX path's consts hold it
+    const int* draw;     // (n,) draw index of each neuron of the group (its place in the input's view),
+                         // -1 if it is not a target; null: every neuron, at its own index
+};
 
 // One neuron group; kernels/network.py mirrors this struct field by field (ctypes).
 struct qsn_net_group {
@@ -62,6 +79,8 @@ struct qsn_net_group {
     float* ring;   // (R, D, n)
     int* count;    // (n,)
     int* spiked;  // (n,) scratch: the spiking neurons of the current step
+    int n_poisson, pad2_;
+    const qsn_net_poisson* poisson;  // (n_poisson,) in the network's order
 };
 
 struct qsn_net_projection {
@@ -166,34 +185,115 @@ bool qsn_is_uniform(const float* a, const int n) {
     return true;
 }
 
-// Receptor r's arrivals for m lanes: x = syn + ring slot (cleared), then V += x (Delta) or
-// input += psc x (PscExp; SHARED: one psc for the group), then syn = x decay.
-template <int KIND, bool SHARED>
-void qsn_receptor(const int m, float* __restrict__ syn, float* __restrict__ ring, const float* __restrict__ psc,
-                  const float dec, float* __restrict__ v, float* __restrict__ input) {
-    const float p0 = psc[0];
-    for (int i = 0; i < m; ++i) {
-        const float x = syn[i] + ring[i];
-        ring[i] = 0.0f;
-        if (KIND == QSN_DELTA) {
-            v[i] = v[i] + x;
-        } else {
-            const float p = SHARED ? p0 : psc[i];
-#if QSN_NET_PSC_FMA
-            input[i] = fmaf(p, x, input[i]);
-#else
-            input[i] = input[i] + p * x;
-#endif
+// Threefry-2x32 with 20 rounds (Salmon et al., SC'11), as JAX's threefry2x32 primitive computes it.
+QSN_DEVICE void qsn_threefry(const unsigned k0, const unsigned k1, unsigned& x0, unsigned& x1) {
+    const unsigned ks[3] = {k0, k1, k0 ^ k1 ^ 0x1BD11BDAu};
+    const int rot[2][4] = {{13, 15, 26, 6}, {17, 29, 16, 24}};
+    x0 += ks[0];
+    x1 += ks[1];
+QSN_UNROLL
+    for (int g = 0; g < 5; ++g) {
+QSN_UNROLL
+        for (int r = 0; r < 4; ++r) {
+            const int d = rot[g & 1][r];
+            x0 += x1;
+            x1 = (x1 << d) | (x1 >> (32 - d));
+            x1 ^= x0;
         }
-        syn[i] = x * dec;
+        x0 += ks[(g + 1) % 3];
+        x1 += ks[(g + 2) % 3] + (unsigned)(g + 1);
     }
 }
 
-// 1 and 3 for neurons first .. first + m - 1 of group g: arrivals from ring slot `slot` into V (Delta)
-// or the input current (PscExp), then receptor decay. `shared`: bit r, receptor r's psc is one value;
-// bit 31, i_const is.
-void qsn_arrivals(const qsn_net_group& g, const int slot, const int first, const int m, const unsigned shared,
-                  float* __restrict__ input) {
+// Poisson input p's counts for lanes first .. first + m - 1 at absolute step t, added to x:
+// jax.random.fold_in(key, t) is threefry(key, (0, t)); word j of jax.random.uniform under it is
+// threefry(key_t, (0, j)) with its two halves xor-ed (the partitionable layout), and the uniform is its
+// top 23 bits times 2^-23 (exact in float32).
+void qsn_poisson_add(const qsn_net_poisson& p, const unsigned t, const int first, const int m, float* __restrict__ x) {
+    unsigned kt0 = 0u, kt1 = t;
+    qsn_threefry(p.key0, p.key1, kt0, kt1);
+    float u[QSN_NET_BLOCK];
+    int k[QSN_NET_BLOCK];
+    const int* __restrict__ draw = p.draw ? p.draw + first : nullptr;
+    for (int i = 0; i < m; ++i) {
+        unsigned x0 = 0u, x1 = draw ? (unsigned)draw[i] : (unsigned)(first + i);
+        qsn_threefry(kt0, kt1, x0, x1);
+        u[i] = (float)((x0 ^ x1) >> 9) * 1.1920928955078125e-7f;
+        k[i] = 0;
+    }
+    for (int j = 0; j < p.length; ++j) {  // the count over the table, every entry (no branch)
+        const float c = p.table[j];
+        for (int i = 0; i < m; ++i) k[i] += u[i] >= c ? 1 : 0;
+    }
+    const float w = p.weight;
+    if (draw) {
+        for (int i = 0; i < m; ++i) {
+#if QSN_NET_POISSON_FMA
+            const float add = fmaf(w, (float)k[i], x[i]);
+#else
+            const float add = x[i] + w * (float)k[i];
+#endif
+            x[i] = draw[i] >= 0 ? add : x[i];
+        }
+    } else {
+        for (int i = 0; i < m; ++i) {
+#if QSN_NET_POISSON_FMA
+            x[i] = fmaf(w, (float)k[i], x[i]);
+#else
+            x[i] = x[i] + w * (float)k[i];
+#endif
+        }
+    }
+}
+
+// A receptor's variable at arrival, x = syn + ring slot (the slot is cleared) ...
+QSN_DEVICE float qsn_take(float* __restrict__ syn, float* __restrict__ ring, const int i) {
+    const float x = syn[i] + ring[i];
+    ring[i] = 0.0f;
+    return x;
+}
+
+// ... and what it does: V += x (Delta) or input += psc x (PscExp; SHARED: one psc for the group), then
+// syn = x decay.
+template <int KIND, bool SHARED>
+QSN_DEVICE void qsn_give(const float x, const int i, float* __restrict__ syn, const float* __restrict__ psc,
+                         const float dec, float* __restrict__ v, float* __restrict__ input) {
+    if (KIND == QSN_DELTA) {
+        v[i] = v[i] + x;
+    } else {
+        const float p = SHARED ? psc[0] : psc[i];
+#if QSN_NET_PSC_FMA
+        input[i] = fmaf(p, x, input[i]);
+#else
+        input[i] = input[i] + p * x;
+#endif
+    }
+    syn[i] = x * dec;
+}
+
+// Receptor r's arrivals for the m lanes of a block at absolute step t, with the Poisson inputs into it.
+template <int KIND, bool SHARED>
+void qsn_receptor(const qsn_net_group& g, const int r, const unsigned t, const int first, const int m,
+                  float* __restrict__ syn, float* __restrict__ ring, const float* __restrict__ psc, const float dec,
+                  float* __restrict__ v, float* __restrict__ input) {
+    bool poisson = false;
+    for (int pi = 0; pi < g.n_poisson; ++pi) poisson |= g.poisson[pi].receptor == r;
+    if (!poisson) {
+        for (int i = 0; i < m; ++i) qsn_give<KIND, SHARED>(qsn_take(syn, ring, i), i, syn, psc, dec, v, input);
+        return;
+    }
+    float x[QSN_NET_BLOCK];
+    for (int i = 0; i < m; ++i) x[i] = qsn_take(syn, ring, i);
+    for (int pi = 0; pi < g.n_poisson; ++pi)  // in the network's order, as the JAX path adds them
+        if (g.poisson[pi].receptor == r) qsn_poisson_add(g.poisson[pi], t, first, m, x);
+    for (int i = 0; i < m; ++i) qsn_give<KIND, SHARED>(x[i], i, syn, psc, dec, v, input);
+}
+
+// 1 and 3 for neurons first .. first + m - 1 of group g at absolute step t: arrivals from ring slot `slot`
+// and the Poisson inputs into V (Delta) or the input current (PscExp), then receptor decay. `shared`:
+// bit r, receptor r's psc is one value; bit 31, i_const is.
+void qsn_arrivals(const qsn_net_group& g, const unsigned t, const int slot, const int first, const int m,
+                  const unsigned shared, float* __restrict__ input) {
     const int n = g.n, D = g.depth;
     float* __restrict__ v = g.v + first;
     if (shared >> 31) {
@@ -207,9 +307,9 @@ void qsn_arrivals(const qsn_net_group& g, const int slot, const int first, const
         float* __restrict__ syn = g.syn + (long long)r * n + first;
         const float* __restrict__ psc = g.psc + (long long)r * n + ((shared >> r) & 1 ? 0 : first);
         const float dec = g.decays[r];
-        if (g.kinds[r] == QSN_DELTA) qsn_receptor<QSN_DELTA, true>(m, syn, ring, psc, dec, v, input);
-        else if ((shared >> r) & 1) qsn_receptor<QSN_PSC_EXP, true>(m, syn, ring, psc, dec, v, input);
-        else qsn_receptor<QSN_PSC_EXP, false>(m, syn, ring, psc, dec, v, input);
+        if (g.kinds[r] == QSN_DELTA) qsn_receptor<QSN_DELTA, true>(g, r, t, first, m, syn, ring, psc, dec, v, input);
+        else if ((shared >> r) & 1) qsn_receptor<QSN_PSC_EXP, true>(g, r, t, first, m, syn, ring, psc, dec, v, input);
+        else qsn_receptor<QSN_PSC_EXP, false>(g, r, t, first, m, syn, ring, psc, dec, v, input);
     }
 }
 
@@ -385,7 +485,7 @@ extern "C" int qsn_network(const int n_groups, qsn_net_group* groups, const int 
                 qsn_soa_neuron block = qsn_from(run.state, first);
                 block.spikes = lane_spikes;
                 const qsn_soa_consts consts = run.uniform ? run.consts : qsn_from(run.consts, first);
-                qsn_arrivals(g, run.slot, first, m, run.shared_in, input);
+                qsn_arrivals(g, (unsigned)(t0 + s), run.slot, first, m, run.shared_in, input);
                 if (run.uniform) {
                     if (renorm) qsn_sweep<true, true>(first, m, block, run.shared, consts, input, fired, s);
                     else qsn_sweep<true, false>(first, m, block, run.shared, consts, input, fired, s);

@@ -177,8 +177,10 @@ def _with(kind):
                        receptors={"exc": CondExp(5.0, 0.0)} if kind == "cond" else None)
         if kind == "stdp":
             net.add(Projection(g, g, fixed_probability(0.5), weight=0.5, receptor="exc", plasticity=STDP()))
-        elif kind == "poisson_input":
-            net.add(PoissonInput(g, "exc", rate=10.0, weight=1.0, n_inputs=5))
+        elif kind == "poisson_mean":  # 1000 input spikes per step: jax.random.poisson, not a table
+            net.add(PoissonInput(g, "exc", rate=10.0, weight=1.0, n_inputs=1_000_000))
+        elif kind == "poisson_repeats":
+            net.add(PoissonInput(g[np.array([1, 1, 2])], "exc", rate=10.0, weight=1.0, n_inputs=5))
         elif kind == "poisson_group":
             src = net.add(PoissonGroup(4, 10.0, name="src"))
             net.add(Projection(src, g, fixed_probability(0.5), weight=0.5, receptor="exc"))
@@ -193,7 +195,8 @@ def _with(kind):
 
 
 @pytest.mark.parametrize("kind, feature", [
-    ("stdp", "STDP"), ("poisson_input", "PoissonInput"), ("poisson_group", "spike sources .PoissonGroup"),
+    ("stdp", "STDP"), ("poisson_mean", "PoissonInput with a mean of 1000"),
+    ("poisson_repeats", "PoissonInput on a view with repeated neurons"), ("poisson_group", "spike sources .PoissonGroup"),
     ("state_monitor", "StateMonitor"), ("time_varying", "time-varying CurrentInput"), ("mixed", "mixed-mode"),
     ("cond", "CondExp"), ("configs", "differing step configurations"),
 ])
@@ -258,3 +261,33 @@ def test_saved_states_stay_unchanged_and_records_read_like_a_scan():
             for got, want in zip(np.nonzero(rows), scan):
                 np.testing.assert_array_equal(got, want)
             assert np.count_nonzero(rows) == scan[0].size
+
+
+def _poisson():
+    """Poisson inputs drawn as the JAX path draws them: two into one PscExp receptor (added in order), one
+    into a Delta receptor through a view; weight 0.1 with ~30 input spikes per step, so that x + w k
+    rounds differently unless it is one FMA, as XLA computes it."""
+    net = Network()
+    p = qsn.NeuronParams(v_rest=-60.0, v_th=-40.0, tau_m=20.0, t_ref=2.0, delta=0.0, dt=0.1)
+    g = net.add(NeuronGroup(300, p, receptors={"exc": PscExp(2.0), "d": Delta()}, name="g"))
+    net.add(PoissonInput(g, "exc", rate=300.0, weight=0.1, n_inputs=1000))
+    net.add(PoissonInput(g[np.arange(200, 10, -1)], "d", rate=30.0, weight=0.7, n_inputs=20))
+    net.add(PoissonInput(g, "exc", rate=10.0, weight=0.9, n_inputs=10))
+    net.add(Projection(g, g, fixed_probability(0.05), weight=-0.5, delay=0.5, receptor="d"))
+    net.add(SpikeMonitor(g, name="spikes"))
+    return net
+
+
+def test_poisson_inputs_draw_the_jax_paths_numbers():
+    a, b = _pair(_poisson, 100.0)
+    assert a["spikes"].step.size > 500
+    _assert_same_trains(_spikes(a), _spikes(b), "Poisson inputs")
+    np.testing.assert_array_equal(np.asarray(a.state.syn["g"]), np.asarray(b.state.syn["g"]))
+    np.testing.assert_array_equal(np.asarray(a.state.neurons["g"].v), np.asarray(b.state.neurons["g"].v))
+
+
+@pytest.mark.filterwarnings("ignore:brunel. the 'AI' regime")  # C_E = 100: a small network, any regime
+def test_brunel_equals_the_jax_path():
+    a, b = _pair(lambda: models.brunel(1000, indegree=100), 50.0)
+    assert a["spikes"].step.size > 100
+    _assert_same_trains(_spikes(a), _spikes(b), "Brunel n=1000")

@@ -189,3 +189,33 @@ def test_json_is_strict_for_a_zero_makespan(tmp_path, capsys):
     # every task has zero work: rates are undefined, so the CLI reports an error instead of NaN
     assert main(["schedule", "--workload", str(path), "--workers", "1", "--policy", "fifo", "--json"]) == 1
     assert "makespan is 0" in capsys.readouterr().err
+
+
+AZURE_ROWS = """TIMESTAMP,ContextTokens,GeneratedTokens
+2023-11-16 18:15:50.9951690,396,109
+2023-11-16 18:15:46.6805900,374,44
+2023-11-16 18:16:01.0000000,1200,3
+2023-11-16 18:15:47.1805900,20,250
+"""
+
+
+def test_azure_csv_with_timestamps(tmp_path, capsys):
+    # the Azure trace's own columns, mapped: TIMESTAMP is read as seconds since the earliest request
+    path = tmp_path / "azure.csv"
+    path.write_text(AZURE_ROWS)
+    wl = workloads.load_csv(path, columns={"TIMESTAMP": "arrival", "ContextTokens": "prompt_tokens",
+                                           "GeneratedTokens": "output_tokens"})
+    assert wl.llm
+    assert wl.arrival.tolist() == pytest.approx([0.0, 0.5, 4.314579, 14.31941], abs=1e-12)  # by hand, sorted
+    assert wl.prompt_tokens.tolist() == [374, 20, 396, 1200]
+    ref = workloads.azure_llm(path)
+    assert wl.arrival.tolist() == ref.arrival.tolist() and wl.work.tolist() == ref.work.tolist()
+    args = ["--workers", "2", "--policy", "fifo", "--json", "--no-faults", "--map", "TIMESTAMP=arrival",
+            "--map", "ContextTokens=prompt_tokens", "--map", "GeneratedTokens=output_tokens"]
+    assert main(["schedule", "--workload", str(path), *args]) == 0
+    _same_metrics(_strict_json(capsys.readouterr().out), run(ref, Cluster.uniform(2), "fifo", faults=False))
+    bad = tmp_path / "bad.csv"
+    bad.write_text(AZURE_ROWS.replace("2023-11-16 18:16:01.0000000", "yesterday"))
+    assert main(["schedule", "--workload", str(bad), *args]) == 1
+    err = capsys.readouterr().err
+    assert "line 4" in err and "TIMESTAMP" in err and "yesterday" in err

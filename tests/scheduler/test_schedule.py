@@ -29,9 +29,10 @@ from qsn.errors import ConfigurationError, InvalidInputError
 from qsn.scheduler import POLICY_NAMES, SLO, Cluster, Plan, Schedule, Workload, metrics, plan, run, simulate, workloads
 from qsn.scheduler.metrics import slo_met
 
-KEYS = {"tasks", "latency_mean", "latency_p50", "latency_p99", "wait_mean", "makespan", "slo_attainment", "goodput",
+DIST = ("mean", "p50", "p90", "p95", "p99")
+KEYS = {*(f"latency_{q}" for q in DIST), "tasks", "wait_mean", "makespan", "slo_attainment", "goodput",
         "throughput", "utilisation", "energy_j", "restarts", "lost_s"}
-LLM_KEYS = {"ttft_mean", "ttft_p50", "ttft_p99"}
+LLM_KEYS = {*(f"{m}_{q}" for m in ("ttft", "tpot") for q in DIST), "normalised_latency_mean", "token_throughput"}
 
 
 @pytest.fixture
@@ -163,6 +164,15 @@ def test_llm_first_token_from_the_simulator():
     np.testing.assert_allclose(s.first_token, wl.arrival + prefill / 2.0, rtol=1e-12)
     m = metrics(wl, cl, s)
     assert m["ttft_mean"] == pytest.approx(np.mean(prefill / 2.0))
+    # vLLM's convention: the prefill emits token 1, then m - 1 decode steps; step k attends to l + k tokens and
+    # takes (19.93 + 0.0385 + 6.27e-4 (l + k)) ms, so TPOT is the mean step (here / speed 2), written out by hand
+    steps = [[(19.93 + 0.0385 + 6.27e-4 * (l + k)) / 1e3 / 2.0 for k in range(1, m)] for l, m in zip(p, o)]
+    np.testing.assert_allclose(s.finish - s.start, prefill / 2.0 + [sum(x) for x in steps], rtol=1e-12)
+    per_request = [np.mean(x) for x in steps]
+    assert m["tpot_mean"] == pytest.approx(np.mean(per_request), rel=1e-12)
+    assert m["tpot_p50"] == pytest.approx(np.median(per_request), rel=1e-12)
+    assert m["token_throughput"] == pytest.approx(o.sum() / m["makespan"], rel=1e-12)
+    assert m["normalised_latency_mean"] == pytest.approx(np.mean((s.finish - wl.arrival) / o), rel=1e-12)
 
 
 def test_metrics_rejects_an_unfinished_schedule():

@@ -29,9 +29,9 @@ import pytest
 
 from qsn.scheduler import schedule, suites, workloads
 
-METRIC_KEYS = {"tasks", "latency_mean", "latency_p50", "latency_p99", "wait_mean", "makespan", "slo_attainment",
-               "goodput", "throughput", "utilisation", "energy_j", "restarts", "lost_s", "plan_s",
-               "run_s"}
+METRIC_KEYS = {"tasks", "latency_mean", "latency_p50", "latency_p90", "latency_p95", "latency_p99", "wait_mean",
+               "makespan", "slo_attainment", "goodput", "throughput", "utilisation", "energy_j", "restarts", "lost_s",
+               "plan_s", "run_s"}
 
 
 @pytest.fixture
