@@ -25,9 +25,11 @@
   building CUBA and running 1 s on ``native`` and on ``jax``, wall time of the process including the
   imports, warm (kernel and compilation caches filled by a first, untimed process), the two backends'
   processes alternating.
-* **Brunel** (``models.brunel(n)``, AI regime, float32) for each n in ``--brunel-sizes``: wall time per
-  biological second and synaptic events per second, events = sum over neurons of spikes x outgoing
-  recurrent synapses (external Poisson input not counted).
+* **Brunel** (``models.brunel(n)``, AI regime, float32) for each n in ``--brunel-sizes``, and the
+  **microcircuit** (``models.microcircuit(scale)``) for each scale in ``--microcircuit-scales``, built once
+  and run on each of ``--network-backends`` (``jax``, ``native``: the Poisson inputs draw the same numbers,
+  so the spike counts agree): wall time per biological second and synaptic events per second, events =
+  sum over neurons of spikes x outgoing recurrent synapses (external Poisson input not counted).
 
 Every time is the best of ``--repeats`` runs. Writes ``bench/results/network-<platform>.json``
 ({metadata, rows}) and prints a markdown table.
@@ -84,25 +86,29 @@ def _qsn_build(make: Callable[[], Any]) -> tuple[Any, float, float]:
     return net, times[0], times[1]
 
 
-def _qsn_timed(net: Any, duration: float, chunk_steps: int, repeats: int) -> dict:
-    """Warm up one chunk (compiles it), then ``repeats`` runs of ``duration`` ms, each from the initial state."""
+def _qsn_timed(net: Any, duration: float, chunk_steps: int, repeats: int, backend: str = "jax",
+               groups: tuple[str, ...] = ("neurons",)) -> dict:
+    """Warm up one chunk (compiles it, or builds the native kernel), then ``repeats`` runs of ``duration`` ms,
+    each from the initial state (which is restored after)."""
     s0 = net.state
     start = time.perf_counter()
-    net.run(chunk_steps * DT, chunk_steps=chunk_steps)
+    net.run(chunk_steps * DT, chunk_steps=chunk_steps, backend=backend)
     jax.block_until_ready(net.state)
     warm = time.perf_counter() - start
     counts = []
 
     def once() -> None:
         net.restore(s0)
-        net.run(duration, chunk_steps=chunk_steps)
+        net.run(duration, chunk_steps=chunk_steps, backend=backend)
         jax.block_until_ready(net.state)
-        counts.append(net.spike_count("neurons"))
+        counts.append({g: net.spike_count(g) for g in groups})
 
     best, times, _ = _best(once, repeats)
     spikes = counts[int(np.argmin(times))]
+    net.restore(s0)
     return dict(run_s=best, run_s_all=times, compile_s=max(warm - best * chunk_steps * DT / duration, 0.0),
-                spikes=int(spikes.sum()), per_neuron_spikes=spikes)
+                spikes=int(sum(c.sum() for c in spikes.values())),
+                per_neuron_spikes=spikes["neurons"] if groups == ("neurons",) else spikes)
 
 
 def qsn_cuba(dtype: Any, monitor: bool, duration: float, chunk_steps: int, repeats: int) -> tuple[dict, dict | None]:
@@ -231,37 +237,49 @@ def brian2_standalone(export: dict, duration: float, repeats: int) -> dict:
                 build_s=build, compile_s=compile_s, run_s=min(loops), run_s_all=loops, binary_s=min(walls), spikes=spikes)
 
 
-def qsn_brunel(n: int, duration: float, chunk_steps: int, repeats: int, indegree: int | None = None) -> dict:
-    """qsn Brunel AI network of ``n`` neurons, float32: wall time and synaptic events per second."""
+def qsn_brunel(n: int, duration: float, chunk_steps: int, repeats: int, indegree: int | None = None,
+               backends: tuple[str, ...] = ("jax",)) -> list[dict]:
+    """qsn Brunel AI network of ``n`` neurons, float32, on each backend (one build): wall time and synaptic
+    events per second."""
     net, build, build_warm = _qsn_build(lambda: models.brunel(n, indegree=indegree))
     out_degree = np.zeros(n, np.int64)
     for name in ("exc", "inh"):
         out_degree += np.bincount(net.synapses(name)["pre"], minlength=n)
-    timed = _qsn_timed(net, duration, chunk_steps, repeats)
-    events = int(np.sum(timed.pop("per_neuron_spikes").astype(np.int64) * out_degree))
-    return dict(model="brunel", simulator="qsn", variant=f"float32, C_E={net.synapse_count['exc'] // n}", n=n,
-                synapses=int(out_degree.sum()), dtype="float32", build_s=build, build_warm_s=build_warm, **timed,
-                events=events, events_per_s=events / timed["run_s"])
+    rows = []
+    for backend in backends:
+        timed = _qsn_timed(net, duration, chunk_steps, repeats, backend)
+        events = int(np.sum(timed.pop("per_neuron_spikes").astype(np.int64) * out_degree))
+        rows.append(dict(model="brunel", simulator="qsn",
+                         variant=f"float32, C_E={net.synapse_count['exc'] // n}" + (", native" if backend == "native" else ""),
+                         n=n, synapses=int(out_degree.sum()), dtype="float32", build_s=build, build_warm_s=build_warm,
+                         backend=backend, **timed, events=events, events_per_s=events / timed["run_s"]))
+    return rows
 
 
-def qsn_microcircuit(scale: float, duration: float, chunk_steps: int, repeats: int) -> dict:
-    """qsn Potjans-Diesmann microcircuit at ``scale``, float32: real-time factor and rate per population."""
+def qsn_microcircuit(scale: float, duration: float, chunk_steps: int, repeats: int,
+                     backends: tuple[str, ...] = ("jax",)) -> list[dict]:
+    """qsn Potjans-Diesmann microcircuit at ``scale``, float32, on each backend (one build): real-time
+    factor, synaptic events per second and rate per population."""
     net, build, build_warm = _qsn_build(lambda: models.microcircuit(scale))
-    s0 = net.state
-    net.run(chunk_steps * DT, chunk_steps=chunk_steps)  # compile
-    times = []
-    for _ in range(repeats):
-        net.restore(s0)
-        start = time.perf_counter()
-        net.run(duration, chunk_steps=chunk_steps)
-        jax.block_until_ready(net.state)
-        times.append(time.perf_counter() - start)
-    n = sum(g.n for g in net.groups.values() if hasattr(g, "params"))
-    rates = {name: float(net.spike_count(name).mean() / (duration * 1e-3)) for name in models.PD14_RATES}
-    return dict(model="microcircuit", simulator="qsn", variant=f"float32, scale {scale:g}", n=n,
-                synapses=int(sum(net.synapse_count.values())), dtype="float32", build_s=build, build_warm_s=build_warm,
-                run_s=min(times), run_s_all=times, spikes=int(sum(net.spike_count(p).sum() for p in models.PD14_RATES)),
-                rtf=min(times) / (duration * 1e-3), rates_hz=rates, published_rates_hz=dict(models.PD14_RATES))
+    pops = tuple(models.PD14_RATES)
+    n = sum(net[p].n for p in pops)
+    out_degree = {p: np.zeros(net[p].n, np.int64) for p in pops}
+    for name in net.projections:  # "pre->post"
+        pre = name.split("->")[0]
+        out_degree[pre] += np.bincount(net.synapses(name)["pre"], minlength=net[pre].n)
+    rows = []
+    for backend in backends:
+        timed = _qsn_timed(net, duration, chunk_steps, repeats, backend, groups=pops)
+        per = timed.pop("per_neuron_spikes")
+        events = int(sum(np.sum(per[p].astype(np.int64) * out_degree[p]) for p in pops))
+        rates = {p: float(per[p].mean() / (duration * 1e-3)) for p in pops}
+        rows.append(dict(model="microcircuit", simulator="qsn",
+                         variant=f"float32, scale {scale:g}" + (", native" if backend == "native" else ""), n=n,
+                         synapses=int(sum(net.synapse_count.values())), dtype="float32", build_s=build,
+                         build_warm_s=build_warm, backend=backend, **timed, events=events,
+                         events_per_s=events / timed["run_s"], rtf=timed["run_s"] / (duration * 1e-3), rates_hz=rates,
+                         published_rates_hz=dict(models.PD14_RATES)))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--brunel-sizes", nargs="*", type=float, default=[1e4])
     parser.add_argument("--brunel-indegree", type=int, default=None,
                         help="C_E of the Brunel networks (default: the model's 0.1 N_E; use 1000 for n >= 1e5)")
+    parser.add_argument("--network-backends", nargs="+", default=["jax", "native"], choices=["jax", "native"],
+                        help="backends of the Brunel and microcircuit rows (one build each, run on every backend)")
     parser.add_argument("--microcircuit-scales", nargs="*", type=float, default=[],
                         help="Potjans-Diesmann scales to run (e.g. 0.1 1.0); real-time factor and rates per population")
     parser.add_argument("--brian2", nargs="*", default=["numpy", "cython", "cpp_standalone"],
@@ -312,10 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.cuba and args.process:
         for row in qsn_process(args.duration, args.repeats):
             report(row)
+    backends = tuple(args.network_backends)
     for n in args.brunel_sizes:
-        report(qsn_brunel(int(n), args.duration, chunk, args.repeats, args.brunel_indegree))
+        for row in qsn_brunel(int(n), args.duration, chunk, args.repeats, args.brunel_indegree, backends):
+            report(row)
     for scale in args.microcircuit_scales:
-        report(qsn_microcircuit(scale, args.duration, chunk, args.repeats))
+        for row in qsn_microcircuit(scale, args.duration, chunk, args.repeats, backends):
+            report(row)
     for row in rows:  # (a whole process's time is not per biological second: it includes imports and the build)
         row["wall_s_per_bio_s"] = None if "process_s" in row else row["run_s"] / (args.duration * 1e-3)
         if "loop_s" in row:
