@@ -1,8 +1,9 @@
-"""Connectivity rules, generated on the device from a key without an ``n_pre x n_post`` matrix.
+"""Connectivity rules, drawn from a key straight into the event path's row layout.
 
-A rule turns ``(key, n_pre, n_post)`` into a list of synapses ``(pre, post)`` sorted by presynaptic
-neuron (then postsynaptic), the order in which weights and delays are drawn and the event-driven
-path stores them. Rules follow NEST's names and defaults:
+A rule turns ``(key, n_pre, n_post)`` into :class:`Rows`: row ``i`` holds the targets of source ``i``
+in increasing order, left-packed and padded with ``n_post`` (the ELL layout the event path stores),
+so the synapses come out sorted by ``(pre, post)`` without a global sort. Rules follow NEST's names
+and defaults:
 
 ======================== ===============================================================================
 ``all_to_all()``          every pair
@@ -13,17 +14,29 @@ path stores them. Rules follow NEST's names and defaults:
 ``explicit(pre, post)``   the user's arrays (weights and delays, if arrays, follow the same order)
 ======================== ===============================================================================
 
-``fixed_probability`` costs O(synapses), not O(n_pre n_post): the gaps between consecutive targets of
-a row are geometric, so each row is a cumulative sum of geometric draws (exact Bernoulli sampling).
+Every random rule costs O(synapses) time and memory, never O(n_pre n_post), in kernels of one fixed
+block shape (``BLOCK`` entries), so a network of many projections compiles each kernel once:
+
+* ``fixed_probability``: the gaps between consecutive targets of a row are geometric, so each row is
+  a cumulative sum of geometric draws (exact Bernoulli sampling), drawn for blocks of rows; a row that
+  runs past the drawn width is continued with further gaps, never redrawn.
+* ``fixed_total_number``: the row lengths are multinomial (the sources of ``m`` uniform draws,
+  counted), then each row draws its targets uniformly and sorts them within the row.
+* ``fixed_indegree``: each target draws its ``k`` sources; chunks of targets are bucketed by source
+  (a sort of the chunk's ``(source, target)`` keys) and appended to the rows, so rows stay sorted.
+
 ``allow_autapses`` (``i -> i`` when a group projects onto itself) defaults to True, as in NEST;
 ``allow_multapses`` (repeated pairs) defaults to True for the rules that draw with replacement.
+
+Random bits come from XLA's native Threefry bit generator (:func:`build_key`), seeded from the
+projection's key: the same key on the same backend gives the same synapses.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import equinox as eqx
 import jax
@@ -34,7 +47,12 @@ from qsn.errors import ConfigurationError
 
 __all__ = [
     "Rule",
+    "Rows",
     "Synapses",
+    "BLOCK",
+    "build_key",
+    "block_size",
+    "from_list",
     "SENTINEL",
     "bucket",
     "all_to_all",
@@ -85,8 +103,9 @@ class Rule(eqx.Module):
     pre: Any = None
     post: Any = None
 
-    def generate(self, key: jax.Array, n_pre: int, n_post: int, *, autapses: bool, multapses: bool) -> Synapses:
-        """Draw the synapses; ``autapses=False`` removes ``i -> i`` (same group only)."""
+    def generate(self, key: jax.Array, n_pre: int, n_post: int, *, autapses: bool, multapses: bool) -> "Rows":
+        """Draw the synapses as :class:`Rows`; ``autapses=False`` excludes ``i -> i`` (same group only).
+        ``key`` is a :func:`build_key`."""
         gen = {
             "all_to_all": _all_to_all,
             "one_to_one": _one_to_one,
@@ -178,210 +197,140 @@ def _count(rule: str, name: str, value: Any) -> int:
     return int(value)
 
 
-def _sorted(pre: jax.Array, post: jax.Array, count: int, post_sorted: bool = False, order: jax.Array | None = None) -> Synapses:
-    """Synapses in ``(pre, post)`` order (padding last). ``post_sorted``: ``post`` is already
-    non-decreasing, so one stable sort by ``pre`` suffices."""
-    if not post_sorted:
-        idx = _stable_argsort(post)
-        pre, post, order = _take(pre, post, order, idx)
-    pre, post, order = _take(pre, post, order, _stable_argsort(pre))
-    return Synapses(pre, post, order, count)
+# ------------------------------------------------------------------------------------ construction
+
+BLOCK = 1 << 22  # entries per call of a build kernel (its only shape)
+_WIDTH_SD, _WIDTH_SLACK = 8, 16  # fixed_probability draws mean + 8 sd + 16 gaps per row, then continues
+_INT32_MAX = np.iinfo(np.int32).max
 
 
-def sort_synapses(syn: Synapses) -> Synapses:
-    """``syn`` re-sorted by ``(pre, post)`` (padding last)."""
-    return _sorted(syn.pre, syn.post, syn.count, order=syn.order)
+class Rows(NamedTuple):
+    """Synapses of a projection in ELL form, before they are written: ``fill(out)`` writes the
+    ``(n_pre, width)`` int32 targets (each row increasing, left-packed, padded with ``n_post``) into
+    ``out``, a writable host array of that shape."""
+
+    counts: np.ndarray  # (n_pre,) int64 — synapses per source
+    fill: Callable[[np.ndarray], None]
+    # () -> (count,) int64: the flat position in the rows of each synapse of per-synapse arrays (explicit:
+    # the user's order; all_to_all, one_to_one: (pre, post) order); None where arrays have no order
+    slot: Callable[[], np.ndarray] | None
+
+    @property
+    def count(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def width(self) -> int:
+        """ELL width: the longest row (at least 1)."""
+        return max(1, int(self.counts.max())) if self.counts.size else 1
 
 
-def _stable_argsort(keys: jax.Array) -> jax.Array:
-    # XLA:CPU's comparison sort is several times slower than NumPy's on tens of millions of keys;
-    # a stable argsort is unique, so both give the same order.
-    if jax.default_backend() == "cpu":
-        return jnp.asarray(np.argsort(np.asarray(keys), kind="stable").astype(np.int32))
-    return jnp.argsort(keys, stable=True).astype(jnp.int32)
+@functools.cache
+def _bit_generator():
+    """A JAX PRNG implementation on XLA's RngBitGenerator (Threefry): on the CPU 3-6x the throughput
+    of ``jax.random``'s Threefry, whose rounds XLA runs as separate element-wise passes."""
+    from jax.extend.random import define_prng_impl
 
+    alg = jax.lax.RandomAlgorithm.RNG_THREE_FRY
 
-def drop_autapses(syn: Synapses, autapses: bool) -> Synapses:
-    """Turn ``i -> i`` entries into padding (re-sorted to the end)."""
-    if autapses:
-        return syn
-    pre, n_auto = _mark_autapses(syn.pre, syn.post)
-    if int(n_auto) == 0:
-        return syn
-    pre, post, order = _take(pre, syn.post, syn.order, _stable_argsort(pre))
-    return Synapses(pre, post, order, syn.count - int(n_auto))
+    def bits(k, width, shape):
+        return jax.lax.rng_bit_generator(k, tuple(shape), jnp.dtype(f"uint{width}"), algorithm=alg)[1]
+
+    def split(k, shape):
+        return jax.lax.rng_bit_generator(k, (*shape, 4), jnp.uint32, algorithm=alg)[1]
+
+    def fold_in(k, data):
+        folded = jax.random.fold_in(jax.random.wrap_key_data(k[:2], impl="threefry2x32"), data)
+        return jnp.concatenate([jax.random.key_data(folded), k[2:]])
+
+    def seed(s):
+        return jnp.zeros(4, jnp.uint32).at[1].set(jnp.asarray(s).astype(jnp.uint32))
+
+    return define_prng_impl(key_shape=(4,), seed=seed, split=split, random_bits=bits, fold_in=fold_in,
+                            name="qsn_build", tag="qb")
 
 
 @jax.jit
-def _mark_autapses(pre: jax.Array, post: jax.Array) -> tuple[jax.Array, jax.Array]:
-    auto = (pre == post) & (pre != SENTINEL)
-    return jnp.where(auto, SENTINEL, pre), jnp.sum(auto, dtype=jnp.int32)
+def _build_key_data(key: jax.Array) -> jax.Array:
+    return jnp.concatenate([jax.random.bits(key, (2,), jnp.uint32), jnp.zeros((2,), jnp.uint32)])
 
 
-def _all_to_all(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Synapses:
-    m = n_pre * n_post
-    pre, post = _grid(bucket(m), m, n_post)
-    return drop_autapses(Synapses(pre, post, None, m), autapses)
+def build_key(key: jax.Array) -> jax.Array:
+    """A key of the build's bit generator (XLA's Threefry), derived from the JAX key ``key``: every
+    ``jax.random`` sampler accepts it."""
+    return jax.random.wrap_key_data(_build_key_data(key), impl=_bit_generator())
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _grid(size: int, m: int, n_post: int) -> tuple[jax.Array, jax.Array]:
-    i = jnp.arange(size, dtype=_INDEX)
-    return jnp.where(i < m, i // n_post, SENTINEL), jnp.where(i < m, i % n_post, 0)
+def _empty_rows(n_pre: int, n_post: int) -> Rows:
+    def fill(out):
+        out[...] = n_post
+
+    return Rows(np.zeros(n_pre, np.int64), fill, None)
 
 
-def _one_to_one(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Synapses:
+def block_size(n: int) -> int:
+    """Kernel length for ``n`` entries: ``BLOCK``, or for fewer entries the next power of two (at least
+    256), so that small projections do not pay for a full block and kernels compile for few shapes."""
+    return min(BLOCK, bucket(n))
+
+
+def _blocks(total: int, size: int | None = None):
+    """``(index, start, stop)`` of the blocks of ``size`` (default ``BLOCK``) covering ``range(total)``."""
+    size = size or BLOCK
+    for b, start in enumerate(range(0, total, size)):
+        yield b, start, min(start + size, total)
+
+
+def _all_to_all(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Rows:
+    skip = not autapses  # same group: n_pre == n_post, row i skips target i
+    width = n_post - skip
+
+    def fill(out):
+        if width == 0:
+            out[...] = n_post
+            return
+        cols = np.arange(width, dtype=np.int32)
+        step = max(1, BLOCK // width)
+        for r0 in range(0, n_pre, step):
+            rows = np.arange(r0, min(r0 + step, n_pre), dtype=np.int32)[:, None]
+            out[r0 : r0 + rows.shape[0]] = cols + (cols >= rows) if skip else cols
+
+    return Rows(np.full(n_pre, width, np.int64), fill, lambda: np.arange(n_pre * width, dtype=np.int64))
+
+
+def _one_to_one(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Rows:
     if n_pre != n_post:
         raise ConfigurationError(f"one_to_one needs groups of equal size, but they have {n_pre} and {n_post} neurons")
-    pre, _ = _grid(bucket(n_pre), n_pre, 1)
-    return drop_autapses(Synapses(pre, jnp.where(pre == SENTINEL, 0, pre), None, n_pre), autapses)
+    if not autapses:  # onto itself: every synapse is an autapse
+        return _empty_rows(n_pre, n_post)
+
+    def fill(out):
+        out[:, 0] = np.arange(n_pre, dtype=np.int32)
+
+    return Rows(np.ones(n_pre, np.int64), fill, lambda: np.arange(n_pre, dtype=np.int64))
 
 
-def _fixed_probability(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Synapses:
-    p = rule.p
-    if p == 0.0 or n_pre == 0 or n_post == 0:
-        return Synapses(jnp.full(256, SENTINEL, _INDEX), jnp.zeros(256, _INDEX), None, 0)
-    if p == 1.0:
-        return _all_to_all(rule, key, n_pre, n_post, autapses, multapses)
-    # Row width: mean + 8 sd of the binomial row length (+ slack); rows that would need more are
-    # detected below and the row block is redrawn wider, so the sample stays exact.
-    mean = n_post * p
-    width = int(min(n_post, math.ceil(mean + 8 * math.sqrt(mean * (1 - p)) + 16)))
-    log_q = math.log1p(-p)
-    rows_per_block = max(1, int(2**24 // max(width, 1)))
-    pres, posts, total = [], [], 0
-    for start in range(0, n_pre, rows_per_block):
-        rows = min(rows_per_block, n_pre - start)
-        k = jax.random.fold_in(key, start)
-        while True:
-            cols, complete, count = _geometric_rows(k, rows, width, n_post, log_q)
-            if bool(complete) or width >= n_post * 4:
-                break
-            width *= 2
-        count = int(count)
-        pre, post = _compact(cols, jnp.int32(start), jnp.int32(count), n_post, bucket(count))
-        pres.append(pre)
-        posts.append(post)
-        total += count
-    if len(pres) == 1:
-        syn = Synapses(pres[0], posts[0], None, total)
-    else:  # padding of each block sits between blocks: move it to the end
-        pre, post = jnp.concatenate(pres), jnp.concatenate(posts)
-        pre, post, _ = _take(pre, post, None, _stable_argsort(pre))
-        syn = Synapses(pre, post, None, total)
-    return drop_autapses(syn, autapses)
+def from_list(pre: np.ndarray, post: np.ndarray, n_pre: int, n_post: int) -> Rows:
+    """Rows of the synapses ``pre[s] -> post[s]`` (host arrays in any order); ``slot[s]`` is where
+    synapse ``s`` lands (multapses keep their order)."""
+    pre, post = np.asarray(pre, np.int64), np.asarray(post, np.int64)
+    order = np.lexsort((post, pre))
+    counts = np.bincount(pre, minlength=n_pre).astype(np.int64)
+    width = max(1, int(counts.max())) if pre.size else 1
+    start = np.cumsum(counts) - counts
+    pre_s = pre[order]
+    slot_sorted = pre_s * width + (np.arange(pre.size) - start[pre_s])
+    slot = np.empty_like(slot_sorted)
+    slot[order] = slot_sorted
+
+    def fill(out):
+        out[...] = n_post
+        out.reshape(-1)[slot_sorted] = post[order]
+
+    return Rows(counts, fill, lambda: slot)
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4))
-def _compact(cols: jax.Array, start: jax.Array, count: jax.Array, n_post: int, size: int):
-    """The targets below ``n_post`` of a block of rows, row by row, as a padded ``(size,)`` list."""
-    r, c = jnp.nonzero(cols < n_post, size=size, fill_value=0)
-    valid = jnp.arange(size, dtype=_INDEX) < count
-    return jnp.where(valid, r.astype(_INDEX) + start, SENTINEL).astype(_INDEX), jnp.where(valid, cols[r, c], 0).astype(_INDEX)
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
-def _geometric_rows(key: jax.Array, rows: int, width: int, n_post: int, log_q: float):
-    """Targets of ``rows`` Bernoulli rows as cumulative sums of geometric gaps ``(rows, width)``; whether
-    every row ran past ``n_post`` (so none was cut short) and the number of targets below ``n_post``."""
-    tiny = jnp.finfo(jnp.float32).tiny
-    u = jax.random.uniform(key, (rows, width), jnp.float32, minval=tiny, maxval=1.0)
-    gaps = jnp.floor(jnp.log(u) / log_q).astype(jnp.int32) + 1
-    cols = jnp.cumsum(gaps, axis=1, dtype=jnp.int32) - 1  # first target at gap - 1, then successive gaps
-    return cols, jnp.all(cols[:, -1] >= n_post), jnp.sum(cols < n_post)
-
-
-def _fixed_indegree(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Synapses:
-    k = rule.k
-    choices = n_pre - (0 if autapses else 1)
-    if k and (choices <= 0 or (not multapses and k > choices)):
-        raise ConfigurationError(
-            f"fixed_indegree({k}) cannot draw {k} {'distinct ' if not multapses else ''}partners from {max(choices, 0)} candidates"
-        )
-    m = k * n_post
-    post, pre = _indegree_draw(key, k, n_pre, n_post, autapses, bucket(m))
-    if not multapses:
-        pre = _redraw_duplicates(key, pre, post, n_pre, k, autapses)
-    return _sorted(pre, post, m, post_sorted=True)
-
-
-# Build-time kernels are jitted whole: op by op, every new synapse count would compile each primitive
-# separately (dozens of compilations per projection).
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
-def _indegree_draw(key: jax.Array, k: int, n_pre: int, n_post: int, autapses: bool, size: int):
-    """``k`` partners per target, target-major, padded to ``size`` (padding: pre SENTINEL, post n_post)."""
-    post = jnp.repeat(jnp.arange(n_post, dtype=_INDEX), k, total_repeat_length=k * n_post)
-    post = jnp.concatenate([post, jnp.full((size - k * n_post,), n_post, _INDEX)])
-    pre = _draw_partners(key, jnp.minimum(post, n_post - 1), n_pre, autapses)
-    return post, jnp.where(post < n_post, pre, SENTINEL)
-
-
-@functools.partial(jax.jit, static_argnums=(4,))
-def _total_draw(key: jax.Array, m: jax.Array, n_pre: jax.Array, n_post: jax.Array, size: int):
-    """``m`` uniform pairs padded to ``size`` (counts traced: one compilation per padded size)."""
-    k_pre, k_post = jax.random.split(key)
-    i = jnp.arange(size, dtype=_INDEX)
-    post = jnp.where(i < m, jax.random.randint(k_post, (size,), 0, n_post, _INDEX), 0)
-    pre = jnp.where(i < m, _draw_partners(k_pre, post, n_pre, True), SENTINEL)
-    return post, pre
-
-
-@jax.jit
-def _take(pre: jax.Array, post: jax.Array, order: jax.Array | None, idx: jax.Array):
-    return pre[idx].astype(_INDEX), post[idx].astype(_INDEX), None if order is None else order[idx]
-
-
-def _draw_partners(key: jax.Array, post: jax.Array, n_pre: int, autapses: bool) -> jax.Array:
-    """Uniform presynaptic partners for each entry of ``post``; without autapses, from ``n_pre - 1``
-    candidates with the diagonal skipped (so the law stays uniform over the allowed ones)."""
-    if autapses:
-        return jax.random.randint(key, post.shape, 0, n_pre, _INDEX)
-    pre = jax.random.randint(key, post.shape, 0, n_pre - 1, _INDEX)
-    return jnp.where(pre >= post, pre + 1, pre)
-
-
-def _redraw_duplicates(key, pre, post, n_pre, k, autapses):
-    # Rows are contiguous blocks of k entries (padding after them); redraw repeated partners until
-    # each row is distinct.
-    m = post.shape[0] - int(jnp.sum(post == post[-1])) if k else 0  # padding has post = n_post
-    m = (m + k - 1) // k * k if k else 0
-    pad_pre = pre[m:]
-    pre, post = pre[:m], post[:m]
-    for attempt in range(1, 10_000):
-        rows = pre.reshape(-1, k)
-        srt = jnp.sort(rows, axis=1)
-        dup_sorted = jnp.concatenate([jnp.zeros((rows.shape[0], 1), bool), srt[:, 1:] == srt[:, :-1]], axis=1)
-        if not bool(dup_sorted.any()):
-            return jnp.concatenate([pre, pad_pre])
-        # mark every copy after the first, in O(k log k) per row: sort, compare neighbours, scatter back
-        order = jnp.argsort(rows, axis=1, stable=True)
-        row_ids = jnp.arange(rows.shape[0])[:, None]
-        dup = jnp.zeros_like(dup_sorted).at[row_ids, order].set(dup_sorted).reshape(-1)
-        fresh = _draw_partners(jax.random.fold_in(key, attempt), post, n_pre, autapses)
-        pre = jnp.where(dup, fresh, pre)
-    raise ConfigurationError("fixed_indegree: could not draw distinct partners (k too close to n_pre)")
-
-
-def _fixed_total_number(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Synapses:
-    m = rule.k
-    if m and (n_pre == 0 or n_post == 0):
-        raise ConfigurationError(f"fixed_total_number({m}) needs non-empty groups")
-    if not multapses:
-        raise ConfigurationError("fixed_total_number supports allow_multapses=True only (as drawn by NEST)")
-    k_pre = jax.random.split(key)[0]
-    size = bucket(m)
-    post, pre = _total_draw(key, jnp.int32(m), jnp.int32(n_pre), jnp.int32(n_post), size)
-    if not autapses:
-        # redraw i -> i pairs until none is left; the law is uniform over the allowed pairs
-        for attempt in range(1, 1000):
-            bad = pre == post
-            if not bool(bad.any()):
-                break
-            pre = jnp.where(bad, jax.random.randint(jax.random.fold_in(k_pre, attempt), (size,), 0, n_pre, _INDEX), pre)
-    return _sorted(pre, post, m)
-
-
-def _explicit(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Synapses:
+def _explicit(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Rows:
     pre, post = rule.pre, rule.post
     for name, arr, n in (("pre", pre, n_pre), ("post", post, n_post)):
         if arr.size and (arr.min() < 0 or arr.max() >= n):
@@ -392,9 +341,190 @@ def _explicit(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Synapses:
         raise ConfigurationError(f"explicit: synapse {bad} is an autapse ({pre[bad]} -> {post[bad]}) but allow_autapses=False")
     if not multapses and pre.size:
         pairs = pre * n_post + post
-        uniq, first, counts = np.unique(pairs, return_index=True, return_counts=True)
+        uniq, counts = np.unique(pairs, return_counts=True)
         if (counts > 1).any():
             bad = int(uniq[counts > 1][0])
             raise ConfigurationError(f"explicit: pair ({bad // n_post} -> {bad % n_post}) repeats but allow_multapses=False")
-    order = np.lexsort((post, pre))
-    return Synapses(jnp.asarray(pre[order], _INDEX), jnp.asarray(post[order], _INDEX), jnp.asarray(order), int(pre.size))
+    return from_list(pre, post, n_pre, n_post)
+
+
+# --- fixed_probability
+
+
+def _fine_bucket(w: int) -> int:
+    """``w`` rounded up to a multiple of an eighth of its power of two (at most 12.5% more)."""
+    k = max(0, (w - 1).bit_length() - 3)
+    return -(-w // (1 << k)) * (1 << k)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _geometric_rows(key: jax.Array, rows: int, width: int, n_post: jax.Array, log_q: jax.Array, last: jax.Array):
+    """``width`` further targets of ``rows`` Bernoulli rows ``(rows, width)`` int32, continuing from each
+    row's ``last`` target (-1 to start): cumulative sums of geometric gaps, saturated at ``n_post``."""
+    tiny = jnp.finfo(jnp.float32).tiny
+    u = jax.random.uniform(key, (rows, width), jnp.float32, minval=tiny, maxval=1.0)
+    cap = (n_post + 1).astype(jnp.float32)
+    gaps = jnp.minimum(jnp.floor(jnp.log(u) / log_q) + 1, cap).astype(jnp.int32)
+    gaps = gaps.at[:, 0].add(last)  # the first gap lands gap - 1 past the start, as the first target
+    return jnp.minimum(jax.lax.associative_scan(lambda a, b: jnp.minimum(a + b, n_post), gaps, axis=1), n_post)
+
+
+def _fixed_probability(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Rows:
+    p = rule.p
+    if p == 0.0 or n_pre == 0 or n_post == 0:
+        return _empty_rows(n_pre, n_post)
+    if p == 1.0:
+        return _all_to_all(rule, key, n_pre, n_post, autapses, multapses)
+    # Width: mean + 8 sd of the binomial row length (+ slack), rounded to few shapes; a row that needs
+    # more continues with further gaps (drawn from its own key), so the sample stays exact.
+    mean = n_post * p
+    width = _fine_bucket(int(min(n_post + 1, math.ceil(mean + _WIDTH_SD * math.sqrt(mean * (1 - p)) + _WIDTH_SLACK))))
+    rows_per_block = min(max(1, BLOCK // width), bucket(n_pre))
+    log_q = jnp.float32(math.log1p(-p))
+    npost = jnp.int32(n_post)
+    counts = np.zeros(n_pre, np.int64)
+    kept = []
+    for b, r0, r1 in _blocks(n_pre, rows_per_block):
+        kb = jax.random.fold_in(key, b)
+        parts = [np.asarray(_geometric_rows(kb, rows_per_block, width, npost, log_q, jnp.full((rows_per_block,), -1, jnp.int32)))]
+        while parts[-1][: r1 - r0, -1].min() < n_post:  # some row is not finished: draw its next gaps
+            more = _geometric_rows(jax.random.fold_in(kb, len(parts)), rows_per_block, width, npost, log_q,
+                                   jnp.asarray(parts[-1][:, -1]))
+            parts.append(np.asarray(more))
+        cols = np.concatenate(parts, axis=1)[: r1 - r0] if len(parts) > 1 else parts[0][: r1 - r0]
+        if not autapses:  # row i drops target i (present at most once: rows increase) and closes the gap
+            row = np.arange(r0, r1, dtype=np.int32)[:, None]
+            shift = (cols >= row) & np.any(cols == row, axis=1, keepdims=True)
+            cols = np.where(shift, np.concatenate([cols[:, 1:], np.full((r1 - r0, 1), n_post, np.int32)], axis=1), cols)
+        counts[r0:r1] = np.sum(cols < n_post, axis=1)
+        kept.append((r0, r1, cols[:, : max(1, int(counts[r0:r1].max()))].copy()))  # a trimmed copy frees the block
+
+    def fill(out):
+        for r0, r1, cols in kept:
+            w = min(cols.shape[1], out.shape[1])
+            out[r0:r1, :w] = cols[:, :w]
+            out[r0:r1, w:] = n_post
+
+    return Rows(counts, fill, None)
+
+
+# --- fixed_total_number
+
+
+def _skip_uniform(key: jax.Array, n: jax.Array, pivot: jax.Array, skip: jax.Array) -> jax.Array:
+    """Uniform int32 on ``[0, n)`` without ``pivot`` where ``skip``: drawn from ``n - 1`` values, those
+    from ``pivot`` up shifted by one, so the law stays uniform over the allowed ones."""
+    x = jax.random.randint(key, pivot.shape, 0, n - skip.astype(jnp.int32), _INDEX)
+    return jnp.where(skip & (x >= pivot), x + 1, x)
+
+
+@functools.partial(jax.jit, static_argnums=(5,))
+def _uniform_block(key: jax.Array, n: jax.Array, first: jax.Array, per: jax.Array, skip: jax.Array, size: int) -> jax.Array:
+    """``(size,)`` draws of :func:`_skip_uniform`, entry ``e`` skipping ``first + e // per`` (the
+    row, or the target, it belongs to)."""
+    return _skip_uniform(key, n, first + jnp.arange(size, dtype=_INDEX) // per, skip)
+
+
+@jax.jit
+def _uniform_pivots(key: jax.Array, n: jax.Array, pivots: jax.Array, skip: jax.Array) -> jax.Array:
+    """Draws of :func:`_skip_uniform` with the pivots given."""
+    return _skip_uniform(key, n, pivots, skip)
+
+
+def _fixed_total_number(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Rows:
+    m = rule.k
+    if m and (n_pre == 0 or n_post == 0):
+        raise ConfigurationError(f"fixed_total_number({m}) needs non-empty groups")
+    if not multapses:
+        raise ConfigurationError("fixed_total_number supports allow_multapses=True only (as drawn by NEST)")
+    if m == 0:
+        return _empty_rows(n_pre, n_post)
+    k_rows, k_cols = jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
+    # row lengths: the sources of m uniform pairs, counted (without autapses every source has
+    # n_post - 1 allowed targets, so sources stay uniform)
+    counts = np.zeros(n_pre, np.int64)
+    zero, one, size = jnp.int32(0), jnp.int32(1), block_size(m)
+    for b, s0, s1 in _blocks(m, size):
+        pre = np.asarray(_uniform_block(jax.random.fold_in(k_rows, b), jnp.int32(n_pre), zero, one, jnp.bool_(False), size))
+        counts += np.bincount(pre[: s1 - s0], minlength=n_pre)
+    width = max(1, int(counts.max()))
+    size = block_size(n_pre * width)
+    rows_per_block = max(1, size // width)
+
+    def fill(out):
+        cols = np.arange(width)
+        for b, r0, r1 in _blocks(n_pre, rows_per_block):
+            draw = np.asarray(_uniform_block(jax.random.fold_in(k_cols, b), jnp.int32(n_post), jnp.int32(r0),
+                                             jnp.int32(width), jnp.bool_(not autapses), max(size, width)))
+            block = draw[: (r1 - r0) * width].reshape(r1 - r0, width)
+            block = np.where(cols < counts[r0:r1, None], block, n_post)
+            block.sort(axis=1)  # padding (n_post) sorts last
+            out[r0:r1] = block
+
+    return Rows(counts, fill, None)
+
+
+# --- fixed_indegree
+
+
+def _fixed_indegree(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Rows:
+    k = rule.k
+    choices = n_pre - (0 if autapses else 1)
+    if k and (choices <= 0 or (not multapses and k > choices)):
+        raise ConfigurationError(
+            f"fixed_indegree({k}) cannot draw {k} {'distinct ' if not multapses else ''}partners from {max(choices, 0)} candidates"
+        )
+    if k == 0 or n_post == 0:
+        return _empty_rows(n_pre, n_post)
+    if k > BLOCK:
+        raise ConfigurationError(f"fixed_indegree({k}): k must be at most {BLOCK}")
+    # chunks of `per` targets; a chunk's (source, target) keys fit an int32
+    size = block_size(n_post * k)
+    per = max(1, min(size // k, _INT32_MAX // max(n_pre, 1)))
+    skip = jnp.bool_(not autapses)
+    counts = np.zeros(n_pre, np.int64)
+    chunks = []
+    local = np.repeat(np.arange(per, dtype=np.int32), k)  # target of each entry within its chunk
+    for b, j0 in enumerate(range(0, n_post, per)):
+        j1 = min(j0 + per, n_post)
+        kb = jax.random.fold_in(key, b)
+        pre = np.asarray(_uniform_block(kb, jnp.int32(n_pre), jnp.int32(j0), jnp.int32(k), skip, size))[: (j1 - j0) * k]
+        keys = pre * np.int32(per) + local[: pre.size]
+        keys.sort()
+        if not multapses:
+            keys = _distinct(keys, kb, n_pre, per, j0, skip)
+        counts += np.bincount(keys // per, minlength=n_pre)
+        chunks.append((j0, keys))
+
+    def fill(out):
+        out[...] = n_post
+        flat, width = out.reshape(-1), out.shape[1]
+        # flat position of the first free slot of each row, less the chunk's start of that row's run
+        base = np.arange(n_pre, dtype=np.int64) * width
+        for j0, keys in chunks:
+            pre = keys // np.int32(per)
+            c = np.bincount(pre, minlength=n_pre)
+            run = np.cumsum(c) - c
+            flat[(base - run)[pre] + np.arange(keys.size)] = keys - pre * np.int32(per) + np.int32(j0)
+            base += c
+
+    return Rows(counts, fill, None)
+
+
+def _distinct(keys: np.ndarray, key: jax.Array, n_pre: int, per: int, j0: int, skip: jax.Array) -> np.ndarray:
+    """Sorted chunk keys with every repeated (source, target) pair redrawn until each target's sources
+    are distinct (a uniform k-subset: the procedure treats every source alike)."""
+    for attempt in range(1, 10_000):
+        dup = np.flatnonzero(keys[1:] == keys[:-1]) + 1
+        if dup.size == 0:
+            return keys
+        local = keys[dup] % per
+        size = block_size(dup.size)
+        for b, s0, s1 in _blocks(dup.size, size):
+            targets = np.zeros(size, np.int32)
+            targets[: s1 - s0] = local[s0:s1] + j0
+            fresh = np.asarray(_uniform_pivots(jax.random.fold_in(jax.random.fold_in(key, attempt), b), jnp.int32(n_pre),
+                                               jnp.asarray(targets), skip))
+            keys[dup[s0:s1]] = fresh[: s1 - s0] * np.int32(per) + local[s0:s1]
+        keys.sort()
+    raise ConfigurationError("fixed_indegree: could not draw distinct partners (k too close to n_pre)")

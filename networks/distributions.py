@@ -1,14 +1,14 @@
 """Random weights and delays: a value per synapse from a scalar, an array or a distribution.
 
-Distributions are drawn on the device from the projection's key, one value per synapse in the
-``(pre, post)`` order of :mod:`qsn.networks.connectivity`.
+Distributions are drawn from the projection's key for every slot of its ELL rows (see
+:mod:`qsn.networks.connectivity`), block by block in kernels of one shape; padding slots get 0.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from typing import Any, Callable
 
 import equinox as eqx
 import jax
@@ -17,7 +17,7 @@ import numpy as np
 
 from qsn.errors import ConfigurationError
 
-__all__ = ["Distribution", "normal", "lognormal", "uniform", "sample", "as_values", "upper_bound"]
+__all__ = ["Distribution", "normal", "lognormal", "uniform", "per_synapse", "host_empty", "as_values", "upper_bound"]
 
 
 class Distribution(eqx.Module):
@@ -77,32 +77,97 @@ def uniform(low: float, high: float) -> Distribution:
     return Distribution("uniform", float(low), float(high))
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3))
-def _draw(spec: Distribution, key: jax.Array, size: int, dtype: Any) -> jax.Array:
-    # jitted whole: op by op, each new size would compile every primitive of the draw separately
-    return spec.draw(key, size, dtype)
+def host_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """An uninitialised host array aligned to 64 bytes, which ``jax.device_put`` adopts without a copy
+    on the CPU (the built projection's arrays are written here, then handed over)."""
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    raw = np.empty(nbytes + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
-def sample(owner: str, spec: Any, key: jax.Array, size: int, m: int, order: jax.Array | None, dtype: Any) -> jax.Array:
-    """``(size,)`` per-synapse values of ``spec`` in the sorted synapse order, the first ``m`` valid
-    (the rest padding). ``spec``: a scalar, an ``(m,)`` array in the user's synapse order, or a
-    :class:`Distribution`; ``order`` maps sorted positions to the user's."""
-    if isinstance(spec, Distribution):
-        return _draw(spec, key, size, jnp.dtype(dtype))
-    arr = as_values(owner, spec)
-    if arr.ndim == 0:
-        if not np.isfinite(float(arr)):
-            raise ConfigurationError(f"{owner} must be finite, but is {float(arr)!r}")
-        return jnp.full((size,), float(arr), dtype)
-    if arr.shape != (m,):
-        raise ConfigurationError(f"{owner} as an array must have one value per synapse, shape ({m},), but has shape {arr.shape}")
-    if not bool(jnp.all(jnp.isfinite(arr))):
-        bad = int(np.flatnonzero(~np.isfinite(np.asarray(arr)))[0])
-        raise ConfigurationError(f"{owner}[{bad}] must be finite, but is {float(np.asarray(arr)[bad])}")
-    if order is None:
-        raise ConfigurationError(f"{owner} as an array needs explicit connectivity (explicit(pre, post)) to fix its order")
-    arr = jnp.concatenate([jnp.asarray(arr, dtype), jnp.zeros((size - m,), dtype)])
-    return arr[order]
+def _finish(x: jax.Array, valid: jax.Array, dt: jax.Array, dtype: Any, steps: bool):
+    """Masked values (0 at padding) or, with ``steps``, whole steps ``rint(x / dt)`` int32; and the
+    smallest and largest valid ``x``."""
+    lo = jnp.min(jnp.where(valid, x, jnp.inf), initial=jnp.inf)
+    hi = jnp.max(jnp.where(valid, x, -jnp.inf), initial=-jnp.inf)
+    out = jnp.rint(x / dt).astype(jnp.int32) if steps else x
+    return jnp.where(valid, out, jnp.zeros((), out.dtype)), lo, hi
+
+
+# jitted whole, for one block shape: op by op, each new size would compile every primitive separately
+@functools.partial(jax.jit, static_argnums=(5, 6))
+def _drawn_block(spec: Distribution, key: jax.Array, targets: jax.Array, n_post: jax.Array, dt: jax.Array, dtype: Any,
+                 steps: bool):
+    return _finish(spec.draw(key, targets.shape[0], dtype), targets < n_post, dt, dtype, steps)
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5))
+def _given_block(values: jax.Array, targets: jax.Array, n_post: jax.Array, dt: jax.Array, dtype: Any, steps: bool):
+    x = jnp.broadcast_to(values.astype(dtype), targets.shape)
+    return _finish(x, targets < n_post, dt, dtype, steps)
+
+
+def per_synapse(owner: str, spec: Any, key: jax.Array, targets: np.ndarray, n_post: int,
+                slot: Callable[[], np.ndarray] | None, dtype: Any, *, dt: float | None = None,
+                block: int) -> tuple[np.ndarray, float, float]:
+    """The value of ``spec`` for every synapse of the ELL rows ``targets`` ``(rows, width)`` (padding
+    ``n_post``), in ``dtype``, 0 at padding; with ``dt`` (ms) the whole steps ``rint(value / dt)``
+    int32 instead. Also the smallest and largest valid value (``inf``, ``-inf`` when there is none).
+
+    ``spec``: a scalar, a :class:`Distribution` (drawn per slot of the rows, block by block from
+    ``key``) or a 1-D array in the order ``slot()`` maps to flat positions of ``targets``. ``block``:
+    slots per kernel call (the kernels' one shape).
+    """
+    flat = targets.reshape(-1)
+    out = host_empty(targets.shape, np.int32 if dt is not None else dtype)
+    out_flat = out.reshape(-1)
+    dtype, steps = jnp.dtype(dtype), dt is not None
+    d = jnp.asarray(1.0 if dt is None else dt, dtype)
+    npost = jnp.int32(n_post)
+    given = None
+    if not isinstance(spec, Distribution):
+        arr = as_values(owner, spec)
+        if arr.ndim == 0:
+            if not np.isfinite(float(arr)):
+                raise ConfigurationError(f"{owner} must be finite, but is {float(arr)!r}")
+            given = jnp.asarray(arr, dtype)
+        else:
+            m = int(np.count_nonzero(flat < n_post))
+            if arr.shape != (m,):
+                raise ConfigurationError(f"{owner} as an array must have one value per synapse, shape ({m},), but has shape {arr.shape}")
+            arr = np.asarray(arr)
+            if not np.all(np.isfinite(arr)):
+                bad = int(np.flatnonzero(~np.isfinite(arr))[0])
+                raise ConfigurationError(f"{owner}[{bad}] must be finite, but is {float(arr[bad])}")
+            if slot is None:
+                raise ConfigurationError(f"{owner} as an array needs explicit connectivity (explicit(pre, post)) to fix its order")
+            where = slot()
+            given = np.zeros(flat.size, dtype)
+            given[where[where >= 0]] = arr[where >= 0]
+    if given is not None and given.ndim == 0:  # one value (computed by the kernel), broadcast on the host
+        x, _, _ = _given_block(given, np.zeros(1, np.int32), jnp.int32(1), d, dtype, steps)
+        value, any_valid = np.asarray(x)[0], False
+        for start in range(0, flat.size, block):
+            valid = flat[start : start + block] < n_post
+            out_flat[start : start + block] = np.where(valid, value, out.dtype.type(0))
+            any_valid = any_valid or bool(valid.any())
+        return out, float(given) if any_valid else math.inf, float(given) if any_valid else -math.inf
+    lo, hi = math.inf, -math.inf
+    for b, start in enumerate(range(0, flat.size, block)):
+        stop = min(start + block, flat.size)
+        tb = flat[start:stop]
+        if tb.size < block:
+            tb = np.concatenate([tb, np.full(block - tb.size, n_post, np.int32)])
+        if isinstance(spec, Distribution):
+            x, l, h = _drawn_block(spec, jax.random.fold_in(key, b), tb, npost, d, dtype, steps)
+        else:
+            gb = given[start:stop]
+            x, l, h = _given_block(np.concatenate([gb, np.zeros(block - gb.size, dtype)]), tb, npost, d, dtype, steps)
+        out_flat[start:stop] = np.asarray(x)[: stop - start]
+        lo, hi = min(lo, float(l)), max(hi, float(h))
+    return out, lo, hi
 
 
 def as_values(owner: str, spec: Any) -> Any:

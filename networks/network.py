@@ -42,7 +42,7 @@ from qsn.surrogate import Surrogate, check_surrogate
 from qsn.networks.group import NeuronGroup, PoissonGroup, SpikeSourceArray, _Group
 from qsn.networks.inputs import CurrentInput, PoissonInput, poisson_counts, poisson_table
 from qsn.networks.monitors import RateMonitor, SpikeMonitor, StateMonitor, _Monitor
-from qsn.networks.projection import Projection, build as build_projection, build_budget, deliver, footprint
+from qsn.networks.projection import Projection, build as build_projection, build_budget, build_progress, deliver, footprint
 from qsn.networks.synapse import cond_current, decay_factor, psc_coefficient
 
 __all__ = ["Network", "NetState"]
@@ -174,7 +174,7 @@ class Network:
                 raise ConfigurationError(f"StateMonitor {m.name} needs a NeuronGroup")
 
     # ---------------------------------------------------------------- build
-    def build(self, key: jax.Array, *, shard: bool | Any = False) -> "Network":
+    def build(self, key: jax.Array, *, shard: bool | Any = False, progress: bool | None = None) -> "Network":
         """Draw connectivity, weights, delays and initial states from ``key``; prepare the compiled step.
 
         Args:
@@ -182,6 +182,8 @@ class Network:
             shard: ``True`` shards every neuron axis over ``jax.devices()`` (a 1-D mesh), or pass a
                 ``jax.sharding.Mesh`` with one axis. Spikes reach other devices through the
                 collectives XLA inserts for the scatter into ring buffers.
+            progress: a bar over the synapses drawn, on stderr; ``None`` shows it for builds of at least
+                1e7 synapses when stderr is a terminal.
 
         Returns:
             ``self``, ready to :meth:`run`.
@@ -219,6 +221,7 @@ class Network:
         specs, arrays, weights, traces = {}, {}, {}, {}
         max_delay = {g.name: 0 for g in neuron_groups}
         self.synapse_count = {}
+        bar = build_progress(footprints, progress)
         for i, p in enumerate(self.projections.values()):
             receptor = list(p.post.receptors).index(p.receptor)
             spec, arr, w, m = build_projection(p, jax.random.fold_in(k_conn, i), dt, dtype, receptor)
@@ -228,6 +231,8 @@ class Network:
             max_delay[p.post.name] = max(max_delay[p.post.name], d)
             if p.plasticity is not None:
                 traces[p.name] = p.plasticity.init(spec.n_pre, spec.n_post, dtype)
+            bar.update(footprints[p.name].synapses)
+        bar.close()
         # the drawn delays fix the ring buffers: check them and the states before allocating either
         build_budget(list(self.groups.values()), max_delay, dt, dtype, currents=sampled).check()
 

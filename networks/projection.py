@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from typing import Any, NamedTuple
 
 import jax
@@ -39,20 +40,22 @@ import numpy as np
 
 from qsn.errors import ConfigurationError
 from qsn.memory import Budget, largest_fit
-from qsn.networks.connectivity import SENTINEL, Rule, Synapses, bucket, drop_autapses, estimate, sort_synapses
-from qsn.networks.distributions import Distribution, as_values, sample, upper_bound
+from qsn.runtime import progress_bar
+from qsn.networks.connectivity import SENTINEL, Rows, Rule, Synapses, block_size, bucket, build_key, estimate, from_list
+from qsn.networks.distributions import Distribution, as_values, host_empty, per_synapse, upper_bound
 from qsn.networks.group import NeuronGroup, resolve
 from qsn.networks.plasticity import STDP
 from qsn.networks.synapse import CondExp
 
 __all__ = [
     "Projection", "ProjectionSpec", "ProjectionArrays", "Footprint", "build", "footprint", "build_budget", "deliver",
-    "to_dense_weights", "synapse_list",
+    "to_dense_weights", "synapse_list", "build_progress",
 ]
 
 _DENSE_MAX_ENTRIES = 2**22
 _DENSE_MIN_DENSITY = 0.1
 _MAX_DELAY_STEPS = 2**31 - 2  # the ring slot t + 1 + d stays an int32
+_PROGRESS_SYNAPSES = 10_000_000  # builds expected to draw at least this many show a bar (on a terminal)
 
 
 class Projection:
@@ -131,86 +134,116 @@ class Projection:
     def __repr__(self) -> str:
         return f"Projection({self.name or '?'}: {self.pre.name} -> {self.post.name}.{self.receptor}, {self.rule.name})"
 
-    def connect(self, key: jax.Array, dt: float, dtype: Any) -> tuple[Synapses, jax.Array, jax.Array]:
-        """Draw ``(synapses, weights, delay_steps)`` in group indices, sorted by ``(pre, post)``
-        (``(m,)`` arrays; the build itself keeps them padded, see :func:`connect_padded`)."""
-        syn, w, d = self.connect_padded(key, dt, dtype)
-        m = syn.count
-        return Synapses(syn.pre[:m], syn.post[:m], None, m), w[:m], d[:m]
+    def connect(self, key: jax.Array, dt: float, dtype: Any) -> tuple[Synapses, np.ndarray, np.ndarray]:
+        """Draw ``(synapses, weights, delay_steps)`` in group indices, sorted by ``(pre, post)``: ``(m,)``
+        host arrays read off the rows :meth:`draw` writes."""
+        targets, w, d, m = self.draw(key, dt, dtype)
+        n_post = self.post.n
+        flat = np.flatnonzero(targets.reshape(-1) < n_post)
+        width = targets.shape[1]
+        return Synapses(flat // width, targets.reshape(-1)[flat], None, m), w.reshape(-1)[flat], d.reshape(-1)[flat]
 
-    def connect_padded(self, key: jax.Array, dt: float, dtype: Any) -> tuple[Synapses, jax.Array, jax.Array]:
-        """As :meth:`connect`, with arrays padded to ``bucket(m)`` (padding ``pre == SENTINEL``)."""
-        k_conn, k_w, k_d = jax.random.split(key, 3)
+    def draw(self, key: jax.Array, dt: float, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Draw the synapses into the event path's ELL rows: host arrays ``(n_pre + 1, K)`` of targets
+        (int32, group indices, each row increasing and left-packed, padding and row ``n_pre`` -> ``n_post``),
+        weights (``dtype``, 0 at padding) and delays (int32 steps), and the synapse count."""
+        k_conn, k_w, k_d = (build_key(k) for k in jax.random.split(key, 3))
         n_pre = self.pre.n if self.pre_index is None else self.pre_index.size
         n_post = self.post.n if self.post_index is None else self.post_index.size
         same = self.pre is self.post and (
             (self.pre_index is None and self.post_index is None)
             or (self.pre_index is not None and self.post_index is not None and np.array_equal(self.pre_index, self.post_index))
         )
-        syn = self.rule.generate(k_conn, n_pre, n_post, autapses=self.allow_autapses or not same, multapses=self.allow_multapses)
-        pre, post = _to_group(syn.pre, syn.post, _index(self.pre_index), _index(self.post_index))
-        syn = syn._replace(pre=pre, post=post)
-        if not self.allow_autapses and self.pre is self.post and not same:
-            # overlapping but different views: the rule drew in view indices, so remove the i -> i
-            # pairs of the group afterwards (their targets get fewer synapses than the rule says)
-            syn = drop_autapses(syn, False)
-        if any(idx is not None and np.any(np.diff(idx) < 0) for idx in (self.pre_index, self.post_index)):
-            syn = sort_synapses(syn)  # views in no particular order: back to (pre, post) order
-        size, m = int(syn.pre.shape[0]), syn.count
-        order = syn.order
-        if order is None and self.rule.name in ("all_to_all", "one_to_one"):
-            order = jnp.arange(size)
-        w = sample(f"Projection {self.name} weight", self.weight, k_w, size, m, order, dtype)
-        if m and isinstance(self.post.receptors[self.receptor], CondExp):
-            lowest = float(_lowest(w, jnp.int32(m)))
-            if lowest < 0:
-                raise ConfigurationError(
-                    f"Projection {self.name}: weights into CondExp receptor {self.receptor!r} are conductances and must be "
-                    f">= 0, but one is {lowest!r}; inhibition comes from the receptor's e_rev"
-                )
-        d_dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-        d_ms = sample(f"Projection {self.name} delay", self.delay, k_d, size, m, order, d_dtype)
         if not isinstance(self.delay, Distribution):
             _check_rounding(f"Projection {self.name}", self.delay, dt)
-        d, shortest, longest = _delay_steps(d_ms, jnp.int32(m), dt)
-        if m and float(shortest) < -0.5 * dt:
-            raise ConfigurationError(f"Projection {self.name}: delays must be >= 0 ms, but one is {float(shortest)} ms")
-        if m and float(longest) / dt > _MAX_DELAY_STEPS:
+        rows = self.rule.generate(k_conn, n_pre, n_post, autapses=self.allow_autapses or not same, multapses=self.allow_multapses)
+        # overlapping but different views: the rule drew in view indices, so the i -> i pairs of the group
+        # go afterwards (their targets get fewer synapses than the rule says)
+        targets, slot, m = _place(rows, self, n_post, drop_autapses=not self.allow_autapses and self.pre is self.post and not same)
+        n_post_group = self.post.n
+        w, lowest, _ = per_synapse(f"Projection {self.name} weight", self.weight, k_w, targets, n_post_group, slot, dtype,
+                                  block=block_size(targets.size))
+        if m and isinstance(self.post.receptors[self.receptor], CondExp) and lowest < 0:
+            raise ConfigurationError(
+                f"Projection {self.name}: weights into CondExp receptor {self.receptor!r} are conductances and must be "
+                f">= 0, but one is {lowest!r}; inhibition comes from the receptor's e_rev"
+            )
+        d_dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+        d, shortest, longest = per_synapse(f"Projection {self.name} delay", self.delay, k_d, targets, n_post_group, slot,
+                                           d_dtype, dt=dt, block=block_size(targets.size))
+        if m and shortest < -0.5 * dt:
+            raise ConfigurationError(f"Projection {self.name}: delays must be >= 0 ms, but one is {shortest} ms")
+        if m and longest / dt > _MAX_DELAY_STEPS:
             raise ConfigurationError(
                 f"Projection {self.name}: delays must be at most {_MAX_DELAY_STEPS} steps ({_MAX_DELAY_STEPS * dt:.6g} ms "
-                f"at dt = {dt} ms), but one is {float(longest)!r} ms"
+                f"at dt = {dt} ms), but one is {longest!r} ms"
             )
-        return syn, w, d
+        return targets, w, d, m
 
 
-def _index(index: np.ndarray | None) -> jax.Array | None:
-    return None if index is None else jnp.asarray(index, jnp.int32)
+def _increasing(index: np.ndarray | None) -> bool:
+    return index is None or bool(np.all(np.diff(index) > 0))
 
 
-@jax.jit
-def _to_group(pre: jax.Array, post: jax.Array, pre_index: jax.Array | None, post_index: jax.Array | None):
-    """View indices -> group indices; padding (``pre == SENTINEL``) stays padding."""
-    if pre_index is not None:
-        pre = jnp.take(pre_index, pre, mode="fill", fill_value=SENTINEL)
+def _place(rows: Rows, proj: Projection, n_post_view: int, drop_autapses: bool):
+    """The rule's rows (view indices) as the ``(n_pre + 1, K)`` targets of the groups, with the slot map of
+    per-synapse arrays and the synapse count. Views in increasing order map row by row (no list is
+    formed); others, and overlapping views without autapses, go through a synapse list."""
+    n_pre, n_post = proj.pre.n, proj.post.n
+    pre_index, post_index = proj.pre_index, proj.post_index
+    if not (_increasing(pre_index) and _increasing(post_index)) or drop_autapses:
+        view = np.empty((rows.counts.size, rows.width), np.int32)
+        rows.fill(view)
+        flat = np.flatnonzero(view.reshape(-1) < n_post_view)
+        pre, post = flat // rows.width, view.reshape(-1)[flat].astype(np.int64)
+        if pre_index is not None:
+            pre = pre_index[pre]
+        if post_index is not None:
+            post = post_index[post]
+        keep = np.flatnonzero(pre != post) if drop_autapses else np.arange(flat.size)
+        group = from_list(pre[keep], post[keep], n_pre, n_post)
+        targets = host_empty((n_pre + 1, group.width), np.int32)
+        group.fill(targets[:n_pre])
+        targets[n_pre] = n_post
+
+        def slot(view_slot=rows.slot, keep=keep, flat=flat, group=group):
+            position = np.full(flat.size, -1, np.int64)  # list position -> group slot (-1: dropped)
+            position[keep] = group.slot()
+            return position[np.searchsorted(flat, view_slot())]
+
+        return targets, None if rows.slot is None else slot, group.count
+    width = rows.width
+    targets = host_empty((n_pre + 1, width), np.int32)
+    scattered = pre_index is not None and pre_index[-1] - pre_index[0] + 1 != pre_index.size
+    if pre_index is None:
+        view = targets[:n_pre]
+    elif not scattered:  # a contiguous range: written in place
+        view = targets[pre_index[0] : pre_index[-1] + 1]
+    else:
+        view = np.empty((pre_index.size, width), np.int32)
+    rows.fill(view)
     if post_index is not None:
-        post = jnp.take(post_index, post, mode="fill", fill_value=0)
-    return pre, post
+        lut = np.append(post_index, n_post).astype(np.int32)  # padding n_post_view -> n_post
+        step = max(1, (1 << 22) // width)
+        for r0 in range(0, view.shape[0], step):
+            view[r0 : r0 + step] = lut[view[r0 : r0 + step]]
+    if pre_index is None:
+        targets[n_pre] = n_post
+    else:
+        if scattered:
+            inside = np.zeros(n_pre + 1, bool)
+            inside[pre_index] = True
+            targets[~inside] = n_post
+            targets[pre_index] = view
+        else:
+            targets[: pre_index[0]] = n_post
+            targets[pre_index[-1] + 1 :] = n_post
 
+    def slot(view_slot=rows.slot):
+        s = view_slot()
+        return s if pre_index is None else pre_index[s // width] * width + s % width
 
-@functools.partial(jax.jit, static_argnums=(2,))
-def _delay_steps(d_ms: jax.Array, m: jax.Array, dt: float) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Delays in whole steps (``round(d/dt)``) and the shortest and longest valid delays in ms (checked by
-    the caller: a delay past the int32 range wraps in the first result)."""
-    valid = jnp.arange(d_ms.shape[0], dtype=jnp.int32) < m
-    shortest = jnp.min(jnp.where(valid, d_ms, jnp.inf), initial=jnp.inf)
-    longest = jnp.max(jnp.where(valid, d_ms, -jnp.inf), initial=-jnp.inf)
-    return jnp.rint(d_ms / dt).astype(jnp.int32), shortest, longest
-
-
-@jax.jit
-def _lowest(x: jax.Array, m: jax.Array) -> jax.Array:
-    """Smallest of the first ``m`` entries of ``x`` (the valid, unpadded ones)."""
-    return jnp.min(jnp.where(jnp.arange(x.shape[0], dtype=jnp.int32) < m, x, jnp.inf), initial=jnp.inf)
+    return targets, None if rows.slot is None else slot, rows.count
 
 
 def _check_rounding(owner: str, delay: Any, dt: float) -> None:
@@ -331,6 +364,15 @@ def build_budget(
     return budget
 
 
+def build_progress(footprints: dict[str, Footprint], enabled: bool | None = None):
+    """A progress bar over the synapses ``Network.build`` draws (``footprints``' expected counts), on
+    stderr; ``enabled=None`` shows it only for builds of at least 1e7 synapses on a terminal."""
+    total = sum(fp.synapses for fp in footprints.values())
+    if enabled is None:
+        enabled = total >= _PROGRESS_SYNAPSES and sys.stderr.isatty()
+    return progress_bar(total, "Network.build", bool(enabled), unit="synapse")
+
+
 class ProjectionSpec(NamedTuple):
     """Static (hashable) description of a built projection."""
 
@@ -356,23 +398,31 @@ class ProjectionArrays(NamedTuple):
 
 def build(proj: Projection, key: jax.Array, dt: float, dtype: Any, receptor: int) -> tuple[ProjectionSpec, ProjectionArrays, jax.Array, int]:
     """Connect ``proj``; returns its spec, constant arrays, initial weights (ELL or dense) and synapse count."""
-    syn, w, d = proj.connect_padded(key, dt, dtype)
-    m = syn.count
+    targets, w, d, m = proj.draw(key, dt, dtype)
     n_pre, n_post = proj.pre.n, proj.post.n
-    delays = tuple(int(x) for x in np.unique(np.asarray(d)[:m])) if m else (0,)
     path = proj.propagation
-    if path == "auto":
-        entries = len(delays) * n_pre * n_post
-        dense_ok = entries <= _DENSE_MAX_ENTRIES and m >= _DENSE_MIN_DENSITY * entries
-        path = "dense" if dense_ok and proj.plasticity is None else "event"
+    if path == "auto" and (proj.plasticity is not None or n_pre * n_post > _DENSE_MAX_ENTRIES):
+        path = "event"  # the dense matrices could not fit: no need to look at the delays
+    delays: tuple[int, ...] = ()
+    if path != "event":
+        valid = targets < n_post
+        delays = tuple(int(x) for x in np.unique(d[valid])) if m else (0,)
+        if path == "auto":
+            entries = len(delays) * n_pre * n_post
+            path = "dense" if entries <= _DENSE_MAX_ENTRIES and m >= _DENSE_MIN_DENSITY * entries else "event"
     block = min(n_pre, proj.event_block or 2 ** math.ceil(math.log2(max(64, n_pre / 64))))
     spec = ProjectionSpec(proj.name, proj.pre.name, proj.post.name, receptor, path, delays if path == "dense" else (),
                           block, n_pre, n_post, proj.plasticity)
     if path == "dense":
-        weights, slot = _dense_fill(syn.pre, syn.post, w, d, jnp.asarray(delays, jnp.int32), n_pre, n_post)
-        return spec, ProjectionArrays(None, None, (syn.pre, syn.post, slot)), weights, m
-    targets, weights, dly = _ell(syn, w, d, n_pre, n_post)
-    return spec, ProjectionArrays(targets, dly), weights, m
+        size = bucket(m)
+        pre, post = np.full(size, SENTINEL, np.int32), np.zeros(size, np.int32)
+        wl, dl = np.zeros(size, w.dtype), np.zeros(size, np.int32)
+        pre[:m], post[:m] = np.nonzero(valid)[0], targets[valid]
+        wl[:m], dl[:m] = w[valid], d[valid]
+        weights, slot = _dense_fill(pre, post, wl, dl, jnp.asarray(delays, jnp.int32), n_pre, n_post)
+        return spec, ProjectionArrays(None, None, (jnp.asarray(pre), jnp.asarray(post), slot)), weights, m
+    # host arrays aligned for jax.device_put to adopt them without a copy (on the CPU)
+    return spec, ProjectionArrays(jax.device_put(targets), jax.device_put(d)), jax.device_put(w), m
 
 
 @functools.partial(jax.jit, static_argnums=(5, 6))
@@ -381,30 +431,6 @@ def _dense_fill(pre, post, w, d, delays, n_pre: int, n_post: int):
     slot = jnp.searchsorted(delays, d)
     weights = jnp.zeros((delays.shape[0], n_pre, n_post), w.dtype).at[slot, pre, post].add(w, mode="drop")
     return weights, slot
-
-
-def _ell(syn: Synapses, w: jax.Array, d: jax.Array, n_pre: int, n_post: int):
-    """Rows of the (pre-sorted) synapse list padded to the longest row; an extra padding row ``n_pre``."""
-    counts, widest = _row_counts(syn.pre, n_pre)
-    width = max(1, int(widest))
-    return _ell_fill(syn.pre, syn.post, w, d, counts, n_pre, n_post, width)
-
-
-@functools.partial(jax.jit, static_argnums=(1,))
-def _row_counts(pre: jax.Array, n_pre: int) -> tuple[jax.Array, jax.Array]:
-    counts = jnp.zeros((n_pre,), jnp.int32).at[pre].add(1, mode="drop")
-    return counts, jnp.max(counts, initial=0)
-
-
-@functools.partial(jax.jit, static_argnums=(5, 6, 7))
-def _ell_fill(pre, post, w, d, counts, n_pre: int, n_post: int, width: int):
-    start = jnp.concatenate([jnp.zeros((1,), counts.dtype), jnp.cumsum(counts)[:-1]])
-    col = jnp.arange(pre.shape[0], dtype=jnp.int32) - start[pre].astype(jnp.int32)
-    # padding entries (pre == SENTINEL) fall outside the n_pre + 1 rows and are dropped
-    targets = jnp.full((n_pre + 1, width), n_post, jnp.int32).at[pre, col].set(post, mode="drop")
-    weights = jnp.zeros((n_pre + 1, width), w.dtype).at[pre, col].set(w, mode="drop")
-    delays = jnp.zeros((n_pre + 1, width), jnp.int32).at[pre, col].set(d, mode="drop")
-    return targets, weights, delays
 
 
 def deliver(spec: ProjectionSpec, arrays: ProjectionArrays, weights: jax.Array, spikes: jax.Array,

@@ -444,3 +444,137 @@ def test_delay_distribution_rounds_to_whole_steps():
     counts = np.bincount(d, minlength=21)[1:]
     assert st.chisquare(counts, probs * d.size).pvalue > P_MIN
     np.testing.assert_array_equal(net.synapses("fixed")["delay"], np.full(100, 3))
+
+
+# ------------------------------------------------------------------------------------ construction
+# The rules write ELL rows directly (networks/connectivity.py). These tests read the built arrays and
+# run the multi-block paths with a small block (every kernel then loops over many blocks).
+
+
+def _rows_of(net: Network, name: str) -> tuple[np.ndarray, int]:
+    return np.asarray(net._arrays[name].targets), net._specs[name].n_post
+
+
+def _assert_ell_layout(targets: np.ndarray, n_post: int, count: int) -> None:
+    """Rows increasing and left-packed, padding == n_post, the extra last row empty, width = longest row."""
+    valid = targets < n_post
+    assert np.all(targets[valid] >= 0) and np.all(targets[~valid] == n_post)
+    lengths = valid.sum(axis=1)
+    assert np.array_equal(valid, np.arange(targets.shape[1]) < lengths[:, None])  # left-packed
+    assert lengths[-1] == 0 and lengths.sum() == count and targets.shape[1] == max(1, lengths.max())
+    rows = np.where(valid, targets, np.iinfo(np.int32).max)
+    assert np.all(np.diff(rows, axis=1) >= 0)  # increasing within a row (multapses adjacent)
+
+
+@pytest.fixture
+def small_block(monkeypatch):
+    """Kernels of 1,024 entries: every rule and every per-synapse draw spans many blocks."""
+    from qsn.networks import connectivity
+
+    monkeypatch.setattr(connectivity, "BLOCK", 1024)
+
+
+def _blocked_net(key: int) -> Network:
+    net = Network(dtype=np.float64)
+    src = net.add(PoissonGroup(300, 0.0, name="src"))
+    a = net.add(_target(200, "a"))
+    ev = {"receptor": "exc", "propagation": "event"}
+    net.add(
+        Projection(src, a, fixed_probability(0.1), weight=normal(1.0, 0.2), delay=uniform(0.1, 1.0), name="fp", **ev),
+        Projection(a, a, fixed_probability(0.1), allow_autapses=False, name="fp_noaut", **ev),
+        Projection(src, a, fixed_indegree(30), name="in", **ev),  # 34 targets per chunk: 6 chunks
+        Projection(src[:40], a, fixed_indegree(35), allow_multapses=False, name="in_nomulti", **ev),
+        Projection(src, a, fixed_total_number(20_000), name="tot", **ev),
+        Projection(a, a, fixed_total_number(20_000), allow_autapses=False, name="tot_noaut", **ev),
+        Projection(src[100:], a[50:], all_to_all(), name="a2a", **ev),
+    )
+    return net.build(jax.random.key(key))
+
+
+def test_many_blocks_keep_the_laws_and_the_layout(small_block):
+    net = _blocked_net(21)
+    for name in net.projections:
+        targets, n_post = _rows_of(net, name)
+        _assert_ell_layout(targets, n_post, net.synapse_count[name])
+    # fixed_probability: Binomial in- and out-degrees, no autapses on request
+    fp = net.synapses("fp")
+    assert _chi2_discrete(np.bincount(fp["pre"], minlength=300), st.binom(200, 0.1)) > P_MIN
+    assert _chi2_discrete(np.bincount(fp["post"], minlength=200), st.binom(300, 0.1)) > P_MIN
+    noaut = net.synapses("fp_noaut")
+    assert not np.any(noaut["pre"] == noaut["post"])
+    assert _chi2_discrete(np.bincount(noaut["post"], minlength=200), st.binom(199, 0.1)) > P_MIN
+    # weights and delays drawn per synapse over many blocks: their laws
+    assert st.kstest(fp["weight"], st.norm(1.0, 0.2).cdf).pvalue > P_MIN
+    probs = np.array([0.05] + [0.1] * 8 + [0.05]) / 0.9  # round(U(0.1, 1.0) / 0.1) on steps 1..10
+    assert st.chisquare(np.bincount(fp["delay"], minlength=11)[1:], probs * fp["delay"].size).pvalue > P_MIN
+    # fixed_indegree across chunks: exactly k per target, sources uniform, distinct when asked
+    ind = net.synapses("in")
+    assert np.all(np.bincount(ind["post"], minlength=200) == 30)
+    assert _chi2_uniform(np.bincount(ind["pre"], minlength=300)) > P_MIN
+    nom = net.synapses("in_nomulti")
+    assert np.all(np.bincount(nom["post"], minlength=200) == 35) and nom["pre"].max() < 40
+    assert np.unique(nom["pre"] * 1000 + nom["post"]).size == nom["pre"].size
+    # fixed_total_number: exact m, row lengths Binomial(m, 1/n_pre) (multinomial margins), uniform targets
+    tot = net.synapses("tot")
+    assert tot["pre"].size == 20_000
+    assert _chi2_discrete(np.bincount(tot["pre"], minlength=300), st.binom(20_000, 1 / 300)) > P_MIN
+    assert _chi2_uniform(np.bincount(tot["post"], minlength=200)) > P_MIN
+    tna = net.synapses("tot_noaut")
+    assert tna["pre"].size == 20_000 and not np.any(tna["pre"] == tna["post"])
+    assert _chi2_uniform(np.bincount((tna["pre"] - tna["post"]) % 200, minlength=200)[1:]) > P_MIN
+    # all_to_all between views: every pair once, at group indices
+    a2a = net.synapses("a2a")
+    assert set(zip(a2a["pre"].tolist(), a2a["post"].tolist())) == {(i, j) for i in range(100, 300) for j in range(50, 200)}
+
+
+def test_builds_are_deterministic_and_keys_independent(small_block):
+    first, again, other = _blocked_net(3), _blocked_net(3), _blocked_net(4)
+    for name in first.projections:
+        for field in ("targets", "delays"):
+            np.testing.assert_array_equal(getattr(first._arrays[name], field), getattr(again._arrays[name], field))
+        np.testing.assert_array_equal(first.state.weights[name], again.state.weights[name])
+    # another key: an independent draw, so a pair of "fp" is in both with probability p (given in one)
+    pairs = {name: set(zip(net.synapses("fp")["pre"].tolist(), net.synapses("fp")["post"].tolist())) for name, net in
+             (("a", first), ("b", other))}
+    shared = len(pairs["a"] & pairs["b"])
+    assert st.binomtest(shared, len(pairs["a"]), 0.1).pvalue > P_MIN
+
+
+def test_fixed_probability_rows_past_the_drawn_width_continue_exactly(monkeypatch):
+    # width = mean + 0 sd + 0 slack (bucketed): about half the rows need a second set of gaps; were they
+    # cut or redrawn, the out-degree law would be biased
+    from qsn.networks import connectivity
+
+    monkeypatch.setattr(connectivity, "_WIDTH_SD", 0)
+    monkeypatch.setattr(connectivity, "_WIDTH_SLACK", 0)
+    syn, net = _synapses(2000, 500, fixed_probability(0.05), key=8)
+    _assert_ell_layout(*_rows_of(net, "p"), net.synapse_count["p"])
+    out_degree = np.bincount(syn["pre"], minlength=2000)
+    assert out_degree.max() > 25 * 1.125  # rows did continue past the first width
+    assert _chi2_discrete(out_degree, st.binom(500, 0.05)) > P_MIN
+    pairs = syn["pre"].astype(np.int64) * 1000 + syn["post"]
+    assert np.unique(pairs).size == pairs.size
+
+
+def test_build_kernels_do_not_recompile_for_new_sizes():
+    # sizes are traced: a second network whose projections differ in counts and group sizes (within the
+    # same power-of-two block) reuses every compiled build kernel
+    from qsn.networks import connectivity, distributions
+
+    kernels = (connectivity._uniform_block, connectivity._geometric_rows, distributions._drawn_block,
+               distributions._given_block)
+
+    def build(n_post: int, m: int, k: int, p: float) -> None:
+        net = Network(dtype=np.float64)
+        src = net.add(PoissonGroup(700, 0.0, name="src"))
+        g = net.add(_target(n_post, "g"))
+        ev = {"receptor": "exc", "propagation": "event"}
+        net.add(Projection(src, g, fixed_total_number(m), weight=normal(1.0, 0.1), name="tot", **ev),
+                Projection(src, g, fixed_indegree(k), name="in", **ev),
+                Projection(src, g, fixed_probability(p), name="fp", **ev))
+        net.build(jax.random.key(0))
+
+    build(100, 5000, 8, 0.05)
+    before = [f._cache_size() for f in kernels]
+    build(110, 5300, 9, 0.045)
+    assert [f._cache_size() for f in kernels] == before
