@@ -269,9 +269,14 @@ def _empty_rows(n_pre: int, n_post: int) -> Rows:
 
 
 def block_size(n: int) -> int:
-    """Kernel length for ``n`` entries: ``BLOCK``, or for fewer entries the next power of two (at least
-    256), so that small projections do not pay for a full block and kernels compile for few shapes."""
-    return min(BLOCK, bucket(n))
+    """Kernel length for ``n`` entries: ``BLOCK``, or for fewer entries the next of ``BLOCK / 8^j``
+    (at least 256), so that small projections do not pay for a full block and each kernel compiles for
+    at most five shapes (a cold build of the microcircuit at scale 0.1 compiled ~60 programs with
+    every power of two)."""
+    size = BLOCK
+    while size // 8 >= max(n, 256):
+        size //= 8
+    return size
 
 
 def _blocks(total: int, size: int | None = None):

@@ -264,7 +264,7 @@ class Footprint(NamedTuple):
 
     synapses: int  # expected synapse count
     arrays: int  # bytes kept after the build: the ELL rows (event) or the matrices (dense), traces
-    transient: int  # bytes alive only while it is built: the padded synapse list, delays, sort buffers
+    transient: int  # bytes alive only while it is built: the rule's per-synapse buffers and kernel blocks
     longest_delay: int  # steps; the longest delay if known before drawing, else 0 (a lower bound)
 
 
@@ -274,7 +274,8 @@ def footprint(proj: Projection, dt: float, dtype: Any) -> Footprint:
     Event path: ``(n_pre + 1) x widest row x (4 + 4 + itemsize)`` bytes (targets, delays, weights), the
     widest row estimated by :func:`qsn.networks.connectivity.estimate`; dense path: one
     ``(n_pre, n_post)`` matrix per distinct delay (one when the delays are drawn). While building, the
-    padded synapse list holds ``pre``, ``post``, weight, delay (ms and steps) and the sort buffers.
+    rule holds 4 bytes per synapse (``fixed_indegree``'s sorted chunk keys, ``fixed_probability``'s
+    drawn rows; ``explicit``: the user's list and its sort, 40) beside a few kernel blocks.
 
     Example:
         >>> footprint(Projection(g, g, fixed_probability(0.1)), 0.1, jnp.float32).synapses
@@ -283,10 +284,9 @@ def footprint(proj: Projection, dt: float, dtype: Any) -> Footprint:
     n_post_view = proj.post.n if proj.post_index is None else proj.post_index.size
     m, widest = estimate(proj.rule, n_pre_view, n_post_view)
     item = jnp.dtype(dtype).itemsize
-    d_item = 8 if jax.config.jax_enable_x64 else 4
     n_pre, n_post = proj.pre.n, proj.post.n
-    size = bucket(m)
-    transient = size * (4 + 4 + item + d_item + 4 + 12 + (4 if proj.rule.name == "explicit" else 0))
+    per_synapse = {"fixed_indegree": 4, "fixed_probability": 4, "explicit": 40}.get(proj.rule.name, 0)
+    transient = per_synapse * m + 8 * 4 * block_size(max(m, 1))
     bound = upper_bound(f"Projection {proj.name} delay", proj.delay)
     longest = int(round(bound / dt)) if bound is not None and 0 <= bound / dt <= _MAX_DELAY_STEPS else 0
     path = proj.propagation
@@ -298,7 +298,7 @@ def footprint(proj: Projection, dt: float, dtype: Any) -> Footprint:
         n_delays = 1
         if not isinstance(proj.delay, Distribution):
             n_delays = max(1, np.unique(np.rint(np.asarray(as_values("delay", proj.delay), np.float64) / dt)).size)
-        arrays = n_delays * entries * item + size * 12
+        arrays = n_delays * entries * item + bucket(m) * 12  # and the (pre, post, slot) list
     else:
         arrays = (n_pre + 1) * max(widest, 1) * (8 + item)
     if proj.plasticity is not None:
