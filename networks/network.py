@@ -284,7 +284,10 @@ class Network:
                 poisson=tuple((r, lam, w, s) for r, lam, w, _, s in poisson),
             )
             cfgs[g.name] = stepper
-            syn[g.name] = jnp.zeros((len(kin), g.n), dtype)
+            k_group = jax.random.fold_in(k_init, gi)  # (v0 draws from it, syn0 from its fold_in per receptor)
+            syn[g.name] = jnp.asarray(np.stack([
+                g.initial_receptor(r, value(jax.random.fold_in(k_group, 1 + ri)) if callable(value := g.syn0.get(r, 0.0))
+                                   else value) for ri, r in enumerate(g.receptors)]) if kin else np.zeros((0, g.n)), dtype)
             ring[g.name] = jnp.zeros((len(kin), max_delay[g.name] + 1, g.n), dtype)
         sources = {}
         for g in self.groups.values():
