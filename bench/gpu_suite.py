@@ -45,6 +45,11 @@ ROOT = HERE.parent
 NEEDS_GPU = 2  # the exit code of a bench script that found no GPU
 
 
+# A dry run's budget per part: the CPU sizes take seconds to a minute on a quiet 2-core machine, several
+# times that on a loaded one; the budgets that matter are the GPU parts' below.
+DRY_BUDGET_S = 420
+
+
 def parts(out: Path, dry: bool) -> list[tuple[str, list[str], float]]:
     """``(name, argv, budget s)`` of every part, real or dry-run sizes."""
     py = [sys.executable]
@@ -53,17 +58,17 @@ def parts(out: Path, dry: bool) -> list[tuple[str, list[str], float]]:
     test_cmd = py + ["-m", "pytest", "-q", "-rA", "-m", "gpu", "tests/kernels", "tests/test_gpu.py", "-p", "no:cacheprovider"]
     if dry:
         return [
-            ("parity", test_cmd, 120),
+            ("parity", test_cmd, DRY_BUDGET_S),
             ("kernels", py + [b("bench_kernels"), "--part", "gpu", "--runner", "native", "--sizes", "1e3", "--steps", "20",
-                              "--repeats", "1", "--stream-bytes", "1e6"] + o("kernels.json"), 120),
+                              "--repeats", "1", "--stream-bytes", "1e6"] + o("kernels.json"), DRY_BUDGET_S),
             ("drift", py + [b("bench_kernels"), "--part", "drift", "--runner", "native", "--drift-neurons", "64",
-                            "--drift-steps", "40", "--norm-steps", "100"] + o("kernels-drift.json"), 60),
+                            "--drift-steps", "40", "--norm-steps", "100"] + o("kernels-drift.json"), DRY_BUDGET_S),
             ("brunel", py + [b("bench_network"), "--no-cuba", "--brian2", "--brunel-sizes", "400", "--brunel-indegree",
-                             "20", "--duration", "5", "--chunk-ms", "5", "--repeats", "1"] + o("network-brunel.json"), 120),
+                             "20", "--duration", "5", "--chunk-ms", "5", "--repeats", "1"] + o("network-brunel.json"), DRY_BUDGET_S),
             ("propagation", py + [b("bench_propagation"), "--n", "2000", "--indegree", "20", "--steps", "2",
-                                  "--repeats", "1"] + o("propagation.json"), 60),
+                                  "--repeats", "1"] + o("propagation.json"), DRY_BUDGET_S),
             ("training", py + [b("bench_training"), "--part", "bptt", "--quick", "--repeats", "1"] + o("training-bptt.json"),
-             120),
+             DRY_BUDGET_S),
         ]
     return [
         ("parity", test_cmd, 60),

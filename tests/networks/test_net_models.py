@@ -88,11 +88,12 @@ def test_a_syn0_callable_of_the_wrong_shape_fails_at_build():
 def test_brunel_warns_outside_the_regimes_size():
     with pytest.warns(QSNWarning, match=r"'AI' regime .* C_E = 1000 inputs, but C_E = 160"):
         models.brunel(2000)
-    with pytest.warns(QSNWarning, match=r"'SR' regime .* sparse connectivity .* C_E / N_E = 0.25"):
-        models.brunel(5000, g=3.0, eta=2.0, indegree=1000)
+    with pytest.warns(QSNWarning, match=r"'SR' regime .* sparse connectivity .* C_E / N_E = 0.31"):
+        models.brunel(4000, g=3.0, eta=2.0, indegree=1000)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         models.brunel()  # 12,500 neurons, C_E = 1000: Brunel's own network
+        models.brunel(10_000, indegree=1000)  # the usual benchmark size (C_E / N_E = 0.125)
         models.brunel(2000, g=4.0, eta=1.5)  # no named regime, nothing to warn about
 
 
