@@ -157,10 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                                 peak_bytes_per_synapse_min=min(r["peak_bytes_per_synapse"] for r in sel),
                                 build_bytes_per_synapse_min=min(r["build_bytes_per_synapse"] for r in sel),
                                 kept_bytes_per_synapse=best["kept_bytes"] / best["synapses"]))
-    path = bench_population.write_results(args.out, "build", device, metadata, rows)
-    data = json.loads(path.read_text())
-    data["summary"] = summary
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    path = bench_population.write_results(args.out, "build", device, metadata, rows, summary=summary)
     print("| model | cache | synapses | build s (best / median) | CPU s | peak RSS MiB | peak B/synapse | kept B/synapse |")
     print("|---|---|---|---|---|---|---|---|")
     for s in summary:

@@ -102,11 +102,12 @@ def run_metadata(benchmark: str, script: str, argv: list[str] | None, device, **
     }
 
 
-def write_results(out: str | None, benchmark: str, device, metadata: dict, rows: list) -> Path:
-    """Write ``{metadata, rows}`` to ``out`` or ``bench/results/<benchmark>-<platform>.json``; returns the path."""
+def write_results(out: str | None, benchmark: str, device, metadata: dict, rows: list, **sections) -> Path:
+    """Write ``{metadata, rows, **sections}`` (e.g. ``summary=``) to ``out`` or
+    ``bench/results/<benchmark>-<platform>.json``; returns the path."""
     path = Path(out) if out else Path(__file__).parent / "results" / f"{benchmark}-{device.platform}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"metadata": metadata, "rows": rows}, indent=2) + "\n")
+    path.write_text(json.dumps({"metadata": metadata, "rows": rows, **sections}, indent=2) + "\n")
     return path
 
 

@@ -138,10 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             for key in runs[0].keys() - {"repeat", "command", "state", "wall_s", "cache_entries_after"}:
                 entry[f"{key} median"] = statistics.median(row[key] for row in runs)
             summary.append(entry)
-    path = bench_population.write_results(args.out, "startup", device, metadata, rows)
-    data = json.loads(path.read_text())
-    data["summary"] = summary
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    path = bench_population.write_results(args.out, "startup", device, metadata, rows, summary=summary)
 
     print("\n| command | cache | wall min (s) | wall median (s) | entries | reported phases (median, s) |")
     print("|---|---|---|---|---|---|")
