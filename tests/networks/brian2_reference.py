@@ -92,6 +92,19 @@ def lif_psc_network(
     return b2.Network(src, neurons, syn, *mons.values()), mons
 
 
+def _recurrent_synapses(cells: Any, exc: dict, inh: dict, dt: float, names: tuple[str, str]) -> list[Any]:
+    """The Vogels-Abbott networks' two projections within ``cells``: ``exc`` onto ``ge``, ``inh`` onto
+    ``gi`` (``on_pre: g += w``), with the given synapse lists' weights and delays (steps of ``dt`` ms)."""
+    out = []
+    for label, syn, var in ((names[0], exc, "ge"), (names[1], inh, "gi")):
+        s = b2.Synapses(cells, cells, "w : 1", on_pre=f"{var} += w", name=label)
+        s.connect(i=np.asarray(syn["pre"]), j=np.asarray(syn["post"]))
+        s.w = np.asarray(syn["weight"], np.float64)
+        s.delay = np.asarray(syn["delay"], np.float64) * dt * b2.ms
+        out.append(s)
+    return out
+
+
 def cuba_network(v0: np.ndarray, exc: dict, inh: dict, *, dt: float = 0.1, record: bool = True) -> tuple[b2.Network, Any]:
     """Brian2's ``examples/CUBA.py`` (Vogels & Abbott 2005) on a given connectivity and initial state.
 
@@ -123,13 +136,7 @@ def cuba_network(v0: np.ndarray, exc: dict, inh: dict, *, dt: float = 0.1, recor
     cells = b2.NeuronGroup(v0.size, eqs, threshold="v >= Vt", reset="v = Vr", refractory=5 * b2.ms,
                            method="exact", namespace=ns, name="cuba")
     cells.v = v0
-    objects: list[Any] = [cells]
-    for label, syn, var in (("ce", exc, "ge"), ("ci", inh, "gi")):
-        s = b2.Synapses(cells, cells, "w : 1", on_pre=f"{var} += w", name=label)
-        s.connect(i=np.asarray(syn["pre"]), j=np.asarray(syn["post"]))
-        s.w = np.asarray(syn["weight"], np.float64)
-        s.delay = np.asarray(syn["delay"], np.float64) * dt * b2.ms
-        objects.append(s)
+    objects: list[Any] = [cells, *_recurrent_synapses(cells, exc, inh, dt, ("ce", "ci"))]
     mon = b2.SpikeMonitor(cells, name="cuba_spikes") if record else None
     if mon is not None:
         objects.append(mon)
@@ -163,15 +170,8 @@ def coba_network(v0: np.ndarray, ge0: np.ndarray, gi0: np.ndarray, exc: dict, in
     cells = b2.NeuronGroup(len(v0), eqs, threshold="v >= Vt", reset="v = Vr", refractory=5 * b2.ms,
                            method="exponential_euler", namespace=ns, name="coba")
     cells.v, cells.ge, cells.gi = (np.asarray(a, np.float64) for a in (v0, ge0, gi0))
-    objects: list[Any] = [cells]
-    for label, syn, var in (("coba_e", exc, "ge"), ("coba_i", inh, "gi")):
-        s = b2.Synapses(cells, cells, "w : 1", on_pre=f"{var} += w", name=label)
-        s.connect(i=np.asarray(syn["pre"]), j=np.asarray(syn["post"]))
-        s.w = np.asarray(syn["weight"], np.float64)
-        s.delay = np.asarray(syn["delay"], np.float64) * dt * b2.ms
-        objects.append(s)
     mon = b2.SpikeMonitor(cells, name="coba_spikes")
-    return b2.Network(*objects, mon), mon
+    return b2.Network(cells, *_recurrent_synapses(cells, exc, inh, dt, ("coba_e", "coba_i")), mon), mon
 
 
 def run(network: b2.Network, duration_ms: float, target: str = "numpy") -> None:

@@ -195,10 +195,21 @@ def _cuba_qsn(seed: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, dic
     return _sorted(net["spikes"].step, net["spikes"].i), v0, exc, inh
 
 
+def _excitatory_rate(index: np.ndarray, duration_ms: float) -> float:
+    """Mean rate (Hz) of the excitatory neurons of a Vogels-Abbott network, from its spikes' indices."""
+    return float(np.bincount(index, minlength=N_CUBA)[:N_EXC].mean() / (duration_ms * 1e-3))
+
+
+def _assert_same_early_trains(ours: tuple, theirs: tuple, ms: float, model: str) -> None:
+    """The ``(step, index)`` trains of the first ``ms`` ms are identical."""
+    window = int(round(ms / DT))
+    _assert_same_trains(tuple(a[ours[0] < window] for a in ours), tuple(a[theirs[0] < window] for a in theirs),
+                        f"{model} spikes of the first {ms:g} ms")
+
+
 def _cuba_stats(step: np.ndarray, index: np.ndarray) -> tuple[float, float]:
     """(mean rate of the excitatory neurons, Hz; mean ISI CV of neurons with >= 3 spikes)."""
-    rate = np.bincount(index, minlength=N_CUBA)[:N_EXC].mean() / (DURATION * 1e-3)
-    return float(rate), float(ref.isi_cv(step, index, N_CUBA).mean())
+    return _excitatory_rate(index, DURATION), float(ref.isi_cv(step, index, N_CUBA).mean())
 
 
 def test_cuba_statistics_match_brian2() -> None:
@@ -224,9 +235,7 @@ def test_cuba_statistics_match_brian2() -> None:
     theirs = ref.spike_steps(mon, DT)
 
     assert ours[0].size > 10_000, f"CUBA produced only {ours[0].size} spikes in 1 s"
-    window = int(round(IDENTICAL_MS / DT))
-    _assert_same_trains(tuple(a[ours[0] < window] for a in ours), tuple(a[theirs[0] < window] for a in theirs),
-                        f"CUBA spikes of the first {IDENTICAL_MS:g} ms")
+    _assert_same_early_trains(ours, theirs, IDENTICAL_MS, "CUBA")
 
     rate_q, cv_q = _cuba_stats(*ours)
     rate_b, cv_b = _cuba_stats(*theirs)
@@ -260,10 +269,8 @@ def test_coba_is_brette_benchmark_1_as_brian2_runs_it() -> None:
     theirs = ref.spike_steps(mon, DT)
 
     assert theirs[0].size > 5_000, f"Brian2's COBA fired only {theirs[0].size} spikes in {COBA_MS:g} ms"
-    window = int(round(COBA_IDENTICAL_MS / DT))
-    _assert_same_trains(tuple(a[ours[0] < window] for a in ours), tuple(a[theirs[0] < window] for a in theirs),
-                        f"COBA spikes of the first {COBA_IDENTICAL_MS:g} ms")
-    rate_q, rate_b = (np.bincount(i, minlength=N_CUBA)[:N_EXC].mean() / (COBA_MS * 1e-3) for _, i in (ours, theirs))
+    _assert_same_early_trains(ours, theirs, COBA_IDENTICAL_MS, "COBA")
+    rate_q, rate_b = (_excitatory_rate(i, COBA_MS) for _, i in (ours, theirs))
     assert abs(rate_q - rate_b) <= 1.0, f"excitatory rate {rate_q:.3f} Hz vs Brian2 {rate_b:.3f} Hz"
 
 
