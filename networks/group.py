@@ -121,6 +121,17 @@ class NeuronGroup(_Group):
                 self.initial_receptor(name, value)
         return dict(syn0)
 
+    def initial_receptors(self, key: Any) -> np.ndarray:
+        """The ``(receptors, n)`` float64 initial receptor state: ``syn0``'s values, or what its callables
+        draw from ``jax.random.fold_in(key, 1 + r)`` for receptor ``r``; 0 where ``syn0`` names none."""
+        import jax  # (the group itself needs no JAX until a network is built)
+
+        rows = []
+        for r, name in enumerate(self.receptors):
+            value = self.syn0.get(name, 0.0)
+            rows.append(self.initial_receptor(name, value(jax.random.fold_in(key, 1 + r)) if callable(value) else value))
+        return np.stack(rows) if rows else np.zeros((0, self.n))
+
     def initial_receptor(self, name: str, value: Any) -> np.ndarray:
         """``value`` (a ``syn0`` entry, or what its callable drew) as the ``(n,)`` float64 initial state of
         receptor ``name``; raises ConfigurationError naming the receptor unless it is finite and fits ``(n,)``."""

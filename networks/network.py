@@ -240,7 +240,8 @@ class Network:
         plans, consts, cfgs, neurons, syn, ring, count = {}, {}, {}, {}, {}, {}, {}
         array_rows: list[int] = []
         for gi, g in enumerate(neuron_groups):
-            v0 = g.v0(jax.random.fold_in(k_init, gi)) if callable(g.v0) else g.v0
+            k_group = jax.random.fold_in(k_init, gi)  # v0 draws from it, syn0 from its fold_in per receptor
+            v0 = g.v0(k_group) if callable(g.v0) else g.v0
             neurons[g.name] = init_state(g.params, g.n, g.mode, dtype, v0=v0)
             kin = list(g.receptors.values())
             currents, const_sum = [], np.zeros(g.n)
@@ -284,10 +285,7 @@ class Network:
                 poisson=tuple((r, lam, w, s) for r, lam, w, _, s in poisson),
             )
             cfgs[g.name] = stepper
-            k_group = jax.random.fold_in(k_init, gi)  # (v0 draws from it, syn0 from its fold_in per receptor)
-            syn[g.name] = jnp.asarray(np.stack([
-                g.initial_receptor(r, value(jax.random.fold_in(k_group, 1 + ri)) if callable(value := g.syn0.get(r, 0.0))
-                                   else value) for ri, r in enumerate(g.receptors)]) if kin else np.zeros((0, g.n)), dtype)
+            syn[g.name] = jnp.asarray(g.initial_receptors(k_group), dtype)
             ring[g.name] = jnp.zeros((len(kin), max_delay[g.name] + 1, g.n), dtype)
         sources = {}
         for g in self.groups.values():
