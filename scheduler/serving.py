@@ -373,23 +373,26 @@ def at_rate(workload: Workload, rate: float) -> Workload:
 
 def goodput(workload: Workload, config: ServingConfig = ServingConfig(), *, ttft_slo: float | None = None,
             tpot_slo: float | None = None, rates: Sequence[float] = (1.0, 2.0, 4.0, 8.0, 16.0),
-            target: float = 0.9, bisections: int = 4, order: str | GlobalQueue = "fifo",
+            target: float = 0.9, bisections: int = 4, full_sweep: bool = False, order: str | GlobalQueue = "fifo",
             aging: float = 0.0) -> dict:
     """DistServe's goodput: the highest request rate at which at least ``target`` of the requests meet both SLOs.
 
     ``workload`` is re-timed to each rate (:func:`at_rate`) and served. The rates ``rates`` (ascending) are
-    tried first; between the last that meets the target before the first that fails (0 if the first fails)
-    and that failing rate, ``bisections`` halvings follow. If no rate fails, the goodput is the largest tried
-    and ``capped`` is True (the true goodput is higher).
+    tried first, up to the first that fails (all of them with ``full_sweep``); between the last rate that
+    meets the target below the first that fails (0 if the first fails) and that failing rate, ``bisections``
+    halvings follow. If no rate fails, the goodput is the largest tried and ``capped`` is True (the true
+    goodput is higher). Attainment need not fall monotonically with the rate; the bracket is the first failure.
 
     Args:
         ttft_slo, tpot_slo: SLOs in s (at least one); a request meets the TPOT SLO trivially with one token.
         rates: requests/s, ascending. target: fraction of requests, in (0, 1].
-        bisections: halvings of the bracket after the sweep. order, aging: as in :func:`serve`.
+        bisections: halvings of the bracket after the sweep.
+        full_sweep: run every rate of ``rates`` (a rate curve), not only those up to the first failure.
+        order, aging: as in :func:`serve`.
 
     Returns:
-        ``{"goodput": requests/s, "capped": bool, "rows": [{"rate", "slo_attainment", "ttft_p90", "tpot_p90"}]}``
-        with the rows in the order run.
+        ``{"goodput": requests/s, "capped": bool, "rows": [{"rate": requests/s, **serving_metrics}]}``, the rows
+        in the order run (the sweep, then the bisection).
 
     Example:
         >>> wl = Workload.from_arrays(arrival=[0.0, 1.0, 2.0], prompt_tokens=100, output_tokens=4, llm=True)
@@ -411,16 +414,16 @@ def goodput(workload: Workload, config: ServingConfig = ServingConfig(), *, ttft
     def meets(rate: float) -> bool:
         m = serving_metrics(serve(at_rate(workload, rate), config, order=order, aging=aging), ttft_slo=ttft_slo,
                             tpot_slo=tpot_slo)
-        rows.append({"rate": rate, "slo_attainment": m["slo_attainment"], "ttft_p90": m["ttft_p90"],
-                     "tpot_p90": m["tpot_p90"]})
+        rows.append({"rate": rate, **m})
         return m["slo_attainment"] >= target
 
     lo, hi = 0.0, None
     for rate in rates:
-        if not meets(rate):
-            hi = rate
+        if hi is not None and not full_sweep:
             break
-        lo = rate
+        ok = meets(rate)
+        if hi is None:
+            lo, hi = (rate, None) if ok else (lo, rate)
     if hi is None:
         return {"goodput": lo, "capped": True, "rows": rows}
     for _ in range(bisections):

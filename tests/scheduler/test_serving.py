@@ -311,6 +311,10 @@ def test_goodput_matches_the_closed_form():
     assert [r["rate"] for r in out["rows"][:3]] == [10.0, 20.0, 40.0]
     assert out["rows"][2]["slo_attainment"] == 0.5  # at 40/s: k (P − 25 ms) <= P/2 for k <= 4
     assert goodput(wl, cfg, ttft_slo=1.5 * p, rates=(10.0, 20.0))["capped"]
+    full = goodput(wl, cfg, ttft_slo=1.5 * p, rates=(10.0, 20.0, 40.0, 80.0), bisections=2, full_sweep=True)
+    assert [r["rate"] for r in full["rows"]] == [10.0, 20.0, 40.0, 80.0, 30.0, 35.0]
+    assert full["rows"][3]["slo_attainment"] == 0.1  # at 80/s only request 0 waits less than P/2
+    assert full["goodput"] == 35.0 and full["rows"][3]["ttft_mean"] > full["rows"][2]["ttft_mean"]
 
 
 def test_at_rate_retimes_to_the_rate():
