@@ -40,10 +40,10 @@ class _Group(ctypes.Structure):  # struct qsn_net_group in kernels/cpu/network.c
         ("n", ctypes.c_int), ("receptors", ctypes.c_int), ("depth", ctypes.c_int), ("per_neuron", ctypes.c_int),
         ("dt", ctypes.c_float), ("key0", ctypes.c_uint), ("key1", ctypes.c_uint), ("n_spiked", ctypes.c_int),
         *[(name, _P) for name in _PARAM_BITS + _STOCHASTIC_BITS],
-        ("kinds", _P), ("decays", _P), ("i_const", _P), ("psc", _P),
+        ("kinds", _P), ("decays", _P), ("e_rev", _P), ("i_const", _P), ("psc", _P), ("r_m", _P),
         ("v", _P), ("ref", _P), ("q0", _P), ("q1", _P), ("q2", _P), ("q3", _P),
         ("syn", _P), ("ring", _P), ("count", _P),
-        ("spiked", _P), ("n_poisson", ctypes.c_int), ("pad2_", ctypes.c_int), ("poisson", _P),
+        ("spiked", _P), ("step_spiked", _P), ("n_poisson", ctypes.c_int), ("pad2_", ctypes.c_int), ("poisson", _P),
     ]
 
 
@@ -67,6 +67,7 @@ class _Monitor(ctypes.Structure):  # struct qsn_net_monitor
         ("kind", ctypes.c_int), ("group", ctypes.c_int), ("k", ctypes.c_int), ("sorted", ctypes.c_int),
         ("start", _P), ("where", _P), ("spikes", _P), ("rate", _P),
         ("cap", ctypes.c_longlong), ("n_events", ctypes.c_longlong), ("ev_step", _P), ("ev_pos", _P),
+        ("values", _P), ("index", _P), ("fields", ctypes.c_int), ("pad_", ctypes.c_int),
     ]
 
 
@@ -118,6 +119,14 @@ def check_network(net: Any) -> None:
     for m in net.monitors.values():
         if not isinstance(m, (SpikeMonitor, RateMonitor)):
             _refuse(f"{type(m).__name__} (monitor {m.name!r})")
+
+
+def _reversals(plan: Any) -> tuple[float, ...]:
+    """Reversal potential per receptor of a group's plan (CondExp; 0 for the others)."""
+    receptors = getattr(plan, "receptors", None)
+    if receptors is None:
+        return tuple(float(e) for e in plan.e_rev)
+    return tuple(float(getattr(k, "e_rev", 0.0)) for k in receptors)
 
 
 def _per_neuron(value: Any, n: int) -> tuple[np.ndarray, bool]:
@@ -174,8 +183,10 @@ class NativeNetwork:
             const = dict(
                 kinds=np.asarray([_KINDS[k] for k in plan.kinds] or [0], np.int32),
                 decays=np.asarray(plan.decays or (0.0,), f32),
+                e_rev=np.asarray(_reversals(plan) or (0.0,), f32),
                 i_const=np.ascontiguousarray(np.asarray(gc["i_const"], f32)),
                 psc=np.ascontiguousarray(np.asarray(gc["psc"], f32).reshape(-1)) if plan.kinds else np.zeros(1, f32),
+                r_m=np.ascontiguousarray(np.broadcast_to(np.asarray(gc["r_m"], f32), (g.n,))),
             )
             scratch = dict(spiked=np.zeros(g.n, np.int32))
             poisson = (_Poisson * max(len(plan.poisson), 1))()
