@@ -9,20 +9,95 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from qsn.errors import ConfigurationError, RecordingError
 from qsn.observables import OBSERVABLES
 from qsn.networks.group import NeuronGroup, resolve
 
-__all__ = ["SpikeMonitor", "RateMonitor", "StateMonitor"]
+__all__ = ["SpikeMonitor", "RateMonitor", "StateMonitor", "StepView", "SpikeProbe", "RateProbe", "StateProbe"]
+
+
+class StepView(NamedTuple):
+    """What a monitor can see at the end of a step: ``spikes`` of every group (whole group), and the
+    neuron states and receptor variables ``(receptors, n)`` of the neuron groups."""
+
+    spikes: dict
+    neurons: dict
+    syn: dict
+
+
+def _select(a: jax.Array, index: tuple | None) -> jax.Array:
+    return a if index is None else a[..., jnp.asarray(index, jnp.int32)]
+
+
+class SpikeProbe(NamedTuple):
+    """The step's recording of a :class:`SpikeMonitor` (static): ``(k,)`` spikes of its neurons."""
+
+    name: str
+    group: str
+    index: tuple | None
+
+    reads_state = False  # spikes only: available to every executor after the spike exchange
+
+    def record(self, view: StepView) -> jax.Array:
+        return _select(view.spikes[self.group], self.index)
+
+
+class RateProbe(NamedTuple):
+    """The step's recording of a :class:`RateMonitor` (static): the number of its neurons that spiked."""
+
+    name: str
+    group: str
+    index: tuple | None
+
+    reads_state = False
+
+    def record(self, view: StepView) -> jax.Array:
+        return jnp.sum(_select(view.spikes[self.group], self.index), dtype=jnp.int32)
+
+
+class StateProbe(NamedTuple):
+    """The step's recording of a :class:`StateMonitor` (static): ``{variable: (k,)}``."""
+
+    name: str
+    group: str
+    index: tuple | None
+    variables: tuple[str, ...]
+    receptors: tuple[str, ...]
+
+    reads_state = True  # neuron states: a partitioned executor holds them per device
+
+    def record(self, view: StepView) -> dict:
+        s, syn = view.neurons[self.group], view.syn[self.group]
+        out = {}
+        for var in self.variables:
+            if var in self.receptors:
+                out[var] = _select(syn[self.receptors.index(var)], self.index)
+            else:
+                out[var] = OBSERVABLES[var](jax.tree_util.tree_map(lambda a: _select(a, self.index) if a.ndim else a, s))
+        return out
+
+
+def _index(index: np.ndarray | None) -> tuple | None:
+    return None if index is None else tuple(int(i) for i in index)
 
 
 class _Monitor:
     name: str | None = None
     dt: float = float("nan")
+
+    def probe(self) -> Any:
+        """The static recording program of this monitor (what the compiled step records)."""
+        raise NotImplementedError
+
+    def bytes_per_step(self, dtype: Any) -> int:
+        """Host bytes one step's records take (sizes the run's chunks)."""
+        raise NotImplementedError
 
     def _reset(self) -> None:
         raise NotImplementedError
@@ -57,6 +132,12 @@ class SpikeMonitor(_Monitor):
         self._steps: list[np.ndarray] = []
         self._ids: list[np.ndarray] = []
         self._count = 0
+
+    def probe(self) -> SpikeProbe:
+        return SpikeProbe(self.name, self.group.name, _index(self.index))
+
+    def bytes_per_step(self, dtype: Any) -> int:
+        return self.n
 
     def _check(self, data: np.ndarray, t0: int) -> None:
         if self._count + int(np.count_nonzero(data)) > self.capacity:
@@ -117,6 +198,12 @@ class RateMonitor(_Monitor):
         self.n = self.group.n if self.index is None else self.index.size
         self._reset()
 
+    def probe(self) -> RateProbe:
+        return RateProbe(self.name, self.group.name, _index(self.index))
+
+    def bytes_per_step(self, dtype: Any) -> int:
+        return 4
+
     def _reset(self) -> None:
         self._counts: list[np.ndarray] = []
         self._steps: list[np.ndarray] = []
@@ -175,6 +262,12 @@ class StateMonitor(_Monitor):
         self.record_every = int(record_every)
         self.n = self.group.n if self.index is None else self.index.size
         self._reset()
+
+    def probe(self) -> StateProbe:
+        return StateProbe(self.name, self.group.name, _index(self.index), self.variables, tuple(self.group.receptors))
+
+    def bytes_per_step(self, dtype: Any) -> int:
+        return self.n * len(self.variables) * np.dtype(dtype).itemsize
 
     def _reset(self) -> None:
         self._data: dict[str, list[np.ndarray]] = {v: [] for v in self.variables}

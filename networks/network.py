@@ -34,16 +34,15 @@ from qsn.current import ConstantCurrent, SampledCurrent, as_current
 from qsn.driver import chunk_length, drive
 from qsn.errors import ConfigurationError, InvalidStateError
 from qsn.keys import check_prng_key
-from qsn.observables import OBSERVABLES
 from qsn.runtime import check_finite
 from qsn.stepper import Stepper
 from qsn.state import init_state, resolve_dtype
 from qsn.surrogate import Surrogate, check_surrogate
 from qsn.networks.group import NeuronGroup, PoissonGroup, SpikeSourceArray, _Group
-from qsn.networks.inputs import CurrentInput, PoissonInput, poisson_counts, poisson_table
-from qsn.networks.monitors import RateMonitor, SpikeMonitor, StateMonitor, _Monitor
-from qsn.networks.projection import Projection, build as build_projection, build_budget, build_progress, deliver, footprint
-from qsn.networks.synapse import cond_current, decay_factor, psc_coefficient
+from qsn.networks.inputs import CurrentInput, PoissonInput, poisson_table
+from qsn.networks.monitors import StateMonitor, _Monitor
+from qsn.networks.program import ArraySource, GroupProgram, PoissonDrive, PoissonSource, Program, net_steps
+from qsn.networks.projection import Projection, build as build_projection, build_budget, build_progress, footprint
 
 __all__ = ["Network", "NetState"]
 
@@ -60,18 +59,6 @@ class NetState(NamedTuple):
     weights: dict  # projection name -> (n_pre + 1, K) ELL or (delays, n_pre, n_post) dense weights
     traces: dict  # projection name -> Traces (plastic projections only)
     count: dict  # group name -> (n,) int32 spikes since build
-
-
-class _GroupPlan(NamedTuple):
-    """Static description of a neuron group's step."""
-
-    name: str
-    kinds: tuple[str, ...]  # kinetics kind per receptor
-    decays: tuple[float, ...]  # per-step decay per receptor
-    e_rev: tuple[float, ...]  # reversal potential per receptor (CondExp), else 0
-    stream: int  # random-stream index
-    currents: tuple  # per non-constant CurrentInput: its CallableCurrent, or None for a (T, n) array in consts
-    poisson: tuple  # ((receptor, lam, weight, index or None, stream), ...)
 
 
 class Network:
@@ -179,9 +166,12 @@ class Network:
 
         Args:
             key: ``jax.random`` key (all randomness of the network derives from it).
-            shard: ``True`` shards every neuron axis over ``jax.devices()`` (a 1-D mesh), or pass a
-                ``jax.sharding.Mesh`` with one axis. Spikes reach other devices through the
-                collectives XLA inserts for the scatter into ring buffers.
+            shard: partition the network over devices (:mod:`qsn.networks.partition`): ``True`` over
+                every device of ``jax.devices()`` (all processes' under ``jax.distributed``), an int for
+                the first that many, or a one-axis ``jax.sharding.Mesh``. Each device owns a slice of
+                every neuron group and the synapses onto it; spikes are exchanged as bit-packed words,
+                one ``all_gather`` per group and step. The spike trains are those of the unpartitioned
+                network.
             progress: a bar over the synapses drawn, on stderr; ``None`` shows it for builds of at least
                 1e7 synapses when stderr is a terminal.
 
@@ -199,6 +189,12 @@ class Network:
             raise ConfigurationError("Network.build() was already called; make a new Network to rebuild")
         key = check_prng_key(key, optional=False)
         self._check_members()
+        mesh = None
+        if shard is not False and shard is not None:
+            from qsn.networks.partition import check_partitionable, mesh_of
+
+            mesh = mesh_of(shard)
+            check_partitionable(self)
         enable_compile_cache()  # the build's many small XLA programs load from disk in a second process
         dt = self._resolve_dt()
         self._dt = dt
@@ -227,7 +223,7 @@ class Network:
             spec, arr, w, m = build_projection(p, jax.random.fold_in(k_conn, i), dt, dtype, receptor)
             specs[p.name], arrays[p.name], weights[p.name] = spec, arr, w
             self.synapse_count[p.name] = m
-            d = max(spec.delays) if spec.path == "dense" else (int(jnp.max(arr.delays)) if m else 0)
+            d = spec.longest_delay(arr, m)
             max_delay[p.post.name] = max(max_delay[p.post.name], d)
             if p.plasticity is not None:
                 traces[p.name] = p.plasticity.init(spec.n_pre, spec.n_post, dtype)
@@ -262,8 +258,7 @@ class Network:
                 if isinstance(inp, PoissonInput) and inp.group is g:
                     lam = inp.n_inputs * inp.rate * dt * 1e-3
                     poisson.append((list(g.receptors).index(inp.receptor), lam, inp.weight, inp.index, next(streams)))
-            psc = np.stack([np.broadcast_to(psc_coefficient(g.params, k.tau) if k.kind == "psc_exp" else 0.0, (g.n,))
-                            for k in kin]) if kin else np.zeros((0, g.n))
+            psc = np.stack([np.broadcast_to(k.coefficient(g.params), (g.n,)) for k in kin]) if kin else np.zeros((0, g.n))
             stepper = Stepper.build(g.params, g.mode, dtype)
             consts[g.name] = dict(
                 psc=jnp.asarray(psc, dtype),
@@ -275,14 +270,15 @@ class Network:
                 poisson_table=tuple(None if (tb := poisson_table(p[1])) is None else jnp.asarray(tb, dtype) for p in poisson),
             )
             array_rows += [cur.steps for cur, _ in currents if isinstance(cur, SampledCurrent)]
-            plans[g.name] = _GroupPlan(
+            plans[g.name] = GroupProgram(
                 name=g.name,
-                kinds=tuple(k.kind for k in kin),
-                decays=tuple(decay_factor(k, dt) for k in kin),
-                e_rev=tuple(float(getattr(k, "e_rev", 0.0)) for k in kin),
+                receptors=tuple(kin),
+                decays=tuple(k.decay(dt) for k in kin),
                 stream=next(streams),
                 currents=tuple(None if isinstance(cur, SampledCurrent) else cur for cur, _ in currents),
-                poisson=tuple((r, lam, w, s) for r, lam, w, _, s in poisson),
+                poisson=tuple(PoissonDrive(r, lam, w, s) for r, lam, w, _, s in poisson),
+                n=g.n,
+                size=g.n,
             )
             cfgs[g.name] = stepper
             syn[g.name] = jnp.asarray(g.initial_receptors(k_group), dtype)
@@ -291,14 +287,14 @@ class Network:
         for g in self.groups.values():
             count[g.name] = jnp.zeros((g.n,), jnp.int32)
             if isinstance(g, PoissonGroup):
-                sources[g.name] = ("poisson", next(streams))
+                sources[g.name] = PoissonSource(g.name, next(streams))
                 consts[g.name] = dict(p=jnp.asarray(np.broadcast_to(g.rates * dt * 1e-3, (g.n,)), dtype))
                 if np.any(g.rates * dt * 1e-3 > 1):
                     raise ConfigurationError(f"PoissonGroup {g.name}: rate * dt exceeds 1 spike per step")
             elif isinstance(g, SpikeSourceArray):
                 steps, idx = g.steps(dt)
                 width = int(np.max(np.bincount(steps))) if steps.size else 1
-                sources[g.name] = ("array", width)
+                sources[g.name] = ArraySource(g.name, width, g.n)
                 pad = width + 1  # searchsorted may land one past the last spike; slices stay in bounds
                 consts[g.name] = dict(steps=jnp.asarray(np.append(steps, np.full(pad, np.iinfo(np.int32).max)), jnp.int32),
                                       idx=jnp.asarray(np.append(idx, np.full(pad, g.n)), jnp.int32))
@@ -307,11 +303,24 @@ class Network:
         self._specs, self._arrays = specs, arrays
         self._plans, self._steppers, self._sources = plans, cfgs, sources
         self._consts = dict(groups=consts, projections=arrays)
+        self._program = Program(groups=tuple(plans.values()), sources=tuple(sources.values()),
+                                projections=tuple(specs.values()), probes=tuple(m.probe() for m in self.monitors.values()),
+                                dt=dt)
         state = NetState(t=jnp.zeros((), jnp.int32), neurons=neurons, syn=syn, ring=ring, weights=weights,
                          traces=traces, count=count)
-        self._sharding = None
-        if shard is not False and shard is not None:
-            state = self._shard(state, shard)
+        self._template = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
+        self._sharding = self._partition = None
+        if mesh is not None:
+            from qsn.networks.partition import Partition
+
+            part = Partition(mesh, {g.name: g for g in neuron_groups}, sources)
+            part.prepare(specs, arrays, weights)
+            self._global_specs = dict(specs)
+            self._program, self._dev_consts, self._specs = part.consts(self._program, self._consts, cfgs, specs)
+            self._dev_steppers = self._dev_consts.pop("steppers")
+            self._arrays = self._consts = None  # the devices hold their cuts; the whole is rebuilt on demand
+            state = part.split(state)
+            self._sharding, self._partition = mesh, part
         self._state = state
         for m in self.monitors.values():
             m.dt = dt
@@ -319,34 +328,30 @@ class Network:
         self._compiled: dict = {}
         return self
 
-    def _shard(self, state: NetState, shard: Any) -> NetState:
-        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    @property
+    def exchange_bytes(self) -> int:
+        """Bytes of spike words each device receives per step in a partitioned run (0 on one device)."""
+        self._require_built()
+        return 0 if self._partition is None else self._partition.exchange_bytes
 
-        mesh = shard if isinstance(shard, Mesh) else Mesh(np.array(jax.devices()), ("neurons",))
-        axis = mesh.axis_names[0]
-        size = mesh.shape[axis]
+    @property
+    def devices(self) -> int:
+        """Devices the network is partitioned over (1 when it is not)."""
+        self._require_built()
+        return 1 if self._partition is None else self._partition.devices
 
-        def place(x: jax.Array) -> jax.Array:
-            # the neuron axis is the last one of every per-neuron array; others are replicated
-            if x.ndim >= 1 and x.shape[-1] % size == 0 and x.shape[-1] >= size:
-                spec = P(*([None] * (x.ndim - 1) + [axis]))
-            else:
-                spec = P()
-            return jax.device_put(x, NamedSharding(mesh, spec))
-
-        self._sharding = mesh
-        neurons = jax.tree_util.tree_map(lambda x: jax.device_put(x, NamedSharding(mesh, P())) if x.ndim == 0 else place(x),
-                                         state.neurons)
-        return state._replace(neurons=neurons, syn={k: place(v) for k, v in state.syn.items()},
-                              ring={k: place(v) for k, v in state.ring.items()},
-                              count={k: place(v) for k, v in state.count.items()})
+    def _steps_done(self) -> int:
+        t = self._state.t
+        return int(np.asarray(t.addressable_data(0) if hasattr(t, "addressable_data") else t))
 
     # ---------------------------------------------------------------- state
     @property
     def state(self) -> NetState:
-        """The current :class:`NetState` (immutable arrays: keep it to restore later)."""
+        """The current :class:`NetState` (immutable arrays: keep it to restore later). A partitioned
+        network gives it whole, as one device would hold it (gathered from the devices and processes),
+        so it restores on any number of devices."""
         self._require_built()
-        return self._state
+        return self._state if self._partition is None else self._partition.join(self._state)
 
     def restore(self, state: NetState) -> None:
         """Continue from ``state`` (from :attr:`state` of this network or of one built identically).
@@ -355,13 +360,12 @@ class Network:
         run after the restore does not record a stretch of time twice.
         """
         self._require_built()
-        ok = jax.tree_util.tree_structure(state) == jax.tree_util.tree_structure(self._state) and all(
-            a.shape == b.shape and a.dtype == b.dtype
-            for a, b in zip(jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(self._state))
-        )
+        ok = jax.tree_util.tree_structure(state) == jax.tree_util.tree_structure(self._template) and all(
+            np.shape(a) == b.shape and a.dtype == b.dtype
+            for a, b in zip(jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(self._template)))
         if not ok:
             raise InvalidStateError("Network.restore: the state does not match this network's groups, projections and dtype")
-        self._state = state
+        self._state = state if self._partition is None else self._partition.split(state)
         for m in self.monitors.values():
             m._truncate(int(state.t))
 
@@ -373,7 +377,9 @@ class Network:
             ConfigurationError: ``path`` cannot be written (no such folder, no permission), naming it.
         """
         self._require_built()
-        leaves = jax.tree_util.tree_leaves(self._state)
+        leaves = jax.tree_util.tree_leaves(self.state)  # partitioned: gathered by every process
+        if jax.process_index() != 0:
+            return  # a multi-process run writes from process 0 only
         try:
             np.savez(path, **{f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)})
         except OSError as err:
@@ -390,7 +396,7 @@ class Network:
         import os
 
         self._require_built()
-        treedef = jax.tree_util.tree_structure(self._state)
+        treedef = jax.tree_util.tree_structure(self._template)
         name = str(path)
         if not os.path.isfile(name):
             hint = f" (Network.save({name!r}) wrote {name + '.npz'!r})" if os.path.isfile(name + ".npz") else ""
@@ -420,28 +426,35 @@ class Network:
     @property
     def t(self) -> float:
         """Biological time reached, ms."""
-        return int(self._state.t) * self._dt if self._built else 0.0
+        return self._steps_done() * self._dt if self._built else 0.0
 
     def spike_count(self, group: Any) -> np.ndarray:
         """``(n,)`` spikes of each neuron of ``group`` (a group or its name) since build."""
         name = group if isinstance(group, str) else group.name
+        if self._partition is not None:
+            return np.asarray(self.state.count[name])
         return np.asarray(self._state.count[name])
 
     def weights(self, projection: Any) -> np.ndarray:
         """``(n_pre, n_post)`` summed weights of ``projection`` (object or name), on the host."""
-        from qsn.networks.projection import to_dense_weights
-
         name = projection if isinstance(projection, str) else projection.name
-        return to_dense_weights(self._specs[name], self._arrays[name], self._state.weights[name])
+        return self._projection(name, "dense_weights")
 
     def synapses(self, projection: Any) -> dict[str, np.ndarray]:
         """The synapse list of ``projection`` (object or name) on the host, sorted by ``(pre, post)``:
         ``pre``, ``post`` (group indices), ``weight`` (current values) and ``delay`` (steps)."""
-        from qsn.networks.projection import synapse_list
-
         self._require_built()
         name = projection if isinstance(projection, str) else projection.name
-        return synapse_list(self._specs[name], self._arrays[name], self._state.weights[name])
+        return self._projection(name, "synapse_list")
+
+    def _projection(self, name: str, view: str) -> Any:
+        """``spec.<view>(arrays, weights)`` of a projection as one device holds it."""
+        if self._partition is None:
+            spec, arrays, weights = self._specs[name], self._arrays[name], self._state.weights[name]
+        else:
+            spec, arrays = self._global_specs[name], self._partition.global_arrays(name)
+            weights = self.state.weights[name]
+        return getattr(spec, view)(arrays, weights)
 
     def _require_built(self) -> None:
         if not self._built:
@@ -477,7 +490,7 @@ class Network:
         if not math.isfinite(float(duration_ms)) or duration_ms < 0:
             raise ConfigurationError(f"Network.run: duration_ms must be finite and >= 0, but is {duration_ms!r}")
         steps = int(round(float(duration_ms) / self._dt))
-        t_start = int(self._state.t)
+        t_start = self._steps_done()
         rows = self._array_rows
         if rows is not None and t_start + steps > rows:
             raise ConfigurationError(f"Network.run: a (T, n) CurrentInput has {rows} rows, but the run reaches step {t_start + steps}")
@@ -511,7 +524,7 @@ class Network:
     def chunk_length(self, steps: int, *, progress: bool = False, chunk_steps: int | None = None) -> int:
         """Steps per compiled chunk of a run of ``steps``: :func:`qsn.driver.chunk_length` for the monitors'
         bytes per step (the rule :meth:`run` uses; ``chunk_steps`` overrides it)."""
-        per_step = sum(_monitor_bytes(m, self.dtype) for m in self.monitors.values())
+        per_step = sum(m.bytes_per_step(self.dtype) for m in self.monitors.values())
         return chunk_length(chunk_steps, steps, 1, per_step, progress)
 
     def rollout(
@@ -547,13 +560,14 @@ class Network:
         """
         self._require_built()
         check_surrogate(surrogate)
+        if self._partition is not None:
+            raise ConfigurationError("Network.rollout runs on one device: build without shard to differentiate a network")
         if not isinstance(steps, int | np.integer) or steps < 1:
             raise ConfigurationError(f"Argument `steps` must be an int >= 1, but is {steps!r}")
         state = self._state if state is None else state
         steppers = {name: stepper.with_surrogate(surrogate) for name, stepper in self._steppers.items()}
-        new_state, records, norms, busy = _chunk(
-            self._consts, state, self._key, steppers, plans=self._plans, specs=dict(self._specs),
-            sources=self._sources, monitors=_monitor_plan(self.monitors), dt=self._dt, length=int(steps),
+        new_state, records, norms, busy = net_steps(
+            self._current_program(), dict(self._consts, steppers=steppers), state, self._key, length=int(steps),
             remat=bool(checkpoint))
         for name, most in busy.items():
             new_state = eqx.error_if(new_state, most > self._specs[name].block,
@@ -573,19 +587,25 @@ class Network:
         event) raises the capacity for a short piece only, not for the whole chunk.
         """
         while True:
-            key = (length, tuple(self._specs.items()))
+            program = self._current_program()
+            key = (length, program.projections)
             fn = self._compiled.get(key)
+            part = self._partition
             if fn is None:  # the steppers are an argument: a re-planned one retraces through jit's own cache
-                fn = jax.jit(functools.partial(_chunk, plans=self._plans, specs=dict(self._specs),
-                                               sources=self._sources, monitors=_monitor_plan(self.monitors), dt=self._dt,
-                                               length=length))
+                fn = jax.jit(functools.partial(net_steps, program, length=length)) if part is None else part.compile(program, length)
                 self._compiled[key] = fn
-            new_state, records, norms, busy = fn(self._consts, state, self._key, dict(self._steppers))
+            if part is None:
+                new_state, records, norms, busy = fn(dict(self._consts, steppers=dict(self._steppers)), state, self._key)
+            else:
+                out = fn(dict(self._dev_consts, steppers=dict(self._dev_steppers)), state, part.key(self._key))
+                new_state, (records, norms, busy) = out[0], part.host(out[1:])
             replan = overflow = False
             for name, norm in norms.items():
                 stepper = self._steppers[name]
                 if not stepper.covers(norm):
                     self._steppers[name] = stepper.replanned(norm)
+                    if part is not None:
+                        self._dev_steppers[name] = self._dev_steppers[name].replanned(norm)
                     replan = True
             for name, most in busy.items():
                 # capacities are powers of two (few compiled variants): grow and re-run when a step
@@ -602,6 +622,10 @@ class Network:
             if not (replan or overflow):
                 return new_state, {name: jax.tree_util.tree_map(np.asarray, data) for name, data in records.items()}
 
+    def _current_program(self) -> Program:
+        """The program with the event capacities as they are now (``_run_chunk`` grows and shrinks them)."""
+        return self._program.replace_projections(self._specs)
+
     def _run_pieces(self, state: NetState, length: int) -> tuple[NetState, dict]:
         piece = length // 8
         parts = []
@@ -612,130 +636,10 @@ class Network:
         return state, joined
 
     def _check(self, state: NetState) -> None:
+        if self._partition is not None:
+            self._partition.check_finite(state, self._steps_done())
+            return
         for name, s in state.neurons.items():
             step = int(state.t)
             check_finite(s._asdict(), step, f"Group {name!r}: state field")
             check_finite({"receptors": state.syn[name]}, step, f"Group {name!r}:")
-
-
-def _monitor_bytes(m: _Monitor, dtype: Any) -> int:
-    if isinstance(m, SpikeMonitor):
-        return m.n
-    if isinstance(m, RateMonitor):
-        return 4
-    return m.n * len(m.variables) * jnp.dtype(dtype).itemsize
-
-
-def _monitor_plan(monitors: dict) -> tuple:
-    """Hashable (name, kind, group, index, variables) per monitor; index is a tuple or None."""
-    out = []
-    for name, m in monitors.items():
-        idx = None if m.index is None else tuple(int(i) for i in m.index)
-        variables = m.variables if isinstance(m, StateMonitor) else ()
-        receptors = tuple(m.group.receptors) if isinstance(m, StateMonitor) else ()
-        out.append((name, type(m).__name__, m.group.name, idx, variables, receptors))
-    return tuple(out)
-
-
-def _stream(key: jax.Array, stream: int, t: jax.Array) -> jax.Array:
-    return jax.random.fold_in(jax.random.fold_in(key, stream), t)
-
-
-def _chunk(consts: dict, state: NetState, key: jax.Array, steppers: dict, *, plans: dict, specs: dict, sources: dict,
-           monitors: tuple, dt: float, length: int, unroll: int = 1, remat: bool = False):
-    """``length`` steps of the schedule in the module docstring; returns (state, monitor records, norms)."""
-    gconsts, parrays = consts["groups"], consts["projections"]
-    mixed = [name for name, stepper in steppers.items() if stepper.tracks_drive]
-
-    def one(carry, _):
-        st, norms, busy = carry
-        t = st.t
-        syn, ring, neurons, count = dict(st.syn), dict(st.ring), dict(st.neurons), dict(st.count)
-        spikes = {}
-        for name, plan in plans.items():
-            c = gconsts[name]
-            # 1. arrivals
-            depth = ring[name].shape[1]
-            slot = t % depth
-            x = syn[name] + ring[name][:, slot, :]
-            ring[name] = ring[name].at[:, slot, :].set(0)
-            for (r, lam, w, stream), idx, table in zip(plan.poisson, c["poisson_index"], c["poisson_table"]):
-                k = x.shape[1] if idx is None else idx.shape[0]
-                n_in = poisson_counts(_stream(key, stream, t), lam, table, k, x.dtype)
-                x = x.at[r].add(w * n_in) if idx is None else x.at[r, idx].add(w * n_in)
-            # 2. neuron step with the equivalent current
-            s = neurons[name]
-            v = s.v
-            for r, kind in enumerate(plan.kinds):
-                if kind == "delta":
-                    v = v + x[r]
-            s = s._replace(v=v)
-            current = c["i_const"]
-            for cur, arr, idx in zip(plan.currents, c["arrays"], c["index"]):
-                value = cur.at(t, None) if cur is not None else arr[jnp.minimum(t, arr.shape[0] - 1)]
-                current = current + value if idx is None else current.at[idx].add(value)
-            for r, kind in enumerate(plan.kinds):
-                if kind == "psc_exp":
-                    current = current + c["psc"][r] * x[r]
-            cond = [r for r, kind in enumerate(plan.kinds) if kind == "cond_exp"]
-            if cond:
-                g_tot = sum(x[r] for r in cond)
-                g_e = sum(x[r] * plan.e_rev[r] for r in cond)
-                sc = steppers[name].constants
-                current = cond_current(s.v, g_tot, g_e, c["r_m"] * current, sc.v_rest, sc.decay, sc.gain)
-            stepper = steppers[name]
-            group_key = jax.random.fold_in(key, plan.stream) if stepper.needs_key else None
-            s, spk, a = stepper(s, current, group_key)
-            if stepper.tracks_drive:
-                norms = dict(norms, **{name: jnp.maximum(norms[name], stepper.drive_norm(a))})
-            neurons[name] = s
-            # 3. receptor decay (Delta: nothing persists)
-            syn[name] = x * jnp.asarray(plan.decays, x.dtype)[:, None]
-            spikes[name] = spk
-        for name, (kind, extra) in sources.items():
-            c = gconsts[name]
-            if kind == "poisson":
-                spikes[name] = jax.random.uniform(_stream(key, extra, t), c["p"].shape, c["p"].dtype) < c["p"]
-            else:
-                # the spikes of step t sit in steps[lo:lo + width] (arrays padded at build)
-                lo = jnp.searchsorted(c["steps"], t)
-                idx = jax.lax.dynamic_slice(c["idx"], (lo,), (extra,))
-                hit = jax.lax.dynamic_slice(c["steps"], (lo,), (extra,)) == t
-                n = count[name].shape[0]
-                spikes[name] = jnp.zeros((n,), bool).at[jnp.where(hit, idx, n)].set(True, mode="drop")
-        for name, spk in spikes.items():
-            count[name] = count[name] + spk.astype(jnp.int32)
-        # 4. propagation, 5. plasticity
-        weights, traces = dict(st.weights), dict(st.traces)
-        for name, spec in specs.items():
-            if spec.path == "event":
-                busy = dict(busy, **{name: jnp.maximum(busy[name], jnp.sum(spikes[spec.pre], dtype=jnp.int32))})
-            ring[spec.post] = deliver(spec, parrays[name], weights[name], spikes[spec.pre], ring[spec.post], t)
-            if spec.plasticity is not None:
-                traces[name], weights[name] = spec.plasticity.update(
-                    traces[name], weights[name], parrays[name].targets, spikes[spec.pre], spikes[spec.post], dt)
-        new = NetState(t=t + 1, neurons=neurons, syn=syn, ring=ring, weights=weights, traces=traces, count=count)
-        # 6. monitors
-        out = {}
-        for mname, kind, group, idx, variables, receptors in monitors:
-            sel = (lambda a: a) if idx is None else (lambda a, i=jnp.asarray(idx, jnp.int32): a[..., i])
-            if kind == "SpikeMonitor":
-                out[mname] = sel(spikes[group])
-            elif kind == "RateMonitor":
-                out[mname] = jnp.sum(sel(spikes[group]), dtype=jnp.int32)
-            else:
-                s = neurons[group]
-                vals = {}
-                for var in variables:
-                    if var in receptors:
-                        vals[var] = sel(syn[group][receptors.index(var)])
-                    else:
-                        vals[var] = OBSERVABLES[var](jax.tree_util.tree_map(lambda a: sel(a) if a.ndim else a, s))
-                out[mname] = vals
-        return (new, norms, busy), out
-
-    norms0 = {name: jnp.zeros((), state.neurons[name].v.dtype) for name in mixed}
-    busy0 = {name: jnp.zeros((), jnp.int32) for name, spec in specs.items() if spec.path == "event"}
-    body = jax.checkpoint(one, prevent_cse=False) if remat else one
-    (state, norms, busy), records = jax.lax.scan(body, (state, norms0, busy0), None, length=length, unroll=unroll)
-    return state, records, norms, busy

@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -48,8 +48,8 @@ from qsn.networks.plasticity import STDP
 from qsn.networks.synapse import CondExp
 
 __all__ = [
-    "Projection", "ProjectionSpec", "ProjectionArrays", "Footprint", "build", "footprint", "build_budget", "deliver",
-    "to_dense_weights", "synapse_list", "build_progress",
+    "Projection", "ProjectionSpec", "EventProjection", "DenseProjection", "ProjectionArrays", "Footprint", "build",
+    "footprint", "build_budget", "build_progress",
 ]
 
 _DENSE_MAX_ENTRIES = 2**22
@@ -373,19 +373,105 @@ def build_progress(footprints: dict[str, Footprint], enabled: bool | None = None
     return progress_bar(total, "Network.build", bool(enabled), unit="synapse")
 
 
-class ProjectionSpec(NamedTuple):
-    """Static (hashable) description of a built projection."""
+class EventProjection(NamedTuple):
+    """A built projection on the event path (static, hashable): each step gathers the ELL rows of the
+    presynaptic neurons that spiked (up to ``block`` of them) and scatters them into the ring buffer."""
 
     name: str
     pre: str
     post: str
     receptor: int  # index of the receptor in the target group's ring buffer
-    path: str  # "event" | "dense"
-    delays: tuple[int, ...]  # dense path: the distinct delays (steps), one matrix each
-    block: int  # event path: capacity in spiking rows per step
+    delays: tuple[int, ...]  # () on this path: each synapse has its own delay
+    block: int  # capacity in spiking rows per step
+    n_pre: int
+    n_post: int  # targets this projection delivers to (a partitioned device: its slice of the group)
+    plasticity: STDP | None
+
+    path = "event"
+
+    def deliver(self, arrays: "ProjectionArrays", weights: jax.Array, spikes: jax.Array, ring: jax.Array,
+                t: jax.Array) -> jax.Array:
+        """Add the spikes ``(n_pre,)`` of step ``t`` into ``ring`` ``(receptors, D, n_post)``.
+
+        The first ``block`` spiking rows are gathered (padding row ``n_pre`` when fewer spiked); the
+        caller checks that no step had more (``Network.run`` re-runs with a larger ``block``), so
+        nothing is dropped.
+        """
+        depth = ring.shape[1]
+        (rows,) = jnp.nonzero(spikes, size=self.block, fill_value=self.n_pre)
+        slot = (t + 1 + arrays.delays[rows]) % depth
+        return ring.at[self.receptor, slot, arrays.targets[rows]].add(weights[rows], mode="drop")
+
+    def busy(self, spikes: jax.Array) -> jax.Array:
+        """Rows this step gathers: the spiking presynaptic neurons (checked against ``block``)."""
+        return jnp.sum(spikes, dtype=jnp.int32)
+
+    def longest_delay(self, arrays: "ProjectionArrays", synapses: int) -> int:
+        """Longest delay of the drawn synapses, steps (0 without any)."""
+        return int(jnp.max(arrays.delays)) if synapses else 0
+
+    def dense_weights(self, arrays: "ProjectionArrays", weights: jax.Array) -> np.ndarray:
+        """``(n_pre, n_post)`` total weight per pair (summed over multapses), on the host."""
+        w = np.asarray(weights)
+        out = np.zeros((self.n_pre, self.n_post + 1), w.dtype)
+        tg = np.asarray(arrays.targets)[: self.n_pre]
+        np.add.at(out, (np.repeat(np.arange(self.n_pre), tg.shape[1]), tg.reshape(-1)), w[: self.n_pre].reshape(-1))
+        return out[:, : self.n_post]
+
+    def synapse_list(self, arrays: "ProjectionArrays", weights: jax.Array) -> dict[str, np.ndarray]:
+        """Host arrays ``pre``, ``post``, ``weight``, ``delay`` (steps) sorted by ``(pre, post)``."""
+        w = np.asarray(weights)
+        tg = np.asarray(arrays.targets)[: self.n_pre]
+        rows, cols = np.nonzero(tg < self.n_post)
+        return dict(pre=rows, post=tg[rows, cols], weight=w[rows, cols], delay=np.asarray(arrays.delays)[rows, cols])
+
+
+class DenseProjection(NamedTuple):
+    """A built projection on the dense path (static, hashable): one ``(n_pre, n_post)`` weight matrix
+    per distinct delay, a matrix-vector product per delay each step."""
+
+    name: str
+    pre: str
+    post: str
+    receptor: int
+    delays: tuple[int, ...]  # the distinct delays (steps), one matrix each
+    block: int  # unused on this path (kept so both paths have one shape)
     n_pre: int
     n_post: int
     plasticity: STDP | None
+
+    path = "dense"
+
+    def deliver(self, arrays: "ProjectionArrays", weights: jax.Array, spikes: jax.Array, ring: jax.Array,
+                t: jax.Array) -> jax.Array:
+        """Add the spikes ``(n_pre,)`` of step ``t`` into ``ring`` ``(receptors, D, n_post)``."""
+        depth = ring.shape[1]
+        contrib = jnp.einsum("p,dpq->dq", spikes.astype(weights.dtype), weights)
+        slots = (t + 1 + jnp.asarray(self.delays, jnp.int32)) % depth
+        return ring.at[self.receptor, slots].add(contrib)
+
+    def busy(self, spikes: jax.Array) -> None:
+        """No capacity to check on this path."""
+        return None
+
+    def longest_delay(self, arrays: "ProjectionArrays", synapses: int) -> int:
+        return max(self.delays)
+
+    def dense_weights(self, arrays: "ProjectionArrays", weights: jax.Array) -> np.ndarray:
+        """``(n_pre, n_post)`` total weight per pair (summed over delays), on the host."""
+        return np.asarray(weights).sum(axis=0)
+
+    def synapse_list(self, arrays: "ProjectionArrays", weights: jax.Array) -> dict[str, np.ndarray]:
+        """As :meth:`EventProjection.synapse_list`; multapses of equal delay appear once, summed."""
+        w = np.asarray(weights)
+        pre, post, slot = (np.asarray(x) for x in arrays.synapses)
+        valid = pre < self.n_pre
+        keys = np.unique(np.stack([pre[valid], post[valid], slot[valid]]), axis=1)
+        pre, post, slot = keys
+        return dict(pre=pre, post=post, weight=w[slot, pre, post], delay=np.asarray(self.delays)[slot])
+
+
+ProjectionSpec = Union[EventProjection, DenseProjection]
 
 
 class ProjectionArrays(NamedTuple):
@@ -411,8 +497,9 @@ def build(proj: Projection, key: jax.Array, dt: float, dtype: Any, receptor: int
             entries = len(delays) * n_pre * n_post
             path = "dense" if entries <= _DENSE_MAX_ENTRIES and m >= _DENSE_MIN_DENSITY * entries else "event"
     block = min(n_pre, proj.event_block or 2 ** math.ceil(math.log2(max(64, n_pre / 64))))
-    spec = ProjectionSpec(proj.name, proj.pre.name, proj.post.name, receptor, path, delays if path == "dense" else (),
-                          block, n_pre, n_post, proj.plasticity)
+    kind = DenseProjection if path == "dense" else EventProjection
+    spec = kind(proj.name, proj.pre.name, proj.post.name, receptor, delays if path == "dense" else (), block, n_pre, n_post,
+                proj.plasticity)
     if path == "dense":
         size = bucket(m)
         pre, post = np.full(size, SENTINEL, np.int32), np.zeros(size, np.int32)
@@ -431,44 +518,3 @@ def _dense_fill(pre, post, w, d, delays, n_pre: int, n_post: int):
     slot = jnp.searchsorted(delays, d)
     weights = jnp.zeros((delays.shape[0], n_pre, n_post), w.dtype).at[slot, pre, post].add(w, mode="drop")
     return weights, slot
-
-
-def deliver(spec: ProjectionSpec, arrays: ProjectionArrays, weights: jax.Array, spikes: jax.Array,
-            ring: jax.Array, t: jax.Array) -> jax.Array:
-    """Add the spikes ``(n_pre,)`` of step ``t`` into ``ring`` ``(receptors, D, n_post)``."""
-    depth = ring.shape[1]
-    if spec.path == "dense":
-        contrib = jnp.einsum("p,dpq->dq", spikes.astype(weights.dtype), weights)
-        slots = (t + 1 + jnp.asarray(spec.delays, jnp.int32)) % depth
-        return ring.at[spec.receptor, slots].add(contrib)
-    # the first `block` spiking rows (padding row n_pre when fewer spiked); the caller checks that
-    # no step had more (see Network.run), so this drops nothing
-    (rows,) = jnp.nonzero(spikes, size=spec.block, fill_value=spec.n_pre)
-    slot = (t + 1 + arrays.delays[rows]) % depth
-    return ring.at[spec.receptor, slot, arrays.targets[rows]].add(weights[rows], mode="drop")
-
-
-def to_dense_weights(spec: ProjectionSpec, arrays: ProjectionArrays, weights: jax.Array) -> np.ndarray:
-    """``(n_pre, n_post)`` total weight per pair (summed over multapses and delays), on the host."""
-    w = np.asarray(weights)
-    if spec.path == "dense":
-        return w.sum(axis=0)
-    out = np.zeros((spec.n_pre, spec.n_post + 1), w.dtype)
-    tg = np.asarray(arrays.targets)[: spec.n_pre]
-    np.add.at(out, (np.repeat(np.arange(spec.n_pre), tg.shape[1]), tg.reshape(-1)), w[: spec.n_pre].reshape(-1))
-    return out[:, : spec.n_post]
-
-
-def synapse_list(spec: ProjectionSpec, arrays: ProjectionArrays, weights: jax.Array) -> dict[str, np.ndarray]:
-    """Host arrays ``pre``, ``post``, ``weight``, ``delay`` (steps) sorted by ``(pre, post)``; with the
-    dense path, multapses of equal delay appear once with their summed weight."""
-    w = np.asarray(weights)
-    if spec.path == "dense":
-        pre, post, slot = (np.asarray(x) for x in arrays.synapses)
-        valid = pre < spec.n_pre
-        keys = np.unique(np.stack([pre[valid], post[valid], slot[valid]]), axis=1)
-        pre, post, slot = keys
-        return dict(pre=pre, post=post, weight=w[slot, pre, post], delay=np.asarray(spec.delays)[slot])
-    tg = np.asarray(arrays.targets)[: spec.n_pre]
-    rows, cols = np.nonzero(tg < spec.n_post)
-    return dict(pre=rows, post=tg[rows, cols], weight=w[rows, cols], delay=np.asarray(arrays.delays)[rows, cols])

@@ -20,7 +20,7 @@ kinetics' own integration, so refractoriness, the qubit and thresholding stay in
 from __future__ import annotations
 
 import math
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 import equinox as eqx
 import numpy as np
@@ -28,7 +28,7 @@ import numpy as np
 from qsn.errors import ConfigurationError
 from qsn.params import NeuronParams
 
-__all__ = ["Delta", "PscExp", "CondExp", "Kinetics", "psc_coefficient"]
+__all__ = ["Delta", "PscExp", "CondExp", "Kinetics", "Drive", "psc_coefficient", "cond_current"]
 
 
 def _real(owner: str, name: str, value: Any) -> float:
@@ -45,10 +45,40 @@ def _positive(owner: str, name: str, value: float) -> float:
     return value
 
 
+class Drive(NamedTuple):
+    """A neuron step's inputs as a group's receptors enter them one by one, in receptor order.
+
+    ``v``: the membrane potential, mV, to which a Delta receptor adds its jump; ``current``: the
+    external current, to which a PscExp receptor adds its equivalent current; ``g``, ``g_e``: total
+    conductance and ``sum g e_rev`` of the CondExp receptors (``None`` without any), held over the step.
+    """
+
+    v: Any
+    current: Any
+    g: Any = None
+    g_e: Any = None
+
+
+def _add(a: Any, b: Any) -> Any:
+    return b if a is None else a + b
+
+
 class Delta(eqx.Module):
     """Instantaneous voltage jump ``V += w`` (w in mV)."""
 
     kind: str = eqx.field(static=True, default="delta")
+
+    def decay(self, dt: float) -> float:
+        """Per-step factor of the receptor variable: 0 (nothing persists past its arrival step)."""
+        return 0.0
+
+    def coefficient(self, params: NeuronParams) -> Any:
+        """Equivalent-current factor (none for a voltage jump)."""
+        return 0.0
+
+    def enter(self, drive: Drive, x: Any, coefficient: Any) -> Drive:
+        """Enter this receptor's ``(n,)`` variable ``x`` into the step's :class:`Drive`: a jump of ``V``."""
+        return drive._replace(v=drive.v + x)
 
 
 class PscExp(eqx.Module):
@@ -59,6 +89,18 @@ class PscExp(eqx.Module):
 
     def __check_init__(self) -> None:
         _positive("PscExp", "tau", self.tau)
+
+    def decay(self, dt: float) -> float:
+        """Per-step factor ``exp(-dt/tau)`` of the current."""
+        return math.exp(-float(dt) / self.tau)
+
+    def coefficient(self, params: NeuronParams) -> Any:
+        """:func:`psc_coefficient` of ``params`` for this ``tau`` (scalar or ``(n,)``)."""
+        return psc_coefficient(params, self.tau)
+
+    def enter(self, drive: Drive, x: Any, coefficient: Any) -> Drive:
+        """Add the current ``x`` as its equivalent constant current ``coefficient * x``."""
+        return drive._replace(current=drive.current + coefficient * x)
 
 
 class CondExp(eqx.Module):
@@ -77,6 +119,18 @@ class CondExp(eqx.Module):
         if not math.isfinite(_real("CondExp", "e_rev", self.e_rev)):
             raise ConfigurationError(f"CondExp.e_rev must be finite, but is {self.e_rev!r}")
 
+    def decay(self, dt: float) -> float:
+        """Per-step factor ``exp(-dt/tau)`` of the conductance."""
+        return math.exp(-float(dt) / self.tau)
+
+    def coefficient(self, params: NeuronParams) -> Any:
+        """No current factor: a conductance enters through :func:`cond_current`."""
+        return 0.0
+
+    def enter(self, drive: Drive, x: Any, coefficient: Any) -> Drive:
+        """Add the conductance ``x`` and its ``x * e_rev`` (held over the step)."""
+        return drive._replace(g=_add(drive.g, x), g_e=_add(drive.g_e, x * self.e_rev))
+
 
 Kinetics = Union[Delta, PscExp, CondExp]
 
@@ -94,11 +148,6 @@ def psc_coefficient(params: NeuronParams, tau_syn: float) -> np.ndarray:
     small = np.abs(k * dt) < 1e-12
     ratio = np.where(small, dt / tau_m, np.expm1(np.where(small, 1.0, k) * dt) / (tau_m * np.where(small, 1.0, k)))
     return np.exp(-dt / tau_m) * ratio / -np.expm1(-dt / tau_m)
-
-
-def decay_factor(kinetics: Kinetics, dt: float) -> float:
-    """Per-step decay ``exp(-dt/tau)`` of a receptor's variable (0 for :class:`Delta`: nothing persists)."""
-    return 0.0 if kinetics.kind == "delta" else math.exp(-float(dt) / kinetics.tau)
 
 
 def check_kinetics(owner: str, kinetics: Any) -> Kinetics:

@@ -6,8 +6,7 @@ References and tolerances (float64 throughout):
   mV; with dyadic weights (every partial sum exact) the whole state is bitwise equal;
 * checkpoints: ``run(T)`` equals ``run(T/2)``, ``state``/``restore`` (or ``save``/``load``) into an
   identically built network, ``run(T/2)`` — bit for bit, random streams included;
-* sharding over 4 (virtual CPU) devices equals the unsharded run bit for bit (in a subprocess, since
-  the device count is fixed when JAX starts);
+* partitioned runs (``shard=``) are tested in ``test_partition.py``;
 * single neurons: a PscExp input gives the analytic double-exponential PSP (closed form, ``1e-10``
   mV); CondExp follows the exponential-Euler formula written here in NumPy (``1e-12``); a Delta
   input jumps V by ``w`` (``1e-12``); every input arrives at step ``k + 1 + d``;
@@ -22,11 +21,6 @@ References and tolerances (float64 throughout):
 """
 
 from __future__ import annotations
-
-import os
-import subprocess
-import sys
-import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -234,56 +228,6 @@ def test_checkpoint_restore_and_save_load_continue_bit_for_bit(tmp_path):
         _leaves_equal(whole.state, final)
         np.testing.assert_array_equal(mon.step, ref_step)
         np.testing.assert_array_equal(mon.i, ref_i)
-
-
-_SHARD_SCRIPT = textwrap.dedent(
-    """
-    import jax, numpy as np, jax.numpy as jnp, qsn
-    jax.config.update("jax_enable_x64", True)
-    from qsn.networks import (Network, NeuronGroup, PoissonGroup, Projection, PoissonInput, CurrentInput,
-        SpikeMonitor, PscExp, Delta, fixed_probability, fixed_indegree, normal, uniform)
-    assert jax.device_count() == 4, jax.devices()
-
-    def run(shard):
-        net = Network(dtype=np.float64)
-        p = qsn.NeuronParams(v_rest=-60., v_th=-50., tau_m=20., t_ref=2., delta=0.2, t2=40., jump_rate=0.02, dt=0.1)
-        g = net.add(NeuronGroup(32, p, receptors={"exc": PscExp(5.0), "inh": Delta()},
-                                v0=lambda k: -60 + 10 * jax.random.uniform(k, (32,), jnp.float64), name="g"))
-        src = net.add(PoissonGroup(16, 80.0, name="src"))
-        net.add(Projection(g[:24], g, fixed_probability(0.2), weight=normal(0.8, 0.3), delay=uniform(0.1, 2.0),
-                           propagation="event", name="e"))
-        net.add(Projection(g[24:], g, fixed_indegree(3), weight=-1.0, delay=0.5, receptor="inh",
-                           propagation="dense", name="i"))
-        net.add(Projection(src, g, fixed_probability(0.3), weight=2.0, propagation="dense", name="p"))
-        net.add(PoissonInput(g, "exc", 100.0, 0.5, 5), CurrentInput(g, 10.5))
-        s = net.add(SpikeMonitor(g, name="s"))
-        net.build(jax.random.key(3), shard=shard).run(20.0)
-        return net, s
-
-    a, sa = run(False)
-    b, sb = run(True)
-    spec = b.state.neurons["g"].v.sharding.spec
-    assert "neurons" in tuple(spec), spec  # the neuron axis really is split over the 4 devices
-    assert sa.step.size > 10, sa.step.size
-    assert np.array_equal(sa.step, sb.step) and np.array_equal(sa.i, sb.i)
-    la, lb = jax.tree_util.tree_leaves(a.state), jax.tree_util.tree_leaves(b.state)
-    assert len(la) == len(lb)
-    for x, y in zip(la, lb):
-        assert np.array_equal(np.asarray(x), np.asarray(y))
-    print("SHARD-OK", sa.step.size)
-    """
-)
-
-
-# a fresh interpreter with 4 virtual devices compiles two networks: ~15 s of CPU on 2 cores
-@pytest.mark.slow
-def test_sharded_run_equals_unsharded_run():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
-    out = subprocess.run(
-        [sys.executable, "-c", _SHARD_SCRIPT], env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "SHARD-OK" in out.stdout
 
 
 # ------------------------------------------------------------------------------------ single neurons

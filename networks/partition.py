@@ -1,0 +1,471 @@
+"""Partitioned execution: every device owns a slice of each neuron group and the synapses onto it.
+
+A network built with ``Network.build(key, shard=True)`` (or a one-axis ``jax.sharding.Mesh``) runs
+its :func:`~qsn.networks.program.net_step` inside ``jax.shard_map`` on ``P`` devices:
+
+* **ownership** — device ``p`` owns neurons ``[p S, (p + 1) S)`` of every neuron group
+  (``S = ceil(n / P)`` rounded up to a multiple of 32; the last slice is padded with inert neurons,
+  whose spikes are masked and never delivered), their states, receptors and ring buffers, and
+  *their incoming synapses*: for every projection, the ELL rows of all presynaptic neurons cut to the
+  targets in its slice (``(n_pre + 1, K_p)``, ``K_p`` about ``K / P``), so synapse memory per device is
+  about ``1/P`` of the network's;
+* **exchange** — after the neuron step each device packs its slice's spikes into 32-bit words and one
+  ``all_gather`` per neuron group and step gives every device the whole group's spikes
+  (:class:`AllGather`): ``P * S / 8`` bytes per group and step arrive at each device
+  (:attr:`Partition.exchange_bytes`). Delivery is then local: every device scatters the spiking rows
+  of its own cut into its own ring buffers. Spike sources (Poisson groups, spike arrays) have no state
+  to own: every device computes their spikes (cheap, and identical everywhere);
+* **randomness** — a Poisson input draws, on each device, the entries ``[p S, (p + 1) S)`` of the
+  counter-based Threefry stream the single-device run draws for the whole group
+  (:func:`uniform_slice`), so a run gives the same spikes on any number of devices;
+* **the same answer** — connectivity, weights, delays and initial states are the single-device
+  build's, cut by owner, so spike trains do not depend on ``P`` (``tests/networks/test_partition.py``
+  checks 1, 2, 4 and 8 devices, and 2 processes, against one device).
+
+The cut is made on the host of each process from the build's draw; only the slices of that process's
+devices are placed on them (:func:`jax.make_array_from_callback`), so it runs unchanged under
+``jax.distributed`` with one process per host or GPU (:mod:`qsn.networks.multihost`).
+
+Not partitioned yet (refused at build, naming the member): plasticity (STDP), state monitors, and
+groups whose step draws random numbers (pure-mode dephasing, relaxation or quantum jumps).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from qsn.errors import ConfigurationError
+from qsn.networks.inputs import poisson_counts
+from qsn.networks.program import GroupProgram, Program, net_steps
+from qsn.networks.projection import EventProjection, ProjectionArrays
+
+__all__ = ["AllGather", "Partition", "uniform_slice", "pack_bits", "unpack_bits"]
+
+_WORD = 32  # spikes per exchanged word; slices are multiples of it
+
+
+def uniform_slice(key: jax.Array, offset: jax.Array, size: int, dtype: Any) -> jax.Array:
+    """Entries ``[offset, offset + size)`` of ``jax.random.uniform(key, (N,), dtype)`` for any ``N`` past them.
+
+    JAX's Threefry (``jax_threefry_partitionable``, the default) makes entry ``i`` a function of the
+    key and ``i`` alone; this computes those entries without the others (``tests/networks/test_partition.py``
+    compares it with ``jax.random.uniform``).
+    """
+    from jax.extend.random import threefry2x32_p
+
+    k = jax.random.key_data(key)
+    lo = (jnp.asarray(offset).astype(jnp.uint32) + jnp.arange(size, dtype=jnp.uint32))
+    hi = jnp.zeros_like(lo)
+    b1, b2 = threefry2x32_p.bind(jnp.broadcast_to(k[0], lo.shape), jnp.broadcast_to(k[1], lo.shape), hi, lo)
+    dtype = jnp.dtype(dtype)
+    if dtype == jnp.float64:
+        bits = (b1.astype(jnp.uint64) << jnp.uint64(32)) | b2.astype(jnp.uint64)
+        one, shift, uint = np.float64(1.0).view(np.uint64), 64 - 52, jnp.uint64
+    else:
+        bits = b1 ^ b2
+        one, shift, uint = np.float32(1.0).view(np.uint32), 32 - 23, jnp.uint32
+    f = jax.lax.bitcast_convert_type((bits >> uint(shift)) | uint(one), dtype) - jnp.asarray(1.0, dtype)
+    return jnp.maximum(jnp.asarray(0.0, dtype), f)
+
+
+def pack_bits(spikes: jax.Array) -> jax.Array:
+    """``(S,)`` bool, ``S`` a multiple of 32, as ``(S / 32,)`` uint32 words (bit ``j`` of word ``w``: neuron ``32 w + j``)."""
+    bits = spikes.reshape(-1, _WORD).astype(jnp.uint32) << jnp.arange(_WORD, dtype=jnp.uint32)[None, :]
+    return jnp.sum(bits, axis=1, dtype=jnp.uint32)  # distinct bits: the sum is their OR
+
+
+def unpack_bits(words: jax.Array, n: int) -> jax.Array:
+    """The first ``n`` spikes of :func:`pack_bits` words."""
+    bits = (words[:, None] >> jnp.arange(_WORD, dtype=jnp.uint32)[None, :]) & jnp.uint32(1)
+    return bits.reshape(-1)[:n].astype(bool)
+
+
+class AllGather(NamedTuple):
+    """The exchange of a partitioned network (inside ``shard_map`` over mesh axis ``axis``)."""
+
+    axis: str
+
+    def offset(self, group: GroupProgram) -> jax.Array:
+        return jax.lax.axis_index(self.axis) * group.size
+
+    def spikes(self, group: GroupProgram, c: dict, spikes: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``(this device's spikes, the whole group's)``: padding masked, packed, one ``all_gather``."""
+        mine = spikes & c["valid"]
+        words = jax.lax.all_gather(pack_bits(mine), self.axis, tiled=True)
+        return mine, unpack_bits(words, group.n)
+
+    def poisson(self, key: jax.Array, lam: float, table: Any, group: GroupProgram, dtype: Any) -> jax.Array:
+        if table is None:  # a rejection sampler: draw the whole group's counts, keep this slice
+            counts = poisson_counts(key, lam, None, group.n, dtype)
+            counts = jnp.pad(counts, (0, group.size * jax.lax.axis_size(self.axis) - group.n))
+            return jax.lax.dynamic_slice(counts, (self.offset(group),), (group.size,))
+        u = uniform_slice(key, self.offset(group), group.size, dtype)
+        return jnp.sum(u[:, None] >= table[None, :].astype(dtype), axis=1, dtype=jnp.int32).astype(dtype)
+
+    def most(self, x: jax.Array) -> jax.Array:
+        return jax.lax.pmax(x, self.axis)
+
+    def local(self, group: GroupProgram, value: jax.Array) -> jax.Array:
+        """This device's part of a whole-group ``(n,)`` value (a scalar stays as it is)."""
+        if jnp.ndim(value) == 0:
+            return value
+        full = jnp.pad(value, (0, group.size * jax.lax.axis_size(self.axis) - group.n))
+        return jax.lax.dynamic_slice(full, (self.offset(group),), (group.size,))
+
+
+def _cut(a: np.ndarray, lo: int, size: int, n: int, pad: str) -> np.ndarray:
+    """``a[..., lo:lo + size]`` of an ``(..., n)`` array, padded past ``n`` with zeros or the last entry."""
+    a = np.asarray(a)
+    part = a[..., lo:min(lo + size, n)]
+    missing = size - part.shape[-1]
+    if missing:
+        fill = a[..., n - 1 : n] if pad == "edge" and n else np.zeros((*a.shape[:-1], 1), a.dtype)
+        part = np.concatenate([part, np.repeat(fill, missing, axis=-1)], axis=-1)
+    return part
+
+
+def _slice_size(n: int, devices: int) -> int:
+    """Neurons per device: ``ceil(n / devices)`` rounded up to a whole exchanged word."""
+    per = -(-n // devices)
+    return max(_WORD, -(-per // _WORD) * _WORD)
+
+
+def _localise(index: np.ndarray, lo: int, size: int) -> np.ndarray:
+    """Global neuron indices as indices into the slice starting at ``lo`` (``size``: outside, dropped)."""
+    index = np.asarray(index)
+    inside = (index >= lo) & (index < lo + size)
+    return np.where(inside, index - lo, size).astype(np.int32)
+
+
+def cut_rows(targets: np.ndarray, n_post: int, size: int, devices: int, *columns: np.ndarray) -> list[tuple]:
+    """Cut ELL rows ``targets`` ``(R, K)`` (increasing rows, padding ``n_post``) by target owner.
+
+    Returns, per device ``p``, ``(targets_p, *columns_p)``: ``(R, K_p)`` arrays (the same ``K_p`` for all
+    devices), ``targets_p`` local to the slice ``[p size, (p + 1) size)`` and padded with ``size``, each of
+    ``columns`` (delays, weights: ``(R, K)``) moved with its synapse and padded with 0.
+    """
+    rows, width = targets.shape
+    owner = np.where(targets < n_post, targets // size, devices)  # padding: owner "devices"
+    flat_key = (np.arange(rows, dtype=np.int64)[:, None] * (devices + 1) + owner).reshape(-1)
+    counts = np.bincount(flat_key, minlength=rows * (devices + 1)).reshape(rows, devices + 1)
+    start = np.cumsum(counts, axis=1) - counts  # first column of each owner's run in the row (rows increase)
+    k_p = max(1, int(counts[:, :devices].max())) if rows else 1
+    col = np.arange(width, dtype=np.int64)[None, :] - np.take_along_axis(start, np.minimum(owner, devices), axis=1)
+    out = []
+    valid = owner < devices
+    r_idx = np.broadcast_to(np.arange(rows)[:, None], targets.shape)
+    for p in range(devices):
+        sel = valid & (owner == p)
+        r, c = r_idx[sel], col[sel]
+        tp = np.full((rows, k_p), size, np.int32)
+        tp[r, c] = targets[sel] - p * size
+        parts = [tp]
+        for extra in columns:
+            xp = np.zeros((rows, k_p), extra.dtype)
+            xp[r, c] = extra[sel]
+            parts.append(xp)
+        out.append(tuple(parts))
+    return out
+
+
+def join_rows(parts: list[np.ndarray], size: int, n_post: int, *columns: list[np.ndarray]) -> tuple:
+    """Inverse of :func:`cut_rows`: the ``(R, K)`` global rows (``K`` the longest row) and columns."""
+    rows = parts[0].shape[0]
+    glob = np.concatenate([np.where(t < size, t + p * size, np.iinfo(np.int32).max) for p, t in enumerate(parts)], axis=1)
+    order = np.argsort(glob == np.iinfo(np.int32).max, axis=1, kind="stable")  # valid first, in owner order
+    counts = np.sum(glob != np.iinfo(np.int32).max, axis=1)
+    width = max(1, int(counts.max())) if rows else 1
+    order = order[:, :width]
+    targets = np.take_along_axis(glob, order, axis=1)
+    targets = np.where(targets == np.iinfo(np.int32).max, n_post, targets).astype(np.int32)
+    out = [targets]
+    for cols in columns:
+        joined = np.concatenate(cols, axis=1)
+        picked = np.take_along_axis(joined, order, axis=1)
+        out.append(np.where(targets < n_post, picked, 0).astype(joined.dtype))
+    return tuple(out)
+
+
+class Partition:
+    """How a built network is laid out over the devices of a one-axis mesh (see the module docstring).
+
+    Made by ``Network.build(shard=...)``; :meth:`split` turns a single-device ``NetState`` into the
+    devices' stacked one, :meth:`join` back (what ``Network.state``, ``save`` and ``restore`` use, so a
+    checkpoint restores on any number of devices).
+    """
+
+    def __init__(self, mesh: Mesh, groups: dict, sources: dict) -> None:
+        if len(mesh.axis_names) != 1:
+            raise ConfigurationError(f"Network.build(shard=mesh): the mesh must have one axis, but has {mesh.axis_names}")
+        self.mesh = mesh
+        self.axis = mesh.axis_names[0]
+        self.devices = int(mesh.shape[self.axis])
+        # slice sizes: ceil(n / P), a multiple of the exchanged word
+        self.size = {name: _slice_size(g.n, self.devices) for name, g in groups.items()}
+        self.n = {name: g.n for name, g in groups.items()}
+        self.sources = set(sources)
+        self._stacked = NamedSharding(mesh, PartitionSpec(self.axis))
+        self._replicated = NamedSharding(mesh, PartitionSpec())
+
+    # ---------------------------------------------------------------- cost
+    @property
+    def exchange_bytes(self) -> int:
+        """Bytes of spike words each device receives per step (all neuron groups, its own slice included)."""
+        return sum(self.devices * s // 8 for s in self.size.values())
+
+    # ---------------------------------------------------------------- placement
+    def _stack(self, parts: list) -> Any:
+        """Per-device pytrees (identical structure) as one pytree of arrays with a leading device axis,
+        each process building only the slices of its own devices."""
+        leaves = [jax.tree_util.tree_leaves(p) for p in parts]
+        treedef = jax.tree_util.tree_structure(parts[0])
+        out = []
+        for i in range(len(leaves[0])):
+            pieces = [np.asarray(leaves[p][i]) for p in range(self.devices)]
+            shape = (self.devices, *pieces[0].shape)
+            out.append(jax.make_array_from_callback(
+                shape, self._stacked, lambda index, pieces=pieces: pieces[index[0].start or 0][None]))
+        return jax.tree_util.tree_unflatten(treedef, out)
+
+    def _unstack(self, tree: Any) -> list:
+        """The per-device pieces of a stacked pytree, on this host (gathered from every process)."""
+        def host(x):
+            if x.is_fully_addressable:
+                return np.asarray(x)
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+        leaves = [host(x) for x in jax.tree_util.tree_leaves(tree)]
+        treedef = jax.tree_util.tree_structure(tree)
+        return [jax.tree_util.tree_unflatten(treedef, [x[p] for x in leaves]) for p in range(self.devices)]
+
+    def replicate(self, x: Any) -> Any:
+        return jax.tree_util.tree_map(lambda a: jax.make_array_from_callback(
+            np.shape(a), self._replicated, lambda index, a=np.asarray(a): a[index]), x)
+
+    # ---------------------------------------------------------------- consts
+    def _group_consts(self, name: str, c: dict, p: int) -> dict:
+        n, size = self.n[name], self.size[name]
+        lo = p * size
+        out = dict(
+            psc=_cut(c["psc"], lo, size, n, "zero"),
+            i_const=_cut(c["i_const"], lo, size, n, "zero"),
+            r_m=_cut(c["r_m"], lo, size, n, "edge"),
+            arrays=tuple(None if a is None else (a if idx is not None else _cut(a, lo, size, n, "zero"))
+                         for a, idx in zip(c["arrays"], c["index"])),
+            index=tuple(None if idx is None else _localise(idx, lo, size) for idx in c["index"]),
+            poisson_index=tuple(None if idx is None else _localise(idx, lo, size) for idx in c["poisson_index"]),
+            poisson_table=c["poisson_table"],
+            valid=np.arange(lo, lo + size) < n,
+        )
+        return out
+
+    def _stepper(self, name: str, stepper: Any, p: int) -> Any:
+        n, size = self.n[name], self.size[name]
+        return jax.tree_util.tree_map(lambda a: _cut(a, p * size, size, n, "edge") if np.ndim(a) else np.asarray(a), stepper)
+
+    def consts(self, program: Program, consts: dict, steppers: dict, specs: dict) -> tuple[Program, dict, dict]:
+        """The devices' stacked constants, the device program (local event capacities, ``AllGather``) and
+        the local projection specs."""
+        local_specs = {name: spec._replace(n_post=self.size[spec.post]) for name, spec in specs.items()}
+        parts = []
+        for p in range(self.devices):
+            groups = {}
+            for name, c in consts["groups"].items():
+                groups[name] = c if name in self.sources else self._group_consts(name, c, p)
+            projections = {}
+            for name, spec in specs.items():
+                arr = consts["projections"][name]
+                projections[name] = self._projection_arrays(spec, arr, p)
+            parts.append(dict(groups=groups, projections=projections,
+                              steppers={name: self._stepper(name, s, p) for name, s in steppers.items()}))
+        groups = tuple(g._replace(size=self.size[g.name]) for g in program.groups)
+        device_program = program._replace(groups=groups, exchange=AllGather(self.axis)).replace_projections(local_specs)
+        stacked = self._stack([dict(groups=pt["groups"], projections=pt["projections"]) for pt in parts])
+        stacked["steppers"] = self._stack([pt["steppers"] for pt in parts])
+        return device_program, stacked, local_specs
+
+    def _projection_arrays(self, spec: Any, arr: ProjectionArrays, p: int) -> ProjectionArrays:
+        cut = self._cuts[spec.name]
+        if isinstance(spec, EventProjection):
+            targets, delays = cut[p][:2]
+            return ProjectionArrays(targets, delays, None)
+        return ProjectionArrays(None, None, None)
+
+    # ---------------------------------------------------------------- state
+    def prepare(self, specs: dict, arrays: dict, weights: dict) -> None:
+        """Cut every projection once (host), keeping the cuts for :meth:`consts` and :meth:`split`."""
+        self._cuts, self._specs, self._arrays = {}, specs, {}
+        for name, spec in specs.items():
+            size = self.size[spec.post]
+            if isinstance(spec, EventProjection):
+                tg, dl, w = np.asarray(arrays[name].targets), np.asarray(arrays[name].delays), np.asarray(weights[name])
+                self._cuts[name] = cut_rows(tg, spec.n_post, size, self.devices, dl, w)
+            else:
+                w = np.asarray(weights[name])
+                self._cuts[name] = [(_cut(w, p * size, size, spec.n_post, "zero"),) for p in range(self.devices)]
+                self._arrays[name] = arrays[name]  # small (dense): kept whole for synapse lists
+
+    def global_targets(self, name: str) -> np.ndarray:
+        spec = self._specs[name]
+        return join_rows([c[0] for c in self._cuts[name]], self.size[spec.post], spec.n_post)[0]
+
+    def global_arrays(self, name: str) -> ProjectionArrays:
+        """The single-device :class:`ProjectionArrays` of a projection (host)."""
+        spec = self._specs[name]
+        if not isinstance(spec, EventProjection):
+            return self._arrays[name]
+        tg, dl = join_rows([c[0] for c in self._cuts[name]], self.size[spec.post], spec.n_post, [c[1] for c in self._cuts[name]])
+        return ProjectionArrays(tg, dl, None)
+
+    def split(self, state: Any) -> Any:
+        """A single-device ``NetState`` as the devices' stacked one (``t`` replicated)."""
+        cut_weights = {}
+        for name, w in state.weights.items():
+            spec, size = self._specs[name], self.size[self._specs[name].post]
+            if isinstance(spec, EventProjection):
+                cuts = cut_rows(self.global_targets(name), spec.n_post, size, self.devices, np.asarray(w))
+                cut_weights[name] = [c[1] for c in cuts]
+            else:
+                cut_weights[name] = [_cut(w, p * size, size, spec.n_post, "zero") for p in range(self.devices)]
+        parts = []
+        for p in range(self.devices):
+            neurons, syn, ring, count = {}, {}, {}, {}
+            for name in state.count:
+                if name in self.sources:
+                    count[name] = np.asarray(state.count[name])
+                    continue
+                n, size = self.n[name], self.size[name]
+                lo = p * size
+                neurons[name] = jax.tree_util.tree_map(lambda a: _cut(a, lo, size, n, "edge") if np.ndim(a) else np.asarray(a),
+                                                       state.neurons[name])
+                syn[name] = _cut(state.syn[name], lo, size, n, "zero")
+                ring[name] = _cut(state.ring[name], lo, size, n, "zero")
+                count[name] = _cut(state.count[name], lo, size, n, "zero")
+            weights = {name: cuts[p] for name, cuts in cut_weights.items()}
+            parts.append(dict(neurons=neurons, syn=syn, ring=ring, weights=weights, traces={}, count=count))
+        stacked = self._stack(parts)
+        return type(state)(t=self.replicate(np.asarray(state.t)), **stacked)
+
+    def join(self, state: Any) -> Any:
+        """The devices' stacked ``NetState`` as the single-device one (host arrays)."""
+        pieces = self._unstack(dict(neurons=state.neurons, syn=state.syn, ring=state.ring, weights=state.weights,
+                                    count=state.count))
+        t = state.t.addressable_data(0) if hasattr(state.t, "addressable_data") else state.t
+        neurons, syn, ring, count, weights = {}, {}, {}, {}, {}
+
+        def whole(name, leaves):
+            return np.concatenate(leaves, axis=-1)[..., : self.n[name]]
+
+        for name in pieces[0]["count"]:
+            if name in self.sources:
+                count[name] = pieces[0]["count"][name]
+                continue
+            neurons[name] = jax.tree_util.tree_map(
+                lambda *xs, name=name: whole(name, xs) if np.ndim(xs[0]) else xs[0], *[pc["neurons"][name] for pc in pieces])
+            syn[name] = whole(name, [pc["syn"][name] for pc in pieces])
+            ring[name] = whole(name, [pc["ring"][name] for pc in pieces])
+            count[name] = whole(name, [pc["count"][name] for pc in pieces])
+        for name, spec in self._specs.items():
+            ws = [pc["weights"][name] for pc in pieces]
+            if isinstance(spec, EventProjection):
+                size = self.size[spec.post]
+                weights[name] = join_rows([c[0] for c in self._cuts[name]], size, spec.n_post, ws)[1]
+            else:
+                weights[name] = whole(spec.post, ws)
+        as_jax = lambda tree: jax.tree_util.tree_map(jnp.asarray, tree)  # noqa: E731
+        return type(state)(t=jnp.asarray(np.asarray(t)), neurons=as_jax(neurons), syn=as_jax(syn), ring=as_jax(ring),
+                           weights=as_jax(weights), traces={}, count=as_jax(count))
+
+    # ---------------------------------------------------------------- run
+    def compile(self, program: Program, length: int) -> Any:
+        """``length`` steps of ``program`` on every device: ``fn(consts, state, key) -> (state, records,
+        norms, busy)``, records, norms and busy replicated."""
+        axis = self.axis
+        spec, rep = PartitionSpec(axis), PartitionSpec()
+
+        def local(consts, state, key):
+            squeeze = lambda tree: jax.tree_util.tree_map(lambda a: a[0], tree)  # noqa: E731
+            st = state._replace(neurons=squeeze(state.neurons), syn=squeeze(state.syn), ring=squeeze(state.ring),
+                                weights=squeeze(state.weights), count=squeeze(state.count))
+            st, records, norms, busy = net_steps(program, squeeze(consts), st, key, length=length)
+            expand = lambda tree: jax.tree_util.tree_map(lambda a: a[None], tree)  # noqa: E731
+            st = st._replace(neurons=expand(st.neurons), syn=expand(st.syn), ring=expand(st.ring),
+                             weights=expand(st.weights), count=expand(st.count))
+            return st, records, norms, busy
+
+        from qsn.networks.network import NetState
+
+        state_spec = NetState(t=rep, neurons=spec, syn=spec, ring=spec, weights=spec, traces=spec, count=spec)
+        fn = jax.shard_map(local, mesh=self.mesh, in_specs=(spec, state_spec, rep),
+                           out_specs=(state_spec, rep, rep, rep), check_vma=False)
+        return jax.jit(fn)
+
+    def key(self, key: jax.Array) -> jax.Array:
+        """The run key as an array replicated over the mesh (every process passes the same key)."""
+        return jax.random.wrap_key_data(self.replicate(np.asarray(jax.random.key_data(key))), impl=jax.random.key_impl(key))
+
+    def check_finite(self, state: Any, step: int) -> None:
+        """Raise ``NumericalInstabilityError`` naming the group, field and (whole-group) neuron of the first
+        non-finite value in this process's slices (as the single-device check does)."""
+        from qsn.errors import NumericalInstabilityError
+
+        for name, s in state.neurons.items():
+            fields = dict(s._asdict(), receptors=state.syn[name])
+            for field, arr in fields.items():
+                if not jnp.issubdtype(arr.dtype, jnp.floating) or arr.ndim < 2:
+                    continue
+                for shard in sorted(arr.addressable_shards, key=lambda sh: sh.index[0].start or 0):
+                    finite = np.isfinite(np.asarray(shard.data))
+                    if not finite.all():
+                        neuron = (shard.index[0].start or 0) * self.size[name] + int(np.argwhere(~finite)[0][-1])
+                        label = f"Group {name!r}: state field `{field}`" if field != "receptors" else f"Group {name!r}: `receptors`"
+                        raise NumericalInstabilityError(f"{label} became non-finite at neuron {neuron} by step {step}")
+
+    def host(self, tree: Any) -> Any:
+        """Replicated outputs (records, norms, busy) as host arrays (this process's copy)."""
+        return jax.tree_util.tree_map(lambda a: np.asarray(a.addressable_data(0)), tree)
+
+
+def check_partitionable(net: Any) -> None:
+    """Raise naming the first member a partitioned run does not take yet (see the module docstring)."""
+    from qsn.networks.group import NeuronGroup
+    from qsn.networks.monitors import StateMonitor
+
+    for p in net.projections.values():
+        if p.plasticity is not None:
+            raise ConfigurationError(f"Network.build(shard=...): projection {p.name!r} is plastic (STDP); "
+                                     "partitioned runs do not take plasticity yet: build without shard")
+    for m in net.monitors.values():
+        if isinstance(m, StateMonitor):
+            raise ConfigurationError(f"Network.build(shard=...): StateMonitor {m.name!r} records neuron states, which "
+                                     "partitioned runs do not gather yet: use SpikeMonitor/RateMonitor or build without shard")
+    for g in net.groups.values():
+        if isinstance(g, NeuronGroup):
+            from qsn.stepper import Stepper
+
+            if Stepper.build(g.params, g.mode, net.dtype).needs_key:
+                raise ConfigurationError(
+                    f"Network.build(shard=...): group {g.name!r} draws random numbers in its step (dephasing, relaxation "
+                    "or quantum jumps), which partitioned runs do not split by neuron yet: build without shard")
+
+
+def mesh_of(shard: Any) -> Mesh:
+    """The one-axis mesh of ``Network.build(shard=...)``: ``True`` -> every device of ``jax.devices()``."""
+    if isinstance(shard, Mesh):
+        return shard
+    if shard is True:
+        return Mesh(np.array(jax.devices()), ("neurons",))
+    if isinstance(shard, int) and not isinstance(shard, bool) and 1 <= shard <= len(jax.devices()):
+        return Mesh(np.array(jax.devices()[:shard]), ("neurons",))
+    raise ConfigurationError(
+        f"Network.build: shard must be False, True (all {len(jax.devices())} devices), a device count in "
+        f"1..{len(jax.devices())} or a one-axis jax.sharding.Mesh, but is {shard!r}")
+
+

@@ -1,0 +1,218 @@
+"""Partitioned runs (``Network.build(shard=...)``, :mod:`qsn.networks.partition`) against one device.
+
+The guarantee: the spike trains of a network do not depend on how many devices it is partitioned
+over. Checked bit for bit in float64 for the CUBA benchmark and a Brunel network (Poisson inputs,
+two delays) on 1, 2, 3, 4 and 8 virtual CPU devices, in a fresh interpreter (the device count is
+fixed when JAX starts); a checkpoint of a 4-device run restores on 2 devices and continues as the
+single-device run does. The pieces are checked on their own: the counter-based uniform slice against
+``jax.random.uniform``, bit packing and the cut of ELL rows by owner (round trips, hypothesis), the
+synapse memory per device (about ``1/P``), and the refusals, raised before anything is drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as hs
+
+from qsn.errors import ConfigurationError
+from qsn.networks import STDP, Network, NeuronGroup, Projection, SpikeMonitor, StateMonitor, fixed_probability
+from qsn.networks.partition import cut_rows, join_rows, pack_bits, uniform_slice, unpack_bits
+import qsn
+
+_SCRIPT = textwrap.dedent(
+    """
+    import json, jax, numpy as np
+    jax.config.update("jax_enable_x64", True)
+    from qsn.networks import models, SpikeMonitor
+    assert jax.device_count() == 8, jax.devices()
+
+    def build(model, shard):
+        net = model()
+        mons = [net.add(SpikeMonitor(g)) for g in list(net.groups.values())]
+        return net.build(jax.random.key(1), shard=shard), mons
+
+    def trains(mons):
+        return [(m.step.tolist(), m.i.tolist()) for m in mons]
+
+    out = {}
+    models_ = {"cuba": lambda: models.cuba(dtype=np.float64, monitor=False),
+               "brunel": lambda: models.brunel(n=1000, dtype=np.float64, monitor=False)}
+    for name, model in models_.items():
+        res = {}
+        for shard in (False, 2, 3, 4, 8):
+            net, mons = build(model, shard)
+            net.run(40.0)
+            if shard:  # (n_pre + 1, K_p) per device
+                per_device = {p: int(np.prod(net._dev_consts["projections"][p].targets.shape[1:])) for p in net._specs}
+            else:  # (n_pre + 1, K) on the one device
+                per_device = {p: int(np.size(net._arrays[p].targets)) for p in net._specs}
+            res[str(shard)] = dict(trains=trains(mons), bytes=net.exchange_bytes, devices=net.devices,
+                                   cut=per_device, whole={p: int(np.size(net._projection(p, "synapse_list")["pre"]))
+                                                          for p in net.projections})
+        out[name] = res
+    # a 4-device checkpoint restores on 2 devices and continues as one device does
+    one, m1 = build(models_["brunel"], False)
+    one.run(40.0)
+    four, _ = build(models_["brunel"], 4)
+    four.run(20.0)
+    two, m2 = build(models_["brunel"], 2)
+    two.restore(four.state)
+    two.run(20.0)
+    late = [(m.step[m.step >= 200].tolist(), m.i[m.step >= 200].tolist()) for m in m1]  # what `two` ran
+    out["restore"] = dict(one=late, two=trains(m2),
+                          count_equal=all(np.array_equal(one.spike_count(g), two.spike_count(g)) for g in one.groups))
+    print("RESULT" + json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def partitioned():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT"))
+    return json.loads(line[len("RESULT"):])
+
+
+@pytest.mark.parametrize("model", ["cuba", "brunel"])
+def test_spike_trains_do_not_depend_on_the_device_count(partitioned, model):
+    res = partitioned[model]
+    ref = res["False"]["trains"]
+    assert sum(len(s) for s, _ in ref) > 200  # the networks are active
+    for shard in ("2", "3", "4", "8"):
+        assert res[shard]["devices"] == int(shard)
+        assert res[shard]["trains"] == ref, f"{model} on {shard} devices"
+        assert res[shard]["whole"] == res["False"]["whole"]  # the synapses, joined back, are the same
+
+
+@pytest.mark.parametrize("model", ["cuba", "brunel"])
+def test_exchange_and_synapse_memory_per_device(partitioned, model):
+    res = partitioned[model]
+    for shard in ("2", "4", "8"):
+        p = int(shard)
+        assert res[shard]["bytes"] > 0 and res["False"]["bytes"] == 0
+        # each device holds (n_pre + 1, K_p) of every event projection, K_p about K / P (plus the
+        # fluctuation of the longest row cut: random rows of ~80-100 synapses here)
+        for name, cut in res[shard]["cut"].items():
+            ell = res["False"]["cut"][name]
+            assert cut * p <= 2.0 * ell and cut < ell, (name, cut, ell, p)
+
+
+def test_checkpoint_restores_on_another_device_count(partitioned):
+    res = partitioned["restore"]
+    assert res["two"] == res["one"] and res["count_equal"]
+
+
+# ------------------------------------------------------------------------------------ the pieces
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("offset, size, n", [(0, 64, 64), (96, 32, 130), (7, 5, 1000)])
+def test_uniform_slice_is_the_slice_of_jax_random_uniform(dtype, offset, size, n):
+    with jax.enable_x64(dtype == jnp.float64):
+        key = jax.random.fold_in(jax.random.key(5), 3)
+        whole = np.asarray(jax.random.uniform(key, (n,), dtype))
+        part = np.asarray(uniform_slice(key, offset, size, dtype))
+        assert part.dtype == whole.dtype
+        np.testing.assert_array_equal(part, whole[offset : offset + size])
+
+
+@settings(max_examples=30, deadline=None)
+@given(hs.lists(hs.booleans(), min_size=1, max_size=200), hs.integers(1, 6))
+def test_bits_round_trip(spikes, words):
+    s = np.zeros(32 * max(words, -(-len(spikes) // 32)), bool)
+    s[: len(spikes)] = spikes
+    back = np.asarray(unpack_bits(pack_bits(jnp.asarray(s)), s.size))
+    np.testing.assert_array_equal(back, s)
+
+
+@settings(max_examples=40, deadline=None)
+@given(hs.integers(1, 12), hs.integers(1, 70), hs.integers(1, 5), hs.integers(0, 2**31 - 1))
+def test_cut_rows_by_owner_round_trips(rows, n_post, devices, seed):
+    rng = np.random.default_rng(seed)
+    width = int(rng.integers(1, 9))
+    counts = rng.integers(0, width + 1, rows)
+    targets = np.full((rows, width), n_post, np.int32)
+    for r, c in enumerate(counts):
+        targets[r, :c] = np.sort(rng.integers(0, n_post, c))  # increasing rows, multapses allowed
+    weights = rng.normal(size=(rows, width)) * (targets < n_post)
+    size = -(-n_post // devices)
+    cuts = cut_rows(targets, n_post, size, devices, weights)
+    for p, (tp, wp) in enumerate(cuts):  # each cut holds exactly the synapses onto its slice
+        mine = (targets >= p * size) & (targets < (p + 1) * size) & (targets < n_post)
+        assert np.array_equal(np.sum(tp < size, axis=1), np.sum(mine, axis=1))
+        for r in range(rows):
+            np.testing.assert_array_equal(tp[r][tp[r] < size] + p * size, targets[r][mine[r]])
+            np.testing.assert_array_equal(wp[r][tp[r] < size], weights[r][mine[r]])
+    tg, w = join_rows([c[0] for c in cuts], size, n_post, [c[1] for c in cuts])
+    k = max(1, int(counts.max()))
+    np.testing.assert_array_equal(tg, targets[:, :k])
+    np.testing.assert_array_equal(w, weights[:, :k])
+
+
+def _small(monitor=None, plastic=False, params=None):
+    net = Network()
+    g = net.add(NeuronGroup(40, params or qsn.NeuronParams(delta=0.1), name="g"))
+    net.add(Projection(g, g, fixed_probability(0.1), weight=0.1, plasticity=STDP() if plastic else None, name="p"))
+    if monitor is not None:
+        net.add(monitor(g))
+    return net
+
+
+@pytest.mark.parametrize("case, match", [
+    (lambda: _small(plastic=True), "plastic"),
+    (lambda: _small(monitor=StateMonitor), "StateMonitor"),
+    (lambda: _small(params=qsn.NeuronParams(delta=0.1, jump_rate=0.01)), "random numbers"),
+])
+def test_what_partitioned_runs_do_not_take_is_refused_before_drawing(case, match):
+    net = case()
+    with pytest.raises(ConfigurationError, match=match):
+        net.build(jax.random.key(0), shard=True)
+    assert not net._built
+
+
+@pytest.mark.parametrize("shard", [0, 2, "all", 1.5])
+def test_a_bad_shard_is_named(shard):
+    net = _small(monitor=SpikeMonitor)
+    with pytest.raises(ConfigurationError, match="shard must be"):
+        net.build(jax.random.key(0), shard=shard)
+
+
+def test_one_device_partition_equals_the_plain_run():
+    runs = []
+    for shard in (False, 1):
+        net = _small()
+        mon = net.add(SpikeMonitor(net["g"]))
+        from qsn.networks import CurrentInput
+
+        net.add(CurrentInput(net["g"], np.linspace(20.0, 60.0, 40)))
+        net.build(jax.random.key(2), shard=shard).run(30.0)
+        runs.append((mon.step, mon.i, net.spike_count("g")))
+    assert runs[0][0].size > 20
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("model, extra", [("brunel", ["-n", "1000"]), ("cuba", [])])
+def test_two_processes_of_two_devices_equal_one_device(model, extra):
+    """jax.distributed on 127.0.0.1 (gloo CPU collectives): 2 processes x 2 devices, float64."""
+    from qsn.networks.multihost import launch_local
+
+    outs = launch_local([model, *extra, "--ms", "30", "--float64", "--check"], processes=2, devices=2, timeout=600)
+    results = [json.loads(line[len("QSN-WORKER "):]) for out in outs for line in out.splitlines()
+               if line.startswith("QSN-WORKER ")]
+    assert [r["process"] for r in results] == [0, 1]
+    for r in results:
+        assert r["devices"] == 4 and r["local_devices"] == 2 and r["spikes"] > 100
+        assert r["equal_to_one_device"] and r["state_equal"], r
+    assert results[0]["digest"] == results[1]["digest"]  # both processes hold every spike
