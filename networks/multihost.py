@@ -138,21 +138,32 @@ def _worker(args: argparse.Namespace) -> dict:
     from qsn.networks import SpikeMonitor, models
 
     def build(shard):
-        model = dict(brunel=lambda: models.brunel(n=args.n, dtype=np.float64 if args.float64 else np.float32, monitor=False),
-                     cuba=lambda: models.cuba(dtype=np.float64 if args.float64 else np.float32, monitor=False))[args.model]
+        dtype = np.float64 if args.float64 else np.float32
+        model = dict(brunel=lambda: models.brunel(n=args.n, indegree=args.indegree, dtype=dtype, monitor=False),
+                     cuba=lambda: models.cuba(dtype=dtype, monitor=False))[args.model]
         net = model()
         mons = [net.add(SpikeMonitor(g)) for g in list(net.groups.values())]
         return net.build(jax.random.key(args.seed), shard=shard), mons
 
+    import time
+
+    start = time.perf_counter()
     net, mons = build(True)
+    build_s = time.perf_counter() - start
+    warm = min(args.ms, 10.0)
+    net.run(warm)  # compiles the chunk of a short run; the timed run follows
+    start = time.perf_counter()
     net.run(args.ms)
+    run_s = time.perf_counter() - start
     spikes = int(sum(m.step.size for m in mons))
-    out = dict(process=jax.process_index(), processes=jax.process_count(), devices=net.devices,
-               local_devices=jax.local_device_count(), spikes=spikes, rate_hz=spikes / sum(m.n for m in mons) / (args.ms * 1e-3),
+    out = dict(process=jax.process_index(), processes=jax.process_count(), devices=net.devices, build_s=build_s,
+               run_s=run_s, ms=args.ms + warm,
+               local_devices=jax.local_device_count(), spikes=spikes, rate_hz=spikes / sum(m.n for m in mons) / ((args.ms + warm) * 1e-3),
                exchange_bytes_per_step=net.exchange_bytes, digest=_digest(mons))
     if args.check:
         state = net.state  # collective: every process gathers
         one, ref = build(False)
+        one.run(warm)
         one.run(args.ms)
         out["equal_to_one_device"] = _digest(ref) == out["digest"]
         out["state_equal"] = bool(all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in
@@ -168,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--devices", type=int, default=2, help="CPU devices per process (default 2)")
     ap.add_argument("model", choices=("brunel", "cuba"))
     ap.add_argument("-n", type=int, default=2000, help="brunel: neurons (default 2000)")
+    ap.add_argument("--indegree", type=int, default=None, help="brunel: excitatory in-degree C_E (default: 10%% of N_E)")
     ap.add_argument("--ms", type=float, default=100.0, help="biological time, ms (default 100)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--float64", action="store_true")
