@@ -19,7 +19,8 @@ from qsn.errors import ConfigurationError, RecordingError
 from qsn.observables import OBSERVABLES
 from qsn.networks.group import NeuronGroup, resolve
 
-__all__ = ["SpikeMonitor", "RateMonitor", "StateMonitor", "StepView", "SpikeProbe", "RateProbe", "StateProbe"]
+__all__ = ["SpikeMonitor", "RateMonitor", "StateMonitor", "StepView", "SpikeProbe", "RateProbe", "StateProbe",
+           "SlicedStateProbe"]
 
 
 class StepView(NamedTuple):
@@ -29,6 +30,7 @@ class StepView(NamedTuple):
     spikes: dict
     neurons: dict
     syn: dict
+    consts: dict | None = None  # the groups' constants (a partitioned device's probe indices live there)
 
 
 def _select(a: jax.Array, index: tuple | None) -> jax.Array:
@@ -73,14 +75,36 @@ class StateProbe(NamedTuple):
     reads_state = True  # neuron states: a partitioned executor holds them per device
 
     def record(self, view: StepView) -> dict:
-        s, syn = view.neurons[self.group], view.syn[self.group]
-        out = {}
-        for var in self.variables:
-            if var in self.receptors:
-                out[var] = _select(syn[self.receptors.index(var)], self.index)
-            else:
-                out[var] = OBSERVABLES[var](jax.tree_util.tree_map(lambda a: _select(a, self.index) if a.ndim else a, s))
-        return out
+        return _state_values(view, self.group, self.variables, self.receptors, self.index)
+
+
+class SlicedStateProbe(NamedTuple):
+    """A :class:`StateProbe` on a partitioned device: records ``width`` neurons of its slice, at the
+    indices ``consts[group]["probes"][name]`` (the partition reassembles the monitor's order)."""
+
+    name: str
+    group: str
+    variables: tuple[str, ...]
+    receptors: tuple[str, ...]
+    width: int
+
+    reads_state = True
+
+    def record(self, view: StepView) -> dict:
+        return _state_values(view, self.group, self.variables, self.receptors, view.consts[self.group]["probes"][self.name])
+
+
+def _state_values(view: StepView, group: str, variables: tuple, receptors: tuple, index: Any) -> dict:
+    """``{variable: (k,)}`` of the neurons ``index`` (a static tuple, an index array or None: all)."""
+    select = (lambda a: a) if index is None else (lambda a: a[..., jnp.asarray(index, jnp.int32)])
+    s, syn = view.neurons[group], view.syn[group]
+    out = {}
+    for var in variables:
+        if var in receptors:
+            out[var] = select(syn[receptors.index(var)])
+        else:
+            out[var] = OBSERVABLES[var](jax.tree_util.tree_map(lambda a: select(a) if a.ndim else a, s))
+    return out
 
 
 def _index(index: np.ndarray | None) -> tuple | None:

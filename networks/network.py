@@ -598,7 +598,7 @@ class Network:
                 new_state, records, norms, busy = fn(dict(self._consts, steppers=dict(self._steppers)), state, self._key)
             else:
                 out = fn(dict(self._dev_consts, steppers=dict(self._dev_steppers)), state, part.key(self._key))
-                new_state, (records, norms, busy) = out[0], part.host(out[1:])
+                new_state, (records, norms, busy) = out[0], part.host(*out[1:])
             replan = overflow = False
             for name, norm in norms.items():
                 stepper = self._steppers[name]

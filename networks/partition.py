@@ -26,8 +26,9 @@ The cut is made on the host of each process from the build's draw; only the slic
 devices are placed on them (:func:`jax.make_array_from_callback`), so it runs unchanged under
 ``jax.distributed`` with one process per host or GPU (:mod:`qsn.networks.multihost`).
 
-Not partitioned yet (refused at build, naming the member): plasticity (STDP), state monitors, and
-groups whose step draws random numbers (pure-mode dephasing, relaxation or quantum jumps).
+State monitors record on each device the monitored neurons of its slice; the partition puts them back
+in the monitor's order. Not partitioned yet (refused at build, naming the member): plasticity (STDP)
+and groups whose step draws random numbers (pure-mode dephasing, relaxation or quantum jumps).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from qsn.errors import ConfigurationError
 from qsn.networks.inputs import poisson_counts
+from qsn.networks.monitors import SlicedStateProbe, StateProbe
 from qsn.networks.program import GroupProgram, Program, net_steps
 from qsn.networks.projection import EventProjection, ProjectionArrays
 
@@ -274,11 +276,30 @@ class Partition:
         """The devices' stacked constants, the device program (local event capacities, ``AllGather``) and
         the local projection specs."""
         local_specs = {name: spec._replace(n_post=self.size[spec.post]) for name, spec in specs.items()}
+        probes, self._probe_layout = [], {}
+        probe_index: dict = {name: [{} for _ in range(self.devices)] for name in consts["groups"] if name not in self.sources}
+        for probe in program.probes:
+            if not isinstance(probe, StateProbe):
+                probes.append(probe)
+                continue
+            size = self.size[probe.group]
+            index = np.arange(self.n[probe.group]) if probe.index is None else np.asarray(probe.index)
+            owner, slot = index // size, index % size
+            width = max(1, int(np.bincount(owner, minlength=self.devices).max()))
+            place = np.zeros(index.size, np.int64)
+            for p in range(self.devices):
+                mine = np.flatnonzero(owner == p)
+                place[mine] = np.arange(mine.size)
+                local = np.zeros(width, np.int32)
+                local[: mine.size] = slot[mine]
+                probe_index[probe.group][p][probe.name] = local
+            self._probe_layout[probe.name] = (owner, place)
+            probes.append(SlicedStateProbe(probe.name, probe.group, probe.variables, probe.receptors, width))
         parts = []
         for p in range(self.devices):
             groups = {}
             for name, c in consts["groups"].items():
-                groups[name] = c if name in self.sources else self._group_consts(name, c, p)
+                groups[name] = c if name in self.sources else dict(self._group_consts(name, c, p), probes=probe_index[name][p])
             projections = {}
             for name, spec in specs.items():
                 arr = consts["projections"][name]
@@ -286,7 +307,8 @@ class Partition:
             parts.append(dict(groups=groups, projections=projections,
                               steppers={name: self._stepper(name, s, p) for name, s in steppers.items()}))
         groups = tuple(g._replace(size=self.size[g.name]) for g in program.groups)
-        device_program = program._replace(groups=groups, exchange=AllGather(self.axis)).replace_projections(local_specs)
+        device_program = program._replace(groups=groups, probes=tuple(probes),
+                                          exchange=AllGather(self.axis)).replace_projections(local_specs)
         stacked = self._stack([dict(groups=pt["groups"], projections=pt["projections"]) for pt in parts])
         stacked["steppers"] = self._stack([pt["steppers"] for pt in parts])
         return device_program, stacked, local_specs
@@ -398,13 +420,17 @@ class Partition:
             expand = lambda tree: jax.tree_util.tree_map(lambda a: a[None], tree)  # noqa: E731
             st = st._replace(neurons=expand(st.neurons), syn=expand(st.syn), ring=expand(st.ring),
                              weights=expand(st.weights), count=expand(st.count))
+            records = {k: expand(v) if k in sliced else v for k, v in records.items()}
             return st, records, norms, busy
+
+        sliced = {p.name for p in program.probes if isinstance(p, SlicedStateProbe)}
+        record_spec = {p.name: spec if p.name in sliced else rep for p in program.probes}
 
         from qsn.networks.network import NetState
 
         state_spec = NetState(t=rep, neurons=spec, syn=spec, ring=spec, weights=spec, traces=spec, count=spec)
         fn = jax.shard_map(local, mesh=self.mesh, in_specs=(spec, state_spec, rep),
-                           out_specs=(state_spec, rep, rep, rep), check_vma=False)
+                           out_specs=(state_spec, record_spec, rep, rep), check_vma=False)
         return jax.jit(fn)
 
     def key(self, key: jax.Array) -> jax.Array:
@@ -428,24 +454,30 @@ class Partition:
                         label = f"Group {name!r}: state field `{field}`" if field != "receptors" else f"Group {name!r}: `receptors`"
                         raise NumericalInstabilityError(f"{label} became non-finite at neuron {neuron} by step {step}")
 
-    def host(self, tree: Any) -> Any:
-        """Replicated outputs (records, norms, busy) as host arrays (this process's copy)."""
-        return jax.tree_util.tree_map(lambda a: np.asarray(a.addressable_data(0)), tree)
+    def host(self, records: dict, norms: dict, busy: dict) -> tuple[dict, dict, dict]:
+        """A chunk's outputs as host arrays: replicated ones from this process's copy; a state monitor's
+        ``(devices, steps, width)`` records gathered and put back in the monitor's neuron order."""
+        copy = lambda tree: jax.tree_util.tree_map(lambda a: np.asarray(a.addressable_data(0)), tree)  # noqa: E731
+        out = {}
+        for name, data in records.items():
+            if name not in self._probe_layout:
+                out[name] = copy(data)
+                continue
+            owner, place = self._probe_layout[name]
+            whole = self._unstack(data)  # per device {variable: (steps, width)}
+            out[name] = {var: np.stack([whole[p][var][:, q] for p, q in zip(owner, place)], axis=1)
+                         for var in data}
+        return out, copy(norms), copy(busy)
 
 
 def check_partitionable(net: Any) -> None:
     """Raise naming the first member a partitioned run does not take yet (see the module docstring)."""
     from qsn.networks.group import NeuronGroup
-    from qsn.networks.monitors import StateMonitor
 
     for p in net.projections.values():
         if p.plasticity is not None:
             raise ConfigurationError(f"Network.build(shard=...): projection {p.name!r} is plastic (STDP); "
                                      "partitioned runs do not take plasticity yet: build without shard")
-    for m in net.monitors.values():
-        if isinstance(m, StateMonitor):
-            raise ConfigurationError(f"Network.build(shard=...): StateMonitor {m.name!r} records neuron states, which "
-                                     "partitioned runs do not gather yet: use SpikeMonitor/RateMonitor or build without shard")
     for g in net.groups.values():
         if isinstance(g, NeuronGroup):
             from qsn.stepper import Stepper

@@ -211,7 +211,7 @@ def net_step(program: Program, consts: dict, state: Any, key: jax.Array) -> tupl
                 traces[p.name], weights[p.name], parrays[p.name].targets, spikes[p.pre], spikes[p.post], program.dt)
     new = state._replace(t=t + 1, neurons=neurons, syn=syn, ring=ring, weights=weights, traces=traces, count=count)
     # 6. monitors
-    view = StepView(spikes, neurons, syn)
+    view = StepView(spikes, neurons, syn, gconsts)
     records = {probe.name: probe.record(view) for probe in program.probes}
     return new, records, norms, busy
 
