@@ -27,8 +27,12 @@ devices are placed on them (:func:`jax.make_array_from_callback`), so it runs un
 ``jax.distributed`` with one process per host or GPU (:mod:`qsn.networks.multihost`).
 
 State monitors record on each device the monitored neurons of its slice; the partition puts them back
-in the monitor's order. Not partitioned yet (refused at build, naming the member): plasticity (STDP)
-and groups whose step draws random numbers (pure-mode dephasing, relaxation or quantum jumps).
+in the monitor's order. STDP updates each device's cut of the weights with the whole presynaptic trace
+(every device computes it alike) and its slice of the postsynaptic one; its weights can differ from
+the single-device run's by one ulp (XLA contracts ``w + a b`` into fused multiply-adds differently for
+the cut's array shape), so a long plastic run equals the single-device one up to rounding. Not partitioned yet (refused
+at build, naming the member): groups whose step draws random numbers (pure-mode dephasing,
+relaxation or quantum jumps).
 """
 
 from __future__ import annotations
@@ -371,14 +375,19 @@ class Partition:
                 ring[name] = _cut(state.ring[name], lo, size, n, "zero")
                 count[name] = _cut(state.count[name], lo, size, n, "zero")
             weights = {name: cuts[p] for name, cuts in cut_weights.items()}
-            parts.append(dict(neurons=neurons, syn=syn, ring=ring, weights=weights, traces={}, count=count))
+            traces = {}  # STDP: the presynaptic trace whole (every device updates it alike), the postsynaptic cut
+            for name, tr in state.traces.items():
+                post = self._specs[name].post
+                traces[name] = tr._replace(pre=np.asarray(tr.pre),
+                                           post=_cut(tr.post, p * self.size[post], self.size[post], self.n[post], "zero"))
+            parts.append(dict(neurons=neurons, syn=syn, ring=ring, weights=weights, traces=traces, count=count))
         stacked = self._stack(parts)
         return type(state)(t=self.replicate(np.asarray(state.t)), **stacked)
 
     def join(self, state: Any) -> Any:
         """The devices' stacked ``NetState`` as the single-device one (host arrays)."""
         pieces = self._unstack(dict(neurons=state.neurons, syn=state.syn, ring=state.ring, weights=state.weights,
-                                    count=state.count))
+                                    traces=state.traces, count=state.count))
         t = state.t.addressable_data(0) if hasattr(state.t, "addressable_data") else state.t
         neurons, syn, ring, count, weights = {}, {}, {}, {}, {}
 
@@ -401,9 +410,13 @@ class Partition:
                 weights[name] = join_rows([c[0] for c in self._cuts[name]], size, spec.n_post, ws)[1]
             else:
                 weights[name] = whole(spec.post, ws)
+        traces = {}
+        for name, tr in pieces[0]["traces"].items():
+            post = self._specs[name].post
+            traces[name] = tr._replace(post=whole(post, [pc["traces"][name].post for pc in pieces]))
         as_jax = lambda tree: jax.tree_util.tree_map(jnp.asarray, tree)  # noqa: E731
         return type(state)(t=jnp.asarray(np.asarray(t)), neurons=as_jax(neurons), syn=as_jax(syn), ring=as_jax(ring),
-                           weights=as_jax(weights), traces={}, count=as_jax(count))
+                           weights=as_jax(weights), traces=as_jax(traces), count=as_jax(count))
 
     # ---------------------------------------------------------------- run
     def compile(self, program: Program, length: int) -> Any:
@@ -415,11 +428,11 @@ class Partition:
         def local(consts, state, key):
             squeeze = lambda tree: jax.tree_util.tree_map(lambda a: a[0], tree)  # noqa: E731
             st = state._replace(neurons=squeeze(state.neurons), syn=squeeze(state.syn), ring=squeeze(state.ring),
-                                weights=squeeze(state.weights), count=squeeze(state.count))
+                                weights=squeeze(state.weights), traces=squeeze(state.traces), count=squeeze(state.count))
             st, records, norms, busy = net_steps(program, squeeze(consts), st, key, length=length)
             expand = lambda tree: jax.tree_util.tree_map(lambda a: a[None], tree)  # noqa: E731
             st = st._replace(neurons=expand(st.neurons), syn=expand(st.syn), ring=expand(st.ring),
-                             weights=expand(st.weights), count=expand(st.count))
+                             weights=expand(st.weights), traces=expand(st.traces), count=expand(st.count))
             records = {k: expand(v) if k in sliced else v for k, v in records.items()}
             return st, records, norms, busy
 
@@ -474,10 +487,6 @@ def check_partitionable(net: Any) -> None:
     """Raise naming the first member a partitioned run does not take yet (see the module docstring)."""
     from qsn.networks.group import NeuronGroup
 
-    for p in net.projections.values():
-        if p.plasticity is not None:
-            raise ConfigurationError(f"Network.build(shard=...): projection {p.name!r} is plastic (STDP); "
-                                     "partitioned runs do not take plasticity yet: build without shard")
     for g in net.groups.values():
         if isinstance(g, NeuronGroup):
             from qsn.stepper import Stepper

@@ -187,15 +187,15 @@ def net_step(program: Program, consts: dict, state: Any, key: jax.Array) -> tupl
     t, ex = state.t, program.exchange
     gconsts, parrays, steppers = consts["groups"], consts["projections"], consts["steppers"]
     syn, ring, neurons, count = dict(state.syn), dict(state.ring), dict(state.neurons), dict(state.count)
-    spikes, norms = {}, {}
+    spikes, mine, norms = {}, {}, {}  # spikes: whole groups; mine: this part's neurons
     for g in program.groups:
         stepper = steppers[g.name]
         neurons[g.name], spk, syn[g.name], ring[g.name], a = g.step(
             gconsts[g.name], stepper, ex, neurons[g.name], syn[g.name], ring[g.name], key, t)
         if stepper.tracks_drive:
             norms[g.name] = ex.most(stepper.drive_norm(a))
-        mine, spikes[g.name] = ex.spikes(g, gconsts[g.name], spk)
-        count[g.name] = count[g.name] + mine.astype(jnp.int32)
+        mine[g.name], spikes[g.name] = ex.spikes(g, gconsts[g.name], spk)
+        count[g.name] = count[g.name] + mine[g.name].astype(jnp.int32)
     for src in program.sources:
         spikes[src.name] = src.emit(gconsts[src.name], key, t)
         count[src.name] = count[src.name] + spikes[src.name].astype(jnp.int32)
@@ -208,7 +208,7 @@ def net_step(program: Program, consts: dict, state: Any, key: jax.Array) -> tupl
         ring[p.post] = p.deliver(parrays[p.name], weights[p.name], spikes[p.pre], ring[p.post], t)
         if p.plasticity is not None:
             traces[p.name], weights[p.name] = p.plasticity.update(
-                traces[p.name], weights[p.name], parrays[p.name].targets, spikes[p.pre], spikes[p.post], program.dt)
+                traces[p.name], weights[p.name], parrays[p.name].targets, spikes[p.pre], mine[p.post], program.dt)
     new = state._replace(t=t + 1, neurons=neurons, syn=syn, ring=ring, weights=weights, traces=traces, count=count)
     # 6. monitors
     view = StepView(spikes, neurons, syn, gconsts)
