@@ -12,6 +12,10 @@ by perturbing those sizes and comparing every decision.
   (orders requests by prompt length; the output length is unknown at arrival);
 * :class:`Readout` — an :class:`~qsn.scheduler.readout.OnlineReadout` on spike or raw features, one optimizer
   step per ``batch`` completions; no prediction before its first step;
+* :class:`BinnedMean` — nonlinear and classical: the mean measured work of finished tasks in the same quantile
+  bin of one observed feature (prompt length for LLM requests), bins refitted every ``refit`` completions;
+* :class:`Boosted` — scikit-learn's ``HistGradientBoostingRegressor`` (Poisson loss: a conditional mean) on all
+  observed features of the finished tasks, refitted every ``refit`` completions (needs ``qsn[learn]``);
 * :class:`Fused` — several predictors fused by the EMA/synergy rule of :mod:`qsn.scheduler.fusion`, the
   errors updated at each completion with the predictions made at that task's arrival;
 * :class:`Oracle` — the TRUE sizes, given explicitly: a bound for comparison, not a policy.
@@ -35,13 +39,15 @@ from typing import Mapping
 
 import numpy as np
 
-from qsn.errors import ConfigurationError, InvalidInputError
+from qsn.errors import BackendUnavailableError, ConfigurationError, InvalidInputError
 from qsn.scheduler.fusion import FusionResult, fused_value, fusion_init, fusion_update, fusion_weights
 from qsn.scheduler.policy import Observed
 from qsn.scheduler.predict import PRIOR_WORK, estimate_or, readout_inputs
 from qsn.scheduler.service import llm_work
+from qsn.scheduler.task import OBSERVED_FEATURES
 
-__all__ = ["SizePredictor", "Estimate", "PromptLength", "Readout", "Fused", "Oracle", "TYPICAL_OUTPUT_TOKENS"]
+__all__ = ["SizePredictor", "Estimate", "PromptLength", "BinnedMean", "Boosted", "Readout", "Fused", "Oracle",
+           "TYPICAL_OUTPUT_TOKENS"]
 
 # Median GeneratedTokens of the Azure LLM conversation trace 2023 (shared/traces/README.md): the output length
 # PromptLength assumes for every request. A fixed constant, not learned: any constant gives the same order.
@@ -129,6 +135,153 @@ class PromptLength(SizePredictor):
 
     def predict(self, task: int, now: float) -> float:
         return float(self._log[task])
+
+
+def _check_int(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigurationError(f"Argument `{name}` must be an int >= {low}, but is {value!r}")
+    return int(value)
+
+
+class BinnedMean(SizePredictor):
+    """Mean measured work of the finished tasks whose ``feature`` falls in the same bin: a nonlinear classical
+    baseline (a step function of the feature), causal by construction.
+
+    Every ``refit`` completions the bins are refitted on the tasks finished so far: ``bins`` quantile bins of
+    their feature values (equal edges merged; NaN values form one more bin), each bin's value the mean of its
+    tasks' measured work shrunk toward the mean of all of them, ``(Σ_bin work + shrink · mean) / (n_bin +
+    shrink)``. A task is predicted with the bins of the last refit before its readiness; before the first,
+    the mean measured work of the tasks finished so far (``prior`` work units before any).
+
+    Args:
+        feature: a column of :data:`~qsn.scheduler.task.OBSERVED_FEATURES`; default ``"prompt_tokens"`` for LLM
+            requests, else ``"estimate"``.
+        bins: quantile bins, >= 1. refit: completions between refits, >= 1. shrink: pseudo-count, >= 0.
+        prior: work units predicted before any task has finished, > 0.
+
+    Example:
+        >>> from qsn.scheduler.policy import observe
+        >>> from qsn.scheduler import Workload, Cluster
+        >>> wl = Workload.from_arrays(arrival=[0.0, 1, 2, 3, 4], prompt_tokens=[10, 20, 1000, 2000, 15], llm=True)
+        >>> b = BinnedMean(bins=2, refit=4, shrink=0); b.bind(observe(wl, Cluster.uniform(1)))
+        >>> for t, work in enumerate([1.0, 3.0, 10.0, 30.0]): b.learn(t, np.log(work), t + 0.5)
+        >>> round(float(np.exp(b.predict(4, 4.0))), 6)        # prompt 15: the short bin's mean of 1 and 3
+        2.0
+    """
+
+    def __init__(self, feature: str | None = None, *, bins: int = 16, refit: int = 64, shrink: float = 2.0,
+                 prior: float = PRIOR_WORK) -> None:
+        if feature is not None and feature not in OBSERVED_FEATURES:
+            raise ConfigurationError(f"Argument `feature` must be one of {OBSERVED_FEATURES}, but is {feature!r}")
+        if not (np.isfinite(shrink) and shrink >= 0):
+            raise ConfigurationError(f"Argument `shrink` must be a finite number >= 0, but is {shrink!r}")
+        if not (np.isfinite(prior) and prior > 0):
+            raise ConfigurationError(f"Argument `prior` must be a finite number > 0, but is {prior!r}")
+        self.feature, self.bins, self.refit = feature, _check_int("bins", bins, 1), _check_int("refit", refit, 1)
+        self.shrink, self.prior = float(shrink), float(prior)
+        self.name = "binned" if feature is None else f"binned[{feature}]"
+
+    def bind(self, tasks: Observed) -> None:
+        super().bind(tasks)
+        column = self.feature or ("prompt_tokens" if tasks.llm else "estimate")
+        self._x = tasks.features[:, OBSERVED_FEATURES.index(column)]
+        self._mean = _MeanWork(self.prior)
+        self._rows: list[int] = []
+        self._work: list[float] = []
+        self._edges: np.ndarray | None = None  # inner bin edges of the last refit
+        self._values = np.zeros(0)  # (len(edges) + 2,) work units: the bins, then the NaN bin
+
+    def _bin(self, x: np.ndarray) -> np.ndarray:
+        return np.where(np.isnan(x), len(self._edges) + 1, np.searchsorted(self._edges, x, side="right"))
+
+    def _fit(self) -> None:
+        x, work = self._x[self._rows], np.asarray(self._work)
+        finite = x[np.isfinite(x)]
+        q = np.quantile(finite, np.linspace(0, 1, self.bins + 1)[1:-1]) if finite.size else np.zeros(0)
+        self._edges = np.unique(q)
+        k = self._bin(x)
+        size = len(self._edges) + 2
+        mean, count = work.mean(), np.bincount(k, minlength=size)
+        total = np.bincount(k, weights=work, minlength=size) + self.shrink * mean
+        # an empty bin (the NaN bin, or merged edges) gets the overall mean
+        self._values = np.where(count > 0, total / np.maximum(count + self.shrink, 1e-300), mean)
+
+    def predict(self, task: int, now: float) -> float:
+        if self._edges is None:
+            return math.log(max(self._mean.value, 1e-9))
+        return math.log(max(float(self._values[self._bin(self._x[task:task + 1])[0]]), 1e-9))
+
+    def learn(self, task: int, log_work: float, now: float) -> None:
+        self._mean.add(log_work)
+        self._rows.append(task)
+        self._work.append(math.exp(log_work))
+        if len(self._rows) % self.refit == 0:
+            self._fit()
+
+
+class Boosted(SizePredictor):
+    """scikit-learn's ``HistGradientBoostingRegressor`` on every observed feature (NaN = missing, handled by the
+    trees), Poisson loss (so it estimates the conditional *mean* work, as :class:`BinnedMean` does), trained
+    only on finished tasks' measured work and refitted from scratch every ``refit`` completions; before the first
+    fit, the mean measured work (``prior`` before any). Deterministic for a ``seed`` (no early stopping).
+
+    Args:
+        refit: completions between refits, >= 1. max_iter: boosting iterations per fit, >= 1.
+        seed: the trees' ``random_state``. prior: work units before any task has finished, > 0.
+
+    Raises :class:`~qsn.errors.BackendUnavailableError` at ``bind`` without scikit-learn.
+    """
+
+    _CHUNK = 256  # rows predicted per call with one model (a prediction depends only on the model and its row)
+
+    def __init__(self, *, refit: int = 256, max_iter: int = 100, seed: int = 0, prior: float = PRIOR_WORK) -> None:
+        if not (np.isfinite(prior) and prior > 0):
+            raise ConfigurationError(f"Argument `prior` must be a finite number > 0, but is {prior!r}")
+        self.refit, self.max_iter = _check_int("refit", refit, 1), _check_int("max_iter", max_iter, 1)
+        self.seed, self.prior = int(seed), float(prior)
+        self.name = "boosted"
+
+    def bind(self, tasks: Observed) -> None:
+        try:
+            from sklearn.ensemble import HistGradientBoostingRegressor
+            from threadpoolctl import threadpool_limits
+        except ImportError as err:
+            raise BackendUnavailableError("Boosted needs scikit-learn: pip install 'qsn[learn]'") from err
+        super().bind(tasks)
+        # one OpenMP thread: fits of a few hundred rows are ~0.1 s on one, but several seconds each with the
+        # library's default thread pool on a machine whose cores are busy (measured on the project's 2 cores)
+        self._threads = lambda: threadpool_limits(1, user_api="openmp")
+        self._make = lambda: HistGradientBoostingRegressor(loss="poisson", max_iter=self.max_iter,
+                                                           early_stopping=False, random_state=self.seed)
+        self._mean = _MeanWork(self.prior)
+        self._rows: list[int] = []
+        self._work: list[float] = []
+        self._model = None
+        self._fits = 0
+        self._cached = (-1, 0, 0)  # (fit, first row, end row) of the cached predictions
+        self._cache = np.zeros(0)
+
+    def predict(self, task: int, now: float) -> float:
+        if self._model is None:
+            return math.log(max(self._mean.value, 1e-9))
+        fit, lo, hi = self._cached
+        if fit != self._fits or not lo <= task < hi:
+            lo, hi = task, min(task + self._CHUNK, self.tasks.n)
+            with self._threads():
+                self._cache = self._model.predict(self.tasks.features[lo:hi][:, self._columns])
+            self._cached = (self._fits, lo, hi)
+        return math.log(max(float(self._cache[task - lo]), 1e-9))
+
+    def learn(self, task: int, log_work: float, now: float) -> None:
+        self._mean.add(log_work)
+        self._rows.append(task)
+        self._work.append(math.exp(log_work))
+        if len(self._rows) % self.refit == 0:
+            x = self.tasks.features[self._rows]
+            self._columns = np.flatnonzero(np.isfinite(x).any(axis=0))  # a feature never given carries nothing
+            with self._threads():
+                self._model = self._make().fit(x[:, self._columns], np.asarray(self._work))
+            self._fits += 1
 
 
 class Oracle(SizePredictor):
