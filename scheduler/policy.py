@@ -11,10 +11,15 @@ event order:
   the attempt that finished): the only way a size reaches a policy, and so its predictors;
 * ``on_interrupt(task, worker, now, view)`` when a worker failure sends a running task back;
 * ``on_worker(worker, up, now)`` when a worker fails (``up=False``) or is repaired;
+* ``on_timer(now, view)`` at a time the policy asked for with :meth:`View.wake_at` (quantum expiries);
 * ``next_dispatch(now, view)`` after every event, repeatedly until it returns ``None``: a ``(task,
   worker)`` to start now. The simulator checks each decision (the task ready, the worker able to take it
   now: :meth:`View.can_start`) and raises :class:`~qsn.errors.ConfigurationError` naming the task and
-  worker otherwise.
+  worker otherwise;
+* ``next_preemption(now, view)`` when ``next_dispatch`` has nothing more: a running ``(task, worker)`` to
+  stop now (preempt-resume: the task keeps the work it has done and is ready again; no callback follows,
+  the policy made the decision), then ``next_dispatch`` again; until it returns ``None``. Policies that never
+  preempt keep the default (``None``); :mod:`qsn.scheduler.preemptive` has SRPT and MLFQ.
 
 The :class:`View` is what is observable at that instant: free slots, memory in use, which workers are up,
 which tasks are running or finished. Policies here:
@@ -130,9 +135,24 @@ class View:
         self._memo = (lp.version, task, ok)
         return ok
 
+    def could_start(self, task: int) -> np.ndarray:
+        """(W,) bool: workers that could start ``task`` now if they had a free slot and room for its memory — up,
+        eligible, and linked to its finished quantum parents' nodes (what a preemption must keep)."""
+        lp = self._loop
+        ok = lp.up & lp.ok[task]
+        if lp.linked is not None and lp.wl.qubits[task] > 0:
+            for p in lp.parents[task]:
+                if lp.wl.qubits[p] > 0:
+                    ok = ok & lp.linked[lp.where[p]]
+        return ok
+
     def can_start(self, task: int, worker: int) -> bool:
         """Whether ``worker`` can start ``task`` now (:meth:`startable` at one worker)."""
         return bool(self.startable(task)[worker])
+
+    def wake_at(self, time: float) -> None:
+        """Ask for an ``on_timer`` call at ``time`` (s, >= now); the policy then decides again."""
+        self._loop.wake_at(float(time))
 
 
 class OnlinePolicy(abc.ABC):
@@ -159,9 +179,29 @@ class OnlinePolicy(abc.ABC):
     def on_worker(self, worker: int, up: bool, now: float) -> None:
         """``worker`` failed (``up=False``) or came back."""
 
+    def on_timer(self, now: float, view: View) -> None:
+        """A time asked for with :meth:`View.wake_at` has come."""
+
     @abc.abstractmethod
     def next_dispatch(self, now: float, view: View) -> tuple[int, int] | None:
         """A ``(task, worker)`` to start now, or ``None``; called until it returns ``None``."""
+
+    def next_preemption(self, now: float, view: View) -> tuple[int, int] | None:
+        """A running ``(task, worker)`` to stop now (preempt-resume), or ``None`` (the default: never preempt)."""
+        return None
+
+    @property
+    def preemptive(self) -> bool:
+        """Whether this policy may preempt (it overrides :meth:`next_preemption`)."""
+        return type(self).next_preemption is not OnlinePolicy.next_preemption
+
+
+def check_aging(aging: float) -> float:
+    """``aging`` as a float, or :class:`~qsn.errors.ConfigurationError` naming it unless finite and >= 0 (s/s)."""
+    if isinstance(aging, bool) or not (isinstance(aging, (int, float, np.floating, np.integer)) and np.isfinite(aging)
+                                       and aging >= 0):
+        raise ConfigurationError(f"Argument `aging` must be a finite number >= 0, but is {aging!r}")
+    return float(aging)
 
 
 def fastest_startable(view: View, tasks: Observed, task: int) -> int | None:
@@ -230,9 +270,7 @@ class ShortestFirst(GlobalQueue):
     """
 
     def __init__(self, size: "SizePredictor", *, aging: float = 0.0) -> None:
-        if not (isinstance(aging, (int, float, np.floating, np.integer)) and np.isfinite(aging) and aging >= 0):
-            raise ConfigurationError(f"Argument `aging` must be a finite number >= 0, but is {aging!r}")
-        self.size, self.aging = size, float(aging)
+        self.size, self.aging = size, check_aging(aging)
         self.name = f"sjf[{size.name}]" + (f"+aging {self.aging:g}" if self.aging else "")
 
     def bind(self, tasks: Observed, cluster: Cluster) -> None:

@@ -12,15 +12,20 @@ Semantics (one event loop, all policies):
   i.e. arrival). When a slot frees, the worker starts the best ready task of its own queue that fits
   (head of line: a head that does not fit blocks the queue, no backfilling), then the global queue's head
   goes to the free eligible worker of highest effective speed, or waits.
-* A worker runs up to ``slots`` tasks at once whose memory sums to at most its ``memory``; it is
-  non-preemptive.
+* A worker runs up to ``slots`` tasks at once whose memory sums to at most its ``memory``. A task runs to
+  completion unless the policy preempts it (``next_preemption``, asked whenever ``next_dispatch`` has nothing
+  more to start): preempt-resume, the task keeps the work it has done and later runs only the rest, on any
+  worker, at that worker's speed; ``start`` stays the first start of the attempt.
+* A policy may ask for a wake-up at a time (``View.wake_at``): an event with no change of state that calls
+  ``on_timer`` and then asks the policy again (how MLFQ's quanta expire).
 * Dependent quantum tasks (both with ``qubits > 0``) placed on different nodes need a link with
   ``cluster.fidelity >= cluster.min_fidelity``; a plan that breaks it is rejected before the run, and the
   online dispatcher never picks such a node.
 * Faults: worker ``j`` fails after exponential times of rate ``failure_rate[j]``; its running tasks are
   lost (their work so far counts as busy, ``restarts`` is incremented) and go back to their queue; it
   comes back after ``repair_time[j]``.
-* LLM requests produce their first token when prefill completes: ``start + prefill / speed``.
+* LLM requests produce their first token when prefill completes: ``start + prefill / speed`` (preempted ones
+  when the work done first reaches the prefill's).
 
 Speed: the loop is plain Python over events with ``heapq`` (a few microseconds per event, about 1 s
 for 100,000 tasks); the service-time arithmetic is vectorised per task over workers.
@@ -63,6 +68,7 @@ class Schedule(NamedTuple):
     peak_running: np.ndarray  # (W,) int64, most tasks running at once
     peak_memory: np.ndarray  # (W,) GiB, most memory in use at once
     failures: np.ndarray  # (W,) int64, failures that happened during the run
+    preemptions: np.ndarray | None = None  # (N,) int64, times each task was preempted (None: built without)
 
 
 def check_plan(workload: Workload, cluster: Cluster, plan: Plan) -> Plan:
@@ -208,7 +214,7 @@ def simulate(workload: Workload, cluster: Cluster, policy: Union[Plan, OnlinePol
     return _EventLoop(workload, cluster, policy, faults, seed, eligible).run()
 
 
-_ARRIVE, _COMPLETE, _FAIL, _REPAIR = 0, 1, 2, 3
+_ARRIVE, _COMPLETE, _FAIL, _REPAIR, _WAKE = 0, 1, 2, 3, 4
 _WAITING, _READY, _RUNNING, _DONE = 0, 1, 2, 3
 
 
@@ -239,6 +245,8 @@ class _EventLoop:
         self.running: list[dict[int, float]] = [dict() for _ in range(w)]  # task -> start
         self.state = np.full(n, _WAITING, np.int8)
         self.attempt = np.zeros(n, np.int64)
+        self.remaining = np.array(wl.work, np.float64)  # work units left of the current attempt
+        self.attained = np.zeros(n)  # work units done in the current attempt before its running segment
         # results
         self.start = np.full(n, np.nan)
         self.finish = np.full(n, np.nan)
@@ -250,6 +258,7 @@ class _EventLoop:
         self.peak_running = np.zeros(w, np.int64)
         self.peak_memory = np.zeros(w)
         self.failures = np.zeros(w, np.int64)
+        self.preemptions = np.zeros(n, np.int64)
         self.events: list = []
         self.seq = 0
         self.version = 0  # bumped whenever a worker's state changes (View.startable memoises on it)
@@ -261,7 +270,13 @@ class _EventLoop:
         heapq.heappush(self.events, (time, kind, self.seq, a, b))
 
     def duration(self, t: int, w) -> np.ndarray | float:
-        return self.work[t] / self.speed[self.wl.task_type[t], w]
+        return self.remaining[t] / self.speed[self.wl.task_type[t], w]
+
+    def wake_at(self, time: float) -> None:
+        if not time >= self.now:
+            raise ConfigurationError(f"Policy {self.policy.name!r} asked to wake at t = {time!r} s, before now "
+                                     f"(t = {self.now:g} s)")
+        self.push(time, _WAKE, 0)
 
     def run(self) -> Schedule:
         wl, cl = self.wl, self.cl
@@ -292,9 +307,11 @@ class _EventLoop:
                     self.fail(a)
                 elif kind == _REPAIR:
                     self.repair(a)
+                elif kind == _WAKE:
+                    self.policy.on_timer(self.now, self.view)
             self.dispatch()
         return Schedule(self.start, self.finish, self.where, self.first, self.restarts, self.busy, self.lost,
-                        self.peak_running, self.peak_memory, self.failures)
+                        self.peak_running, self.peak_memory, self.failures, self.preemptions)
 
     # --- task flow ---------------------------------------------------------------------------------
     def arrive(self, t: int) -> None:
@@ -307,7 +324,14 @@ class _EventLoop:
 
     def dispatch(self) -> None:
         policy, view = self.policy, self.view
-        while (decision := policy.next_dispatch(self.now, view)) is not None:
+        while True:
+            decision = policy.next_dispatch(self.now, view)
+            if decision is None:
+                stop = policy.next_preemption(self.now, view)
+                if stop is None:
+                    return
+                self.preempt(int(stop[0]), int(stop[1]))
+                continue
             t, w = int(decision[0]), int(decision[1])
             if not 0 <= t < self.wl.n or not 0 <= w < self.cl.n:
                 raise ConfigurationError(f"Policy {policy.name!r} dispatched task {t} to worker {w}: no such task "
@@ -321,6 +345,25 @@ class _EventLoop:
                                          "eligibility or quantum link)")
             self.begin(t, w)
 
+    def preempt(self, t: int, w: int) -> None:
+        if not (0 <= w < self.cl.n and 0 <= t < self.wl.n and t in self.running[w]):
+            raise ConfigurationError(f"Policy {self.policy.name!r} preempted task {t} on worker {w} at t = "
+                                     f"{self.now:g} s, but that task is not running there")
+        self.version += 1
+        started = self.running[w].pop(t)
+        eff = float(self.speed[self.wl.task_type[t], w])
+        before, done = self.attained[t], self.attained[t] + (self.now - started) * eff
+        if self.prefill is not None and before < self.prefill[t] <= done:
+            self.first[t] = started + (self.prefill[t] - before) / eff
+        self.attained[t] = done
+        self.remaining[t] = max(self.work[t] - done, 0.0)
+        self.busy[w] += self.now - started
+        self.free[w] += 1
+        self.mem[w] -= self.wl.memory[t]
+        self.attempt[t] += 1  # its completion event is void
+        self.preemptions[t] += 1
+        self.state[t] = _READY
+
     def begin(self, t: int, w: int) -> None:
         self.version += 1
         d = float(self.duration(t, w))
@@ -330,7 +373,8 @@ class _EventLoop:
         self.running[w][t] = self.now
         self.peak_running[w] = max(self.peak_running[w], len(self.running[w]))
         self.peak_memory[w] = max(self.peak_memory[w], self.mem[w])
-        self.start[t] = self.now
+        if np.isnan(self.start[t]):  # a resumed task keeps the first start of its attempt
+            self.start[t] = self.now
         self.where[t] = w
         self.push(self.now + d, _COMPLETE, t, int(self.attempt[t]))
 
@@ -344,7 +388,10 @@ class _EventLoop:
         self.busy[w] += self.now - started
         self.finish[t] = self.now
         eff = self.speed[self.wl.task_type[t], w]
-        self.first[t] = started + self.prefill[t] / eff if self.prefill is not None else self.now
+        if self.prefill is None:
+            self.first[t] = self.now
+        elif self.attained[t] < self.prefill[t]:  # else a preempted segment already produced it
+            self.first[t] = started + (self.prefill[t] - self.attained[t]) / eff
         self.done += 1
         self.policy.on_completion(t, int(w), self.now - started, self.now)
         for c in self.children[t]:
@@ -368,6 +415,7 @@ class _EventLoop:
             self.mem[w] -= self.wl.memory[t]
             self.start[t] = np.nan
             self.where[t] = -1
+            self.remaining[t], self.attained[t], self.first[t] = self.work[t], 0.0, np.nan
             self.state[t] = _READY
             self.policy.on_interrupt(t, w, self.now, self.view)
         self.push(self.now + self.cl.repair_time[w], _REPAIR, w)
