@@ -4,7 +4,12 @@ Policies by name (:data:`POLICY_NAMES`):
 
 * online (:mod:`qsn.scheduler.policy`; predictors learn from completed tasks only): ``fifo``; ``sjf``
   (shortest first on the user's estimate, else the mean measured size); ``sjf_prompt`` (LLM: shortest
-  prompt first); ``sjf_oracle`` (ORACLE: the true sizes — a bound, not a policy);
+  prompt first); ``sjf_binned`` (the mean measured size of finished tasks in the same quantile bin of the
+  prompt length, else of the estimate); ``sjf_boosted`` (gradient-boosted trees on every observed feature,
+  needs scikit-learn); ``sjf_oracle`` (ORACLE: the true sizes — a bound, not a policy);
+* online and preemptive (:mod:`qsn.scheduler.preemptive`): ``srpt`` (shortest remaining predicted time, on the
+  ``sjf`` predictor), ``srpt_binned`` (on the ``sjf_binned`` one), ``srpt_oracle`` (ORACLE: exact SRPT, a bound),
+  ``mlfq`` (quanta 0.5 s doubling over 8 levels, skip-join on the prefill for LLM requests);
 * static plans, made before the run on the sizes known then (:func:`~qsn.scheduler.predict.prior_work`:
   the estimate, else a prior): ``round_robin``, ``random``, ``least_loaded``, ``eft``, ``heft``;
   ``sa`` (the annealer alone: random warm start, no refinement); ``anneal`` (EFT warm start, annealing,
@@ -13,8 +18,8 @@ Policies by name (:data:`POLICY_NAMES`):
   driving shortest-first dispatch on streams, the planner on batch instances;
   ``fusion_eft``: the same predictions → EFT (isolates the planner's contribution).
 
-``aging`` (>= 0) applies linear aging to every shortest-first policy (``sjf*``, online ``fusion``):
-see :class:`~qsn.scheduler.policy.ShortestFirst`.
+``aging`` (>= 0) applies linear aging to every shortest-first policy (``sjf*``, ``srpt*``, ``mlfq``, online
+``fusion``): see :class:`~qsn.scheduler.policy.ShortestFirst`.
 
 Example:
     >>> from qsn.scheduler import schedule, workloads
@@ -34,7 +39,8 @@ from qsn.scheduler.metrics import SLO, metrics
 from qsn.scheduler.planner import PlannerConfig, annealing_plan
 from qsn.scheduler.policy import Fifo, OnlinePolicy, ShortestFirst
 from qsn.scheduler.predict import prior_work
-from qsn.scheduler.predictors import Estimate, Oracle, PromptLength
+from qsn.scheduler.preemptive import MLFQ, SRPT
+from qsn.scheduler.predictors import BinnedMean, Boosted, Estimate, Oracle, PromptLength
 from qsn.scheduler.service import durations
 from qsn.scheduler.simulator import Plan, repair_links, simulate
 from qsn.scheduler.task import Cluster, Workload
@@ -46,9 +52,15 @@ ONLINE_POLICIES: dict[str, Callable[[Workload, float], OnlinePolicy]] = {
     "fifo": lambda wl, aging: Fifo(),
     "sjf": lambda wl, aging: ShortestFirst(Estimate(), aging=aging),
     "sjf_prompt": lambda wl, aging: ShortestFirst(PromptLength(), aging=aging),
+    "sjf_binned": lambda wl, aging: ShortestFirst(BinnedMean(), aging=aging),
+    "sjf_boosted": lambda wl, aging: ShortestFirst(Boosted(), aging=aging),
     "sjf_oracle": lambda wl, aging: ShortestFirst(Oracle(wl.work), aging=aging),
+    "srpt": lambda wl, aging: SRPT(Estimate(), aging=aging),
+    "srpt_binned": lambda wl, aging: SRPT(BinnedMean(), aging=aging),
+    "srpt_oracle": lambda wl, aging: SRPT(Oracle(wl.work), aging=aging),
+    "mlfq": lambda wl, aging: MLFQ(0.5, levels=8, aging=aging, skip_join=True),
 }
-ORACLE_POLICIES = ("sjf_oracle",)  # read true sizes: bounds for comparison, never policies
+ORACLE_POLICIES = ("sjf_oracle", "srpt_oracle")  # read true sizes: bounds for comparison, never policies
 POLICY_NAMES = (*ONLINE_POLICIES, *(p for p in policies.POLICIES if p not in ONLINE_POLICIES), "sa", "anneal",
                 "fusion", "fusion_eft")
 

@@ -2,10 +2,11 @@
 
 * **No size leaks** (the harness): run a policy, pick an instant ``tau``, multiply the true sizes of every task
   not finished by ``tau`` (up for those already running, either way for those not started; LLM requests
-  through their output tokens), run again: every dispatch before ``tau`` — task, worker, start — must be the
-  same, and no other task may start before ``tau``. Every named policy except the oracle passes; the harness
-  catches the ORACLE SJF and a plan made on the offline history mean (which reads sizes at arrival), so it
-  would fail if predictions used unfinished tasks' sizes;
+  through their output tokens), run again: every decision before ``tau`` — each start and each preemption,
+  with its time, task and worker — must be the same. Every named policy except the oracles passes (the
+  preemptive SRPT and MLFQ and the binned and boosted predictors included); the harness catches the ORACLE
+  SJF and SRPT and a plan made on the offline history mean (which reads sizes at arrival), so it would fail
+  if predictions used unfinished tasks' sizes;
 * the online fusion equals a plain NumPy loop of the rule driven by the run's own events (predict at readiness
   with the current weights, update at each completion in completion order);
 * hand-computed single-worker schedules: SJF on estimates, linear aging reversing the order, FIFO; the
@@ -20,11 +21,11 @@ import pytest
 
 from qsn.errors import ConfigurationError
 from qsn.scheduler import Cluster, Task, Worker, Workload, schedule, simulate, workloads
-from qsn.scheduler.policy import Fifo, OnlinePolicy, ShortestFirst
+from qsn.scheduler.policy import Fifo, OnlinePolicy, PlanPolicy, ShortestFirst
 from qsn.scheduler.predict import naive_work
 from qsn.scheduler.predictors import Estimate
 from qsn.scheduler.service import durations, llm_work
-from qsn.scheduler.simulator import Plan
+from qsn.scheduler.simulator import Plan, check_plan
 
 
 def _instance(kind: str):
@@ -47,16 +48,61 @@ def _perturbed(wl: Workload, sched, tau: float, seed: int) -> Workload:
     return wl.replace(work=wl.work * factor)
 
 
+class _Logged(OnlinePolicy):
+    """Runs ``inner`` and logs every decision it makes: (time, "start" | "stop", task, worker)."""
+
+    def __init__(self, inner: OnlinePolicy):
+        self.inner, self.name, self.log = inner, inner.name, []
+
+    def bind(self, tasks, cluster):
+        self.inner.bind(tasks, cluster)
+
+    def on_arrival(self, task, now, view):
+        self.inner.on_arrival(task, now, view)
+
+    def on_completion(self, task, worker, runtime, now):
+        self.inner.on_completion(task, worker, runtime, now)
+
+    def on_interrupt(self, task, worker, now, view):
+        self.inner.on_interrupt(task, worker, now, view)
+
+    def on_worker(self, worker, up, now):
+        self.inner.on_worker(worker, up, now)
+
+    def on_timer(self, now, view):
+        self.inner.on_timer(now, view)
+
+    def next_dispatch(self, now, view):
+        d = self.inner.next_dispatch(now, view)
+        if d is not None:
+            self.log.append((now, "start", int(d[0]), int(d[1])))
+        return d
+
+    def next_preemption(self, now, view):
+        d = self.inner.next_preemption(now, view)
+        if d is not None:
+            self.log.append((now, "stop", int(d[0]), int(d[1])))
+        return d
+
+
+def _logged(wl: Workload, cl: Cluster, policy):
+    if isinstance(policy, Plan):
+        policy = PlanPolicy(check_plan(wl, cl, policy))
+    logged = _Logged(policy)
+    return simulate(wl, cl, logged, faults=False), logged.log
+
+
 def _leaks(wl: Workload, cl: Cluster, make, quantile: float = 0.8, seed: int = 0) -> list[int]:
-    """Tasks whose dispatch before tau differs after perturbing unfinished sizes (empty = no leak)."""
-    base = simulate(wl, cl, make(wl), faults=False)
+    """Tasks whose decisions before tau (every start and preemption: time, task, worker) differ after perturbing
+    unfinished sizes (empty = no leak)."""
+    base, log = _logged(wl, cl, make(wl))
     tau = float(np.quantile(base.finish, quantile))
     other = _perturbed(wl, base, tau, seed)
     assert not np.array_equal(other.work, wl.work)
-    moved = simulate(other, cl, make(other), faults=False)
-    before = base.start < tau
-    same = (moved.start == base.start) & (moved.worker == base.worker)
-    return np.flatnonzero((before & ~same) | (~before & (moved.start < tau))).tolist()
+    moved, other_log = _logged(other, cl, make(other))
+    early = {d for d in log if d[0] < tau}
+    other_early = {d for d in other_log if d[0] < tau}
+    return sorted({d[2] for d in early ^ other_early})
 
 
 # the named policies as the simulator runs them: plan(..., aging) builds a fresh policy for the given workload
@@ -69,7 +115,7 @@ def test_no_decision_depends_on_an_unfinished_size(kind, policy):
     wl, cl = _instance(kind)
     if policy == "sjf_prompt" and not wl.llm:
         pytest.skip("prompt-length SJF is for LLM requests")
-    aging = 0.5 if policy.startswith("sjf") or policy == "fusion" else 0.0
+    aging = 0.5 if policy.startswith(("sjf", "srpt", "mlfq")) or policy == "fusion" else 0.0
     assert _leaks(wl, cl, lambda w: schedule.plan(w, cl, policy, seed=0, aging=aging)[0]) == []
 
 
@@ -77,6 +123,7 @@ def test_no_decision_depends_on_an_unfinished_size(kind, policy):
 def test_the_harness_catches_policies_that_read_sizes(kind):
     wl, cl = _instance(kind)
     assert _leaks(wl, cl, lambda w: schedule.plan(w, cl, "sjf_oracle")[0]) != []
+    assert _leaks(wl, cl, lambda w: schedule.plan(w, cl, "srpt_oracle")[0]) != []
     if kind == "llm":  # the old naive prediction: the history mean of earlier *arrivals'* true sizes
         def leaky(w):
             return Plan(np.full(w.n, -1), np.min(durations(w, cl, work=naive_work(w)), axis=1))
