@@ -16,6 +16,7 @@ __all__ = [
     "RecordingError",
     "MemoryBudgetError",
     "BackendUnavailableError",
+    "TaskFailedError",
     "QSNWarning",
 ]
 
@@ -53,6 +54,11 @@ class BackendUnavailableError(QSNError, ImportError):
     """An optional backend or library was requested but is missing: CuPy or a CUDA device, a C++
     compiler for the native backend, or an interop format's package (nir, neo, pynwb); the message
     says what is missing and how to install it."""
+
+
+class TaskFailedError(QSNError, RuntimeError):
+    """A user's task run by :mod:`qsn.scheduler.executor` raised, or did not finish in time; the message names
+    the task (index and name) and the worker, and the task's own exception is the ``__cause__``."""
 
 
 class QSNWarning(UserWarning):
