@@ -7,7 +7,8 @@ Workload: every request of ``azure_llm_conv_2023.csv`` (read from ``../shared/tr
 the script exits with a message where the trace is absent), on ``workloads.llm_inference(16, 16, seed=0)``'s
 16 replicas, its arrival times scaled so that the offered load is ``--load`` (default 0.9). A cell is
 ``policy`` or ``policy@aging``; every policy is causal (predictors learn only from finished requests),
-except ``sjf_oracle``, which orders by the true sizes and is a bound, not a policy. One run per cell
+except ``sjf_oracle`` and ``srpt_oracle``, which order by the true sizes and are bounds, not policies.
+``srpt*`` and ``mlfq`` preempt (preempt-resume); ``preemptions`` counts them. One run per cell
 (the simulator is deterministic for a seed); ``wall_s`` is the whole simulated run, predictors included.
 Writes ``bench/results/online-policies-<platform>.json``.
 """
@@ -24,10 +25,11 @@ import jax
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_population import run_metadata, write_results  # noqa: E402
-from qsn.scheduler import schedule, workloads  # noqa: E402
+from qsn.scheduler import metrics, schedule, simulate, workloads  # noqa: E402
 
-CELLS = ["fifo", "sjf", "sjf@0.5", "sjf_prompt", "sjf_prompt@0.5", "sjf_oracle", "sjf_oracle@0.5", "fusion",
-         "fusion@0.2", "fusion@0.5", "fusion@2"]
+CELLS = ["fifo", "sjf", "sjf@0.5", "sjf_prompt", "sjf_prompt@0.5", "sjf_binned", "sjf_binned@0.5", "sjf_boosted",
+         "sjf_boosted@0.5", "sjf_oracle", "sjf_oracle@0.5", "srpt", "srpt_binned", "srpt_binned@0.5", "srpt_oracle",
+         "srpt_oracle@0.5", "mlfq", "mlfq@0.5", "fusion", "fusion@0.2", "fusion@0.5", "fusion@2"]
 METRICS = ("latency_mean", "latency_p99", "ttft_mean", "ttft_p99", "tpot_mean")
 
 
@@ -51,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     for cell in args.cells:
         policy, _, aging = cell.partition("@")
         start = time.perf_counter()
-        m = schedule.run(wl, cluster, policy, seed=0, aging=float(aging or 0))
-        row = {"cell": cell, "policy": policy, "aging": float(aging or 0), "bound": policy == "sjf_oracle",
-               **{k: float(m[k]) for k in METRICS}, "wall_s": time.perf_counter() - start}
+        p, _ = schedule.plan(wl, cluster, policy, seed=0, aging=float(aging or 0))
+        sched = simulate(wl, cluster, p, seed=0)
+        m = metrics(wl, cluster, sched)
+        row = {"cell": cell, "policy": policy, "aging": float(aging or 0), "bound": policy in schedule.ORACLE_POLICIES,
+               **{k: float(m[k]) for k in METRICS}, "preemptions": int(sched.preemptions.sum()),
+               "wall_s": time.perf_counter() - start}
         rows.append(row)
         print(f"{cell:16s} mean {row['latency_mean']:7.3f} s  p99 {row['latency_p99']:7.2f} s  "
               f"TTFT {row['ttft_mean']:6.3f} s  ({row['wall_s']:.1f} s)", flush=True)
