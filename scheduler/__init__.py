@@ -4,7 +4,10 @@ The pieces, each in its own module:
 
 * model: :class:`Task`, :class:`Worker`, :class:`Workload`, :class:`Cluster` (``task``); service times (``service``);
 * workloads: scenario generators, CSV and trace loaders, noise and fault injection (``workloads``);
-* the discrete-event simulator (``simulator``) and metrics (``metrics``);
+* the discrete-event simulator (``simulator``) and metrics (``metrics``); online policies (``policy``), the
+  preemptive SRPT and MLFQ (``preemptive``), online size predictors (``predictors``);
+* the real executor: the same policies dispatching Python callables onto a Dask cluster (``executor``, needs
+  ``qsn[dask]``);
 * predictors: spike features of a QSN population (``features``), online optax readouts (``readout``),
   naive and learned size predictions (``predict``), their adaptive fusion (``fusion``);
 * planners: the assignment planner (``planner``) on the generic QUBO solvers of :mod:`qsn.qubo` (``qubo``,
