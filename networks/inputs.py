@@ -110,5 +110,10 @@ def poisson_counts(key: jax.Array, lam: float, table: jax.Array | None, n: int, 
     ``jax.random.poisson`` (a rejection loop: several times slower on CPU) without a table."""
     if table is None:
         return jax.random.poisson(key, lam, (n,)).astype(dtype)
-    u = jax.random.uniform(key, (n,), dtype)
-    return jnp.sum(u[:, None] >= table[None, :].astype(dtype), axis=1, dtype=jnp.int32).astype(dtype)
+    return counts_from_uniform(jax.random.uniform(key, (n,), dtype), table)
+
+
+def counts_from_uniform(u: jax.Array, table: jax.Array) -> jax.Array:
+    """Poisson counts of the uniforms ``u`` ``(n,)`` by inverse CDF against ``table`` (:func:`poisson_table`),
+    in ``u``'s dtype: the number of table entries each ``u`` reaches."""
+    return jnp.sum(u[:, None] >= table[None, :].astype(u.dtype), axis=1, dtype=jnp.int32).astype(u.dtype)

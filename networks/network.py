@@ -314,7 +314,7 @@ class Network:
             from qsn.networks.partition import Partition
 
             part = Partition(mesh, {g.name: g for g in neuron_groups}, sources)
-            part.prepare(specs, arrays, weights)
+            part.prepare(specs, arrays)
             self._global_specs = dict(specs)
             self._program, self._dev_consts, self._specs = part.consts(self._program, self._consts, cfgs, specs)
             self._dev_steppers = self._dev_consts.pop("steppers")
@@ -340,8 +340,9 @@ class Network:
         self._require_built()
         return 1 if self._partition is None else self._partition.devices
 
-    def _steps_done(self) -> int:
-        t = self._state.t
+    def _steps_done(self, state: NetState | None = None) -> int:
+        """Steps done by ``state`` (default: the network's), read from this process's copy of ``t``."""
+        t = (self._state if state is None else state).t
         return int(np.asarray(t.addressable_data(0) if hasattr(t, "addressable_data") else t))
 
     # ---------------------------------------------------------------- state
@@ -432,7 +433,7 @@ class Network:
         """``(n,)`` spikes of each neuron of ``group`` (a group or its name) since build."""
         name = group if isinstance(group, str) else group.name
         if self._partition is not None:
-            return np.asarray(self.state.count[name])
+            return self._partition.count(self._state, name)
         return np.asarray(self._state.count[name])
 
     def weights(self, projection: Any) -> np.ndarray:
@@ -453,7 +454,7 @@ class Network:
             spec, arrays, weights = self._specs[name], self._arrays[name], self._state.weights[name]
         else:
             spec, arrays = self._global_specs[name], self._partition.global_arrays(name)
-            weights = self.state.weights[name]
+            weights = self._partition.weights(self._state, name)
         return getattr(spec, view)(arrays, weights)
 
     def _require_built(self) -> None:
@@ -637,7 +638,7 @@ class Network:
 
     def _check(self, state: NetState) -> None:
         if self._partition is not None:
-            self._partition.check_finite(state, self._steps_done())
+            self._partition.check_finite(state, self._steps_done(state))
             return
         for name, s in state.neurons.items():
             step = int(state.t)

@@ -45,7 +45,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from qsn.errors import ConfigurationError
-from qsn.networks.inputs import poisson_counts
+from qsn.networks.inputs import counts_from_uniform, poisson_counts
 from qsn.networks.monitors import SlicedStateProbe, StateProbe
 from qsn.networks.program import GroupProgram, Program, net_steps
 from qsn.networks.projection import EventProjection, ProjectionArrays
@@ -110,8 +110,7 @@ class AllGather(NamedTuple):
             counts = poisson_counts(key, lam, None, group.n, dtype)
             counts = jnp.pad(counts, (0, group.size * jax.lax.axis_size(self.axis) - group.n))
             return jax.lax.dynamic_slice(counts, (self.offset(group),), (group.size,))
-        u = uniform_slice(key, self.offset(group), group.size, dtype)
-        return jnp.sum(u[:, None] >= table[None, :].astype(dtype), axis=1, dtype=jnp.int32).astype(dtype)
+        return counts_from_uniform(uniform_slice(key, self.offset(group), group.size, dtype), table)
 
     def most(self, x: jax.Array) -> jax.Array:
         return jax.lax.pmax(x, self.axis)
@@ -304,10 +303,7 @@ class Partition:
             groups = {}
             for name, c in consts["groups"].items():
                 groups[name] = c if name in self.sources else dict(self._group_consts(name, c, p), probes=probe_index[name][p])
-            projections = {}
-            for name, spec in specs.items():
-                arr = consts["projections"][name]
-                projections[name] = self._projection_arrays(spec, arr, p)
+            projections = {name: self._projection_arrays(spec, p) for name, spec in specs.items()}
             parts.append(dict(groups=groups, projections=projections,
                               steppers={name: self._stepper(name, s, p) for name, s in steppers.items()}))
         groups = tuple(g._replace(size=self.size[g.name]) for g in program.groups)
@@ -317,26 +313,24 @@ class Partition:
         stacked["steppers"] = self._stack([pt["steppers"] for pt in parts])
         return device_program, stacked, local_specs
 
-    def _projection_arrays(self, spec: Any, arr: ProjectionArrays, p: int) -> ProjectionArrays:
-        cut = self._cuts[spec.name]
+    def _projection_arrays(self, spec: Any, p: int) -> ProjectionArrays:
+        """Device ``p``'s constant arrays of a projection (a dense one delivers from its weights alone)."""
         if isinstance(spec, EventProjection):
-            targets, delays = cut[p][:2]
+            targets, delays = self._cuts[spec.name][p]
             return ProjectionArrays(targets, delays, None)
         return ProjectionArrays(None, None, None)
 
     # ---------------------------------------------------------------- state
-    def prepare(self, specs: dict, arrays: dict, weights: dict) -> None:
-        """Cut every projection once (host), keeping the cuts for :meth:`consts` and :meth:`split`."""
+    def prepare(self, specs: dict, arrays: dict) -> None:
+        """Cut every event projection's targets and delays once (host), for :meth:`consts` and the
+        weights' cuts of :meth:`split`; a dense projection's arrays (small) are kept whole for synapse lists."""
         self._cuts, self._specs, self._arrays = {}, specs, {}
         for name, spec in specs.items():
-            size = self.size[spec.post]
             if isinstance(spec, EventProjection):
-                tg, dl, w = np.asarray(arrays[name].targets), np.asarray(arrays[name].delays), np.asarray(weights[name])
-                self._cuts[name] = cut_rows(tg, spec.n_post, size, self.devices, dl, w)
+                tg, dl = np.asarray(arrays[name].targets), np.asarray(arrays[name].delays)
+                self._cuts[name] = cut_rows(tg, spec.n_post, self.size[spec.post], self.devices, dl)
             else:
-                w = np.asarray(weights[name])
-                self._cuts[name] = [(_cut(w, p * size, size, spec.n_post, "zero"),) for p in range(self.devices)]
-                self._arrays[name] = arrays[name]  # small (dense): kept whole for synapse lists
+                self._arrays[name] = arrays[name]
 
     def global_targets(self, name: str) -> np.ndarray:
         spec = self._specs[name]
@@ -384,6 +378,22 @@ class Partition:
         stacked = self._stack(parts)
         return type(state)(t=self.replicate(np.asarray(state.t)), **stacked)
 
+    def _join_weights(self, name: str, parts: list) -> np.ndarray:
+        """A projection's weights as one device holds them, from the devices' ``parts``."""
+        spec = self._specs[name]
+        if isinstance(spec, EventProjection):
+            return join_rows([c[0] for c in self._cuts[name]], self.size[spec.post], spec.n_post, parts)[1]
+        return np.concatenate(parts, axis=-1)[..., : spec.n_post]
+
+    def weights(self, state: Any, name: str) -> np.ndarray:
+        """:meth:`join`'s weights of one projection, gathering that projection's weights only."""
+        return self._join_weights(name, self._unstack(state.weights[name]))
+
+    def count(self, state: Any, name: str) -> np.ndarray:
+        """:meth:`join`'s spike counts of one group, gathering that group's counts only."""
+        parts = self._unstack(state.count[name])
+        return parts[0] if name in self.sources else np.concatenate(parts)[: self.n[name]]
+
     def join(self, state: Any) -> Any:
         """The devices' stacked ``NetState`` as the single-device one (host arrays)."""
         pieces = self._unstack(dict(neurons=state.neurons, syn=state.syn, ring=state.ring, weights=state.weights,
@@ -403,13 +413,8 @@ class Partition:
             syn[name] = whole(name, [pc["syn"][name] for pc in pieces])
             ring[name] = whole(name, [pc["ring"][name] for pc in pieces])
             count[name] = whole(name, [pc["count"][name] for pc in pieces])
-        for name, spec in self._specs.items():
-            ws = [pc["weights"][name] for pc in pieces]
-            if isinstance(spec, EventProjection):
-                size = self.size[spec.post]
-                weights[name] = join_rows([c[0] for c in self._cuts[name]], size, spec.n_post, ws)[1]
-            else:
-                weights[name] = whole(spec.post, ws)
+        for name in self._specs:
+            weights[name] = self._join_weights(name, [pc["weights"][name] for pc in pieces])
         traces = {}
         for name, tr in pieces[0]["traces"].items():
             post = self._specs[name].post
@@ -453,19 +458,14 @@ class Partition:
     def check_finite(self, state: Any, step: int) -> None:
         """Raise ``NumericalInstabilityError`` naming the group, field and (whole-group) neuron of the first
         non-finite value in this process's slices (as the single-device check does)."""
-        from qsn.errors import NumericalInstabilityError
+        from qsn.runtime import check_finite
 
         for name, s in state.neurons.items():
-            fields = dict(s._asdict(), receptors=state.syn[name])
-            for field, arr in fields.items():
-                if not jnp.issubdtype(arr.dtype, jnp.floating) or arr.ndim < 2:
-                    continue
-                for shard in sorted(arr.addressable_shards, key=lambda sh: sh.index[0].start or 0):
-                    finite = np.isfinite(np.asarray(shard.data))
-                    if not finite.all():
-                        neuron = (shard.index[0].start or 0) * self.size[name] + int(np.argwhere(~finite)[0][-1])
-                        label = f"Group {name!r}: state field `{field}`" if field != "receptors" else f"Group {name!r}: `receptors`"
-                        raise NumericalInstabilityError(f"{label} became non-finite at neuron {neuron} by step {step}")
+            for fields, owner in ((s._asdict(), f"Group {name!r}: state field"), ({"receptors": state.syn[name]}, f"Group {name!r}:")):
+                for field, arr in fields.items():
+                    for shard in sorted(arr.addressable_shards, key=lambda sh: sh.index[0].start or 0):
+                        first = (shard.index[0].start or 0) * self.size[name]
+                        check_finite({field: np.asarray(shard.data)[0]}, step, owner, first_neuron=first)
 
     def host(self, records: dict, norms: dict, busy: dict) -> tuple[dict, dict, dict]:
         """A chunk's outputs as host arrays: replicated ones from this process's copy; a state monitor's

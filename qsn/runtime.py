@@ -14,14 +14,15 @@ from qsn.errors import NumericalInstabilityError
 __all__ = ["check_finite", "progress_bar", "json_safe"]
 
 
-def check_finite(fields: Mapping[str, Any], step: int, owner: str = "State field") -> None:
+def check_finite(fields: Mapping[str, Any], step: int, owner: str = "State field", *, first_neuron: int = 0) -> None:
     """Raise ``NumericalInstabilityError`` naming the field and neuron (last axis) of the first
-    non-finite value among the floating-point arrays of ``fields``."""
+    non-finite value among the floating-point arrays of ``fields``; ``first_neuron``: the index of the
+    arrays' first neuron in the whole population (a partitioned device's slice)."""
     for field, arr in fields.items():
         if jnp.issubdtype(arr.dtype, jnp.floating):
             finite = np.isfinite(np.asarray(arr))
             if not finite.all():
-                neuron = int(np.argwhere(~finite)[0][-1])
+                neuron = first_neuron + int(np.argwhere(~finite)[0][-1])
                 raise NumericalInstabilityError(f"{owner} `{field}` became non-finite at neuron {neuron} by step {step}")
 
 

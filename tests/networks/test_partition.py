@@ -103,6 +103,20 @@ _SCRIPT = textwrap.dedent(
                     initial_ff=2.0 * net.synapse_count["ff"])
 
     out["stdp"] = dict(one=plastic(False), three=plastic(3))
+
+    # a non-finite state on device 1 names the neuron of the whole group (V -> -inf on neuron 70 from step 5)
+    import jax.numpy as jnp
+    from qsn.errors import NumericalInstabilityError
+
+    net = Network(dtype=np.float64)
+    g = net.add(NeuronGroup(100, qsn.NeuronParams(delta=0.2), name="cortex"))
+    net.add(CurrentInput(g, lambda t: jnp.where((jnp.arange(100) == 70) & (t >= 5), -jnp.inf, 0.0)))
+    net.build(jax.random.key(0), shard=3)
+    try:
+        net.run(1.0)
+        out["non_finite"] = None
+    except NumericalInstabilityError as err:
+        out["non_finite"] = str(err)
     print("RESULT" + json.dumps(out))
     """
 )
@@ -156,6 +170,10 @@ def test_stdp_of_a_partitioned_run_learns_what_one_device_learns(partitioned):
     # (n_pre + 1, K_p) shape than for the whole (n_pre + 1, K), so a weight can differ by 1 ulp
     for name in ("ff", "rec"):
         np.testing.assert_allclose(three[name], one[name], rtol=4e-16, atol=1e-15)
+
+
+def test_a_non_finite_state_names_the_neuron_of_the_whole_group(partitioned):
+    assert partitioned["non_finite"] == "Group 'cortex': state field `v` became non-finite at neuron 70 by step 10"
 
 
 def test_checkpoint_restores_on_another_device_count(partitioned):
