@@ -1,5 +1,5 @@
 """Synaptic events/s of event-driven spike propagation: the CUDA kernel (qsn.kernels.propagation) beside the
-JAX event path (qsn.networks.projection.deliver, jitted), on the same random spike masks. Needs a CUDA GPU
+JAX event path (EventProjection.deliver of qsn.networks.projection, jitted), on the same random spike masks. Needs a CUDA GPU
 with CuPy and JAX's CUDA backend; elsewhere it prints one line and exits 2.
 
     python bench/bench_propagation.py                              # brunel(n=1e6, indegree=1000), 1% per step
@@ -18,7 +18,7 @@ Timings, median of ``--repeats`` passes over ``--steps`` steps, after a warm-up 
   CuPy backend would pay;
 * ``kernel_deliver``: the public qsn.kernels.propagation.deliver on JAX arrays (row compaction with its
   host sync, a copy of the ring, DLPack exchange), wall clock;
-* ``jax``: networks.projection.deliver jitted with the ring donated (in place, as inside Network.run's
+* ``jax``: EventProjection.deliver jitted with the ring donated (in place, as inside Network.run's
   scan) and the capacity Network.run would choose (next power of two of 1.25x the most spikes in a
   step), wall clock with ``block_until_ready``.
 
@@ -133,7 +133,7 @@ def jax_pass(built: list, masks: list, ring: jax.Array, most: int) -> Callable[[
 
     def step(ring, spikes, t, arrays, weights):
         for spec, a, w in zip(specs, arrays, weights, strict=True):
-            ring = jax_projection.deliver(spec, a, w, spikes, ring, t)
+            ring = spec.deliver(a, w, spikes, ring, t)
         return ring
 
     step = jax.jit(step, donate_argnums=0)
@@ -158,7 +158,7 @@ def check_agreement(runner: Runner, built: list, mask: jax.Array, ring: jax.Arra
     t = jnp.asarray(0, jnp.int32)
     for spec, arrays, weights, _ in built:
         ours = kernel.deliver(runner, spec, arrays, weights, mask, ours, 0)
-        ref = jax_projection.deliver(spec._replace(block=capacity(most, spec.n_pre)), arrays, weights, mask, ref, t)
+        ref = spec._replace(block=capacity(most, spec.n_pre)).deliver(arrays, weights, mask, ref, t)
     return float(jnp.max(jnp.abs(ours - ref)))
 
 

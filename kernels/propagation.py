@@ -1,7 +1,7 @@
 """Event-driven synaptic propagation on the CUDA kernel ``qsn_propagate`` (kernels/cuda/propagation.cu),
 on either runner (CUDA through CuPy, or the host emulation).
 
-It computes what :func:`qsn.networks.projection.deliver` computes on the ``"event"`` path: every
+It computes what :meth:`qsn.networks.projection.EventProjection.deliver` computes on the ``"event"`` path: every
 spiking presynaptic neuron's ELL row is scattered into the target group's delay ring buffer. The
 kernel reads only the rows of the neurons that spiked (one warp per row, coalesced over the row's
 columns) and adds into the ring with atomics, so the cost follows the synaptic events, and there is
@@ -31,7 +31,7 @@ def check_supported(spec: ProjectionSpec, weights: Any, ring: Any) -> None:
     if spec.path != "event":
         raise ConfigurationError(
             f"the propagation kernel runs the 'event' path, but projection {spec.name!r} uses the {spec.path!r} path: "
-            f"build it with propagation='event' or deliver it with qsn.networks.projection.deliver"
+            f"build it with propagation='event' or deliver it with its own DenseProjection.deliver"
         )
     for what, arr in (("weights", weights), ("ring buffer", ring)):
         if np.dtype(arr.dtype) != np.float32:
@@ -84,7 +84,7 @@ def propagate(runner: Runner, spec: ProjectionSpec, targets: Any, weights: Any, 
 
 def deliver(runner: Runner, spec: ProjectionSpec, arrays: ProjectionArrays, weights: jax.Array, spikes: jax.Array,
             ring: jax.Array, t: Any) -> jax.Array:
-    """:func:`qsn.networks.projection.deliver` (event path) on the propagation kernel.
+    """:meth:`qsn.networks.projection.EventProjection.deliver` (event path) on the propagation kernel.
 
     Args:
         runner: :class:`~qsn.kernels.runner.CupyRunner` or :class:`~qsn.kernels.runner.HostRunner`.

@@ -65,8 +65,7 @@ def _build(rule, *, delay=DELAYS, propagation: str = "event", n_pre: int = N_PRE
 
 def _reference(spec, arrays, weights, spikes, ring, t):
     # capacity for every row, so the JAX path drops no spike (Network.run guarantees the same)
-    return jax_projection.deliver(spec._replace(block=spec.n_pre), arrays, weights, jnp.asarray(spikes), ring,
-                                  jnp.asarray(t, jnp.int32))
+    return spec._replace(block=spec.n_pre).deliver(arrays, weights, jnp.asarray(spikes), ring, jnp.asarray(t, jnp.int32))
 
 
 def _ring(spec, arrays, rng, extra_depth: int = 0) -> jax.Array:
