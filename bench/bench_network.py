@@ -27,8 +27,8 @@
   processes alternating.
 * **Brunel** (``models.brunel(n)``, AI regime, float32) for each n in ``--brunel-sizes``, and the
   **microcircuit** (``models.microcircuit(scale)``) for each scale in ``--microcircuit-scales``, built once
-  and run on each of ``--network-backends`` (``jax``, ``native``: the Poisson inputs draw the same numbers,
-  so the spike counts agree): wall time per biological second and synaptic events per second, events =
+  and run on each of ``--network-backends`` (``jax``, ``native``, ``cupy``: the Poisson inputs draw the same
+  numbers, so the spike counts agree; on ``cupy`` up to the order of atomic adds): wall time per biological second and synaptic events per second, events =
   sum over neurons of spikes x outgoing recurrent synapses (external Poisson input not counted).
 
 Every time is the best of ``--repeats`` runs. Writes ``bench/results/network-<platform>.json``
@@ -250,7 +250,7 @@ def qsn_brunel(n: int, duration: float, chunk_steps: int, repeats: int, indegree
         timed = _qsn_timed(net, duration, chunk_steps, repeats, backend)
         events = int(np.sum(timed.pop("per_neuron_spikes").astype(np.int64) * out_degree))
         rows.append(dict(model="brunel", simulator="qsn",
-                         variant=f"float32, C_E={net.synapse_count['exc'] // n}" + (", native" if backend == "native" else ""),
+                         variant=f"float32, C_E={net.synapse_count['exc'] // n}" + ("" if backend == "jax" else f", {backend}"),
                          n=n, synapses=int(out_degree.sum()), dtype="float32", build_s=build, build_warm_s=build_warm,
                          backend=backend, **timed, events=events, events_per_s=events / timed["run_s"]))
     return rows
@@ -274,7 +274,7 @@ def qsn_microcircuit(scale: float, duration: float, chunk_steps: int, repeats: i
         events = int(sum(np.sum(per[p].astype(np.int64) * out_degree[p]) for p in pops))
         rates = {p: float(per[p].mean() / (duration * 1e-3)) for p in pops}
         rows.append(dict(model="microcircuit", simulator="qsn",
-                         variant=f"float32, scale {scale:g}" + (", native" if backend == "native" else ""), n=n,
+                         variant=f"float32, scale {scale:g}" + ("" if backend == "jax" else f", {backend}"), n=n,
                          synapses=int(sum(net.synapse_count.values())), dtype="float32", build_s=build,
                          build_warm_s=build_warm, backend=backend, **timed, events=events,
                          events_per_s=events / timed["run_s"], rtf=timed["run_s"] / (duration * 1e-3), rates_hz=rates,
@@ -296,8 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--brunel-sizes", nargs="*", type=float, default=[1e4])
     parser.add_argument("--brunel-indegree", type=int, default=None,
                         help="C_E of the Brunel networks (default: the model's 0.1 N_E; use 1000 for n >= 1e5)")
-    parser.add_argument("--network-backends", nargs="+", default=["jax", "native"], choices=["jax", "native"],
-                        help="backends of the Brunel and microcircuit rows (one build each, run on every backend)")
+    parser.add_argument("--network-backends", nargs="+", default=["jax", "native"], choices=["jax", "native", "cupy"],
+                        help="backends of the Brunel and microcircuit rows (one build each, run on every backend; "
+                             "cupy: the CUDA network kernel, needs a GPU)")
     parser.add_argument("--microcircuit-scales", nargs="*", type=float, default=[],
                         help="Potjans-Diesmann scales to run (e.g. 0.1 1.0); real-time factor and rates per population")
     parser.add_argument("--brian2", nargs="*", default=["numpy", "cython", "cpp_standalone"],

@@ -15,8 +15,9 @@ device, the driver and library versions, and per part its command, status, wall 
                    n = 1e6, 1e7, 1e8, T = 1000: neuron-steps/s, fractions of the static bound and of HBM;
 3. ``drift``       bench_kernels.py --part drift: fast-math against precise and JAX after 1e4 steps, and
                    the float32 norm over 1e6 steps with the SFU cosine;
-4. ``brunel``      bench_network.py: Brunel at 1e4, 1e5, 1e6 neurons (in-degree 1,000), on the JAX path;
-5. ``microcircuit`` bench_network.py: the full-scale microcircuit, build time apart from simulation;
+4. ``brunel``      bench_network.py: Brunel at 1e4, 1e5, 1e6 neurons (in-degree 1,000), on the JAX path
+                   and on the CUDA network kernel (``backend="cupy"``);
+5. ``microcircuit`` bench_network.py: the full-scale microcircuit, build time apart from simulation, on both;
 6. ``propagation`` bench_propagation.py: synaptic events/s of the propagation kernel and the JAX event path;
 7. ``training``    bench_training.py --part bptt: BPTT throughput and memory, with and without checkpoints.
 
@@ -76,9 +77,11 @@ def parts(out: Path, dry: bool) -> list[tuple[str, list[str], float]]:
                           "--repeats", "3"] + o("kernels.json"), 150),
         ("drift", py + [b("bench_kernels"), "--part", "drift"] + o("kernels-drift.json"), 30),
         ("brunel", py + [b("bench_network"), "--no-cuba", "--brian2", "--brunel-sizes", "1e4", "1e5", "1e6",
-                         "--brunel-indegree", "1000", "--repeats", "1", "--no-shared-cpu"] + o("network-brunel.json"), 90),
+                         "--brunel-indegree", "1000", "--repeats", "1", "--no-shared-cpu", "--network-backends", "jax", "cupy"]
+         + o("network-brunel.json"), 90),
         ("microcircuit", py + [b("bench_network"), "--no-cuba", "--brian2", "--brunel-sizes", "--microcircuit-scales",
-                               "1.0", "--repeats", "1", "--no-shared-cpu"] + o("network-microcircuit.json"), 60),
+                               "1.0", "--repeats", "1", "--no-shared-cpu", "--network-backends", "jax", "cupy"]
+         + o("network-microcircuit.json"), 60),
         ("propagation", py + [b("bench_propagation")] + o("propagation.json"), 30),
         ("training", py + [b("bench_training"), "--part", "bptt", "--repeats", "3"] + o("training-bptt.json"), 60),
     ]

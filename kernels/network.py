@@ -26,12 +26,13 @@ import numpy as np
 
 from qsn.errors import ConfigurationError
 from qsn.kernels.compile import NATIVE, host_library
+from qsn.kernels.runner import Runner
 from qsn.kernels.population import _PARAM_BITS, _STOCHASTIC_BIT0, _STOCHASTIC_BITS, kernel_defines
 from qsn.philox import seed_words
 
-__all__ = ["NativeNetwork", "check_network"]
+__all__ = ["NativeNetwork", "FusedNetwork", "network_kernel", "check_network"]
 
-_KINDS = {"delta": 0, "psc_exp": 1}
+_KINDS = {"delta": 0, "psc_exp": 1, "cond_exp": 2}  # enum qsn_kinetics in network.cuh
 _P = ctypes.c_void_p
 
 
@@ -71,54 +72,57 @@ class _Monitor(ctypes.Structure):  # struct qsn_net_monitor
     ]
 
 
-def _refuse(feature: str) -> None:
-    raise ConfigurationError(f"Network.run(backend='native') does not run {feature}; it runs on backend='jax'")
+def _refuse(feature: str, backend: str = "native") -> None:
+    raise ConfigurationError(f"Network.run(backend={backend!r}) does not run {feature}; it runs on backend='jax'")
 
 
-def check_network(net: Any) -> None:
-    """Raise :class:`ConfigurationError` naming the first feature of the built ``net`` that the native
-    network kernel does not run (before any step)."""
+def check_network(net: Any, backend: str = "native") -> None:
+    """Raise :class:`ConfigurationError` naming the first feature of the built ``net`` that the network
+    kernels do not run (before any step); ``backend`` names the backend in the message."""
     from qsn.networks.group import NeuronGroup
     from qsn.networks.monitors import RateMonitor, SpikeMonitor
 
+    def refuse(feature: str) -> None:
+        _refuse(feature, backend)
+
     if jnp.dtype(net.dtype) != jnp.float32:
-        _refuse(f"{jnp.dtype(net.dtype).name} networks (it runs float32)")
+        refuse(f"{jnp.dtype(net.dtype).name} networks (it runs float32)")
     if net._sharding is not None:
-        _refuse("sharded networks (build(shard=...))")
+        refuse("sharded networks (build(shard=...))")
     for g in net.groups.values():
         if not isinstance(g, NeuronGroup):
-            _refuse(f"spike sources ({type(g).__name__} {g.name!r})")
+            refuse(f"spike sources ({type(g).__name__} {g.name!r})")
     configs = {}
     for name, plan in net._plans.items():
         stepper = net._steppers[name]
         if stepper.mode != "pure":
-            _refuse(f"mixed-mode groups (group {name!r}: its propagator plan follows the drive)")
+            refuse(f"mixed-mode groups (group {name!r}: its propagator plan follows the drive)")
         for kind in plan.kinds:
             if kind not in _KINDS:
-                _refuse(f"CondExp receptors (group {name!r})")
+                refuse(f"{kind} receptors (group {name!r})")
         if plan.currents:
-            _refuse(f"time-varying CurrentInput ((T, n) arrays or functions of the step; group {name!r})")
+            refuse(f"time-varying CurrentInput ((T, n) arrays or functions of the step; group {name!r})")
         for (receptor, lam, _, _), index, table in zip(plan.poisson, net._consts["groups"][name]["poisson_index"],
                                                        net._consts["groups"][name]["poisson_table"]):
             if table is None:
-                _refuse(f"PoissonInput with a mean of {lam:g} input spikes per step (drawn by jax.random.poisson, "
+                refuse(f"PoissonInput with a mean of {lam:g} input spikes per step (drawn by jax.random.poisson, "
                         f"not a table; group {name!r})")
             if index is not None and np.unique(np.asarray(index)).size != index.shape[0]:
-                _refuse(f"PoissonInput on a view with repeated neurons (group {name!r})")
+                refuse(f"PoissonInput on a view with repeated neurons (group {name!r})")
         configs[name] = stepper.config._replace(surrogate=None)
     if len(set(configs.values())) > 1:
-        _refuse(f"groups with differing step configurations ({configs})")
+        refuse(f"groups with differing step configurations ({configs})")
     if net._plans and any(plan.poisson for plan in net._plans.values()):
         impl = str(jax.random.key_impl(net._key)) if jnp.issubdtype(net._key.dtype, jax.dtypes.prng_key) else "threefry2x32"
         if "threefry" not in impl or not jax.config.jax_threefry_partitionable:
-            _refuse(f"PoissonInput under the {impl} PRNG (it draws threefry2x32 with jax_threefry_partitionable, "
+            refuse(f"PoissonInput under the {impl} PRNG (it draws threefry2x32 with jax_threefry_partitionable, "
                     "as the JAX path does by default)")
     for spec in net._specs.values():
         if spec.plasticity is not None:
-            _refuse(f"STDP (projection {spec.name!r})")
+            refuse(f"STDP (projection {spec.name!r})")
     for m in net.monitors.values():
         if not isinstance(m, (SpikeMonitor, RateMonitor)):
-            _refuse(f"{type(m).__name__} (monitor {m.name!r})")
+            refuse(f"{type(m).__name__} (monitor {m.name!r})")
 
 
 def _reversals(plan: Any) -> tuple[float, ...]:
@@ -148,22 +152,29 @@ def _invert(index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(start), np.ascontiguousarray(where)
 
 
-class NativeNetwork:
-    """The native kernel's view of a built network: constants assembled once, the library built once
-    (per step configuration), :meth:`chunk` per chunk. Checks the network first (:func:`check_network`).
+class _NetworkKernel:
+    """What both whole-network kernels share: the network's constants assembled once into the structs of
+    kernels/cuda/network.cuh (checked first, :func:`check_network`), the library built once (per step
+    configuration), the state copied in and out, and the monitor records in the JAX chunk's format.
+    A launch layer says where the arrays live (``_place``, ``_address``) and how a chunk runs (``_call``).
 
     Args:
         net: a built :class:`qsn.networks.Network`.
         precise: IEEE sqrt/sincos/division in the neuron step (neuron.cuh's QSN_PRECISE).
     """
 
+    name = "kernel"  # the backend, as Network.run and its messages name it
+    xp: Any = np
+    _zero_rows = False  # whether the launcher clears the SpikeMonitor rows (the CPU kernel clears a row a step)
+
     def __init__(self, net: Any, *, precise: bool = False) -> None:
-        check_network(net)
+        check_network(net, self.name)
         self.net = net
+        self.precise = bool(precise)
         names = list(net._plans)
         self._index = {name: i for i, name in enumerate(names)}
         f32 = np.float32
-        self._keep: list[Any] = []  # arrays the structs point into
+        self._keep: list[Any] = []  # host arrays the structs point into (or their device copies come from)
         cfg = None
         self._groups = []
         for name in names:
@@ -199,8 +210,7 @@ class NativeNetwork:
                     draw[np.asarray(index)] = np.arange(index.shape[0], dtype=np.int32)
                 st.receptor, st.length, st.weight = receptor, table.size, weight
                 st.key0, st.key1 = (int(w) for w in np.asarray(jax.random.key_data(jax.random.fold_in(net._key, stream))))
-                st.table, st.draw = _ptr(table), None if draw is None else _ptr(draw)
-                self._keep += [table, draw]
+                st.table, st.draw = self._address(table), None if draw is None else self._address(draw)
             self._keep += [params, const, scratch, poisson]
             self._groups.append(dict(name=name, n=g.n, receptors=len(plan.kinds), per_neuron=per_neuron,
                                      dt=float(net._dt),
@@ -216,7 +226,7 @@ class NativeNetwork:
                 depth = int(net.state.ring[spec.post].shape[1])
                 if depth * spec.n_post >= 2**31:
                     _refuse(f"ring buffers of 2^31 entries or more (projection {pname!r}: {depth} slots x "
-                            f"{spec.n_post} neurons)")
+                            f"{spec.n_post} neurons)", self.name)
                 extra = dict(width=int(targets.shape[1]), dense=0, n_delays=0, targets=targets,
                              delay=int(used[0]) if used.size == 1 else -1,
                              delays=np.ascontiguousarray(delays * spec.n_post, np.int32), scratch=np.zeros(1, f32))
@@ -233,46 +243,83 @@ class NativeNetwork:
             self._monitors.append(dict(name=mname, kind=0 if type(m).__name__ == "SpikeMonitor" else 1,
                                        group=self._index[m.group.name], k=m.n, inverse=inverse,
                                        sorted=int(m.index is None or bool(np.all(np.diff(m.index) >= 0)))))
-        defines = kernel_defines("pure", "const", None, jumps=bool(cfg and cfg.jumps),
-                                 dephasing=bool(cfg and cfg.dephasing), relaxation=bool(cfg and cfg.relaxation))
-        self.library, self.flags = host_library("network.cpp", defines, bool(precise), NATIVE)
-        self._fn = self.library.qsn_network
-        self._fn.restype = ctypes.c_int
+        self.defines = kernel_defines("pure", "const", None, jumps=bool(cfg and cfg.jumps),
+                                      dephasing=bool(cfg and cfg.dephasing), relaxation=bool(cfg and cfg.relaxation))
+        self._build()
         self._structs()
 
+    # ------------------------------------------------------------ launch layer
+    def _build(self) -> None:
+        """Build (or load from the cache) the library for ``self.defines``."""
+        raise NotImplementedError
+
+    def _place(self, a: np.ndarray) -> Any:
+        """The array the kernel reads for host array ``a`` (built once: ``a`` itself on the CPU)."""
+        return a
+
+    def _address(self, a: np.ndarray) -> int:
+        """The address the structs hold for host array ``a`` (kept alive with the kernel)."""
+        self._keep.append(a)
+        return _ptr(a)
+
+    def _buffer_address(self, a: Any) -> int:
+        """The address of ``a``, an array of :attr:`xp`."""
+        return _ptr(a)
+
+    def _struct_address(self, structs: ctypes.Array) -> int:
+        """The address of a ctypes struct array as the kernel reads it (a struct points into it)."""
+        return ctypes.addressof(structs)
+
+    def _from_jax(self, x: Any) -> Any:
+        """A JAX array as an array of :attr:`xp` (read, not kept)."""
+        return np.asarray(x)
+
+    def _to_jax(self, a: Any) -> jax.Array:
+        """An array of :attr:`xp` as a new JAX array (the buffer goes on changing in place)."""
+        return jax.device_put(a.copy())
+
+    def _to_host(self, a: Any) -> np.ndarray:
+        return np.asarray(a)
+
+    def _call(self, t0: int, length: int) -> None:
+        """Run the kernel for ``length`` steps from absolute step ``t0`` on the structs as they are."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ shared
     def _structs(self) -> None:
-        """The kernel's argument structs, built once: the state lives in private NumPy buffers that the
-        structs point into (filled from a ``NetState`` by :meth:`_load`); only the weights, the monitors'
-        buffers and t0 change between calls."""
-        f32 = np.float32
-        net = self.net
+        """The kernel's argument structs, built once: the state lives in private buffers that the structs
+        point into (filled from a ``NetState`` by :meth:`_load`); only the weights, the monitors' buffers
+        and t0 change between calls."""
+        xp, net = self.xp, self.net
         self._state = {}
         self._c_groups = (_Group * max(len(self._groups), 1))()
         for gi, g in enumerate(self._groups):
             name = g["name"]
             s = net.state.neurons[name]
-            arrays = {field: np.zeros(np.shape(x), np.int32 if field == "ref" else f32) for field, x in (
+            arrays = {field: xp.zeros(np.shape(x), np.int32 if field == "ref" else np.float32) for field, x in (
                 ("v", s.v), ("ref", s.refractory), ("q0", s.re0), ("q1", s.im0), ("q2", s.re1), ("q3", s.im1),
                 ("syn", net.state.syn[name]), ("ring", net.state.ring[name]))}
-            arrays["count"] = np.zeros(g["n"], np.int32)
+            arrays["count"] = xp.zeros(g["n"], np.int32)
             self._state[name] = arrays
             st = self._c_groups[gi]
             st.n, st.receptors, st.depth, st.per_neuron = g["n"], g["receptors"], int(arrays["ring"].shape[1]), g["per_neuron"]
             st.dt, (st.key0, st.key1) = g["dt"], g["key"]
-            st.n_poisson, st.poisson = g["n_poisson"], ctypes.addressof(g["poisson"])
-            for field, arr in (*g["params"].items(), *g["const"].items(), *arrays.items(), *g["scratch"].items()):
-                setattr(st, field, _ptr(arr))
+            st.n_poisson, st.poisson = g["n_poisson"], self._struct_address(g["poisson"])
+            for field, arr in (*g["params"].items(), *g["const"].items(), *g["scratch"].items()):
+                setattr(st, field, self._address(arr))
+            for field, arr in arrays.items():
+                setattr(st, field, self._buffer_address(arr))
         self._c_projections = (_Projection * max(len(self._projections), 1))()
         for pi, p in enumerate(self._projections):
             st = self._c_projections[pi]
             for field in ("pre", "post", "receptor", "n_pre", "n_post", "width", "dense", "n_delays", "delay"):
                 setattr(st, field, p[field])
-            st.targets, st.delays, st.scratch = _ptr(p["targets"]), _ptr(p["delays"]), _ptr(p["scratch"])
+            st.targets, st.delays, st.scratch = (self._address(p[k]) for k in ("targets", "delays", "scratch"))
         self._c_monitors = (_Monitor * max(len(self._monitors), 1))()
         for mi, m in enumerate(self._monitors):
             st = self._c_monitors[mi]
             st.kind, st.group, st.k = m["kind"], m["group"], m["k"]
-            st.start, st.where = (None, None) if m["inverse"] is None else (_ptr(a) for a in m["inverse"])
+            st.start, st.where = (None, None) if m["inverse"] is None else (self._address(a) for a in m["inverse"])
             st.sorted = m["sorted"]
         self._records: dict[int, dict] = {}  # length -> SpikeMonitor buffers (rows, events), reused
         self._last = None  # the NetState the last call returned (its values are in the buffers)
@@ -284,7 +331,7 @@ class NativeNetwork:
             for field, x in (("v", s.v), ("ref", s.refractory), ("q0", s.re0), ("q1", s.im0), ("q2", s.re1),
                              ("q3", s.im1), ("syn", state.syn[name]), ("ring", state.ring[name]),
                              ("count", state.count[name])):
-                np.copyto(arrays[field], np.asarray(x), casting="same_kind")
+                self.xp.copyto(arrays[field], self._from_jax(x), casting="same_kind")
 
     def _spike_buffers(self, m: dict, length: int) -> dict:
         """The ``(length, k)`` rows and event lists of SpikeMonitor ``m`` for chunks of ``length`` steps
@@ -294,10 +341,26 @@ class NativeNetwork:
             self._records = {length: by_length}
         buf = by_length.get(m["name"])
         if buf is None:
-            cap = max(4096, 4 * length)
-            buf = by_length[m["name"]] = dict(rows=np.zeros((length, m["k"]), np.bool_), cap=cap,
-                                              step=np.zeros(cap, np.int32), pos=np.zeros(cap, np.int32))
+            xp, cap = self.xp, max(4096, 4 * length)
+            buf = by_length[m["name"]] = dict(rows=xp.zeros((length, m["k"]), np.bool_), cap=cap,
+                                              step=xp.zeros(cap, np.int32), pos=xp.zeros(cap, np.int32))
         return buf
+
+    def _spike_records(self, st: Any, buf: dict, length: int) -> np.ndarray:
+        """A SpikeMonitor's records of the call from its struct ``st`` and buffers ``buf``."""
+        events = int(st.n_events)
+        if events > buf["cap"]:  # more spikes than the list held: the rows are complete, a scan reads them
+            buf["cap"] = 2 * events
+            buf["step"], buf["pos"] = self.xp.zeros(2 * events, np.int32), self.xp.zeros(2 * events, np.int32)
+            return self._to_host(buf["rows"]).view(_SpikeRecords)
+        return self._event_records(self._to_host(buf["step"][:events]), self._to_host(buf["pos"][:events]),
+                                   buf, length)
+
+    def _event_records(self, step: np.ndarray, pos: np.ndarray, buf: dict, length: int) -> np.ndarray:
+        """Records whose events the kernel listed in scan order (rows from the kernel's buffer)."""
+        rows = self._to_host(buf["rows"]).view(_SpikeRecords)
+        rows.events = (step.astype(np.intp), pos.astype(np.intp))
+        return rows
 
     def chunk(self, state: Any, length: int) -> tuple[Any, dict]:
         """Advance ``state`` (a ``NetState``) by ``length`` steps; returns the new ``NetState`` and the
@@ -306,51 +369,166 @@ class NativeNetwork:
         ``RateMonitor``: ``(length,)`` int32), on the host.
 
         The state is copied into the kernel's buffers unless it is the one the last call returned (a run
-        of chunks), and out again as new JAX arrays (one ``device_put``), so states stay immutable."""
+        of chunks), and out again as new JAX arrays, so states stay immutable."""
         t0 = int(state.t)
         if state is not self._last:
             self._load(state)
-        weights = {}
+        weights = []  # alive until the call returns
         for pi, p in enumerate(self._projections):
-            w = weights[p["name"]] = np.ascontiguousarray(np.asarray(state.weights[p["name"]]), np.float32)
-            self._c_projections[pi].weights = _ptr(w)
-        records, spike_buffers = {}, []
+            w = self._from_jax(state.weights[p["name"]])
+            if w.dtype != np.float32 or not w.flags.c_contiguous:
+                w = self.xp.ascontiguousarray(w, dtype=np.float32)
+            weights.append(w)
+            self._c_projections[pi].weights = self._buffer_address(w)
+        rates, spike_buffers = {}, []
         for mi, m in enumerate(self._monitors):
             st = self._c_monitors[mi]
+            st.n_events = 0
             if m["kind"] == 0:
                 buf = self._spike_buffers(m, length)
-                st.spikes, st.cap, st.ev_step, st.ev_pos = _ptr(buf["rows"]), buf["cap"], _ptr(buf["step"]), _ptr(buf["pos"])
-                spike_buffers.append((m["name"], st, buf))
+                if self._zero_rows:
+                    buf["rows"].fill(0)
+                st.spikes, st.cap = self._buffer_address(buf["rows"]), buf["cap"]
+                st.ev_step, st.ev_pos = self._buffer_address(buf["step"]), self._buffer_address(buf["pos"])
+                spike_buffers.append((mi, m["name"], buf))
             else:
-                records[m["name"]] = out = np.zeros(length, np.int32)
-                st.rate = _ptr(out)
-        status = self._fn(ctypes.c_int(len(self._groups)), self._c_groups, ctypes.c_int(len(self._projections)),
-                          self._c_projections, ctypes.c_int(len(self._monitors)), self._c_monitors, ctypes.c_int(t0),
-                          ctypes.c_int(int(length)))
-        if status != 0:
+                rates[m["name"]] = out = self.xp.zeros(length, np.int32)
+                st.rate = self._buffer_address(out)
+        try:
+            self._call(t0, int(length))
+        except BaseException:
             self._last = None  # the buffers hold a partial chunk
-            raise MemoryError("Network.run(backend='native'): the kernel could not allocate its per-neuron constants")
-        for name, st, buf in spike_buffers:
-            events = st.n_events
-            rows = buf["rows"].view(_SpikeRecords)
-            if events <= buf["cap"]:
-                rows.events = (buf["step"][:events].astype(np.intp), buf["pos"][:events].astype(np.intp))
-            else:  # more spikes than the list held: the rows are complete, a scan reads them this time
-                buf["cap"] = 2 * events
-                buf["step"], buf["pos"] = np.zeros(2 * events, np.int32), np.zeros(2 * events, np.int32)
-            records[name] = rows
-        # new arrays for the new state (one device_put): copies, since the CPU client may alias (zero-copy)
-        # a NumPy buffer, and the next call changes these in place
-        out = jax.device_put(({name: {field: a.copy() for field, a in arrays.items()} for name, arrays in self._state.items()},
-                              np.asarray(t0 + length, np.int32)))
-        groups, t = out
+            raise
+        records = {name: self._to_host(out) for name, out in rates.items()}
+        for mi, name, buf in spike_buffers:
+            records[name] = self._spike_records(self._c_monitors[mi], buf, length)
+        t = jnp.asarray(t0 + length, jnp.int32)
         neurons, syn, ring, count = dict(state.neurons), dict(state.syn), dict(state.ring), dict(state.count)
-        for name, a in groups.items():
+        for name, arrays in self._state.items():
+            a = {field: self._to_jax(x) for field, x in arrays.items()}
             neurons[name] = state.neurons[name]._replace(
                 v=a["v"], refractory=a["ref"], re0=a["q0"], im0=a["q1"], re1=a["q2"], im1=a["q3"], t=t)
             syn[name], ring[name], count[name] = a["syn"], a["ring"], a["count"]
         self._last = state._replace(t=t, neurons=neurons, syn=syn, ring=ring, count=count)
         return self._last, records
+
+
+class NativeNetwork(_NetworkKernel):
+    """``Network.run(backend="native")``: kernels/cpu/network.cpp on this CPU, its structs in host memory,
+    one ctypes call per chunk (see :class:`_NetworkKernel` for the arguments)."""
+
+    name = "native"
+
+    def _build(self) -> None:
+        self.library, self.flags = host_library("network.cpp", self.defines, self.precise, NATIVE)
+        self._fn = self.library.qsn_network
+        self._fn.restype = ctypes.c_int
+
+    def _to_jax(self, a: Any) -> jax.Array:
+        # copies: the CPU client may alias (zero-copy) a NumPy buffer, and the next call changes it in place
+        return jax.device_put(a.copy())
+
+    def _call(self, t0: int, length: int) -> None:
+        status = self._fn(ctypes.c_int(len(self._groups)), self._c_groups, ctypes.c_int(len(self._projections)),
+                          self._c_projections, ctypes.c_int(len(self._monitors)), self._c_monitors, ctypes.c_int(t0),
+                          ctypes.c_int(length))
+        if status != 0:
+            raise MemoryError("Network.run(backend='native'): the kernel could not allocate its per-neuron constants")
+
+
+class FusedNetwork(_NetworkKernel):
+    """The CUDA network kernel (kernels/cuda/network.cu) on a :class:`qsn.kernels.runner.Runner`: one launch
+    per chunk, every step inside it (``Network.run(backend="cupy")``, or the host emulation the tests run).
+    Its arrays live on the runner (device memory under CuPy); the structs are copied to it per call.
+
+    Args:
+        net: a built :class:`qsn.networks.Network`.
+        runner: :class:`~qsn.kernels.runner.CupyRunner` or :class:`~qsn.kernels.runner.HostRunner`.
+        precise: IEEE sqrt/sincos/division in the neuron step.
+    """
+
+    _zero_rows = True
+
+    def __init__(self, net: Any, runner: Runner, *, precise: bool = False) -> None:
+        self.runner, self.xp, self.name = runner, runner.xp, runner.name
+        self._placed: dict[int, tuple[np.ndarray, Any]] = {}
+        super().__init__(net, precise=precise)
+
+    def _build(self) -> None:
+        self.runner.function("network", "qsn_network", self.defines, self.precise)  # compile now: errors before a step
+
+    def _place(self, a: np.ndarray) -> Any:
+        placed = self._placed.get(id(a))
+        if placed is None:
+            placed = self._placed[id(a)] = (a, self.xp.asarray(a))
+        return placed[1]
+
+    def _address(self, a: np.ndarray) -> int:
+        return self.runner.pointer(self._place(a))
+
+    def _buffer_address(self, a: Any) -> int:
+        return self.runner.pointer(a)
+
+    def _struct_address(self, structs: ctypes.Array) -> int:
+        return self.runner.pointer(self._upload(structs))
+
+    def _upload(self, structs: ctypes.Array) -> Any:
+        """A copy of ``structs``' bytes on the runner (kept until the kernel is dropped)."""
+        data = self.xp.asarray(np.frombuffer(bytes(structs), np.uint8).copy())
+        self._keep.append(data)
+        return data
+
+    def _from_jax(self, x: Any) -> Any:
+        return self.runner.from_jax(x)
+
+    def _to_jax(self, a: Any) -> jax.Array:
+        return self.runner.to_jax(a.copy())
+
+    def _to_host(self, a: Any) -> np.ndarray:
+        return self.runner.to_host(a)
+
+    def _call(self, t0: int, length: int) -> None:
+        xp = self.xp
+        counts = []  # each group's spikes per step of the call (the spike list's length at each step)
+        for gi in range(len(self._groups)):
+            counts.append(xp.zeros(max(length, 1), np.int32))
+            self._c_groups[gi].step_spiked = self.runner.pointer(counts[-1])
+        structs = [xp.asarray(np.frombuffer(bytes(s), np.uint8).copy())
+                   for s in (self._c_groups, self._c_projections, self._c_monitors)]
+        barrier = xp.zeros(2, np.uint32)
+        total = sum(g["n"] for g in self._groups)
+        args = [np.int32(len(self._groups)), structs[0], np.int32(len(self._projections)), structs[1],
+                np.int32(len(self._monitors)), structs[2], np.int64(total), np.int32(t0), np.int32(length), barrier]
+        self.runner.launch_resident("network", "qsn_network", self.defines, self.precise, total, args)
+        monitors = (_Monitor * len(self._c_monitors)).from_buffer_copy(self.runner.to_host(structs[2]).tobytes())
+        for mi in range(len(self._monitors)):
+            self._c_monitors[mi].n_events = monitors[mi].n_events
+
+    def _event_records(self, step: np.ndarray, pos: np.ndarray, buf: dict, length: int) -> np.ndarray:
+        # threads list events in the order they get there: sorted into scan order, rows made from them
+        order = np.lexsort((pos, step))
+        step, pos = step[order].astype(np.intp), pos[order].astype(np.intp)
+        rows = np.zeros(tuple(buf["rows"].shape), np.bool_).view(_SpikeRecords)
+        rows[step, pos] = True
+        rows.events = (step, pos)
+        return rows
+
+
+def network_kernel(net: Any, backend: Any) -> _NetworkKernel:
+    """The whole-network kernel of built ``net`` for ``backend``: ``"native"`` (the CPU kernel),
+    ``"cupy"`` (the CUDA kernel through CuPy), or a :class:`qsn.kernels.runner.Runner` (the CUDA kernel on
+    it: ``HostRunner()`` is its host emulation). Raises :class:`ConfigurationError` naming what it refuses,
+    :class:`qsn.errors.BackendUnavailableError` when CuPy, a GPU or a compiler is missing."""
+    if backend == "native":
+        return NativeNetwork(net)
+    if backend == "cupy":
+        from qsn.kernels.runner import CupyRunner
+
+        return FusedNetwork(net, CupyRunner())
+    if isinstance(backend, Runner):
+        return FusedNetwork(net, backend)
+    raise ConfigurationError(f"Network.run: backend must be 'jax', 'native', 'cupy' or a qsn.kernels.runner.Runner, "
+                             f"but is {backend!r}")
 
 
 class _SpikeRecords(np.ndarray):

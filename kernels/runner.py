@@ -17,6 +17,7 @@ from qsn.kernels.compile import EMULATION, NATIVE, Defines, HostBuild, cuda_func
 __all__ = ["Runner", "CupyRunner", "HostRunner", "NativeRunner", "BLOCK"]
 
 BLOCK = 256  # threads per block: a multiple of the warp; matches __launch_bounds__ in common.cuh
+RESIDENT_BLOCKS_PER_SM = 2  # blocks of a resident launch per SM: the minimum of __launch_bounds__ in network.cu
 
 _CTYPES = {
     np.dtype(np.int32): ctypes.c_int32,
@@ -45,6 +46,21 @@ class Runner:
     def to_host(self, x: Any) -> np.ndarray:
         raise NotImplementedError
 
+    def function(self, source: str, kernel: str, defines: Defines, precise: bool) -> Any:
+        """Kernel ``kernel`` of ``source`` built for ``defines`` (compiled on first call, then cached)."""
+        raise NotImplementedError
+
+    def pointer(self, x: Any) -> int:
+        """The address of array ``x`` of :attr:`xp` (for the structs a kernel reads)."""
+        raise NotImplementedError
+
+    def launch_resident(self, source: str, kernel: str, defines: Defines, precise: bool, threads: int,
+                        args: list) -> None:
+        """Launch a kernel whose items stride over a grid that is resident all at once (it synchronises
+        the whole grid between phases, as kernels/cuda/network.cu does): at most as many threads as the
+        device holds together, and no more than ``threads``."""
+        raise NotImplementedError
+
 
 class CupyRunner(Runner):
     """Launch on the current CUDA device; JAX arrays cross by DLPack (zero-copy on the same GPU)."""
@@ -56,9 +72,22 @@ class CupyRunner(Runner):
 
         self.xp = require()
 
+    def function(self, source, kernel, defines, precise):
+        return cuda_function(source, kernel, defines, precise)
+
     def launch(self, source, kernel, defines, precise, threads, args):
         fn = cuda_function(source, kernel, defines, precise)
         blocks = max(1, -(-threads // BLOCK))
+        fn((blocks,), (BLOCK,), tuple(args))
+
+    def pointer(self, x):
+        return int(x.data.ptr)
+
+    def launch_resident(self, source, kernel, defines, precise, threads, args):
+        fn = cuda_function(source, kernel, defines, precise)
+        sms = self.xp.cuda.Device().attributes["MultiProcessorCount"]
+        # __launch_bounds__(256, 2) in network.cu: two blocks of every SM fit by registers (no shared memory)
+        blocks = max(1, min(-(-threads // BLOCK), RESIDENT_BLOCKS_PER_SM * sms))
         fn((blocks,), (BLOCK,), tuple(args))
 
     def from_jax(self, x):
@@ -85,6 +114,12 @@ class HostRunner(Runner):
 
     def function(self, source: str, kernel: str, defines: Defines, precise: bool) -> Any:
         return host_function(source, kernel, defines, precise, self.build)
+
+    def pointer(self, x):
+        return int(x.ctypes.data)
+
+    def launch_resident(self, source, kernel, defines, precise, threads, args):
+        self.launch(source, kernel, defines, precise, threads, args)  # the "threads" of each phase run in turn
 
     def launch(self, source, kernel, defines, precise, threads, args):
         fn = self.function(source, kernel, defines, precise)

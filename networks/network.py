@@ -61,6 +61,11 @@ class NetState(NamedTuple):
     count: dict  # group name -> (n,) int32 spikes since build
 
 
+
+def _is_runner(backend: Any) -> bool:
+    """Whether ``backend`` is a kernel runner (qsn.kernels.runner.Runner), without importing the kernels."""
+    return any(cls.__module__ == "qsn.kernels.runner" and cls.__name__ == "Runner" for cls in type(backend).__mro__)
+
 class Network:
     """A network of neuron groups, spike sources, projections, inputs and monitors.
 
@@ -471,22 +476,17 @@ class Network:
             progress: show a tqdm bar on stderr.
             chunk_steps: steps per compiled chunk (default: bounded by monitor memory, ~100 chunks
                 with a progress bar).
-            backend: ``"jax"`` (default) or ``"native"``: the whole-network CPU kernel
-                (``kernels/cpu/network.cpp``, :mod:`qsn.kernels.network`), one call per chunk; it runs
-                float32 pure-mode groups of one step configuration, Delta and PscExp receptors,
-                constant ``CurrentInput``, event and dense projections, spike and rate monitors, and
-                refuses anything else before the first step (naming it). ``"cupy"`` is reserved for the
-                GPU's network kernel, not written yet: asking for it raises.
+            backend: ``"jax"`` (default); ``"native"``, the whole-network CPU kernel
+                (``kernels/cpu/network.cpp``), one call per chunk; ``"cupy"``, the whole-network CUDA
+                kernel (``kernels/cuda/network.cu``, one launch per chunk, every step inside it); or a
+                :class:`qsn.kernels.runner.Runner`, the CUDA kernel on it (``HostRunner()``: its host
+                emulation, slow, for tests). The kernels (:mod:`qsn.kernels.network`) run float32
+                pure-mode groups of one step configuration, Delta, PscExp and CondExp receptors,
+                constant ``CurrentInput``, ``PoissonInput``, event and dense projections, spike and rate
+                monitors, and refuse anything else before the first step (naming it).
         """
-        if backend not in ("jax", "native", "cupy"):
+        if not (isinstance(backend, str) and backend in ("jax", "native", "cupy")) and not _is_runner(backend):
             raise ConfigurationError(f"Network.run: backend must be 'jax', 'native' or 'cupy', but is {backend!r}")
-        if backend == "cupy":
-            raise ConfigurationError(
-                "Network.run: backend='cupy' is not available yet: the population kernel runs on it "
-                "(qsn.simulate(..., backend='cupy')) and the event-propagation kernel exists "
-                "(qsn.kernels.propagation.deliver), but the network step (synapses, arrivals, plasticity, monitors) "
-                "runs only on backend='jax' or 'native'"
-            )
         self._require_built()
         if not math.isfinite(float(duration_ms)) or duration_ms < 0:
             raise ConfigurationError(f"Network.run: duration_ms must be finite and >= 0, but is {duration_ms!r}")
@@ -496,9 +496,7 @@ class Network:
         if rows is not None and t_start + steps > rows:
             raise ConfigurationError(f"Network.run: a (T, n) CurrentInput has {rows} rows, but the run reaches step {t_start + steps}")
         chunk = self.chunk_length(steps, progress=progress, chunk_steps=chunk_steps)
-        run_chunk = self._run_chunk
-        if backend == "native":
-            run_chunk = self._native_kernel().chunk
+        run_chunk = self._run_chunk if isinstance(backend, str) and backend == "jax" else self._kernel(backend).chunk
 
         def advance(start: int, length: int, sampled: bool) -> NetState:
             new_state, records = run_chunk(self._state, length)
@@ -513,14 +511,20 @@ class Network:
         drive(steps, chunk, advance, progress=progress, desc="qsn network")
         return self
 
-    def _native_kernel(self) -> Any:
-        """The native network kernel of this network (built on first use; raises naming what it refuses)."""
-        native = getattr(self, "_native", None)
-        if native is None:
-            from qsn.kernels.network import NativeNetwork
+    def _kernel(self, backend: Any) -> Any:
+        """The whole-network kernel of this network for ``backend`` (built on first use, one per backend;
+        raises naming what it refuses)."""
+        kernels = self.__dict__.setdefault("_kernels", {})
+        key = backend if isinstance(backend, str) else id(backend)
+        if key not in kernels:
+            from qsn.kernels.network import network_kernel
 
-            native = self._native = NativeNetwork(self)
-        return native
+            kernels[key] = network_kernel(self, backend)
+        return kernels[key]
+
+    def _native_kernel(self) -> Any:
+        """The native (CPU) network kernel of this network."""
+        return self._kernel("native")
 
     def chunk_length(self, steps: int, *, progress: bool = False, chunk_steps: int | None = None) -> int:
         """Steps per compiled chunk of a run of ``steps``: :func:`qsn.driver.chunk_length` for the monitors'

@@ -54,3 +54,15 @@ def test_static_mix_of_the_fast_pure_step():
     assert 15 <= mix["fp32"] <= 60 and mix["instructions"] < 80
     limits = ptx.bound(mix)
     assert limits["bound"] == min(limits["issue"], limits["fp32"], limits["sfu"])
+
+
+@pytest.mark.parametrize("stochastic,precise", [(False, False), (True, True)])
+def test_network_kernel_builds_without_spills(stochastic, precise):
+    """kernels/cuda/network.cu, deterministic and with every stochastic part: within the 128 registers of
+    its __launch_bounds__(256, 2) (the resident grid of CupyRunner.launch_resident), no spills."""
+    defines = population.kernel_defines("pure", "const", None, jumps=stochastic, dephasing=stochastic,
+                                        relaxation=stochastic)
+    stats = ptx.compile_stats("network", defines, precise)
+    assert stats["spill_stores"] == 0 and stats["spill_loads"] == 0
+    assert 0 < stats["registers"] <= 128
+    assert ".entry qsn_network(" in stats["ptx"]

@@ -1,5 +1,8 @@
-"""``Network.run(backend="native")`` (kernels/cpu/network.cpp) against the JAX path: identical spike
-trains for deterministic float32 runs, chunking and state/restore, mixing backends, and the refusals."""
+"""The whole-network kernels against the JAX path: ``Network.run(backend="native")`` (kernels/cpu/network.cpp)
+and the CUDA kernel (kernels/cuda/network.cu) in its host emulation (``backend=HostRunner()``: the same
+source a GPU runs, each thread in turn). Identical spike trains for deterministic float32 runs (CUBA,
+COBA's conductances, Brunel's Poisson drive, delays, views, dense projections), chunking and
+state/restore, mixing backends, the same stochastic trains on both kernels, and the refusals."""
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +12,7 @@ import pytest
 import qsn
 from qsn.errors import ConfigurationError
 from qsn.kernels.compile import host_compiler
+from qsn.kernels.runner import HostRunner
 from qsn.networks import (STDP, CondExp, CurrentInput, Delta, Network, NeuronGroup, PoissonGroup, PoissonInput,
                           Projection, PscExp, RateMonitor, SpikeMonitor, StateMonitor, fixed_probability, models,
                           uniform)
@@ -32,17 +36,32 @@ def _assert_same_trains(a, b, what):
                              f"(JAX step {sa[first:first + 1]}, native step {sb[first:first + 1]})")
 
 
-def _pair(make, ms, **run):
-    """The same network built twice from one key, run on each backend."""
-    a = make().build(jax.random.key(3))
-    a.run(ms, **run)
+# the kernels under test: the CPU kernel, and the CUDA kernel emulated on the host
+KERNELS = [pytest.param("native", id="native"), pytest.param(HostRunner(), id="cuda-emulated")]
+
+
+@pytest.fixture(params=KERNELS)
+def kernel(request):
+    return request.param
+
+
+_JAX_RUNS: dict = {}  # the JAX reference of each network, run once for both kernels
+
+
+def _pair(make, ms, kernel="native", **run):
+    """The same network built twice from one key, run on the JAX path and on ``kernel``."""
+    closure = tuple(c.cell_contents for c in make.__closure__ or ())
+    key = (make.__code__, closure, ms, tuple(sorted(run.items())))
+    if key not in _JAX_RUNS:
+        _JAX_RUNS.clear()  # (one reference kept: the tests of one network run one after another)
+        _JAX_RUNS[key] = make().build(jax.random.key(3)).run(ms, **run)
     b = make().build(jax.random.key(3))
-    b.run(ms, backend="native", **run)
-    return a, b
+    b.run(ms, backend=kernel, **run)
+    return _JAX_RUNS[key], b
 
 
-def test_cuba_spike_trains_equal_the_jax_path():
-    a, b = _pair(lambda: models.cuba(n=1000), 100.0)  # 1000 steps
+def test_cuba_spike_trains_equal_the_jax_path(kernel):
+    a, b = _pair(lambda: models.cuba(n=1000), 100.0, kernel)  # 1000 steps
     assert a["spikes"].step.size > 500  # the network is active
     _assert_same_trains(_spikes(a), _spikes(b), "CUBA n=1000, 1000 steps")
     np.testing.assert_array_equal(np.asarray(a.state.count["neurons"]), np.asarray(b.state.count["neurons"]))
@@ -78,8 +97,8 @@ def _two_groups():
     return net
 
 
-def test_delays_views_groups_and_projections_equal_the_jax_path():
-    a, b = _pair(_two_groups, 100.0)
+def test_delays_views_groups_and_projections_equal_the_jax_path(kernel):
+    a, b = _pair(_two_groups, 100.0, kernel)
     assert a._specs["aa"].path == "event" and max(int(r.shape[1]) for r in a.state.ring.values()) >= 15
     assert a["spikes"].step.size > 100 and a["b_view"].step.size > 20
     _assert_same_trains(_spikes(a), _spikes(b), "group a")
@@ -107,36 +126,36 @@ def _dense():
     return net
 
 
-def test_dense_projections_equal_the_jax_path():
-    a, b = _pair(_dense, 100.0)
+def test_dense_projections_equal_the_jax_path(kernel):
+    a, b = _pair(_dense, 100.0, kernel)
     assert a._specs["e"].path == "dense" and len(a._specs["e"].delays) > 1
     assert a["spikes"].step.size > 100
     _assert_same_trains(_spikes(a), _spikes(b), "dense projections")
 
 
-def test_chunks_restore_and_mixed_backends_equal_one_run():
+def test_chunks_restore_and_mixed_backends_equal_one_run(kernel):
     ref = _two_groups().build(jax.random.key(3))
-    ref.run(60.0, backend="native")
+    ref.run(60.0, backend=kernel)
     chunked = _two_groups().build(jax.random.key(3))
-    chunked.run(60.0, backend="native", chunk_steps=7)  # 600 = 85 x 7 + 5
+    chunked.run(60.0, backend=kernel, chunk_steps=7)  # 600 = 85 x 7 + 5
     _assert_same_trains(_spikes(ref), _spikes(chunked), "chunk_steps=7")
     split = _two_groups().build(jax.random.key(3))
-    split.run(20.0, backend="native")
+    split.run(20.0, backend=kernel)
     saved = split.state
-    split.run(25.0, backend="native")  # forgotten by the restore
+    split.run(25.0, backend=kernel)  # forgotten by the restore
     split.restore(saved)
-    split.run(40.0, backend="native")
+    split.run(40.0, backend=kernel)
     _assert_same_trains(_spikes(ref), _spikes(split), "state/restore")
     mixed = _two_groups().build(jax.random.key(3))
     mixed.run(30.0)
-    mixed.run(30.0, backend="native")
+    mixed.run(30.0, backend=kernel)
     _assert_same_trains(_spikes(ref), _spikes(mixed), "JAX then native")
     for x, y in zip(jax.tree_util.tree_leaves(ref.state), jax.tree_util.tree_leaves(mixed.state)):
         assert x.shape == y.shape and x.dtype == y.dtype
     np.testing.assert_array_equal(np.asarray(ref.state.neurons["b"].v), np.asarray(mixed.state.neurons["b"].v))
 
 
-def test_stochastic_runs_repeat_and_split_like_one_run():
+def test_stochastic_runs_repeat_and_split_like_one_run(kernel):
     def make():
         net = Network()
         p = qsn.NeuronParams(delta=0.5, jump_rate=0.05, t2=30.0, dt=0.1)
@@ -146,21 +165,24 @@ def test_stochastic_runs_repeat_and_split_like_one_run():
         net.add(SpikeMonitor(g, name="spikes"))
         return net.build(jax.random.key(1))
 
-    one, again, split = make(), make(), make()
-    one.run(50.0, backend="native")
-    again.run(50.0, backend="native")
-    split.run(21.3, backend="native")
-    split.run(28.7, backend="native", chunk_steps=13)
+    one, again, split, cpu = make(), make(), make(), make()
+    one.run(50.0, backend=kernel)
+    again.run(50.0, backend=kernel)
+    split.run(21.3, backend=kernel)
+    split.run(28.7, backend=kernel, chunk_steps=13)
     assert one["spikes"].step.size > 10  # quantum jumps happen (Philox draws, not jax.random's)
     _assert_same_trains(_spikes(one), _spikes(again), "same key")
     _assert_same_trains(_spikes(one), _spikes(split), "split run")
+    cpu.run(50.0, backend="native")  # both kernels draw the same Philox numbers (neuron.cuh's)
+    _assert_same_trains(_spikes(one), _spikes(cpu), "the CPU kernel")
 
 
-def _refused(make, feature):
+def _refused(make, feature, kernel="native"):
     net = make()
     net.build(jax.random.key(0))
-    with pytest.raises(ConfigurationError, match=rf"backend='native'.*{feature}.*runs on backend='jax'"):
-        net.run(1.0, backend="native")
+    name = kernel if isinstance(kernel, str) else kernel.name
+    with pytest.raises(ConfigurationError, match=rf"backend='{name}'.*{feature}.*runs on backend='jax'"):
+        net.run(1.0, backend=kernel)
     assert int(net.state.t) == 0  # refused before any step
     net.run(0.5)  # the JAX path runs it
 
@@ -198,10 +220,10 @@ def _with(kind):
     ("stdp", "STDP"), ("poisson_mean", "PoissonInput with a mean of 1000"),
     ("poisson_repeats", "PoissonInput on a view with repeated neurons"), ("poisson_group", "spike sources .PoissonGroup"),
     ("state_monitor", "StateMonitor"), ("time_varying", "time-varying CurrentInput"), ("mixed", "mixed-mode"),
-    ("cond", "CondExp"), ("configs", "differing step configurations"),
+    ("configs", "differing step configurations"),
 ])
-def test_refusals_name_the_feature(kind, feature):
-    _refused(_with(kind), feature)
+def test_refusals_name_the_feature(kind, feature, kernel):
+    _refused(_with(kind), feature, kernel)
 
 
 def test_float64_is_refused():
@@ -231,8 +253,8 @@ def _views_and_per_neuron_psc():
     return net
 
 
-def test_per_neuron_psc_and_monitors_on_repeated_views_equal_the_jax_path():
-    a, b = _pair(_views_and_per_neuron_psc, 100.0)
+def test_per_neuron_psc_and_monitors_on_repeated_views_equal_the_jax_path(kernel):
+    a, b = _pair(_views_and_per_neuron_psc, 100.0, kernel)
     assert a["spikes"].step.size > 100 and a["view"].step.size > 10
     _assert_same_trains(_spikes(a), _spikes(b), "per-neuron psc")
     _assert_same_trains(_spikes(a, "view"), _spikes(b, "view"), "view with repeats")
@@ -240,14 +262,14 @@ def test_per_neuron_psc_and_monitors_on_repeated_views_equal_the_jax_path():
     np.testing.assert_array_equal(a["rate"].rate, b["rate"].rate)
 
 
-def test_saved_states_stay_unchanged_and_records_read_like_a_scan():
+def test_saved_states_stay_unchanged_and_records_read_like_a_scan(kernel):
     net = _views_and_per_neuron_psc().build(jax.random.key(3))
-    net.run(20.0, backend="native")
+    net.run(20.0, backend=kernel)
     saved = net.state
     before = [np.array(x) for x in jax.tree_util.tree_leaves(saved)]
-    net.run(20.0, backend="native")  # continues from saved: the kernel's buffers change in place
+    net.run(20.0, backend=kernel)  # continues from saved: the kernel's buffers change in place
     assert all(np.array_equal(x, np.asarray(y)) for x, y in zip(before, jax.tree_util.tree_leaves(saved)))
-    kernel = net._native_kernel()
+    kernel = net._kernel(kernel)
     for cap in (None, 3):  # the event list, then one too short for the chunk (the rows are scanned)
         if cap is not None:
             for m in kernel._monitors:
@@ -278,8 +300,8 @@ def _poisson():
     return net
 
 
-def test_poisson_inputs_draw_the_jax_paths_numbers():
-    a, b = _pair(_poisson, 100.0)
+def test_poisson_inputs_draw_the_jax_paths_numbers(kernel):
+    a, b = _pair(_poisson, 100.0, kernel)
     assert a["spikes"].step.size > 500
     _assert_same_trains(_spikes(a), _spikes(b), "Poisson inputs")
     np.testing.assert_array_equal(np.asarray(a.state.syn["g"]), np.asarray(b.state.syn["g"]))
@@ -287,7 +309,30 @@ def test_poisson_inputs_draw_the_jax_paths_numbers():
 
 
 @pytest.mark.filterwarnings("ignore:brunel. the 'AI' regime")  # C_E = 100: a small network, any regime
-def test_brunel_equals_the_jax_path():
-    a, b = _pair(lambda: models.brunel(1000, indegree=100), 50.0)
+def test_brunel_equals_the_jax_path(kernel):
+    a, b = _pair(lambda: models.brunel(1000, indegree=100), 50.0, kernel)
     assert a["spikes"].step.size > 100
     _assert_same_trains(_spikes(a), _spikes(b), "Brunel n=1000")
+
+
+@pytest.mark.parametrize("model", [models.coba, models.coba_brainpy])
+def test_conductance_synapses_equal_the_jax_path(kernel, model):
+    """CondExp receptors (COBA): the equivalent current of the conductances held over the step, rounded as
+    XLA rounds it (network.cuh's QSN_NET_COND_FMA), so trains and conductances agree bit for bit."""
+    a, b = _pair(lambda: model(n=1000), 100.0, kernel)
+    assert a["spikes"].step.size > 200 and "cond_exp" in a._plans["neurons"].kinds
+    _assert_same_trains(_spikes(a), _spikes(b), model.__name__)
+    np.testing.assert_array_equal(np.asarray(a.state.syn["neurons"]), np.asarray(b.state.syn["neurons"]))
+    np.testing.assert_array_equal(np.asarray(a.state.neurons["neurons"].v), np.asarray(b.state.neurons["neurons"].v))
+
+
+def test_the_cuda_kernel_is_asked_for_by_name_and_cupy_is_missing_here():
+    """backend="cupy" builds the CUDA kernel on CuPy; without CuPy or a GPU it says what is missing."""
+    from qsn.kernels.backend import available
+
+    if available():
+        pytest.skip("a CUDA device is present: tests/kernels/test_kernel_cuda_network.py runs it")
+    net = models.cuba(n=100).build(jax.random.key(0))
+    with pytest.raises(qsn.errors.BackendUnavailableError, match="CuPy|CUDA"):
+        net.run(1.0, backend="cupy")
+    assert int(net.state.t) == 0
