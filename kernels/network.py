@@ -1,18 +1,23 @@
-"""The whole-network kernel on the CPU (``Network.run(..., backend="native")``): argument assembly for
-``kernels/cpu/network.cpp``, which advances a built :class:`qsn.networks.Network` one chunk per call.
+"""The whole-network kernels: argument assembly for ``kernels/cpu/network.cpp`` (``Network.run(...,
+backend="native")``, :class:`NativeNetwork`) and ``kernels/cuda/network.cu`` (``backend="cupy"``, or any
+:class:`~qsn.kernels.runner.Runner`: :class:`FusedNetwork`), which advance a built
+:class:`qsn.networks.Network` one chunk per call. Both run the per-step work of
+``kernels/cuda/network.cuh``; only the launch layers differ.
 
-What it runs: neuron groups that share one step configuration (pure mode; stochastic parts drawn
-from Philox, as the native population backend), float32, parameters per neuron or shared; Delta and
-PscExp receptors; constant :class:`~qsn.networks.CurrentInput`; :class:`~qsn.networks.PoissonInput`
+What they run: neuron groups that share one step configuration (pure mode; stochastic parts drawn
+from Philox, as the native population backend), float32, parameters per neuron or shared; Delta,
+PscExp and CondExp receptors; constant :class:`~qsn.networks.CurrentInput`; :class:`~qsn.networks.PoissonInput`
 (the JAX path's own random numbers: threefry under the input's stream key, the same CDF table);
-event-path (ELL) and dense-path projections; spike counts; :class:`~qsn.networks.SpikeMonitor` and
-:class:`~qsn.networks.RateMonitor` records in the JAX chunk's format. Everything else is refused by
-:func:`check_network` before any step, naming the feature and saying it runs on ``backend='jax'``.
+event-path (ELL) and dense-path projections; spike counts; :class:`~qsn.networks.SpikeMonitor`,
+:class:`~qsn.networks.RateMonitor` and :class:`~qsn.networks.StateMonitor` records in the JAX chunk's
+format. Everything else is refused by :func:`check_network` before any step, naming the feature and
+saying it runs on ``backend='jax'``.
 
-The state is copied into the kernel's NumPy buffers (unless it is the state the last chunk returned) and
+The state is copied into the kernel's buffers (unless it is the state the last chunk returned) and
 comes back as a new ``NetState`` of JAX arrays, so ``net.state``, ``restore``, ``save`` and runs that
 mix backends keep working. For deterministic runs (no quantum jumps, infinite T1/T2) the spike trains
-are the JAX path's, bit for bit, Poisson inputs included (tests/kernels/test_kernel_native_network.py).
+are the JAX path's, bit for bit, Poisson inputs included, on the CPU kernel and on the CUDA kernel's
+host emulation (tests/kernels/test_kernel_native_network.py).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from qsn.philox import seed_words
 
 __all__ = ["NativeNetwork", "FusedNetwork", "network_kernel", "check_network"]
 
+_MONITORS = {"SpikeMonitor": 0, "RateMonitor": 1, "StateMonitor": 2}  # enum qsn_monitor_kind in network.cuh
+_STATE_FIELDS = 5  # a StateMonitor sample's fields before the receptor variables: V, re0, im0, re1, im1
 _KINDS = {"delta": 0, "psc_exp": 1, "cond_exp": 2}  # enum qsn_kinetics in network.cuh
 _P = ctypes.c_void_p
 
@@ -80,7 +87,6 @@ def check_network(net: Any, backend: str = "native") -> None:
     """Raise :class:`ConfigurationError` naming the first feature of the built ``net`` that the network
     kernels do not run (before any step); ``backend`` names the backend in the message."""
     from qsn.networks.group import NeuronGroup
-    from qsn.networks.monitors import RateMonitor, SpikeMonitor
 
     def refuse(feature: str) -> None:
         _refuse(feature, backend)
@@ -121,7 +127,7 @@ def check_network(net: Any, backend: str = "native") -> None:
         if spec.plasticity is not None:
             refuse(f"STDP (projection {spec.name!r})")
     for m in net.monitors.values():
-        if not isinstance(m, (SpikeMonitor, RateMonitor)):
+        if type(m).__name__ not in _MONITORS:
             refuse(f"{type(m).__name__} (monitor {m.name!r})")
 
 
@@ -239,9 +245,11 @@ class _NetworkKernel:
         self._monitors = []
         for mname, m in net.monitors.items():
             inverse = None if m.index is None else _invert(np.asarray(m.index), m.group.n)
-            self._keep.append(inverse)
-            self._monitors.append(dict(name=mname, kind=0 if type(m).__name__ == "SpikeMonitor" else 1,
-                                       group=self._index[m.group.name], k=m.n, inverse=inverse,
+            index = None if m.index is None else np.ascontiguousarray(np.asarray(m.index), np.int32)
+            self._keep += [inverse, index]
+            self._monitors.append(dict(name=mname, kind=_MONITORS[type(m).__name__],
+                                       group=self._index[m.group.name], k=m.n, inverse=inverse, index=index,
+                                       fields=_STATE_FIELDS + len(m.group.receptors),
                                        sorted=int(m.index is None or bool(np.all(np.diff(m.index) >= 0)))))
         self.defines = kernel_defines("pure", "const", None, jumps=bool(cfg and cfg.jumps),
                                       dephasing=bool(cfg and cfg.dephasing), relaxation=bool(cfg and cfg.relaxation))
@@ -320,7 +328,8 @@ class _NetworkKernel:
             st = self._c_monitors[mi]
             st.kind, st.group, st.k = m["kind"], m["group"], m["k"]
             st.start, st.where = (None, None) if m["inverse"] is None else (self._address(a) for a in m["inverse"])
-            st.sorted = m["sorted"]
+            st.index = None if m["index"] is None else self._address(m["index"])
+            st.sorted, st.fields = m["sorted"], m["fields"]
         self._records: dict[int, dict] = {}  # length -> SpikeMonitor buffers (rows, events), reused
         self._last = None  # the NetState the last call returned (its values are in the buffers)
 
@@ -345,6 +354,21 @@ class _NetworkKernel:
             buf = by_length[m["name"]] = dict(rows=xp.zeros((length, m["k"]), np.bool_), cap=cap,
                                               step=xp.zeros(cap, np.int32), pos=xp.zeros(cap, np.int32))
         return buf
+
+    def _state_records(self, name: str, values: np.ndarray) -> dict:
+        """A StateMonitor's ``{variable: (length, k)}`` from the kernel's samples ``(length, k, fields)``
+        (V, the qubit's four amplitudes, the receptor variables): the observables are the JAX path's own
+        functions (``networks.monitors._state_values``) on these neurons' states, on the host."""
+        from qsn.networks.monitors import StepView, _state_values
+
+        monitor = self.net.monitors[name]
+        group = monitor.group.name
+        cols = [jnp.asarray(values[..., i]) for i in range(values.shape[-1])]
+        neuron = self.net.state.neurons[group]._replace(v=cols[0], re0=cols[1], im0=cols[2], re1=cols[3], im1=cols[4])
+        syn = jnp.stack(cols[_STATE_FIELDS:]) if len(cols) > _STATE_FIELDS else jnp.zeros((0,) + values.shape[:2])
+        view = StepView(spikes={}, neurons={group: neuron}, syn={group: syn})
+        out = _state_values(view, group, tuple(monitor.variables), tuple(monitor.group.receptors), None)
+        return {var: np.asarray(x) for var, x in out.items()}
 
     def _spike_records(self, st: Any, buf: dict, length: int) -> np.ndarray:
         """A SpikeMonitor's records of the call from its struct ``st`` and buffers ``buf``."""
@@ -380,11 +404,14 @@ class _NetworkKernel:
                 w = self.xp.ascontiguousarray(w, dtype=np.float32)
             weights.append(w)
             self._c_projections[pi].weights = self._buffer_address(w)
-        rates, spike_buffers = {}, []
+        rates, samples, spike_buffers = {}, {}, []
         for mi, m in enumerate(self._monitors):
             st = self._c_monitors[mi]
             st.n_events = 0
-            if m["kind"] == 0:
+            if m["kind"] == _MONITORS["StateMonitor"]:
+                samples[m["name"]] = out = self.xp.zeros((length, m["k"], m["fields"]), np.float32)
+                st.values = self._buffer_address(out)
+            elif m["kind"] == _MONITORS["SpikeMonitor"]:
                 buf = self._spike_buffers(m, length)
                 if self._zero_rows:
                     buf["rows"].fill(0)
@@ -400,6 +427,8 @@ class _NetworkKernel:
             self._last = None  # the buffers hold a partial chunk
             raise
         records = {name: self._to_host(out) for name, out in rates.items()}
+        for name, out in samples.items():
+            records[name] = self._state_records(name, self._to_host(out))
         for mi, name, buf in spike_buffers:
             records[name] = self._spike_records(self._c_monitors[mi], buf, length)
         t = jnp.asarray(t0 + length, jnp.int32)

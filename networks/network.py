@@ -482,8 +482,8 @@ class Network:
                 :class:`qsn.kernels.runner.Runner`, the CUDA kernel on it (``HostRunner()``: its host
                 emulation, slow, for tests). The kernels (:mod:`qsn.kernels.network`) run float32
                 pure-mode groups of one step configuration, Delta, PscExp and CondExp receptors,
-                constant ``CurrentInput``, ``PoissonInput``, event and dense projections, spike and rate
-                monitors, and refuse anything else before the first step (naming it).
+                constant ``CurrentInput``, ``PoissonInput``, event and dense projections, spike, rate and
+                state monitors, and refuse anything else before the first step (naming it).
         """
         if not (isinstance(backend, str) and backend in ("jax", "native", "cupy")) and not _is_runner(backend):
             raise ConfigurationError(f"Network.run: backend must be 'jax', 'native' or 'cupy', but is {backend!r}")

@@ -206,8 +206,6 @@ def _with(kind):
         elif kind == "poisson_group":
             src = net.add(PoissonGroup(4, 10.0, name="src"))
             net.add(Projection(src, g, fixed_probability(0.5), weight=0.5, receptor="exc"))
-        elif kind == "state_monitor":
-            net.add(StateMonitor(g, ("v",)))
         elif kind == "time_varying":
             net.add(CurrentInput(g, np.ones((100, 8))))
         elif kind == "configs":
@@ -219,7 +217,7 @@ def _with(kind):
 @pytest.mark.parametrize("kind, feature", [
     ("stdp", "STDP"), ("poisson_mean", "PoissonInput with a mean of 1000"),
     ("poisson_repeats", "PoissonInput on a view with repeated neurons"), ("poisson_group", "spike sources .PoissonGroup"),
-    ("state_monitor", "StateMonitor"), ("time_varying", "time-varying CurrentInput"), ("mixed", "mixed-mode"),
+    ("time_varying", "time-varying CurrentInput"), ("mixed", "mixed-mode"),
     ("configs", "differing step configurations"),
 ])
 def test_refusals_name_the_feature(kind, feature, kernel):
@@ -336,3 +334,34 @@ def test_the_cuda_kernel_is_asked_for_by_name_and_cupy_is_missing_here():
     with pytest.raises(qsn.errors.BackendUnavailableError, match="CuPy|CUDA"):
         net.run(1.0, backend="cupy")
     assert int(net.state.t) == 0
+
+
+def _state_monitors():
+    """StateMonitors on a whole group and on a view with repeats, of V, the qubit's observables and a
+    receptor variable, one every 3 steps; delta > 0, so the qubit moves."""
+    net = Network()
+    n = 120
+    p = qsn.NeuronParams(v_rest=-60.0, v_th=-50.0, tau_m=20.0, t_ref=2.0, delta=0.4, dt=0.1)
+    g = net.add(NeuronGroup(n, p, receptors={"exc": PscExp(5.0), "inh": Delta()},
+                            v0=lambda k: -60.0 + 10.0 * jax.random.uniform(k, (n,)), name="g"))
+    net.add(Projection(g, g, fixed_probability(0.1), weight=1.0, delay=uniform(0.0, 1.0), receptor="exc"))
+    net.add(CurrentInput(g, 11.0))
+    net.add(SpikeMonitor(g, name="spikes"), StateMonitor(g, ("v", "exc", "p1"), name="all"),
+            StateMonitor(g[np.array([5, 100, 5, 0])], ("p1", "coherence", "entropy", "v"), record_every=3, name="view"))
+    return net
+
+
+def test_state_monitors_equal_the_jax_path(kernel):
+    a, b = _pair(_state_monitors, 30.0, kernel)
+    assert a["spikes"].step.size > 20
+    _assert_same_trains(_spikes(a), _spikes(b), "state monitors")
+    for name, variables in (("all", ("v", "exc", "p1")), ("view", ("p1", "coherence", "entropy", "v"))):
+        np.testing.assert_array_equal(a[name].t, b[name].t)
+        for var in variables:
+            want, got = getattr(a[name], var), getattr(b[name], var)
+            assert want.shape == got.shape and want.shape[0] == (300 if name == "all" else 100), (name, var)
+            if var in ("v", "exc"):  # the state itself, bit for bit
+                np.testing.assert_array_equal(got, want, err_msg=f"{name}.{var}")
+            else:  # the qubit: the kernels' sine and cosine are not XLA's (a few ulp a step, docs/kernels.md)
+                np.testing.assert_allclose(got, want, rtol=0, atol=2e-5, err_msg=f"{name}.{var}")
+    assert np.ptp(a["view"].p1) > 1e-3  # the qubit moves: the test can tell the observables apart
