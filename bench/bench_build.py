@@ -19,6 +19,11 @@ whose expected peak (24 B per synapse + 1 GiB) exceeds the available memory is s
 as such. Targets (issue 18): the full microcircuit in <= 60 s with <= 16 B per synapse at peak,
 ``brunel_1e5`` in <= 10 s, on a 2-core CPU.
 
+The bound: each child also times writing 512 MiB of freshly allocated memory (``first_touch_bytes_per_s``:
+every page faulted in; on a VM that reports free pages back to its host, each fresh page comes from the
+host) and writing it again (resident). ``first_touch_floor_s`` is the build's resident growth (peak less
+before) at that rate: what the fresh memory alone costs if none of it is reused within the build.
+
 Writes ``bench/results/build-<platform>.json`` ({metadata, rows, summary}) and prints a markdown table.
 """
 
@@ -76,9 +81,30 @@ def child(model: str) -> int:
     synapses = sum(net.synapse_count.values())
     kept = sum(a.nbytes for arr in net._arrays.values() for a in (arr.targets, arr.delays) if a is not None)
     kept += sum(w.nbytes for w in net.state.weights.values())
+    fresh_s, resident_s = _first_touch(FIRST_TOUCH_BYTES)
     print(json.dumps({"build_s": build_s, "build_cpu_s": cpu_s, "synapses": synapses, "peak_rss_bytes": peak,
-                      "rss_before_build_bytes": before, "rss_after_build_bytes": _rss_now(), "kept_bytes": kept}))
+                      "rss_before_build_bytes": before, "rss_after_build_bytes": _rss_now(), "kept_bytes": kept,
+                      "first_touch_bytes_per_s": FIRST_TOUCH_BYTES / fresh_s,
+                      "resident_write_bytes_per_s": FIRST_TOUCH_BYTES / resident_s}))
     return 0
+
+
+FIRST_TOUCH_BYTES = 512 * 2**20
+
+
+def _first_touch(nbytes: int) -> tuple[float, float]:
+    """Seconds to write ``nbytes`` of freshly allocated memory (every page faulted in: on a VM that hands
+    memory back to its host, each fresh page is the host's to provide) and to write them again (resident).
+    Measured after the build, so that the build's memory is not this one's."""
+    import numpy as np
+
+    a = np.empty(nbytes // 8, np.int64)
+    start = time.perf_counter()
+    a.fill(1)
+    fresh = time.perf_counter() - start
+    start = time.perf_counter()
+    a.fill(2)
+    return fresh, time.perf_counter() - start
 
 
 def _available_bytes() -> int:
@@ -101,6 +127,9 @@ def _run(model: str, state: str, xdg: Path) -> dict:
     row.update(model=model, state=state, load_average=list(os.getloadavg()))
     row["peak_bytes_per_synapse"] = row["peak_rss_bytes"] / row["synapses"]
     row["build_bytes_per_synapse"] = (row["peak_rss_bytes"] - row["rss_before_build_bytes"]) / row["synapses"]
+    # what the build's resident growth costs at this machine's first-touch rate: a floor of the wall time
+    # if every page the build holds at its peak is fresh (pages freed and reused within the build are not)
+    row["first_touch_floor_s"] = (row["peak_rss_bytes"] - row["rss_before_build_bytes"]) / row["first_touch_bytes_per_s"]
     return row
 
 
@@ -156,13 +185,17 @@ def main(argv: list[str] | None = None) -> int:
                                 peak_rss_bytes_min=min(r["peak_rss_bytes"] for r in sel),
                                 peak_bytes_per_synapse_min=min(r["peak_bytes_per_synapse"] for r in sel),
                                 build_bytes_per_synapse_min=min(r["build_bytes_per_synapse"] for r in sel),
-                                kept_bytes_per_synapse=best["kept_bytes"] / best["synapses"]))
+                                kept_bytes_per_synapse=best["kept_bytes"] / best["synapses"],
+                                first_touch_mib_per_s_median=statistics.median(r["first_touch_bytes_per_s"] for r in sel) / 2**20,
+                                first_touch_floor_s_median=statistics.median(r["first_touch_floor_s"] for r in sel)))
     path = bench_population.write_results(args.out, "build", device, metadata, rows, summary=summary)
-    print("| model | cache | synapses | build s (best / median) | CPU s | peak RSS MiB | peak B/synapse | kept B/synapse |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | cache | synapses | build s (best / median) | CPU s | peak RSS MiB | peak B/synapse | kept B/synapse "
+          "| first touch MiB/s | first-touch floor s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for s in summary:
         print(f"| {s['model']} | {s['state']} | {s['synapses']:,} | {s['build_s_min']:.2f} / {s['build_s_median']:.2f} | {s['build_cpu_s_min']:.2f} | "
-              f"{s['peak_rss_bytes_min'] / 2**20:.0f} | {s['peak_bytes_per_synapse_min']:.1f} | {s['kept_bytes_per_synapse']:.1f} |")
+              f"{s['peak_rss_bytes_min'] / 2**20:.0f} | {s['peak_bytes_per_synapse_min']:.1f} | {s['kept_bytes_per_synapse']:.1f} "
+              f"| {s['first_touch_mib_per_s_median']:.0f} | {s['first_touch_floor_s_median']:.1f} |")
     for m, why in skipped.items():
         print(f"skipped {m}: {why}")
     print(f"wrote {path}", file=sys.stderr)
