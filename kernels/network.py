@@ -499,13 +499,13 @@ class FusedNetwork(_NetworkKernel):
         return self.runner.pointer(a)
 
     def _struct_address(self, structs: ctypes.Array) -> int:
-        return self.runner.pointer(self._upload(structs))
+        data = self._upload(structs)
+        self._keep.append(data)  # pointed into by other structs: kept with the kernel
+        return self.runner.pointer(data)
 
     def _upload(self, structs: ctypes.Array) -> Any:
-        """A copy of ``structs``' bytes on the runner (kept until the kernel is dropped)."""
-        data = self.xp.asarray(np.frombuffer(bytes(structs), np.uint8).copy())
-        self._keep.append(data)
-        return data
+        """A copy of ``structs``' bytes on the runner."""
+        return self.xp.asarray(np.frombuffer(bytes(structs), np.uint8).copy())
 
     def _from_jax(self, x: Any) -> Any:
         return self.runner.from_jax(x)
@@ -522,8 +522,7 @@ class FusedNetwork(_NetworkKernel):
         for gi in range(len(self._groups)):
             counts.append(xp.zeros(max(length, 1), np.int32))
             self._c_groups[gi].step_spiked = self.runner.pointer(counts[-1])
-        structs = [xp.asarray(np.frombuffer(bytes(s), np.uint8).copy())
-                   for s in (self._c_groups, self._c_projections, self._c_monitors)]
+        structs = [self._upload(s) for s in (self._c_groups, self._c_projections, self._c_monitors)]
         barrier = xp.zeros(2, np.uint32)
         total = sum(g["n"] for g in self._groups)
         args = [np.int32(len(self._groups)), structs[0], np.int32(len(self._projections)), structs[1],
