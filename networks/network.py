@@ -196,10 +196,9 @@ class Network:
         self._check_members()
         mesh = None
         if shard is not False and shard is not None:
-            from qsn.networks.partition import check_partitionable, mesh_of
+            from qsn.networks.partition import mesh_of
 
             mesh = mesh_of(shard)
-            check_partitionable(self)
         enable_compile_cache()  # the build's many small XLA programs load from disk in a second process
         dt = self._resolve_dt()
         self._dt = dt

@@ -15,9 +15,10 @@ its :func:`~qsn.networks.program.net_step` inside ``jax.shard_map`` on ``P`` dev
   (:attr:`Partition.exchange_bytes`). Delivery is then local: every device scatters the spiking rows
   of its own cut into its own ring buffers. Spike sources (Poisson groups, spike arrays) have no state
   to own: every device computes their spikes (cheap, and identical everywhere);
-* **randomness** — a Poisson input draws, on each device, the entries ``[p S, (p + 1) S)`` of the
-  counter-based Threefry stream the single-device run draws for the whole group
-  (:func:`uniform_slice`), so a run gives the same spikes on any number of devices;
+* **randomness** — a Poisson input, and a stochastic neuron step (dephasing, relaxation, quantum
+  jumps), draws on each device the entries ``[p S, (p + 1) S)`` of the counter-based Threefry stream
+  the single-device run draws for the whole group (:mod:`qsn.draws`), so a run gives the same spikes
+  on any number of devices;
 * **the same answer** — connectivity, weights, delays and initial states are the single-device
   build's, cut by owner, so spike trains do not depend on ``P`` (``tests/networks/test_partition.py``
   checks 1, 2, 4 and 8 devices, and 2 processes, against one device).
@@ -30,9 +31,7 @@ State monitors record on each device the monitored neurons of its slice; the par
 in the monitor's order. STDP updates each device's cut of the weights with the whole presynaptic trace
 (every device computes it alike) and its slice of the postsynaptic one; its weights can differ from
 the single-device run's by one ulp (XLA contracts ``w + a b`` into fused multiply-adds differently for
-the cut's array shape), so a long plastic run equals the single-device one up to rounding. Not partitioned yet (refused
-at build, naming the member): groups whose step draws random numbers (pure-mode dephasing,
-relaxation or quantum jumps).
+the cut's array shape), so a long plastic run equals the single-device one up to rounding.
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from qsn.draws import uniform_slice
 from qsn.errors import ConfigurationError
 from qsn.networks.inputs import counts_from_uniform, poisson_counts
 from qsn.networks.monitors import SlicedStateProbe, StateProbe
@@ -53,30 +53,6 @@ from qsn.networks.projection import EventProjection, ProjectionArrays
 __all__ = ["AllGather", "Partition", "uniform_slice", "pack_bits", "unpack_bits"]
 
 _WORD = 32  # spikes per exchanged word; slices are multiples of it
-
-
-def uniform_slice(key: jax.Array, offset: jax.Array, size: int, dtype: Any) -> jax.Array:
-    """Entries ``[offset, offset + size)`` of ``jax.random.uniform(key, (N,), dtype)`` for any ``N`` past them.
-
-    JAX's Threefry (``jax_threefry_partitionable``, the default) makes entry ``i`` a function of the
-    key and ``i`` alone; this computes those entries without the others (``tests/networks/test_partition.py``
-    compares it with ``jax.random.uniform``).
-    """
-    from jax.extend.random import threefry2x32_p
-
-    k = jax.random.key_data(key)
-    lo = (jnp.asarray(offset).astype(jnp.uint32) + jnp.arange(size, dtype=jnp.uint32))
-    hi = jnp.zeros_like(lo)
-    b1, b2 = threefry2x32_p.bind(jnp.broadcast_to(k[0], lo.shape), jnp.broadcast_to(k[1], lo.shape), hi, lo)
-    dtype = jnp.dtype(dtype)
-    if dtype == jnp.float64:
-        bits = (b1.astype(jnp.uint64) << jnp.uint64(32)) | b2.astype(jnp.uint64)
-        one, shift, uint = np.float64(1.0).view(np.uint64), 64 - 52, jnp.uint64
-    else:
-        bits = b1 ^ b2
-        one, shift, uint = np.float32(1.0).view(np.uint32), 32 - 23, jnp.uint32
-    f = jax.lax.bitcast_convert_type((bits >> uint(shift)) | uint(one), dtype) - jnp.asarray(1.0, dtype)
-    return jnp.maximum(jnp.asarray(0.0, dtype), f)
 
 
 def pack_bits(spikes: jax.Array) -> jax.Array:
@@ -98,6 +74,10 @@ class AllGather(NamedTuple):
 
     def offset(self, group: GroupProgram) -> jax.Array:
         return jax.lax.axis_index(self.axis) * group.size
+
+    def draw_offset(self, group: GroupProgram) -> jax.Array:
+        """This device's neurons start at ``offset`` of the group, in its draws as in its indices."""
+        return self.offset(group)
 
     def spikes(self, group: GroupProgram, c: dict, spikes: jax.Array) -> tuple[jax.Array, jax.Array]:
         """``(this device's spikes, the whole group's)``: padding masked, packed, one ``all_gather``."""
@@ -481,20 +461,6 @@ class Partition:
             out[name] = {var: np.stack([whole[p][var][:, q] for p, q in zip(owner, place)], axis=1)
                          for var in data}
         return out, copy(norms), copy(busy)
-
-
-def check_partitionable(net: Any) -> None:
-    """Raise naming the first member a partitioned run does not take yet (see the module docstring)."""
-    from qsn.networks.group import NeuronGroup
-
-    for g in net.groups.values():
-        if isinstance(g, NeuronGroup):
-            from qsn.stepper import Stepper
-
-            if Stepper.build(g.params, g.mode, net.dtype).needs_key:
-                raise ConfigurationError(
-                    f"Network.build(shard=...): group {g.name!r} draws random numbers in its step (dephasing, relaxation "
-                    "or quantum jumps), which partitioned runs do not split by neuron yet: build without shard")
 
 
 def mesh_of(shard: Any) -> Mesh:

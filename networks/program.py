@@ -104,7 +104,7 @@ class GroupProgram(NamedTuple):
             sc = stepper.constants
             current = cond_current(drive.v, drive.g, drive.g_e, c["r_m"] * current, sc.v_rest, sc.decay, sc.gain)
         group_key = jax.random.fold_in(key, self.stream) if stepper.needs_key else None
-        neuron, spikes, a = stepper(neuron, current, group_key)
+        neuron, spikes, a = stepper(neuron, current, group_key, offset=exchange.draw_offset(self))
         # 3. receptor decay (Delta: nothing persists)
         syn = x * jnp.asarray(self.decays, x.dtype)[:, None]
         return neuron, spikes, syn, ring, a
@@ -153,6 +153,10 @@ class Local(NamedTuple):
     def local(self, group: GroupProgram, value: jax.Array) -> jax.Array:
         """This part's share of a whole-group ``(n,)`` value: all of it."""
         return value
+
+    def draw_offset(self, group: GroupProgram) -> None:
+        """Where this part's neurons start in the group's random draws (None: they are the whole group)."""
+        return None
 
 
 class Program(NamedTuple):

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qsn.draws import Draws
 from qsn.errors import ConfigurationError
 from qsn.lindblad import SeriesPlan, generator_norm, propagate_bloch, series_plan
 from qsn.observables import safe_sqrt
@@ -281,12 +282,12 @@ class PureQubit(NamedTuple):
         re1, im1 = cos_t * re1 + sw * h_im1, cos_t * im1 - sw * h_re1
         if cfg.dephasing:
             # exp(-i phi/2 sz) up to a global phase: psi1 <- e^{i phi} psi1, phi ~ N(0, 2 gphi dt)
-            phi = c.dephase_std * jax.random.normal(keys[0], re0.shape, re0.dtype)
+            phi = c.dephase_std * keys[0].normal(re0.shape, re0.dtype)
             sp, cp = sincos(phi)
             re1, im1 = cp * re1 - sp * im1, sp * re1 + cp * im1
         q = (re0, im0, re1, im1)
         if cfg.relaxation:
-            u = jax.random.uniform(keys[1], re0.shape, re0.dtype)
+            u = keys[1].uniform(re0.shape, re0.dtype)
             decayed = u < self.p1(q) * (1.0 - c.relax_keep)
             q = self.condition_no_jump(q, c.relax_keep, ~decayed)
             q = _reset(q, decayed, self.ground)
@@ -344,13 +345,17 @@ QUBITS = {"pure": PureQubit(), "mixed": MixedQubit()}
 
 def advance(
     c: StepConstants, cfg: StepConfig, state: State, current: jax.Array, key: jax.Array | None,
-    renorm: bool | None = None,
+    renorm: bool | None = None, offset: Any = None,
 ) -> tuple[State, jax.Array, jax.Array]:
     """The step on precomputed constants (what :class:`qsn.Stepper` calls).
 
     ``renorm``: ``renormalises(state.t)`` when the caller knows ``state.t`` on the host (a static bool:
     the step compiles with or without the norm correction); None decides from the traced ``state.t``
     (the correction is computed on every step and selected).
+
+    ``offset``: these ``n`` neurons are entries ``[offset, offset + n)`` of a larger population, whose
+    random numbers they draw (:class:`qsn.draws.Draws`; a partitioned network's part of a group). None:
+    the draws of ``n`` neurons.
 
     Returns ``(state, spikes, a)``: ``a`` is the ``(n,)`` drive ``(V - v_rest)/(v_th - v_rest)`` the
     qubit saw this step (runs track its range to verify the mixed-mode propagator plan).
@@ -359,7 +364,10 @@ def advance(
     qubit = cfg.qubit
     v, is_ref, ref = membrane(c, state.v, state.refractory, current)
     a = (v - c.v_rest) * c.inv_range
-    keys = jax.random.split(jax.random.fold_in(key, state.t), 3) if cfg.needs_key else (None, None, None)
+    if cfg.needs_key:
+        keys = tuple(Draws(k, offset) for k in jax.random.split(jax.random.fold_in(key, state.t), 3))
+    else:
+        keys = (None, None, None)
     renorm = renormalises(state.t) if renorm is None else bool(renorm)
     q = qubit.evolve(c, cfg, qubit.unpack(state), a, keys, renorm)
     spikes = ~is_ref & (v >= c.v_th)
@@ -368,7 +376,7 @@ def advance(
     soft = None if sg is None else _float_spike(sg, spikes, (v - c.v_th) * c.inv_range, is_ref)
     if cfg.jumps:
         p1 = qubit.p1(q)
-        u = jax.random.uniform(keys[2], p1.shape, dtype)
+        u = keys[2].uniform(p1.shape, dtype)
         jumped = ~is_ref & (u < p1 * c.jump_prob)
         q = qubit.condition_no_jump(q, c.jump_keep, ~is_ref & ~jumped)
         spikes = spikes | jumped

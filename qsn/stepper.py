@@ -98,7 +98,8 @@ class Stepper(eqx.Module):
         return cls.build(params, mode_of(state), state.v.dtype, **kwargs)
 
     def __call__(
-        self, state: State, current: Any, key: jax.Array | None = None, *, renorm: bool | None = None
+        self, state: State, current: Any, key: jax.Array | None = None, *, renorm: bool | None = None,
+        offset: Any = None,
     ) -> tuple[State, jax.Array, jax.Array]:
         """Advance ``state`` by one step.
 
@@ -111,12 +112,15 @@ class Stepper(eqx.Module):
                 knows ``state.t`` on the host passes ``renormalises(t)`` itself, so that the three steps
                 in four without the correction compile without it (what the JAX backend's scan does);
                 any other value would make the result depend on more than ``t``.
+            offset: ``state`` holds neurons ``[offset, offset + n)`` of a larger population and draws their
+                numbers of that population's draw (:mod:`qsn.draws`; a partitioned network's part of a
+                group). None: the draws of ``n`` neurons.
 
         Returns:
             ``(state, spikes, a)``: the new state, ``(n,)`` spikes (bool; float with a surrogate) and the
             ``(n,)`` drive ``a`` the qubit saw.
         """
-        return advance(self.constants, self.config, state, current, key, renorm)
+        return advance(self.constants, self.config, state, current, key, renorm, offset)
 
     # ------------------------------------------------------------------ pieces for other steps
     def membrane(self, v: jax.Array, refractory: jax.Array, current: Any) -> tuple[jax.Array, jax.Array, jax.Array]:

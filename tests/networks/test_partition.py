@@ -4,10 +4,10 @@ The guarantee: the spike trains of a network do not depend on how many devices i
 over. Checked bit for bit in float64 for the CUBA benchmark and a Brunel network (Poisson inputs,
 two delays) on 1, 2, 3, 4 and 8 virtual CPU devices, in a fresh interpreter (the device count is
 fixed when JAX starts); a checkpoint of a 4-device run restores on 2 devices and continues as the
-single-device run does. The pieces are checked on their own: the counter-based uniform slice against
-``jax.random.uniform``, bit packing and the cut of ELL rows by owner (round trips, hypothesis), the
-synapse memory per device (about ``1/P``), state monitors across device slices, STDP, and the refusals,
-raised before anything is drawn.
+single-device run does; stochastic neurons (pure and mixed) draw what one device draws. The pieces
+are checked on their own: bit packing and the cut of ELL rows by owner (round trips, hypothesis), the
+synapse memory per device (about ``1/P``), state monitors across device slices, STDP (the draws' slices:
+tests/test_draws.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from hypothesis import given, settings, strategies as hs
 
 from qsn.errors import ConfigurationError
 from qsn.networks import STDP, Network, NeuronGroup, Projection, SpikeMonitor, fixed_probability
-from qsn.networks.partition import cut_rows, join_rows, pack_bits, uniform_slice, unpack_bits
+from qsn.networks.partition import cut_rows, join_rows, pack_bits, unpack_bits
 import qsn
 
 _SCRIPT = textwrap.dedent(
@@ -117,6 +117,24 @@ _SCRIPT = textwrap.dedent(
         out["non_finite"] = None
     except NumericalInstabilityError as err:
         out["non_finite"] = str(err)
+    # stochastic neurons (dephasing, relaxation, quantum jumps; pure and mixed): each device draws its
+    # slice of the group's numbers
+    from qsn.networks import PoissonInput
+
+    def stochastic(shard, mode):
+        net = Network(dtype=np.float64)
+        p = qsn.NeuronParams(delta=0.4, jump_rate=0.2, t1=40.0, t2=25.0)
+        g = net.add(NeuronGroup(90, p, mode, receptors={"exc": PscExp(3.0)}, name="g"))
+        net.add(Projection(g, g, fixed_probability(0.1), weight=0.5, receptor="exc"))
+        net.add(PoissonInput(g, "exc", rate=200.0, weight=0.4, n_inputs=20))
+        net.add(CurrentInput(g, np.linspace(5, 15, 90)))
+        m = net.add(SpikeMonitor(g))
+        net.build(jax.random.key(2), shard=shard).run(30.0)
+        s = net.state.neurons["g"]
+        return dict(trains=trains([m]), state=[np.asarray(x).tolist() for x in jax.tree_util.tree_leaves(s)])
+
+    out["stochastic"] = {mode: dict(one=stochastic(False, mode), three=stochastic(3, mode), eight=stochastic(8, mode))
+                         for mode in ("pure", "mixed")}
     print("RESULT" + json.dumps(out))
     """
 )
@@ -172,6 +190,15 @@ def test_stdp_of_a_partitioned_run_learns_what_one_device_learns(partitioned):
         np.testing.assert_allclose(three[name], one[name], rtol=4e-16, atol=1e-15)
 
 
+@pytest.mark.parametrize("mode", ["pure", "mixed"])
+def test_stochastic_neurons_draw_what_one_device_draws(partitioned, mode):
+    """Dephasing, relaxation and quantum jumps: each device draws the entries of its slice of the group's
+    counter-based streams (qsn.draws), so trains and states equal one device's, bit for bit."""
+    res = partitioned["stochastic"][mode]
+    assert sum(len(s) for s, _ in res["one"]["trains"]) > 30
+    assert res["three"] == res["one"] and res["eight"] == res["one"]
+
+
 def test_a_non_finite_state_names_the_neuron_of_the_whole_group(partitioned):
     assert partitioned["non_finite"] == "Group 'cortex': state field `v` became non-finite at neuron 70 by step 10"
 
@@ -182,17 +209,6 @@ def test_checkpoint_restores_on_another_device_count(partitioned):
 
 
 # ------------------------------------------------------------------------------------ the pieces
-
-
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
-@pytest.mark.parametrize("offset, size, n", [(0, 64, 64), (96, 32, 130), (7, 5, 1000)])
-def test_uniform_slice_is_the_slice_of_jax_random_uniform(dtype, offset, size, n):
-    with jax.enable_x64(dtype == jnp.float64):
-        key = jax.random.fold_in(jax.random.key(5), 3)
-        whole = np.asarray(jax.random.uniform(key, (n,), dtype))
-        part = np.asarray(uniform_slice(key, offset, size, dtype))
-        assert part.dtype == whole.dtype
-        np.testing.assert_array_equal(part, whole[offset : offset + size])
 
 
 @settings(max_examples=30, deadline=None)
@@ -235,16 +251,6 @@ def _small(monitor=None, plastic=False, params=None):
     if monitor is not None:
         net.add(monitor(g))
     return net
-
-
-@pytest.mark.parametrize("case, match", [
-    (lambda: _small(params=qsn.NeuronParams(delta=0.1, jump_rate=0.01)), "random numbers"),
-])
-def test_what_partitioned_runs_do_not_take_is_refused_before_drawing(case, match):
-    net = case()
-    with pytest.raises(ConfigurationError, match=match):
-        net.build(jax.random.key(0), shard=True)
-    assert not net._built
 
 
 @pytest.mark.parametrize("shard", [0, 2, "all", 1.5])
