@@ -41,7 +41,8 @@ from qsn.surrogate import Surrogate, check_surrogate
 from qsn.networks.group import NeuronGroup, PoissonGroup, SpikeSourceArray, _Group
 from qsn.networks.inputs import CurrentInput, PoissonInput, poisson_table
 from qsn.networks.monitors import StateMonitor, _Monitor
-from qsn.networks.program import ArraySource, GroupProgram, PoissonDrive, PoissonSource, Program, net_steps
+from qsn.networks.program import (ArraySource, GroupProgram, PoissonDrive, PoissonSource, Program, exchange_interval,
+                                  net_steps)
 from qsn.networks.projection import Projection, build as build_projection, build_budget, build_progress, footprint
 
 __all__ = ["Network", "NetState"]
@@ -320,6 +321,7 @@ class Network:
             part = Partition(mesh, {g.name: g for g in neuron_groups}, sources)
             part.prepare(specs, arrays)
             self._global_specs = dict(specs)
+            self._program = self._program._replace(exchange_every=exchange_interval(specs, arrays, self.synapse_count))
             self._program, self._dev_consts, self._specs = part.consts(self._program, self._consts, cfgs, specs)
             self._dev_steppers = self._dev_consts.pop("steppers")
             self._arrays = self._consts = None  # the devices hold their cuts; the whole is rebuilt on demand
@@ -337,6 +339,13 @@ class Network:
         """Bytes of spike words each device receives per step in a partitioned run (0 on one device)."""
         self._require_built()
         return 0 if self._partition is None else self._partition.exchange_bytes
+
+    @property
+    def exchange_every(self) -> int:
+        """Steps between spike exchanges of a partitioned run: the shortest synaptic delay in steps plus one
+        (a spike acts no sooner), 1 with plasticity (its traces read every step's spikes) or on one device."""
+        self._require_built()
+        return self._program.exchange_every
 
     @property
     def devices(self) -> int:

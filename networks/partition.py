@@ -79,11 +79,20 @@ class AllGather(NamedTuple):
         """This device's neurons start at ``offset`` of the group, in its draws as in its indices."""
         return self.offset(group)
 
-    def spikes(self, group: GroupProgram, c: dict, spikes: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """``(this device's spikes, the whole group's)``: padding masked, packed, one ``all_gather``."""
-        mine = spikes & c["valid"]
-        words = jax.lax.all_gather(pack_bits(mine), self.axis, tiled=True)
-        return mine, unpack_bits(words, group.n)
+    def own(self, group: GroupProgram, c: dict, spikes: jax.Array) -> jax.Array:
+        """This device's spikes of its slice: padding masked."""
+        return spikes & c["valid"]
+
+    def gather(self, group: GroupProgram, mine: jax.Array) -> jax.Array:
+        """The whole group's spikes from every device's ``(..., S)`` (leading axes: steps), packed into
+        words, one ``all_gather``."""
+        lead = mine.shape[:-1]
+        words = pack_bits(mine.reshape(-1, mine.shape[-1])).reshape(*lead, -1) if lead else pack_bits(mine)
+        words = jax.lax.all_gather(words, self.axis, axis=words.ndim - 1, tiled=True)
+        if not lead:
+            return unpack_bits(words, group.n)
+        flat = words.reshape(-1, words.shape[-1])
+        return jax.vmap(lambda w: unpack_bits(w, group.n))(flat).reshape(*lead, group.n)
 
     def poisson(self, key: jax.Array, lam: float, table: Any, group: GroupProgram, dtype: Any) -> jax.Array:
         if table is None:  # a rejection sampler: draw the whole group's counts, keep this slice

@@ -31,6 +31,7 @@ from qsn.networks.monitors import StepView
 from qsn.networks.synapse import Drive, Kinetics, cond_current
 
 __all__ = ["Program", "GroupProgram", "PoissonDrive", "PoissonSource", "ArraySource", "Local", "net_step", "net_steps",
+           "exchange_interval",
            "stream_key"]
 
 
@@ -138,9 +139,13 @@ class ArraySource(NamedTuple):
 class Local(NamedTuple):
     """The exchange of a network on one device: every group's spikes are already whole."""
 
-    def spikes(self, group: GroupProgram, c: dict, spikes: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """``(this device's spikes, the whole group's spikes)`` of a step."""
-        return spikes, spikes
+    def own(self, group: GroupProgram, c: dict, spikes: jax.Array) -> jax.Array:
+        """The spikes of the neurons this part steps (all of them)."""
+        return spikes
+
+    def gather(self, group: GroupProgram, mine: jax.Array) -> jax.Array:
+        """The whole group's spikes ``(..., n)`` from this part's (leading axes: steps): the same."""
+        return mine
 
     def poisson(self, key: jax.Array, lam: float, table: Any, group: GroupProgram, dtype: Any) -> jax.Array:
         """Poisson counts for the neurons this program steps."""
@@ -168,10 +173,23 @@ class Program(NamedTuple):
     probes: tuple  # SpikeProbe | RateProbe | StateProbe
     dt: float
     exchange: Any = Local()
+    # steps between spike exchanges: a spike of step t acts from step t + 1 + (shortest delay) on, so
+    # parts can step that many steps on their own and then exchange them together (1: every step)
+    exchange_every: int = 1
 
     def replace_projections(self, projections: dict) -> "Program":
         """The program with the projections of the same names replaced (new event capacities)."""
         return self._replace(projections=tuple(projections.get(p.name, p) for p in self.projections))
+
+
+def exchange_interval(specs: dict, arrays: dict, synapses: dict) -> int:
+    """:attr:`Program.exchange_every` of a network's projections: the shortest delay (steps) of any
+    synapse plus one, or 1 when a projection is plastic (no projection: every step is as good)."""
+    if any(spec.plasticity is not None for spec in specs.values()):
+        return 1
+    shortest = [spec.shortest_delay(arrays[name], synapses[name]) for name, spec in specs.items()]
+    shortest = [d for d in shortest if d is not None]
+    return 1 + min(shortest) if shortest else 1
 
 
 def net_step(program: Program, consts: dict, state: Any, key: jax.Array) -> tuple[Any, dict, dict, dict]:
@@ -189,17 +207,39 @@ def net_step(program: Program, consts: dict, state: Any, key: jax.Array) -> tupl
         event projection gathered (checked against its capacity by the caller).
     """
     t, ex = state.t, program.exchange
-    gconsts, parrays, steppers = consts["groups"], consts["projections"], consts["steppers"]
+    state, mine, norms, own_records = _neuron_phase(program, consts, state, key)
+    spikes = {g.name: ex.gather(g, mine[g.name]) for g in program.groups}
+    state, records, busy = _delivery_phase(program, consts, state, key, t, spikes, mine)
+    return state, {**own_records, **records}, norms, busy
+
+
+def _neuron_phase(program: Program, consts: dict, state: Any, key: jax.Array) -> tuple[Any, dict, dict, dict]:
+    """Steps 1-3 of every neuron group (arrivals, the neuron step, receptor decay) and the monitors of
+    neuron states: ``(state at t + 1, this part's spikes per group, drive norms, state records)``."""
+    t, ex = state.t, program.exchange
+    gconsts, steppers = consts["groups"], consts["steppers"]
     syn, ring, neurons, count = dict(state.syn), dict(state.ring), dict(state.neurons), dict(state.count)
-    spikes, mine, norms = {}, {}, {}  # spikes: whole groups; mine: this part's neurons
+    mine, norms = {}, {}
     for g in program.groups:
         stepper = steppers[g.name]
         neurons[g.name], spk, syn[g.name], ring[g.name], a = g.step(
             gconsts[g.name], stepper, ex, neurons[g.name], syn[g.name], ring[g.name], key, t)
         if stepper.tracks_drive:
             norms[g.name] = ex.most(stepper.drive_norm(a))
-        mine[g.name], spikes[g.name] = ex.spikes(g, gconsts[g.name], spk)
+        mine[g.name] = ex.own(g, gconsts[g.name], spk)
         count[g.name] = count[g.name] + mine[g.name].astype(jnp.int32)
+    state = state._replace(t=t + 1, neurons=neurons, syn=syn, ring=ring, count=count)
+    view = StepView({}, neurons, syn, gconsts)
+    records = {probe.name: probe.record(view) for probe in program.probes if probe.reads_state}
+    return state, mine, norms, records
+
+
+def _delivery_phase(program: Program, consts: dict, state: Any, key: jax.Array, t: jax.Array, spikes: dict,
+                    mine: dict) -> tuple[Any, dict, dict]:
+    """Steps 4-6 for the spikes of step ``t``: the spike sources, propagation, plasticity and the spike
+    monitors: ``(state, spike records, spiking rows per event projection)``. ``spikes``: whole groups'."""
+    gconsts, parrays = consts["groups"], consts["projections"]
+    spikes, count, ring = dict(spikes), dict(state.count), dict(state.ring)
     for src in program.sources:
         spikes[src.name] = src.emit(gconsts[src.name], key, t)
         count[src.name] = count[src.name] + spikes[src.name].astype(jnp.int32)
@@ -213,28 +253,67 @@ def net_step(program: Program, consts: dict, state: Any, key: jax.Array) -> tupl
         if p.plasticity is not None:
             traces[p.name], weights[p.name] = p.plasticity.update(
                 traces[p.name], weights[p.name], parrays[p.name].targets, spikes[p.pre], mine[p.post], program.dt)
-    new = state._replace(t=t + 1, neurons=neurons, syn=syn, ring=ring, weights=weights, traces=traces, count=count)
-    # 6. monitors
-    view = StepView(spikes, neurons, syn, gconsts)
-    records = {probe.name: probe.record(view) for probe in program.probes}
-    return new, records, norms, busy
+    state = state._replace(ring=ring, weights=weights, traces=traces, count=count)
+    # 6. monitors of spikes
+    view = StepView(spikes, state.neurons, state.syn, gconsts)
+    records = {probe.name: probe.record(view) for probe in program.probes if not probe.reads_state}
+    return state, records, busy
+
+
+def _net_block(program: Program, consts: dict, state: Any, key: jax.Array, length: int) -> tuple[Any, dict, dict, dict]:
+    """``length`` (at most ``program.exchange_every``) steps with one spike exchange: the neuron phases
+    of all of them, the exchange of their spikes together, then their delivery phases in order. Equal
+    to ``length`` :func:`net_step`s: a spike of step ``t`` first acts at step ``t + 1 + shortest delay``,
+    which is past the block."""
+    t0, ex = state.t, program.exchange
+
+    def neurons(st, _):
+        st, mine, norms, records = _neuron_phase(program, consts, st, key)
+        return st, (mine, norms, records)
+
+    state, (mine, norms, own_records) = jax.lax.scan(neurons, state, None, length=length)
+    spikes = {g.name: ex.gather(g, mine[g.name]) for g in program.groups}  # (length, n): one exchange
+
+    def deliver(st, xs):
+        t, spk, own = xs
+        st, records, busy = _delivery_phase(program, consts, st, key, t, spk, own)
+        return st, (records, busy)
+
+    steps = t0 + jnp.arange(length, dtype=jnp.asarray(t0).dtype)
+    state, (records, busy) = jax.lax.scan(deliver, state, (steps, spikes, mine))
+    most = lambda tree: {k: jnp.max(v, axis=0) for k, v in tree.items()}  # noqa: E731
+    return state, {**own_records, **records}, most(norms), most(busy)
 
 
 def net_steps(program: Program, consts: dict, state: Any, key: jax.Array, *, length: int, remat: bool = False,
               unroll: int = 1) -> tuple[Any, dict, dict, dict]:
     """``length`` steps of :func:`net_step` in one ``lax.scan``: ``(state, records with the step axis first,
-    largest drive norm per mixed-mode group, most spiking rows per event projection)``."""
+    largest drive norm per mixed-mode group, most spiking rows per event projection)``. With
+    ``program.exchange_every = k > 1`` the scan runs blocks of ``k`` steps with one spike exchange each
+    (:func:`_net_block`; the same result)."""
+    k = max(1, min(program.exchange_every, length))
 
     def one(carry, _):
         st, most_norm, most_busy = carry
-        st, records, norms, busy = net_step(program, consts, st, key)
-        most_norm = {k: jnp.maximum(v, norms[k]) for k, v in most_norm.items()}
-        most_busy = {k: jnp.maximum(v, busy[k]) for k, v in most_busy.items()}
+        if k == 1:
+            st, records, norms, busy = net_step(program, consts, st, key)
+        else:
+            st, records, norms, busy = _net_block(program, consts, st, key, k)
+        most_norm = {n: jnp.maximum(v, norms[n]) for n, v in most_norm.items()}
+        most_busy = {n: jnp.maximum(v, busy[n]) for n, v in most_busy.items()}
         return (st, most_norm, most_busy), records
 
     norms0 = {g.name: jnp.zeros((), state.neurons[g.name].v.dtype) for g in program.groups
               if consts["steppers"][g.name].tracks_drive}
     busy0 = {p.name: jnp.zeros((), jnp.int32) for p in program.projections if p.path == "event"}
     body = jax.checkpoint(one, prevent_cse=False) if remat else one
-    (state, norms, busy), records = jax.lax.scan(body, (state, norms0, busy0), None, length=length, unroll=unroll)
+    (state, norms, busy), records = jax.lax.scan(body, (state, norms0, busy0), None, length=length // k, unroll=unroll)
+    if k > 1:
+        records = jax.tree_util.tree_map(lambda r: r.reshape(-1, *r.shape[2:]), records)  # (blocks, k, ...) -> steps
+        rest = length % k
+        if rest:  # the chunk's last steps: one shorter block
+            state, tail, tail_norms, tail_busy = _net_block(program, consts, state, key, rest)
+            records = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), records, tail)
+            norms = {n: jnp.maximum(v, tail_norms[n]) for n, v in norms.items()}
+            busy = {n: jnp.maximum(v, tail_busy[n]) for n, v in busy.items()}
     return state, records, norms, busy

@@ -410,6 +410,13 @@ class EventProjection(NamedTuple):
         """Longest delay of the drawn synapses, steps (0 without any)."""
         return int(jnp.max(arrays.delays)) if synapses else 0
 
+    def shortest_delay(self, arrays: "ProjectionArrays", synapses: int) -> int | None:
+        """Shortest delay of the drawn synapses, steps (None without any)."""
+        if not synapses:
+            return None
+        d, valid = np.asarray(arrays.delays), np.asarray(arrays.targets) < self.n_post
+        return int(d[valid].min())
+
     def dense_weights(self, arrays: "ProjectionArrays", weights: jax.Array) -> np.ndarray:
         """``(n_pre, n_post)`` total weight per pair (summed over multapses), on the host."""
         w = np.asarray(weights)
@@ -456,6 +463,9 @@ class DenseProjection(NamedTuple):
 
     def longest_delay(self, arrays: "ProjectionArrays", synapses: int) -> int:
         return max(self.delays)
+
+    def shortest_delay(self, arrays: "ProjectionArrays", synapses: int) -> int | None:
+        return min(self.delays) if synapses else None
 
     def dense_weights(self, arrays: "ProjectionArrays", weights: jax.Array) -> np.ndarray:
         """``(n_pre, n_post)`` total weight per pair (summed over delays), on the host."""

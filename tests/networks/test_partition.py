@@ -56,9 +56,13 @@ _SCRIPT = textwrap.dedent(
                 per_device = {p: int(np.prod(net._dev_consts["projections"][p].targets.shape[1:])) for p in net._specs}
             else:  # (n_pre + 1, K) on the one device
                 per_device = {p: int(np.size(net._arrays[p].targets)) for p in net._specs}
-            res[str(shard)] = dict(trains=trains(mons), bytes=net.exchange_bytes, devices=net.devices,
+            res[str(shard)] = dict(trains=trains(mons), bytes=net.exchange_bytes, devices=net.devices, every=net.exchange_every,
                                    cut=per_device, whole={p: int(np.size(net._projection(p, "synapse_list")["pre"]))
                                                           for p in net.projections})
+        # chunks that are not whole exchange blocks (400 steps as 10 x 37 + 30: each chunk ends in a short block)
+        net, mons = build(model, 3)
+        net.run(40.0, chunk_steps=37)
+        res["3_chunked"] = dict(trains=trains(mons))
         out[name] = res
     # a 4-device checkpoint restores on 2 devices and continues as one device does
     one, m1 = build(models_["brunel"], False)
@@ -158,6 +162,16 @@ def test_spike_trains_do_not_depend_on_the_device_count(partitioned, model):
         assert res[shard]["devices"] == int(shard)
         assert res[shard]["trains"] == ref, f"{model} on {shard} devices"
         assert res[shard]["whole"] == res["False"]["whole"]  # the synapses, joined back, are the same
+
+
+def test_spikes_are_exchanged_once_per_shortest_delay(partitioned):
+    """Brunel's 1.5 ms delays are 15 steps: devices step 16 steps on their own, then exchange them at
+    once; CUBA's delays are 0 steps (dt): every step. Trains as one device's, chunked across blocks too."""
+    brunel, cuba = partitioned["brunel"], partitioned["cuba"]
+    assert {brunel[k]["every"] for k in ("2", "3", "4", "8")} == {16} and brunel["False"]["every"] == 1
+    assert {cuba[k]["every"] for k in ("2", "3", "4", "8")} == {1}
+    for res in (brunel, cuba):
+        assert res["3_chunked"]["trains"] == res["False"]["trains"]
 
 
 @pytest.mark.parametrize("model", ["cuba", "brunel"])
