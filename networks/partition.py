@@ -10,9 +10,10 @@ its :func:`~qsn.networks.program.net_step` inside ``jax.shard_map`` on ``P`` dev
   targets in its slice (``(n_pre + 1, K_p)``, ``K_p`` about ``K / P``), so synapse memory per device is
   about ``1/P`` of the network's;
 * **exchange** — after the neuron step each device packs its slice's spikes into 32-bit words and one
-  ``all_gather`` per neuron group and step gives every device the whole group's spikes
-  (:class:`AllGather`): ``P * S / 8`` bytes per group and step arrive at each device
-  (:attr:`Partition.exchange_bytes`). Delivery is then local: every device scatters the spiking rows
+  ``all_gather`` per neuron group gives every device the whole group's spikes (:class:`AllGather`):
+  ``P * S / 8`` bytes per group and step arrive at each device (:attr:`Partition.exchange_bytes`),
+  gathered once per ``Program.exchange_every`` steps (the shortest delay plus one: a spike acts no
+  sooner, so the devices step that many steps on their own and then exchange them together). Delivery is then local: every device scatters the spiking rows
   of its own cut into its own ring buffers. Spike sources (Poisson groups, spike arrays) have no state
   to own: every device computes their spikes (cheap, and identical everywhere);
 * **randomness** — a Poisson input, and a stochastic neuron step (dephasing, relaxation, quantum
