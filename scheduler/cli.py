@@ -5,12 +5,12 @@ Examples::
     qsn schedule --scenario batch --tasks 2000 --workers 8 --policy fusion --json
     qsn schedule --workload my_trace.csv --workers 16 --policy eft
     qsn schedule --workload trace.csv --map arrived_at=arrival --map num_prefill_tokens=prompt_tokens ...
-    qsn schedule --workload azure_llm_conv_2023.csv --map TIMESTAMP=arrival --map ContextTokens=prompt_tokens \
-        --map GeneratedTokens=output_tokens --workers 16 --policy sjf --aging 0.5
+    qsn schedule --workload azure_llm_conv_2023.csv --workers 16 --policy sjf --aging 0.5
 
 CSV columns are those of :func:`qsn.scheduler.workloads.load_csv` (``arrival`` and ``work``, or
 ``prompt_tokens`` and ``output_tokens``; optional ``estimate``, ``priority``, ``memory``, ``qubits``,
-``deadline``, ``task_type``, ``deps``); ``arrival`` may hold timestamps (read as seconds since the earliest).
+``deadline``, ``task_type``, ``deps``); ``arrival`` may hold timestamps (read as seconds since the earliest); the Azure trace's ``TIMESTAMP``,
+``ContextTokens``, ``GeneratedTokens`` are read without ``--map`` (``workloads.TRACE_COLUMNS``).
 With ``--workload`` the cluster is ``--workers`` identical workers
 of ``--speed`` and ``--slots``.
 """

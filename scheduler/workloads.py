@@ -44,7 +44,7 @@ from qsn.scheduler.service import llm_work
 from qsn.scheduler.task import Cluster, Worker, Workload
 
 __all__ = [
-    "LogNormal", "AZURE_CONV_PROMPT", "AZURE_CONV_OUTPUT", "ALIBABA_GPU_SPEEDS", "CSV_COLUMNS",
+    "LogNormal", "AZURE_CONV_PROMPT", "AZURE_CONV_OUTPUT", "ALIBABA_GPU_SPEEDS", "CSV_COLUMNS", "TRACE_COLUMNS",
     "llm_inference", "batch", "interactive", "dag", "quantum_nodes", "SCENARIOS", "offered_load",
     "load_csv", "to_csv", "azure_llm", "alibaba_pods", "alibaba_nodes", "shared_trace",
     "with_noise", "with_missing", "with_failures",
@@ -404,6 +404,13 @@ CSV_COLUMNS: dict[str, _Col] = {
     "deps": _Col(True, None, 0.0),
 }
 
+# Column names of the public traces read without a mapping: the Azure LLM inference trace 2023 and
+# vidur's re-timed copy of it (shared/traces/README.md). An explicit ``columns`` entry wins.
+TRACE_COLUMNS: dict[str, str] = {
+    "TIMESTAMP": "arrival", "ContextTokens": "prompt_tokens", "GeneratedTokens": "output_tokens",
+    "arrived_at": "arrival", "num_prefill_tokens": "prompt_tokens", "num_decode_tokens": "output_tokens",
+}
+
 
 def _read_table(path) -> tuple[list[str], list[list[str]], np.ndarray]:
     """Header (stripped), data rows (blank lines skipped) and each row's 1-based line in the file.
@@ -541,7 +548,9 @@ def load_csv(path, *, columns: Mapping[str, str] | None = None, ignore_unknown: 
                                      waits for, e.g. ``0;3`` (row 0 is the first row after the header)
     ==================  ===========  =================================================================
 
-    Rows may come in any order (they are sorted by arrival, and ``deps`` remapped). ``llm`` (default: both
+    The public traces' own names (:data:`TRACE_COLUMNS`: the Azure trace's ``TIMESTAMP``, ``ContextTokens``,
+    ``GeneratedTokens``; vidur's ``arrived_at``, ``num_prefill_tokens``, ``num_decode_tokens``) are read as
+    ours without a mapping. Rows may come in any order (they are sorted by arrival, and ``deps`` remapped). ``llm`` (default: both
     token columns present) marks the workload as LLM requests.
 
     Raises:
@@ -566,7 +575,7 @@ def load_csv(path, *, columns: Mapping[str, str] | None = None, ignore_unknown: 
     bad_dst = sorted(set(mapping.values()) - set(CSV_COLUMNS))
     if bad_dst:
         raise ConfigurationError(f"Argument `columns` maps to unknown name(s) {bad_dst}; known: {list(CSV_COLUMNS)}")
-    ours = [mapping.get(h, h) for h in header]
+    ours = [mapping.get(h, h if h in CSV_COLUMNS else TRACE_COLUMNS.get(h, h)) for h in header]
     unknown = [h for h, o in zip(header, ours) if o not in CSV_COLUMNS]
     if unknown and not ignore_unknown:
         raise ConfigurationError(f"{path} has unknown column(s) {unknown}; known: {list(CSV_COLUMNS)} "

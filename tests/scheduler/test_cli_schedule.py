@@ -96,16 +96,16 @@ def test_csv_map_renames_a_column(csv_workload, tmp_path, capsys):
     lines = path.read_text().splitlines()
     assert lines[0].startswith("arrival,")
     renamed = tmp_path / "theirs.csv"
-    renamed.write_text("\n".join(["arrived_at" + lines[0][len("arrival"):]] + lines[1:]) + "\n")
+    renamed.write_text("\n".join(["submitted_at" + lines[0][len("arrival"):]] + lines[1:]) + "\n")
     args = ["--workers", "3", "--policy", "fifo", "--json", "--no-faults"]
     assert main(["schedule", "--workload", str(path), *args]) == 0
     ours = _strict_json(capsys.readouterr().out)
-    assert main(["schedule", "--workload", str(renamed), "--map", "arrived_at=arrival", *args]) == 0
+    assert main(["schedule", "--workload", str(renamed), "--map", "submitted_at=arrival", *args]) == 0
     theirs = _strict_json(capsys.readouterr().out)
     _same_metrics(theirs, {k: v for k, v in ours.items() if k not in ("workload", "plan_s")})
     # without the mapping the column is unknown
     assert main(["schedule", "--workload", str(renamed), *args]) == 1
-    assert "arrived_at" in capsys.readouterr().err
+    assert "submitted_at" in capsys.readouterr().err
 
 
 def test_csv_saved_by_excel_with_a_bom(csv_workload, tmp_path, capsys):
@@ -219,3 +219,18 @@ def test_azure_csv_with_timestamps(tmp_path, capsys):
     assert main(["schedule", "--workload", str(bad), *args]) == 1
     err = capsys.readouterr().err
     assert "line 4" in err and "TIMESTAMP" in err and "yesterday" in err
+
+
+def test_azure_csv_read_without_map(tmp_path, capsys):
+    # the Azure trace's TIMESTAMP/ContextTokens/GeneratedTokens are known names: no --map needed
+    path = tmp_path / "azure.csv"
+    path.write_text(AZURE_ROWS)
+    wl = workloads.load_csv(path)
+    assert wl.llm
+    # by hand: 18:15:46.68059 is the first; 47.18059, 50.995169, 01:00.0 follow
+    assert wl.arrival.tolist() == pytest.approx([0.0, 0.5, 4.314579, 14.31941], abs=1e-9)
+    assert wl.output_tokens.tolist() == [44, 250, 109, 3]
+    ref = workloads.azure_llm(path)
+    assert main(["schedule", "--workload", str(path), "--workers", "2", "--policy", "fifo", "--json",
+                 "--no-faults"]) == 0
+    _same_metrics(_strict_json(capsys.readouterr().out), run(ref, Cluster.uniform(2), "fifo", faults=False))
