@@ -259,18 +259,16 @@ def test_cupy_backend_names_what_is_missing():
         qsn.simulate(p, s, 20.0, steps=5, backend="cupy", record=("spikes",))
 
 
-def test_network_run_names_the_missing_network_kernel():
-    # 'cupy' has no network kernel yet; 'native' runs networks (tests/kernels/test_kernel_native_network.py)
+def test_network_run_names_an_unknown_backend():
+    # 'native' and 'cupy' run networks on the whole-network kernels (tests/kernels/test_kernel_native_network.py)
     from qsn.networks import Network, NeuronGroup
 
     net = Network(dtype=jnp.float32)
     net.add(NeuronGroup(4, qsn.NeuronParams(), "pure", name="cells"))
     net.build(jax.random.key(0))
-    with pytest.raises(ConfigurationError, match=r"backend='cupy' is not available yet.*qsn.kernels.propagation"):
-        net.run(1.0, backend="cupy")
-    assert int(net.state.t) == 0  # refused before any step
     with pytest.raises(ConfigurationError, match=r"backend must be 'jax', 'native' or 'cupy', but is 'torch'"):
         net.run(1.0, backend="torch")
+    assert int(net.state.t) == 0  # refused before any step
     net.run(1.0)  # the JAX path is unaffected
 
 
