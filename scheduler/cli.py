@@ -4,6 +4,8 @@ Examples::
 
     qsn schedule --scenario batch --tasks 2000 --workers 8 --policy fusion --json
     qsn schedule --workload my_trace.csv --workers 16 --policy eft
+    qsn schedule --trace azure-code --workers 16 --policy sjf_binned --json
+    qsn schedule --trace alibaba --trace-dir ../shared/traces --policy least_loaded
     qsn schedule --workload trace.csv --map arrived_at=arrival --map num_prefill_tokens=prompt_tokens ...
     qsn schedule --workload azure_llm_conv_2023.csv --workers 16 --policy sjf --aging 0.5
 
@@ -11,8 +13,10 @@ CSV columns are those of :func:`qsn.scheduler.workloads.load_csv` (``arrival`` a
 ``prompt_tokens`` and ``output_tokens``; optional ``estimate``, ``priority``, ``memory``, ``qubits``,
 ``deadline``, ``task_type``, ``deps``); ``arrival`` may hold timestamps (read as seconds since the earliest); the Azure trace's ``TIMESTAMP``,
 ``ContextTokens``, ``GeneratedTokens`` are read without ``--map`` (``workloads.TRACE_COLUMNS``).
-With ``--workload`` the cluster is ``--workers`` identical workers
-of ``--speed`` and ``--slots``.
+With ``--workload``, ``--trace azure-conv`` or ``--trace azure-code`` the cluster is ``--workers`` identical
+workers of ``--speed`` and ``--slots``; ``--trace alibaba`` runs the trace's finished pods on its own GPU nodes
+(``workloads.alibaba_pods``, ``workloads.alibaba_nodes``). ``--trace`` reads ``--trace-dir`` or the shared
+folders (``workloads.trace_files``) and exits 1 naming a missing file.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ __all__ = ["add_parser", "run"]
 def add_parser(sub) -> argparse.ArgumentParser:
     """Register the ``schedule`` subcommand on an ``argparse`` subparsers object."""
     from qsn.scheduler.schedule import POLICY_NAMES
-    from qsn.scheduler.workloads import SCENARIOS
+    from qsn.scheduler.workloads import SCENARIOS, TRACES
 
     p = sub.add_parser(
         "schedule",
@@ -39,6 +43,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--workload", metavar="FILE.csv", help="a task CSV (see `qsn.scheduler.workloads.load_csv`)")
     src.add_argument("--scenario", choices=sorted(SCENARIOS), help="a built-in workload generator")
+    src.add_argument("--trace", choices=sorted(TRACES),
+                     help="a shared real trace at its real arrival times: azure-conv/azure-code on --workers "
+                     "identical workers, alibaba (finished pods) on the trace's own GPU nodes")
+    p.add_argument("--trace-dir", metavar="PATH", default=None,
+                   help="folder of the --trace files (default: $QSN_TRACES, ../shared/traces, /work/shared/traces)")
+    p.add_argument("--limit", type=int, default=None, help="keep the first N requests/pods of --trace (default all)")
     p.add_argument("--tasks", type=int, default=1000, help="tasks for --scenario (default %(default)s)")
     p.add_argument("--workers", type=int, default=8, help="workers (default %(default)s)")
     p.add_argument("--speed", type=float, default=1.0, help="worker speed for --workload (default %(default)s)")
@@ -77,6 +87,16 @@ def run(args: argparse.Namespace) -> int:
         if args.tasks < 1:
             raise ConfigurationError(f"Argument `--tasks` must be >= 1, but is {args.tasks}")
         wl, cl = workloads.SCENARIOS[args.scenario](args.tasks, args.workers, seed=args.seed, load=args.load)
+    elif args.trace:
+        if args.limit is not None and args.limit < 1:
+            raise ConfigurationError(f"Argument `--limit` must be >= 1, but is {args.limit}")
+        files = workloads.trace_files(args.trace, args.trace_dir)
+        if args.trace == "alibaba":
+            wl = workloads.alibaba_pods(files[0], limit=args.limit)
+            cl = workloads.alibaba_nodes(files[1])
+        else:
+            wl = workloads.azure_llm(files[0], limit=args.limit)
+            cl = Cluster.uniform(args.workers, speed=args.speed, slots=args.slots)
     else:
         mapping = {}
         for item in args.map:
@@ -93,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     with phase(label, enabled=not (args.json or args.no_progress), compiles=True):
         m = run_policy(wl, cl, args.policy, seed=args.seed, slo=SLO(latency=args.slo_latency, ttft=args.slo_ttft),
                        faults=not args.no_faults, aging=args.aging)
-    m = {"policy": args.policy, "workload": args.workload or args.scenario, "workers": cl.n, **m}
+    m = {"policy": args.policy, "workload": args.workload or args.scenario or args.trace, "workers": cl.n, **m}
     if args.json:
         print(json.dumps(json_safe(m), indent=2))
     else:

@@ -46,7 +46,7 @@ from qsn.scheduler.task import Cluster, Worker, Workload
 __all__ = [
     "LogNormal", "AZURE_CONV_PROMPT", "AZURE_CONV_OUTPUT", "ALIBABA_GPU_SPEEDS", "CSV_COLUMNS", "TRACE_COLUMNS",
     "llm_inference", "batch", "interactive", "dag", "quantum_nodes", "SCENARIOS", "offered_load",
-    "load_csv", "to_csv", "azure_llm", "alibaba_pods", "alibaba_nodes", "shared_trace",
+    "load_csv", "to_csv", "azure_llm", "alibaba_pods", "alibaba_nodes", "shared_trace", "TRACES", "trace_files",
     "with_noise", "with_missing", "with_failures",
 ]
 
@@ -764,6 +764,22 @@ def alibaba_nodes(path, *, speeds: Mapping[str, float] | None = None) -> Cluster
                     memory=memory, kind=kind)
 
 
+# The named traces of ``qsn schedule --trace``: name -> the shared files it reads (shared/traces/README.md).
+TRACES: dict[str, tuple[str, ...]] = {
+    "azure-conv": ("azure_llm_conv_2023.csv",),
+    "azure-code": ("azure_llm_code_2023.csv",),
+    "alibaba": ("alibaba_gpu2023_pods_default.csv", "alibaba_gpu2023_nodes_gpu.csv"),
+}
+
+
+def _trace_dirs() -> list[Path]:
+    """Where the shared traces are looked for, in order: ``$QSN_TRACES`` (if set), ``<repo>/../shared/traces``,
+    ``/work/shared/traces``."""
+    root = Path(__file__).resolve().parents[1]
+    dirs = [Path(os.environ["QSN_TRACES"])] if os.environ.get("QSN_TRACES") else []
+    return dirs + [root.parent / "shared" / "traces", Path("/work/shared/traces")]
+
+
 def shared_trace(name: str) -> Path | None:
     """The path of a shared trace file, or None when it is not on this machine.
 
@@ -773,13 +789,41 @@ def shared_trace(name: str) -> Path | None:
         >>> shared_trace("no_such_trace.csv") is None
         True
     """
-    root = Path(__file__).resolve().parents[1]
-    dirs = [Path(os.environ["QSN_TRACES"])] if os.environ.get("QSN_TRACES") else []
-    dirs += [root.parent / "shared" / "traces", Path("/work/shared/traces")]
-    for d in dirs:
+    for d in _trace_dirs():
         if (d / name).is_file():
             return d / name
     return None
+
+
+def trace_files(trace: str, directory=None) -> tuple[Path, ...]:
+    """The files of the named trace (:data:`TRACES`), from ``directory`` or else the shared folders.
+
+    Args:
+        trace: ``"azure-conv"``, ``"azure-code"`` or ``"alibaba"`` (pods, then nodes).
+        directory: a folder holding the files; None = the first of :func:`shared_trace`'s folders that has them.
+
+    Raises:
+        ConfigurationError: an unknown ``trace``, or a file that is in none of the folders (named with them).
+
+    Example:
+        >>> try:
+        ...     trace_files("azure-conv", "/no/such/dir")
+        ... except ConfigurationError as e:
+        ...     print(str(e)[:62])
+        Trace 'azure-conv' needs azure_llm_conv_2023.csv, which is not
+    """
+    if trace not in TRACES:
+        raise ConfigurationError(f"Argument `trace` must be one of {sorted(TRACES)}, but is {trace!r}")
+    dirs = [Path(directory)] if directory is not None else _trace_dirs()
+    out = []
+    for name in TRACES[trace]:
+        found = next((d / name for d in dirs if (d / name).is_file()), None)
+        if found is None:
+            where = ", ".join(str(d) for d in dirs)
+            raise ConfigurationError(f"Trace {trace!r} needs {name}, which is not in {where} "
+                                     "(pass the folder with --trace-dir or set $QSN_TRACES)")
+        out.append(found)
+    return tuple(out)
 
 
 # --- noise and faults ----------------------------------------------------------------------------------

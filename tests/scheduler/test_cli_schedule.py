@@ -6,6 +6,8 @@
   ``workloads.load_csv(path)`` and ``Cluster.uniform(3)``; ``--map`` renames a column to the same result;
 * errors: an unknown CSV column → exit 1 naming it on stderr; a bad cell → exit 1 naming the line; a
   malformed ``--map`` → exit 1; ``--workers 0`` → exit 1; an unknown policy → argparse's SystemExit 2;
+* ``--trace azure-code`` equals ``azure_llm`` on uniform workers, ``--trace alibaba`` runs on the trace's
+  1,213 nodes (both skip without the shared traces); a bogus ``--trace-dir`` exits 1 naming the missing file;
 * progress: one "planning and simulating ..." line on stderr, none under ``--json`` or ``--no-progress``.
 
 ``main`` runs with ``QSN_COMPILE_CACHE=0`` here (autouse fixture): the suite's process keeps JAX's default
@@ -234,3 +236,38 @@ def test_azure_csv_read_without_map(tmp_path, capsys):
     assert main(["schedule", "--workload", str(path), "--workers", "2", "--policy", "fifo", "--json",
                  "--no-faults"]) == 0
     _same_metrics(_strict_json(capsys.readouterr().out), run(ref, Cluster.uniform(2), "fifo", faults=False))
+
+
+_AZURE_CODE = workloads.shared_trace("azure_llm_code_2023.csv")
+_ALIBABA = [workloads.shared_trace(n) for n in workloads.TRACES["alibaba"]]
+
+
+@pytest.mark.skipif(_AZURE_CODE is None, reason="shared traces absent")
+def test_trace_azure_code_equals_the_loader(capsys):
+    # --trace azure-code --limit 300 is azure_llm(the file, limit=300) on --workers identical workers
+    args = ["schedule", "--trace", "azure-code", "--limit", "300", "--workers", "4", "--policy", "fifo",
+            "--json", "--no-faults"]
+    assert main(args) == 0
+    printed = _strict_json(capsys.readouterr().out)
+    assert printed["workload"] == "azure-code" and printed["workers"] == 4
+    ref = run(workloads.azure_llm(_AZURE_CODE, limit=300), Cluster.uniform(4), "fifo", faults=False)
+    _same_metrics(printed, ref)
+
+
+@pytest.mark.skipif(None in _ALIBABA, reason="shared traces absent")
+def test_trace_alibaba_runs_on_the_trace_nodes(capsys):
+    assert main(["schedule", "--trace", "alibaba", "--trace-dir", str(_ALIBABA[0].parent), "--limit", "200",
+                 "--policy", "fifo", "--json", "--no-faults"]) == 0
+    printed = _strict_json(capsys.readouterr().out)
+    assert printed["workers"] == workloads.alibaba_nodes(_ALIBABA[1]).n == 1213  # README: 1,213 nodes
+
+
+def test_trace_missing_file_names_it(tmp_path, capsys):
+    assert main(["schedule", "--trace", "alibaba", "--trace-dir", str(tmp_path / "bogus"), "--policy", "fifo"]) == 1
+    err = capsys.readouterr().err
+    assert "alibaba_gpu2023_pods_default.csv" in err and str(tmp_path / "bogus") in err
+
+
+def test_trace_bad_limit_exits_1(capsys):
+    assert main(["schedule", "--trace", "azure-conv", "--limit", "0", "--policy", "fifo"]) == 1
+    assert "--limit" in capsys.readouterr().err

@@ -452,3 +452,13 @@ def test_with_failures_in_the_simulator():
     s = simulate(wl, cl, Plan(np.full(wl.n, -1), wl.arrival), seed=0)
     expected = 4 * s.finish.max() / 50.0
     assert s.failures.sum() == pytest.approx(expected, rel=0.1)
+
+
+def test_trace_files(tmp_path, monkeypatch):
+    with pytest.raises(ConfigurationError, match="Argument `trace` must be one of"):
+        W.trace_files("azure")
+    monkeypatch.setenv("QSN_TRACES", str(tmp_path))
+    (tmp_path / "azure_llm_code_2023.csv").write_text("x")
+    assert W.trace_files("azure-code") == (tmp_path / "azure_llm_code_2023.csv",)
+    with pytest.raises(ConfigurationError, match="needs azure_llm_conv_2023.csv, which is not in /no/where"):
+        W.trace_files("azure-conv", "/no/where")
