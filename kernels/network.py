@@ -162,7 +162,8 @@ class _NetworkKernel:
     """What both whole-network kernels share: the network's constants assembled once into the structs of
     kernels/cuda/network.cuh (checked first, :func:`check_network`), the library built once (per step
     configuration), the state copied in and out, and the monitor records in the JAX chunk's format.
-    A launch layer says where the arrays live (``_place``, ``_address``) and how a chunk runs (``_call``).
+    A launch layer says where the arrays live (``_address``, ``_buffer_address``, ``_struct_address``, the
+    conversions) and how a chunk runs (``_call``).
 
     Args:
         net: a built :class:`qsn.networks.Network`.
@@ -261,10 +262,6 @@ class _NetworkKernel:
         """Build (or load from the cache) the library for ``self.defines``."""
         raise NotImplementedError
 
-    def _place(self, a: np.ndarray) -> Any:
-        """The array the kernel reads for host array ``a`` (built once: ``a`` itself on the CPU)."""
-        return a
-
     def _address(self, a: np.ndarray) -> int:
         """The address the structs hold for host array ``a`` (kept alive with the kernel)."""
         self._keep.append(a)
@@ -284,6 +281,7 @@ class _NetworkKernel:
 
     def _to_jax(self, a: Any) -> jax.Array:
         """An array of :attr:`xp` as a new JAX array (the buffer goes on changing in place)."""
+        # a copy: the CPU client may alias (zero-copy) a NumPy buffer, and the next call changes it in place
         return jax.device_put(a.copy())
 
     def _to_host(self, a: Any) -> np.ndarray:
@@ -452,10 +450,6 @@ class NativeNetwork(_NetworkKernel):
         self.library, self.flags = host_library("network.cpp", self.defines, self.precise, NATIVE)
         self._fn = self.library.qsn_network
         self._fn.restype = ctypes.c_int
-
-    def _to_jax(self, a: Any) -> jax.Array:
-        # copies: the CPU client may alias (zero-copy) a NumPy buffer, and the next call changes it in place
-        return jax.device_put(a.copy())
 
     def _call(self, t0: int, length: int) -> None:
         status = self._fn(ctypes.c_int(len(self._groups)), self._c_groups, ctypes.c_int(len(self._projections)),

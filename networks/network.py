@@ -62,11 +62,6 @@ class NetState(NamedTuple):
     count: dict  # group name -> (n,) int32 spikes since build
 
 
-
-def _is_runner(backend: Any) -> bool:
-    """Whether ``backend`` is a kernel runner (qsn.kernels.runner.Runner), without importing the kernels."""
-    return any(cls.__module__ == "qsn.kernels.runner" and cls.__name__ == "Runner" for cls in type(backend).__mro__)
-
 class Network:
     """A network of neuron groups, spike sources, projections, inputs and monitors.
 
@@ -493,7 +488,13 @@ class Network:
                 constant ``CurrentInput``, ``PoissonInput``, event and dense projections, spike, rate and
                 state monitors, and refuse anything else before the first step (naming it).
         """
-        if not (isinstance(backend, str) and backend in ("jax", "native", "cupy")) and not _is_runner(backend):
+        if isinstance(backend, str):
+            known = backend in ("jax", "native", "cupy")
+        else:
+            from qsn.kernels.runner import Runner
+
+            known = isinstance(backend, Runner)
+        if not known:
             raise ConfigurationError(f"Network.run: backend must be 'jax', 'native' or 'cupy', but is {backend!r}")
         self._require_built()
         if not math.isfinite(float(duration_ms)) or duration_ms < 0:

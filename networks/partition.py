@@ -57,15 +57,19 @@ _WORD = 32  # spikes per exchanged word; slices are multiples of it
 
 
 def pack_bits(spikes: jax.Array) -> jax.Array:
-    """``(S,)`` bool, ``S`` a multiple of 32, as ``(S / 32,)`` uint32 words (bit ``j`` of word ``w``: neuron ``32 w + j``)."""
-    bits = spikes.reshape(-1, _WORD).astype(jnp.uint32) << jnp.arange(_WORD, dtype=jnp.uint32)[None, :]
-    return jnp.sum(bits, axis=1, dtype=jnp.uint32)  # distinct bits: the sum is their OR
+    """``(..., S)`` bool, ``S`` a multiple of 32, as ``(..., S / 32)`` uint32 words (bit ``j`` of word ``w``:
+    neuron ``32 w + j``; leading axes, e.g. steps, stay)."""
+    bits = spikes.reshape(*spikes.shape[:-1], -1, _WORD).astype(jnp.uint32)
+    bits = bits << jnp.broadcast_to(jnp.arange(_WORD, dtype=jnp.uint32), bits.shape)
+    return jnp.sum(bits, axis=-1, dtype=jnp.uint32)  # distinct bits: the sum is their OR
 
 
 def unpack_bits(words: jax.Array, n: int) -> jax.Array:
-    """The first ``n`` spikes of :func:`pack_bits` words."""
-    bits = (words[:, None] >> jnp.arange(_WORD, dtype=jnp.uint32)[None, :]) & jnp.uint32(1)
-    return bits.reshape(-1)[:n].astype(bool)
+    """The first ``n`` spikes of :func:`pack_bits` words ``(..., W)``: ``(..., n)`` bool."""
+    shape = (*words.shape, _WORD)
+    bits = (jnp.broadcast_to(words[..., None], shape) >> jnp.broadcast_to(jnp.arange(_WORD, dtype=jnp.uint32), shape)) \
+        & jnp.uint32(1)
+    return bits.reshape(*words.shape[:-1], -1)[..., :n].astype(bool)
 
 
 class AllGather(NamedTuple):
@@ -87,13 +91,8 @@ class AllGather(NamedTuple):
     def gather(self, group: GroupProgram, mine: jax.Array) -> jax.Array:
         """The whole group's spikes from every device's ``(..., S)`` (leading axes: steps), packed into
         words, one ``all_gather``."""
-        lead = mine.shape[:-1]
-        words = pack_bits(mine.reshape(-1, mine.shape[-1])).reshape(*lead, -1) if lead else pack_bits(mine)
-        words = jax.lax.all_gather(words, self.axis, axis=words.ndim - 1, tiled=True)
-        if not lead:
-            return unpack_bits(words, group.n)
-        flat = words.reshape(-1, words.shape[-1])
-        return jax.vmap(lambda w: unpack_bits(w, group.n))(flat).reshape(*lead, group.n)
+        words = jax.lax.all_gather(pack_bits(mine), self.axis, axis=mine.ndim - 1, tiled=True)
+        return unpack_bits(words, group.n)
 
     def poisson(self, key: jax.Array, lam: float, table: Any, group: GroupProgram, dtype: Any) -> jax.Array:
         if table is None:  # a rejection sampler: draw the whole group's counts, keep this slice

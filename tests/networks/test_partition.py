@@ -232,6 +232,10 @@ def test_bits_round_trip(spikes, words):
     s[: len(spikes)] = spikes
     back = np.asarray(unpack_bits(pack_bits(jnp.asarray(s)), s.size))
     np.testing.assert_array_equal(back, s)
+    steps = np.stack([s, ~s, np.roll(s, 1)])  # leading axes (a block of steps) pack row by row
+    words = pack_bits(jnp.asarray(steps))
+    np.testing.assert_array_equal(np.asarray(words[1]), np.asarray(pack_bits(jnp.asarray(~s))))
+    np.testing.assert_array_equal(np.asarray(unpack_bits(words, s.size)), steps)
 
 
 @settings(max_examples=40, deadline=None)
