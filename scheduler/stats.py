@@ -11,6 +11,9 @@ at least 2 values), fixes the conventions and assembles the report:
   with Hedges' small-sample correction.
 * :func:`bootstrap_ci` — BCa (or percentile / basic) bootstrap interval of a statistic of one sample,
   or of the difference of a statistic between two independent samples (``scipy.stats.bootstrap``).
+* :func:`window_bootstrap` — a block bootstrap over contiguous arrival-time windows of one trace run: each
+  policy's mean (or quantile) of a per-task metric and its difference from a baseline, paired across policies
+  (every policy saw the same trace), for runs that have no independent seeds.
 * :func:`power`, :func:`sample_size` — two-sample t-test power (``statsmodels.stats.power.TTestIndPower``).
 * :func:`paired` — the paired t-test (``scipy.stats.ttest_rel``) for runs matched by seed.
 * :func:`compare` — each policy against a baseline: mean difference, its BCa interval, Welch p (or, with
@@ -53,6 +56,8 @@ __all__ = [
     "correct",
     "cohens_d",
     "bootstrap_ci",
+    "WindowInterval",
+    "window_bootstrap",
     "power",
     "sample_size",
     "compare",
@@ -338,6 +343,114 @@ def bootstrap_ci(
             f"interval is undefined; got ({low}, {high})"
         )
     return Interval(low, high, float(stat(*samples, axis=-1)), float(r.standard_error))
+
+
+class WindowInterval(NamedTuple):
+    """One policy's row of :func:`window_bootstrap` (units of the metric, e.g. s)."""
+
+    policy: str
+    baseline: str
+    estimate: float  # the statistic over every task of the run
+    low: float  # percentile-bootstrap interval of the statistic
+    high: float
+    diff: float  # estimate − the baseline's estimate
+    diff_low: float  # interval of the difference, windows resampled jointly for both policies
+    diff_high: float
+    windows: int  # resampling units
+    confidence: float
+
+
+def window_bootstrap(
+    values: Mapping[str, Sequence[float] | np.ndarray],
+    arrival: Sequence[float] | np.ndarray,
+    baseline: str,
+    *,
+    windows: int = 10,
+    quantile: float | None = None,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int | np.random.Generator = 0,
+) -> list[WindowInterval]:
+    """Block-bootstrap intervals of a per-task metric over arrival-time windows of one trace run, per policy.
+
+    The tasks are split, in arrival order, into ``windows`` contiguous blocks of equal count (``np.array_split``;
+    sizes differ by at most one). A resample draws ``windows`` blocks with replacement and pools their tasks;
+    the statistic is the mean of the pooled values (``quantile=None``: ``Σ sums / Σ counts`` of the drawn
+    blocks) or their ``quantile`` (``np.quantile``, linear). The same drawn blocks serve every policy, so the
+    difference ``policy − baseline`` is paired: all policies ran the same tasks at the same arrival times.
+    Intervals are percentile intervals of the ``n_resamples`` bootstrap values. This replaces seeds where a
+    run has none (a real trace on a fixed cluster): its variance is that of the trace over time. It assumes
+    windows long against the queueing memory, so that blocks are nearly independent.
+
+    Args:
+        values: policy name -> (N,) finite per-task values (e.g. latency, s), task ``i`` the same task for
+            every policy.
+        arrival: (N,) the tasks' arrival times (s), which order them into windows.
+        baseline: the key of the reference policy (its own row has difference 0).
+        windows: blocks, 2 <= windows <= N.
+        quantile: None for the mean, else a level in (0, 1), e.g. 0.99 for the p99.
+        confidence: interval level in (0, 1).
+        n_resamples: bootstrap resamples (>= 2).
+        seed: seed (or ``np.random.Generator``) of the resampling.
+
+    Returns:
+        One :class:`WindowInterval` per policy, in the mapping's order.
+
+    Raises:
+        ConfigurationError: a missing baseline, values of another length than ``arrival``, non-finite values,
+            or options out of range, naming the argument.
+
+    Example:
+        >>> t = np.arange(100.0)
+        >>> rows = window_bootstrap({"fifo": t % 7, "same": t % 7}, t, "fifo", n_resamples=200)
+        >>> rows[1].diff, rows[1].diff_low, rows[1].diff_high     # identical policies: a zero-width interval
+        (0.0, 0.0, 0.0)
+    """
+    if baseline not in values:
+        raise ConfigurationError(f"Argument `baseline` must be a key of `values` {list(values)}, but is {baseline!r}")
+    t = np.asarray(arrival, np.float64)
+    if t.ndim != 1 or not np.all(np.isfinite(t)):
+        raise ConfigurationError(f"Argument `arrival` must be a finite (N,) array, but has shape {t.shape}")
+    n = t.size
+    if int(windows) != windows or not 2 <= windows <= n:
+        raise ConfigurationError(f"Argument `windows` must be an integer in [2, {n}] (N = {n} tasks), but is {windows!r}")
+    if quantile is not None and not 0.0 < quantile < 1.0:
+        raise ConfigurationError(f"Argument `quantile` must be None (the mean) or in (0, 1), but is {quantile!r}")
+    _probability(confidence, "confidence")
+    if int(n_resamples) != n_resamples or n_resamples < 2:
+        raise ConfigurationError(f"Argument `n_resamples` must be an integer >= 2, but is {n_resamples!r}")
+    names = list(values)
+    x = np.empty((len(names), n))
+    for i, k in enumerate(names):
+        v = np.asarray(values[k], np.float64)
+        if v.shape != (n,):
+            raise ConfigurationError(f"Argument `values[{k!r}]` must have shape ({n},) like `arrival`, but has {v.shape}")
+        if not np.all(np.isfinite(v)):
+            j = int(np.flatnonzero(~np.isfinite(v))[0])
+            raise ConfigurationError(f"Argument `values[{k!r}]` must be finite, but value {j} is {v[j]}")
+        x[i] = v
+    blocks = np.array_split(np.argsort(t, kind="stable"), int(windows))
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    draws = rng.integers(0, len(blocks), size=(int(n_resamples), len(blocks)))
+    if quantile is None:
+        sums = np.stack([x[:, b].sum(axis=1) for b in blocks], axis=1)  # (P, K)
+        counts = np.array([b.size for b in blocks], np.float64)  # (K,)
+        boot = sums[:, draws].sum(axis=2) / counts[draws].sum(axis=1)  # (P, B)
+        point = x.mean(axis=1)
+    else:
+        boot = np.empty((len(names), int(n_resamples)))
+        for r, d in enumerate(draws):
+            boot[:, r] = np.quantile(x[:, np.concatenate([blocks[k] for k in d])], quantile, axis=1)
+        point = np.quantile(x, quantile, axis=1)
+    b = names.index(baseline)
+    tails = (100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2)
+    rows = []
+    for i, k in enumerate(names):
+        lo, hi = np.percentile(boot[i], tails)
+        dlo, dhi = np.percentile(boot[i] - boot[b], tails)
+        rows.append(WindowInterval(k, baseline, float(point[i]), float(lo), float(hi), float(point[i] - point[b]),
+                                   float(dlo), float(dhi), int(windows), float(confidence)))
+    return rows
 
 
 def power(effect_size: float, n1: int, n2: int | None = None, alpha: float = 0.05, *,
