@@ -167,6 +167,8 @@ class _Run:
         self.up = np.ones(w, bool)
         self.free = self.cl.slots.astype(np.int64).copy()
         self.mem = np.zeros(w)
+        self.cpu = np.zeros(w)  # jobs declare no CPU or GPU demand (View.startable reads these)
+        self.gpus = None
         self.running: list[dict[int, float]] = [dict() for _ in range(w)]
         self.where = np.full(n, -1, np.int64)
         self.version = 0

@@ -12,7 +12,8 @@ Definitions (LLM ones as in vLLM ``benchmarks/serve.py`` and DistServe):
   LLM requests the ``ttft`` and ``tpot`` limits given to :func:`metrics`;
 * goodput = tasks meeting their SLOs per second of makespan (the rate-sweep form, the highest request
   rate at which ≥ 90% meet them, is :func:`qsn.scheduler.suites.goodput_rate`);
-* utilisation = busy slot-seconds / (slots × makespan);
+* utilisation = busy slot-seconds / (slots × makespan); per resource (slots, GPUs, CPU cores, memory), the
+  measured :func:`resource_utilisation` = held resource-seconds / available resource-seconds over a window;
 * energy proxy = Σ_workers power_busy × busy + power_idle × (makespan − busy/slots), joules.
 """
 
@@ -26,7 +27,7 @@ from qsn.errors import InvalidInputError
 from qsn.scheduler.simulator import Schedule
 from qsn.scheduler.task import Cluster, Workload
 
-__all__ = ["SLO", "metrics", "slo_met", "tpot", "PERCENTILES"]
+__all__ = ["SLO", "metrics", "slo_met", "tpot", "resource_utilisation", "PERCENTILES"]
 
 PERCENTILES = (50, 90, 95, 99)  # of every reported distribution, beside its mean
 
@@ -105,4 +106,38 @@ def metrics(workload: Workload, cluster: Cluster, schedule: Schedule, slo: SLO =
         out.update(_distribution("tpot", tpot(workload, schedule)))
         out["normalised_latency_mean"] = float(np.mean(latency / np.maximum(workload.output_tokens, 1)))
         out["token_throughput"] = float(workload.output_tokens.sum() / makespan)
+    return out
+
+
+def resource_utilisation(workload: Workload, cluster: Cluster, schedule: Schedule,
+                         window: tuple[float, float] | None = None) -> dict[str, float]:
+    """Measured utilisation of each resource: resource-seconds held by running tasks / resource-seconds available.
+
+    ``held = Σ_tasks demand × |[start, finish] ∩ window|`` and ``available = Σ_workers capacity × (t1 − t0)``,
+    for ``slots`` (demand 1), ``gpu`` (``Workload.gpu`` on ``Cluster.gpus``), ``cpu`` (cores) and ``memory``
+    (GiB); a resource is left out where the cluster has none of it or an unlimited amount. Exact for runs
+    without preemptions or failures (a task is taken to hold its demand from its first start to its finish).
+
+    Args:
+        window: ``(t0, t1)`` in s; default the run, first arrival to last finish. The arrival window (first
+            to last arrival) measures the load while tasks arrive, without the drain at the end.
+
+    Example:
+        >>> from qsn.scheduler import Cluster, Worker, Workload, simulate
+        >>> from qsn.scheduler.policy import Fifo
+        >>> wl = Workload.from_arrays(arrival=[0.0, 0.0], work=[2.0, 4.0], gpu=[0.5, 1.0])
+        >>> cl = Cluster.from_workers([Worker(slots=2, gpus=2)])
+        >>> resource_utilisation(wl, cl, simulate(wl, cl, Fifo()))     # GPU: (0.5·2 + 1·4) / (2·4)
+        {'slots': 0.75, 'gpu': 0.625}
+    """
+    t0, t1 = (float(workload.arrival.min()), float(schedule.finish.max())) if window is None else map(float, window)
+    if not t1 > t0:
+        raise InvalidInputError(f"Argument `window` must have t1 > t0, but is ({t0}, {t1})")
+    held = np.clip(np.minimum(schedule.finish, t1) - np.maximum(schedule.start, t0), 0.0, None)  # (N,) s
+    out = {}
+    for name, demand, capacity in (("slots", np.ones(workload.n), cluster.slots), ("gpu", workload.gpu, cluster.gpus),
+                                   ("cpu", workload.cpu, cluster.cpu), ("memory", workload.memory, cluster.memory)):
+        total = float(np.sum(capacity))
+        if total > 0 and np.isfinite(total):
+            out[name] = float(np.sum(demand * held) / (total * (t1 - t0)))
     return out

@@ -111,6 +111,11 @@ class View:
         return self._loop.mem
 
     @property
+    def cpu_used(self) -> np.ndarray:
+        """(W,) float64 CPU cores held by running tasks."""
+        return self._loop.cpu
+
+    @property
     def running(self) -> list[dict[int, float]]:
         """Per worker, running task → start time (s)."""
         return self._loop.running
@@ -121,13 +126,17 @@ class View:
         return self._loop.done
 
     def startable(self, task: int) -> np.ndarray:
-        """(W,) bool: workers that can start ``task`` now — up, a free slot, its memory fits beside what runs,
-        eligible, and linked (fidelity) to the nodes of its finished quantum parents."""
+        """(W,) bool: workers that can start ``task`` now — up, a free slot, its memory, CPU cores and GPUs fit
+        beside what runs, eligible, and linked (fidelity) to the nodes of its finished quantum parents."""
         lp = self._loop
         version, t, ok = self._memo
         if version == lp.version and t == task:  # the simulator checks the decision the policy just computed
             return ok
         ok = lp.up & (lp.free > 0) & (lp.mem + lp.wl.memory[task] <= lp.cl.memory + 1e-9) & lp.ok[task]
+        if lp.wl.cpu[task] > 0:
+            ok &= lp.cpu + lp.wl.cpu[task] <= lp.cl.cpu + 1e-9
+        if lp.gpus is not None and lp.wl.gpu[task] > 0:
+            ok &= lp.gpus.fits(float(lp.wl.gpu[task]))
         if lp.linked is not None and lp.wl.qubits[task] > 0:
             for p in lp.parents[task]:
                 if lp.wl.qubits[p] > 0:

@@ -49,7 +49,7 @@ from qsn.scheduler.task import OBSERVED_FEATURES
 __all__ = ["SizePredictor", "Estimate", "PromptLength", "BinnedMean", "Boosted", "Readout", "Fused", "Oracle",
            "TYPICAL_OUTPUT_TOKENS"]
 
-# Median GeneratedTokens of the Azure LLM conversation trace 2023 (shared/traces/README.md): the output length
+# Median GeneratedTokens of the Azure LLM conversation trace 2023 (docs/scheduler.md, Workloads and traces): the output length
 # PromptLength assumes for every request. A fixed constant, not learned: any constant gives the same order.
 TYPICAL_OUTPUT_TOKENS = 129
 

@@ -42,10 +42,10 @@ from qsn.scheduler.predict import prior_work
 from qsn.scheduler.preemptive import MLFQ, SRPT
 from qsn.scheduler.predictors import BinnedMean, Boosted, Estimate, Oracle, PromptLength
 from qsn.scheduler.service import durations
-from qsn.scheduler.simulator import Plan, repair_links, simulate
+from qsn.scheduler.simulator import Plan, Schedule, repair_links, simulate
 from qsn.scheduler.task import Cluster, Workload
 
-__all__ = ["POLICY_NAMES", "ONLINE_POLICIES", "ORACLE_POLICIES", "plan", "run"]
+__all__ = ["POLICY_NAMES", "ONLINE_POLICIES", "ORACLE_POLICIES", "plan", "run", "run_schedule"]
 
 # name -> (workload, aging) -> a fresh online policy
 ONLINE_POLICIES: dict[str, Callable[[Workload, float], OnlinePolicy]] = {
@@ -107,6 +107,14 @@ def run(workload: Workload, cluster: Cluster, policy: str, *, seed: int = 0, slo
         aging: float = 0.0) -> dict[str, float]:
     """Plan, simulate and measure: the metrics of :func:`~qsn.scheduler.metrics.metrics` plus ``plan_s`` and
     ``run_s`` (wall time of the simulation, which includes an online policy's own work)."""
+    return run_schedule(workload, cluster, policy, seed=seed, slo=slo, faults=faults, planner=planner, fusion=fusion,
+                        aging=aging)[0]
+
+
+def run_schedule(workload: Workload, cluster: Cluster, policy: str, *, seed: int = 0, slo: SLO = SLO(),
+                 faults: bool = True, planner: PlannerConfig = PlannerConfig(), fusion: FusionConfig = FusionConfig(),
+                 aging: float = 0.0) -> tuple[dict[str, float], Schedule]:
+    """:func:`run`, also returning the :class:`~qsn.scheduler.simulator.Schedule` (per-task start, finish, worker)."""
     p, info = plan(workload, cluster, policy, seed=seed, planner=planner, fusion=fusion, aging=aging)
     t0 = time.perf_counter()
     sched = simulate(workload, cluster, p, faults=faults, seed=seed)
@@ -114,6 +122,6 @@ def run(workload: Workload, cluster: Cluster, policy: str, *, seed: int = 0, slo
     out = metrics(workload, cluster, sched, slo)
     out["plan_s"] = float(info["plan_s"])
     out["run_s"] = run_s
-    return out
+    return out, sched
 
 

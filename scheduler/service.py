@@ -3,7 +3,7 @@
 Batch-like tasks take ``work_i / (speed_j * affinity[type_i, kind_j])``. LLM requests get their work
 from a prefill/decode model fitted by DistServe (Zhong et al., OSDI 2024) on one A100-80GB for OPT-13B
 (``simdistserve/estimators/time_estimator.py`` and ``profile_data/profiler-a100-80g.distserve.json``,
-coefficients quoted in ``shared/traces/README.md``), at batch size 1, times in ms:
+coefficients quoted in docs/scheduler.md, Model), at batch size 1, times in ms:
 
     prefill(l)     = 18.10 + 0.1019 l + 7.12e-6 l^2
     decode step(c) = 19.93 + 6.27e-4 c + 0.0385           (c = context tokens so far)

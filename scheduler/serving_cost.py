@@ -2,7 +2,7 @@
 
 DistServe (Zhong et al., OSDI 2024) fits, on one A100-80GB (``simdistserve/estimators/time_estimator.py``,
 ``profile_data/profiler-a100-80g.distserve.json``; the coefficients are quoted in
-``../shared/traces/README.md`` and held by :data:`qsn.scheduler.service.OPT_13B_A100`), in milliseconds:
+docs/scheduler.md (Model) and held by :data:`qsn.scheduler.service.OPT_13B_A100`), in milliseconds:
 
     prefill batch of prompts l_i:             a_p + b_p Σ l_i + c_p Σ l_i²
     decode step of B requests at contexts c_j: a_d + b_d Σ c_j + c_d B

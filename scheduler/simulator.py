@@ -12,7 +12,9 @@ Semantics (one event loop, all policies):
   i.e. arrival). When a slot frees, the worker starts the best ready task of its own queue that fits
   (head of line: a head that does not fit blocks the queue, no backfilling), then the global queue's head
   goes to the free eligible worker of highest effective speed, or waits.
-* A worker runs up to ``slots`` tasks at once whose memory sums to at most its ``memory``. A task runs to
+* A worker runs up to ``slots`` tasks at once whose memory sums to at most its ``memory`` and CPU cores to at
+  most its ``cpu``, and whose GPU demands it can place on its ``gpus`` (whole GPUs, or a share of one GPU,
+  best fit: :mod:`qsn.scheduler.gpus`). A task runs to
   completion unless the policy preempts it (``next_preemption``, asked whenever ``next_dispatch`` has nothing
   more to start): preempt-resume, the task keeps the work it has done and later runs only the rest, on any
   worker, at that worker's speed; ``start`` stays the first start of the attempt.
@@ -39,6 +41,7 @@ from typing import NamedTuple, Union
 import numpy as np
 
 from qsn.errors import ConfigurationError, InvalidInputError
+from qsn.scheduler.gpus import GpuPool
 from qsn.scheduler.policy import OnlinePolicy, PlanPolicy, View, observe
 from qsn.scheduler.service import prefill_seconds
 from qsn.scheduler.task import Cluster, Workload
@@ -242,6 +245,9 @@ class _EventLoop:
         self.up = np.ones(w, bool)
         self.free = cl.slots.astype(np.int64).copy()
         self.mem = np.zeros(w)
+        self.cpu = np.zeros(w)  # CPU cores held by running tasks
+        self.gpus = GpuPool(cl.gpus) if np.any(wl.gpu > 0) else None
+        self.held: dict[int, np.ndarray] = {}  # running task -> the GPUs it holds
         self.running: list[dict[int, float]] = [dict() for _ in range(w)]  # task -> start
         self.state = np.full(n, _WAITING, np.int8)
         self.attempt = np.zeros(n, np.int64)
@@ -358,8 +364,7 @@ class _EventLoop:
         self.attained[t] = done
         self.remaining[t] = max(self.work[t] - done, 0.0)
         self.busy[w] += self.now - started
-        self.free[w] += 1
-        self.mem[w] -= self.wl.memory[t]
+        self.release(t, w)
         self.attempt[t] += 1  # its completion event is void
         self.preemptions[t] += 1
         self.state[t] = _READY
@@ -370,6 +375,9 @@ class _EventLoop:
         self.state[t] = _RUNNING
         self.free[w] -= 1
         self.mem[w] += self.wl.memory[t]
+        self.cpu[w] += self.wl.cpu[t]
+        if self.gpus is not None and self.wl.gpu[t] > 0:
+            self.held[t] = self.gpus.take(w, float(self.wl.gpu[t]))
         self.running[w][t] = self.now
         self.peak_running[w] = max(self.peak_running[w], len(self.running[w]))
         self.peak_memory[w] = max(self.peak_memory[w], self.mem[w])
@@ -378,13 +386,20 @@ class _EventLoop:
         self.where[t] = w
         self.push(self.now + d, _COMPLETE, t, int(self.attempt[t]))
 
+    def release(self, t: int, w: int) -> None:
+        """Give back the slot, memory, CPU and GPUs that task ``t`` held on worker ``w``."""
+        self.free[w] += 1
+        self.mem[w] -= self.wl.memory[t]
+        self.cpu[w] -= self.wl.cpu[t]
+        if t in self.held:
+            self.gpus.release(w, self.held.pop(t), float(self.wl.gpu[t]))
+
     def complete(self, t: int) -> None:
         self.version += 1
         w = self.where[t]
         started = self.running[w].pop(t)
         self.state[t] = _DONE
-        self.free[w] += 1
-        self.mem[w] -= self.wl.memory[t]
+        self.release(t, w)
         self.busy[w] += self.now - started
         self.finish[t] = self.now
         eff = self.speed[self.wl.task_type[t], w]
@@ -411,8 +426,7 @@ class _EventLoop:
             self.restarts[t] += 1
             self.attempt[t] += 1
             self.running[w].pop(t)
-            self.free[w] += 1
-            self.mem[w] -= self.wl.memory[t]
+            self.release(t, w)
             self.start[t] = np.nan
             self.where[t] = -1
             self.remaining[t], self.attained[t], self.first[t] = self.work[t], 0.0, np.nan

@@ -1,7 +1,8 @@
 """Tasks and workers, one at a time (:class:`Task`, :class:`Worker`) or as arrays (:class:`Workload`, :class:`Cluster`).
 
 Units: seconds for times, GiB for memory, work units for sizes (one work unit takes one second on a
-worker of speed 1), qubits for quantum demand. A :class:`Workload` holds N tasks as (N,) arrays and a
+worker of speed 1), qubits for quantum demand, GPUs and CPU cores for the resources a task holds while it
+runs (a GPU demand below 1 is a share of one GPU, as in Alibaba's GPU-sharing pods). A :class:`Workload` holds N tasks as (N,) arrays and a
 :class:`Cluster` holds W workers as (W,) arrays; the simulator, planners and baselines work on these.
 
 What a scheduler may look at is :meth:`Workload.observed`: the arrival, the user's size *estimate*
@@ -47,6 +48,8 @@ class Task:
     output_tokens: int = 0  # LLM requests: decode length (unknown to the scheduler)
     task_type: int = 0  # category (e.g. model or job class), used by worker affinity
     deps: tuple[int, ...] = ()
+    gpu: float = 0.0  # GPUs held while running: 0 none, in (0, 1) a share of one GPU, else a whole number of GPUs
+    cpu: float = 0.0  # CPU cores held while running
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class Worker:
     kind: int = 0  # hardware class (affinity with task_type)
     power_busy: float = 300.0  # W per busy slot (energy proxy)
     power_idle: float = 60.0  # W when idle
+    gpus: int = 0  # GPUs on the node (each shareable by tasks with gpu < 1)
+    cpu: float = np.inf  # CPU cores shared by its running tasks
 
 
 def _column(name: str, values, n: int, dtype, *, finite: bool = False, nonneg: bool = False, allow_nan=False) -> np.ndarray:
@@ -105,21 +110,32 @@ class Workload:
     edges: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # (E, 2) int64
     name: str = "workload"
     llm: bool = False  # service times from the LLM prefill/decode model (qsn.scheduler.service)
+    gpu: np.ndarray | None = None  # (N,) float64, GPUs held (< 1: a share of one GPU; >= 1: whole GPUs); None = 0
+    cpu: np.ndarray | None = None  # (N,) float64, CPU cores held; None = 0
 
     def __post_init__(self):
         n = np.asarray(self.arrival).shape[0] if np.ndim(self.arrival) else 1
         if n < 1:
             raise InvalidInputError("A workload needs at least one task, but has 0")
+        for name in ("gpu", "cpu"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.zeros(n))
         spec = dict(
             arrival=(np.float64, True, True, False), work=(np.float64, True, True, False),
             estimate=(np.float64, True, True, True), priority=(np.int64, False, False, False),
             memory=(np.float64, True, True, False), qubits=(np.int64, False, True, False),
             deadline=(np.float64, False, False, False), prompt_tokens=(np.int64, False, True, False),
             output_tokens=(np.int64, False, True, False), task_type=(np.int64, False, True, False),
+            gpu=(np.float64, True, True, False), cpu=(np.float64, True, True, False),
         )
         for name, (dtype, finite, nonneg, allow_nan) in spec.items():
             a = _column(name, getattr(self, name), n, dtype, finite=finite, nonneg=nonneg, allow_nan=allow_nan)
             object.__setattr__(self, name, a)
+        whole = (self.gpu >= 1) & (self.gpu != np.round(self.gpu))
+        if whole.any():
+            i = int(np.flatnonzero(whole)[0])
+            raise InvalidInputError(f"Argument `gpu` must be below 1 (a share of one GPU) or a whole number of GPUs, "
+                                    f"but gpu[{i}] = {self.gpu[i]}")
         if np.any(np.diff(self.arrival) < 0):
             i = int(np.flatnonzero(np.diff(self.arrival) < 0)[0]) + 1
             raise InvalidInputError(f"Argument `arrival` must be sorted; use Workload.from_arrays, arrival[{i}] decreases")
@@ -148,7 +164,7 @@ class Workload:
             raise InvalidInputError(f"Argument `arrival` must be finite, but arrival[{int(np.flatnonzero(np.isnan(arrival))[0])}] is NaN")
         order = np.argsort(arrival, kind="stable")
         defaults = dict(work=1.0, estimate=np.nan, priority=0, memory=0.0, qubits=0, deadline=np.inf,
-                        prompt_tokens=0, output_tokens=0, task_type=0)
+                        prompt_tokens=0, output_tokens=0, task_type=0, gpu=0.0, cpu=0.0)
         meta = {k: columns.pop(k) for k in ("name", "llm") if k in columns}
         unknown = set(columns) - set(defaults)
         if unknown:
@@ -250,12 +266,17 @@ class Cluster:
     affinity: np.ndarray | None = None  # (task types, worker kinds) speed multipliers (None = all 1)
     min_fidelity: float = 0.0  # dependent quantum tasks on different nodes need fidelity[a, b] >= this
     name: str = "cluster"
+    gpus: np.ndarray | None = None  # (W,) int64, GPUs per node; None = 0
+    cpu: np.ndarray | None = None  # (W,) float64, CPU cores per node (inf = unlimited); None = inf
 
     def __post_init__(self):
         w = np.asarray(self.speed).shape[0] if np.ndim(self.speed) else 1
+        for name, default in (("gpus", 0), ("cpu", np.inf)):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.full(w, default))
         spec = dict(speed=np.float64, slots=np.int64, memory=np.float64, qubits=np.int64, coherence=np.float64,
                     failure_rate=np.float64, repair_time=np.float64, kind=np.int64, power_busy=np.float64,
-                    power_idle=np.float64)
+                    power_idle=np.float64, gpus=np.int64, cpu=np.float64)
         for name, dtype in spec.items():
             finite = name in ("speed", "failure_rate", "repair_time", "power_busy", "power_idle")
             object.__setattr__(self, name, _column(name, getattr(self, name), w, dtype, finite=finite, nonneg=True))
@@ -289,12 +310,15 @@ class Cluster:
         """Which workers can ever run which tasks, (N, W) bool (or (W,) for one ``index``).
 
         A task fits a worker when its memory fits the worker's memory, its qubits fit the node's qubits,
-        and a quantum task's service time fits the node's coherence time.
+        a quantum task's service time fits the node's coherence time, its CPU cores fit the node's, and its
+        GPUs fit the node's: a whole number ``g >= 1`` needs ``g <= gpus``, a share ``0 < g < 1`` one GPU.
         """
         i = slice(None) if index is None else index
         mem = np.asarray(workload.memory[i], np.float64)[..., None]
         q = np.asarray(workload.qubits[i])[..., None]
+        gpu = np.asarray(workload.gpu[i], np.float64)[..., None]
         ok = (mem <= self.memory) & ((q == 0) | (q <= self.qubits))
+        ok &= (np.asarray(workload.cpu[i], np.float64)[..., None] <= self.cpu) & (np.ceil(gpu) <= self.gpus)
         if np.any(q > 0) and np.isfinite(self.coherence).any():
             types = np.asarray(workload.task_type[i])
             dur = np.asarray(workload.work[i])[..., None] / self.speed_table(int(workload.task_type.max()) + 1)[types]

@@ -63,7 +63,7 @@ class LogNormal(NamedTuple):
         return cls(math.log(p50), math.log(p90 / p50) / NormalDist().inv_cdf(0.9))
 
 
-# Fitted to the Azure LLM inference trace 2023, conversation service (shared/traces/README.md, summary
+# Fitted to the Azure LLM inference trace 2023, conversation service (docs/scheduler.md, Workloads and traces; summary
 # statistics): ContextTokens p50 1020, p90 2734 -> mu 6.928, sigma 0.769; GeneratedTokens p50 129, p90 424
 # -> mu 4.860, sigma 0.928. Median and p90 are matched exactly; the lognormal then overstates the prompt
 # mean (1371 vs 1155 tokens) and understates the output mean (199 vs 211). (A maximum-likelihood fit on
@@ -405,7 +405,7 @@ CSV_COLUMNS: dict[str, _Col] = {
 }
 
 # Column names of the public traces read without a mapping: the Azure LLM inference trace 2023 and
-# vidur's re-timed copy of it (shared/traces/README.md). An explicit ``columns`` entry wins.
+# vidur's re-timed copy of it (docs/scheduler.md, Workloads and traces). An explicit ``columns`` entry wins.
 TRACE_COLUMNS: dict[str, str] = {
     "TIMESTAMP": "arrival", "ContextTokens": "prompt_tokens", "GeneratedTokens": "output_tokens",
     "arrived_at": "arrival", "num_prefill_tokens": "prompt_tokens", "num_decode_tokens": "output_tokens",
@@ -684,7 +684,9 @@ def alibaba_pods(path, *, last_days: float | None = None, limit: int | None = No
       worker (the GPU the pod ran on is not recorded);
     * ``memory`` = ``memory_mib`` / 1024 GiB; ``task_type`` = index of ``qos`` in :data:`ALIBABA_QOS`
       (LS 0, BE 1, Burstable 2, Guaranteed 3); ``estimate`` NaN; ``priority`` 0;
-    * GPU demand (``num_gpu``, ``gpu_milli``) and ``cpu_milli`` are not modelled: a pod takes one slot.
+    * ``gpu`` = ``gpu_milli`` / 1000 when ``num_gpu`` is 1 (a share of one GPU, GPU sharing; 1 for a whole
+      GPU), else ``num_gpu`` whole GPUs (0 for CPU-only pods); ``cpu`` = ``cpu_milli`` / 1000 cores. The
+      simulator packs them on the nodes' GPUs and CPUs (:mod:`qsn.scheduler.gpus`).
 
     Which pods are kept: ``last_days`` keeps those created within ``last_days`` days of the last creation
     (the trace's pods cluster at its end: 2,209 of 8,152 in the final 7 days). Pods never scheduled
@@ -697,13 +699,22 @@ def alibaba_pods(path, *, last_days: float | None = None, limit: int | None = No
     if censored not in ("drop", "lower_bound"):
         raise ConfigurationError(f"Argument `censored` must be 'drop' or 'lower_bound', but is {censored!r}")
     header, rows, lines = _read_table(path)
-    at = _require(path, header, ("memory_mib", "qos", "pod_phase", "creation_time", "deletion_time", "scheduled_time"))
+    at = _require(path, header, ("memory_mib", "qos", "pod_phase", "creation_time", "deletion_time", "scheduled_time",
+                                 "num_gpu", "gpu_milli", "cpu_milli"))
     cells = list(zip(*rows))
     num = _Col(False, np.nan, 0.0)  # empty = NaN, checked by phase below
     created = _numbers(path, lines, "creation_time", cells[at["creation_time"]], CSV_COLUMNS["arrival"])
     scheduled = _numbers(path, lines, "scheduled_time", cells[at["scheduled_time"]], num)
     deleted = _numbers(path, lines, "deletion_time", cells[at["deletion_time"]], num)
     memory = _numbers(path, lines, "memory_mib", cells[at["memory_mib"]], CSV_COLUMNS["memory"]) / 1024.0
+    count = _Col(True, None, 0.0)
+    num_gpu = _numbers(path, lines, "num_gpu", cells[at["num_gpu"]], count)
+    milli = _numbers(path, lines, "gpu_milli", cells[at["gpu_milli"]], count)
+    cpu = _numbers(path, lines, "cpu_milli", cells[at["cpu_milli"]], count) / 1000.0
+    over = np.flatnonzero(milli > 1000)
+    if over.size:
+        raise _bad(path, lines, int(over[0]), "gpu_milli", "at most 1000 (a share of one GPU)", cells[at["gpu_milli"]][over[0]])
+    gpu = np.where(num_gpu == 1, milli / 1000.0, num_gpu)
     qos = np.char.strip(np.asarray(cells[at["qos"]], dtype=str))
     phase = np.char.strip(np.asarray(cells[at["pod_phase"]], dtype=str))
     unknown = ~np.isin(qos, ALIBABA_QOS)
@@ -725,7 +736,8 @@ def alibaba_pods(path, *, last_days: float | None = None, limit: int | None = No
         raise InvalidInputError(f"{path}: no pods left after the filters (last_days={last_days}, censored={censored!r})")
     idx = idx[np.argsort(created[idx], kind="stable")][:_limit("limit", limit)]
     return Workload.from_arrays(arrival=created[idx] - created[idx].min(), work=work[idx], memory=memory[idx],
-                                task_type=_codes(qos[idx], ALIBABA_QOS), name=Path(path).stem)
+                                task_type=_codes(qos[idx], ALIBABA_QOS), gpu=gpu[idx], cpu=cpu[idx],
+                                name=Path(path).stem)
 
 
 def _codes(values: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
@@ -737,20 +749,23 @@ def _codes(values: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
 def alibaba_nodes(path, *, speeds: Mapping[str, float] | None = None) -> Cluster:
     """GPU nodes of the Alibaba cluster-trace-gpu-v2023 (``openb_node_list_gpu_node.csv``) as a cluster.
 
-    One worker per node: ``slots`` = ``gpu`` (GPU count, >= 1), ``memory`` = ``memory_mib`` / 1024 GiB,
-    ``speed`` from ``speeds`` by ``model`` (default :data:`ALIBABA_GPU_SPEEDS`: ASSUMED relative speeds,
-    FP32 peak relative to a V100, undisclosed G2/G3 = 1.0), ``kind`` = the model's position in ``speeds``.
+    One worker per node: ``gpus`` = ``gpu`` (GPU count, >= 1), ``cpu`` = ``cpu_milli`` / 1000 cores,
+    ``memory`` = ``memory_mib`` / 1024 GiB, ``slots`` = the node's whole cores (at least 1): the node runs as
+    many pods at once as its GPUs, cores and memory hold (every pod of the trace asks for >= 3.15 cores, so
+    the slots never bind first; planners that reason in slots see that many). ``speed`` from ``speeds`` by
+    ``model`` (default :data:`ALIBABA_GPU_SPEEDS`: ASSUMED relative speeds, FP32 peak relative to a V100,
+    undisclosed G2/G3 = 1.0), ``kind`` = the model's position in ``speeds``.
 
     Example:
         >>> p = shared_trace("alibaba_gpu2023_nodes_gpu.csv")
-        >>> int(alibaba_nodes(p).slots.sum()) if p else 6212
+        >>> int(alibaba_nodes(p).gpus.sum()) if p else 6212
         6212
     """
     table = dict(ALIBABA_GPU_SPEEDS if speeds is None else speeds)
     for k, v in table.items():
         _real(f"speeds[{k!r}]", v, open_lo=True)
     header, rows, lines = _read_table(path)
-    at = _require(path, header, ("memory_mib", "gpu", "model"))
+    at = _require(path, header, ("memory_mib", "gpu", "model", "cpu_milli"))
     cells = list(zip(*rows))
     model = np.char.strip(np.asarray(cells[at["model"]], dtype=str))
     unknown = sorted(set(model.tolist()) - set(table))
@@ -759,12 +774,14 @@ def alibaba_nodes(path, *, speeds: Mapping[str, float] | None = None) -> Cluster
                                  f"(known: {list(table)})")
     gpus = _numbers(path, lines, "gpu", cells[at["gpu"]], _Col(True, None, 1.0))
     memory = _numbers(path, lines, "memory_mib", cells[at["memory_mib"]], _Col(False, None, 0.0)) / 1024.0
+    cpu = _numbers(path, lines, "cpu_milli", cells[at["cpu_milli"]], _Col(False, None, 0.0)) / 1000.0
     kind = _codes(model, tuple(table))
-    return _cluster(len(rows), Path(path).stem, speed=np.asarray(list(table.values()), np.float64)[kind], slots=gpus,
-                    memory=memory, kind=kind)
+    return _cluster(len(rows), Path(path).stem, speed=np.asarray(list(table.values()), np.float64)[kind],
+                    slots=np.maximum(np.floor(cpu), 1).astype(np.int64), memory=memory, kind=kind,
+                    gpus=gpus.astype(np.int64), cpu=cpu)
 
 
-# The named traces of ``qsn schedule --trace``: name -> the shared files it reads (shared/traces/README.md).
+# The named traces of ``qsn schedule --trace``: name -> the shared files it reads (docs/scheduler.md, Workloads and traces).
 TRACES: dict[str, tuple[str, ...]] = {
     "azure-conv": ("azure_llm_conv_2023.csv",),
     "azure-code": ("azure_llm_code_2023.csv",),

@@ -365,9 +365,9 @@ def test_alibaba_pods_trace():
 
 def test_alibaba_nodes_trace_and_pods_run():
     cl = W.alibaba_nodes(trace("alibaba_gpu2023_nodes_gpu.csv"))
-    assert cl.n == 1213 and cl.slots.sum() == 6212
+    assert cl.n == 1213 and cl.gpus.sum() == 6212
     models = list(W.ALIBABA_GPU_SPEEDS)
-    gpus = {m: int(cl.slots[cl.kind == models.index(m)].sum()) for m in models}
+    gpus = {m: int(cl.gpus[cl.kind == models.index(m)].sum()) for m in models}
     assert gpus == {"A10": 2, "G2": 4392, "G3": 312, "P100": 265, "T4": 842, "V100M16": 195, "V100M32": 204}
     np.testing.assert_array_equal(cl.speed, np.array(list(W.ALIBABA_GPU_SPEEDS.values()))[cl.kind])
     wl = W.alibaba_pods(trace("alibaba_gpu2023_pods_default.csv"), limit=300)
@@ -379,19 +379,25 @@ def test_alibaba_nodes_trace_and_pods_run():
 
 def test_alibaba_loaders_on_small_files(tmp_path):
     pods = tmp_path / "pods.csv"
-    pods.write_text("name,memory_mib,qos,pod_phase,creation_time,deletion_time,scheduled_time\n"
-                    "a,2048,BE,Succeeded,100,200,110\nb,1024,LS,Running,50,300,60\n"
-                    "c,512,LS,Pending,70,300,\nd,1024,Burstable,Failed,80,90,85\n")
+    pods.write_text("name,memory_mib,qos,pod_phase,creation_time,deletion_time,scheduled_time,num_gpu,gpu_milli,cpu_milli\n"
+                    "a,2048,BE,Succeeded,100,200,110,2,1000,8000\nb,1024,LS,Running,50,300,60,1,500,4000\n"
+                    "c,512,LS,Pending,70,300,,1,1000,1000\nd,1024,Burstable,Failed,80,90,85,1,300,6500\n")
     wl = W.alibaba_pods(pods)
     np.testing.assert_array_equal(wl.arrival, [0.0, 20.0])
     np.testing.assert_array_equal(wl.work, [5.0, 90.0])
     np.testing.assert_array_equal(wl.memory, [1.0, 2.0])
     np.testing.assert_array_equal(wl.task_type, [2, 1])
-    pods.write_text(pods.read_text().replace("Burstable", "Gold"))
+    np.testing.assert_array_equal(wl.gpu, [0.3, 2.0])  # a share of one GPU; two whole GPUs
+    np.testing.assert_array_equal(wl.cpu, [6.5, 8.0])
+    text = pods.read_text()
+    pods.write_text(text.replace(",1,300,6500", ",1,1300,6500"))
+    with pytest.raises(InvalidInputError, match="line 5, column `gpu_milli`"):
+        W.alibaba_pods(pods)
+    pods.write_text(text.replace("Burstable", "Gold"))
     with pytest.raises(InvalidInputError, match="line 5, column `qos`"):
         W.alibaba_pods(pods)
     nodes = tmp_path / "nodes.csv"
-    nodes.write_text("sn,memory_mib,gpu,model\nx,2048,2,T4\ny,1024,0,P100\n")
+    nodes.write_text("sn,memory_mib,gpu,model,cpu_milli\nx,2048,2,T4,8000\ny,1024,0,P100,4000\n")
     with pytest.raises(InvalidInputError, match="line 3, column `gpu`"):
         W.alibaba_nodes(nodes)
 
