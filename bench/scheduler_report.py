@@ -7,6 +7,10 @@ with FIFO and least-loaded whatever the sign of the difference; rows where it lo
 
     python bench/scheduler_report.py                 # full size (about 30-40 min on a 2-core CPU)
     python bench/scheduler_report.py --quick         # small sizes (about 3 min), used by the notebook test
+    python bench/scheduler_report.py --suites traces --into bench/results/scheduler-cpu.json   # re-run one suite
+
+The real traces run once per policy and condition (no seeds); their intervals come from a block bootstrap
+over 10 arrival-time windows (``stats.window_bootstrap``), paired across policies.
 """
 
 from __future__ import annotations
@@ -71,12 +75,35 @@ def _fmt(x, digits=3):
     return "-" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{digits}g}"
 
 
+WINDOWS = 10  # arrival-time windows of a trace run: the resampling unit of its intervals
+
+
+def trace_windows(rows: list[dict], *, windows: int = WINDOWS, n_resamples: int = 2000) -> list[dict]:
+    """Window-bootstrap intervals (mean and p99 of latency) of each trace condition, each policy against FIFO.
+
+    Consumes the per-task ``latency``/``arrival`` arrays of :func:`suites.trace_runs` rows (and drops them)."""
+    out = []
+    for key in dict.fromkeys((r["trace"], r["scale"]) for r in rows):
+        group = [r for r in rows if (r["trace"], r["scale"]) == key]
+        values = {r["policy"]: r["latency"] for r in group}
+        if "fifo" not in values:
+            continue
+        for metric, q in (("latency_mean", None), ("latency_p99", 0.99)):
+            for w in stats.window_bootstrap(values, group[0]["arrival"], "fifo", windows=windows, quantile=q,
+                                            n_resamples=n_resamples, seed=0):
+                out.append({"trace": key[0], "scale": key[1], "metric": metric, **w._asdict()})
+    for r in rows:
+        r.pop("latency", None)
+        r.pop("arrival", None)
+    return out
+
+
 def analyse(res: dict) -> None:
     """Statistics derived from the rows (kept apart from the runs so they can be re-derived: --from-json)."""
     eff = res["suites"].get("efficiency")
     if eff:
         eff["stats"] = {s: {m: _comparisons(eff["rows"], m, ("fifo", "least_loaded"), scenario=s)
-                            for m in ("latency_mean", "makespan")}
+                            for m in ("latency_mean", "latency_p99", "makespan")}
                         for s in sorted({r["scenario"] for r in eff["rows"]})}
     sca = res["suites"].get("scalability")
     if sca:
@@ -145,7 +172,76 @@ def plots(result: dict, folder: Path) -> list[str]:
         axes[1].set_ylabel("fusion weight")
         axes[1].legend(fontsize=7)
         made.append(_save(fig, folder / "convergence.png"))
+    tr = result["suites"].get("traces")
+    if tr and "scale" in tr["rows"][0]:
+        traces = list(dict.fromkeys(r["trace"] for r in tr["rows"]))
+        fig, axes = plt.subplots(1, len(traces), figsize=(3.4 * len(traces), 3.4), squeeze=False)
+        for ax, t in zip(axes[0], traces):
+            for p in dict.fromkeys(r["policy"] for r in tr["rows"]):
+                rs = sorted((r for r in tr["rows"] if r["trace"] == t and r["policy"] == p), key=lambda r: r["scale"])
+                if t.startswith("azure"):
+                    ax.plot([r["rate"] for r in rs], [r["slo_attainment"] for r in rs], "o-", label=p)
+                else:
+                    ax.semilogy([r.get("util_gpu", np.nan) for r in rs], [r["latency_p99"] for r in rs], "o-", label=p)
+            if t.startswith("azure"):
+                ax.axhline(0.9, ls=":", c="gray")
+                ax.set_xlabel("requests/s")
+                ax.set_ylabel("SLO attainment (TTFT ≤ 1 s, TPOT ≤ 0.1 s)")
+            else:
+                ax.set_xlabel("measured GPU utilisation while pods arrive")
+                ax.set_ylabel("p99 latency, s")
+            ax.set_title(t, fontsize=8)
+        axes[0][0].legend(fontsize=7)
+        made.append(_save(fig, folder / "traces.png"))
     return made
+
+
+def _ci(lo, hi, digits=3) -> str:
+    return f"[{_fmt(lo, digits)}, {_fmt(hi, digits)}]"
+
+
+def trace_markdown(tr: dict) -> str:
+    """The real-trace section: per condition and policy, mean and p99 latency with their window-bootstrap CIs,
+    the differences from FIFO, SLO attainment (Azure) or measured utilisation (Alibaba), and goodput."""
+    out = ["## Real traces (one run per policy; 95% CIs from a block bootstrap over "
+           f"{tr['windows'][0]['windows']} arrival-time windows, paired against FIFO)\n", f"{tr['config']}\n"]
+    win = {(w["trace"], w["scale"], w["metric"], w["policy"]): w for w in tr["windows"]}
+    for t in dict.fromkeys(r["trace"] for r in tr["rows"]):
+        rs = [r for r in tr["rows"] if r["trace"] == t]
+        azure = t.startswith("azure")
+        out.append(f"### {t} ({int(rs[0]['tasks'])} tasks on {rs[0]['workers']} workers)\n")
+        extra = ["SLO attained"] if azure else ["GPU / CPU / memory utilisation while pods arrive"]
+        head = ["rate/s" if azure else "compression", "policy", "mean (s) [CI]", "Δ mean vs FIFO [CI]", "p99 (s) [CI]",
+                "Δ p99 vs FIFO [CI]", "p50", "p90", *extra]
+        lines = []
+        for r in rs:
+            m, q = win.get((t, r["scale"], "latency_mean", r["policy"])), win.get((t, r["scale"], "latency_p99", r["policy"]))
+            if m is None:
+                continue
+            cond = f"{r['rate']:.3g} (×{r['scale']:g})" if azure else f"×{r['scale']:g} ({r['rate'] * 3600:.3g} pods/h)"
+            tail = ([f"{r['slo_attainment']:.3f}"] if azure else
+                    [" / ".join(_fmt(r.get(f"util_{k}"), 2) for k in ("gpu", "cpu", "memory"))])
+            lines.append([cond, r["policy"], f"{_fmt(m['estimate'], 4)} {_ci(m['low'], m['high'])}",
+                          f"{_fmt(m['diff'], 3)} {_ci(m['diff_low'], m['diff_high'])}",
+                          f"{_fmt(q['estimate'], 4)} {_ci(q['low'], q['high'])}",
+                          f"{_fmt(q['diff'], 3)} {_ci(q['diff_low'], q['diff_high'])}",
+                          _fmt(r["latency_p50"], 4), _fmt(r["latency_p90"], 4), *tail])
+        out.append(_md_table(head, lines) + "\n")
+        if azure:
+            good = []
+            for p in dict.fromkeys(r["policy"] for r in rs):
+                ok = [r["rate"] for r in rs if r["policy"] == p and r["slo_attainment"] >= 0.9]
+                good.append(f"{p} {max(ok):.3g}/s" if ok else f"{p} below {min(r['rate'] for r in rs):.3g}/s")
+            out.append("Goodput (highest swept rate with ≥ 90% of requests meeting both SLOs): " + ", ".join(good) + "\n")
+        else:
+            out.append("Offered load (Σ work / (arrival span × Σ speed · slots), slots = cores): "
+                       f"{', '.join(f'×{r[0]:g}: {r[1]:.3g}' for r in dict.fromkeys((r['scale'], r['offered_load']) for r in rs))}; "
+                       "measured over the whole run, drain included, GPU utilisation is "
+                       f"{', '.join(f'×{r[0]:g}: {r[1]:.2g}' for r in dict.fromkeys((r['scale'], r.get('util_run_gpu', np.nan)) for r in rs if r['policy'] == 'fifo'))} (FIFO).\n")
+    out.append("A Δ interval that excludes 0 marks a difference larger than the trace's own variation over time; "
+               "the windows are contiguous blocks of equal task count, so queues carried across their edges make the "
+               "blocks only nearly independent.\n")
+    return "\n".join(out)
 
 
 def report_markdown(result: dict, figures: list[str]) -> str:
@@ -158,6 +254,10 @@ def report_markdown(result: dict, figures: list[str]) -> str:
            "of the mean difference; p-values are the paired t-test's, Holm-corrected over the rows of each table, "
            "with Welch's unpaired test (also Holm-corrected) beside them; d_z is Cohen's d of the paired differences; "
            "power is the observed-effect power (it restates p). Lower is better for latency, makespan and energy.\n"]
+    for name, suite in result["suites"].items():
+        m = suite.get("metadata") if isinstance(suite, dict) else None
+        if m:
+            out.append(f"Suite `{name}`: `{m['command']}` · {m['date']} · commit {m['git_commit']}\n")
     for f in figures:
         out.append(f"![{f}](scheduler/{f})\n")
     eff = result["suites"].get("efficiency")
@@ -166,15 +266,15 @@ def report_markdown(result: dict, figures: list[str]) -> str:
         out.append(f"{eff['config']}\n")
         scen = sorted({r["scenario"] for r in eff["rows"]})
         pols = list(dict.fromkeys(r["policy"] for r in eff["rows"]))
-        for metric in ("latency_mean", "makespan"):
+        for metric in ("latency_mean", "latency_p99", "makespan"):
             rows = []
             for p in pols:
                 rows.append([p] + [_fmt(np.mean(_group(eff["rows"], "policy", metric, scenario=s)[p]), 4) for s in scen])
-            out.append(f"### Mean {metric} (s) by scenario\n")
+            out.append(f"### {metric} (s) by scenario, mean over seeds\n")
             out.append(_md_table(["policy", *scen], rows) + "\n")
         for s in scen:
-            for metric in ("latency_mean", "makespan"):
-                cmp = eff["stats"][s][metric]
+            for metric in ("latency_mean", "latency_p99", "makespan"):
+                cmp = eff["stats"][s].get(metric, {})
                 for base in ("fifo", "least_loaded"):
                     if base not in cmp:
                         continue
@@ -205,7 +305,7 @@ def report_markdown(result: dict, figures: list[str]) -> str:
         out.append(f"Mean synergy over the last window: {conv['synergy_last']:.3g} (> 0: fusing beats the best single source).\n")
     rob = result["suites"].get("robustness")
     if rob:
-        out.append("## Robustness (mean latency, s; ratio to the clean run of the same policy)\n")
+        out.append("## Robustness (mean latency, s; ratio to the clean run of the same policy; p99 after the slash)\n")
         conds = list(dict.fromkeys(r["condition"] for r in rob["rows"]))
         pols = list(dict.fromkeys(r["policy"] for r in rob["rows"]))
         rows = []
@@ -213,6 +313,7 @@ def report_markdown(result: dict, figures: list[str]) -> str:
             clean = np.mean([r["latency_mean"] for r in rob["rows"] if r["policy"] == p and r["condition"] == "clean"])
             rows.append([p] + [f"{np.mean([r['latency_mean'] for r in rob['rows'] if r['policy'] == p and r['condition'] == c]):.3g}"
                                f" ({np.mean([r['latency_mean'] for r in rob['rows'] if r['policy'] == p and r['condition'] == c]) / clean:.2f}×)"
+                               f" / {np.mean([r['latency_p99'] for r in rob['rows'] if r['policy'] == p and r['condition'] == c]):.3g}"
                                for c in conds])
         out.append(_md_table(["policy", *conds], rows) + "\n")
     ex = result["suites"].get("exact")
@@ -231,23 +332,8 @@ def report_markdown(result: dict, figures: list[str]) -> str:
                         + [f"{np.mean([r[p] for r in rs]):.3f} (max {np.max([r[p] for r in rs]):.3f})" for p in pols])
         out.append(_md_table(["tasks×workers", "proved optimal", "CP-SAT s", "CP-SAT / bound (max)", *pols], rows) + "\n")
     tr = result["suites"].get("traces")
-    if tr:
-        out.append("## Real traces (mean latency, s; p99 in parentheses; ratio to FIFO)\n")
-        out.append(f"{tr['config']}\n")
-        traces = list(dict.fromkeys(r["trace"] for r in tr["rows"]))
-        pols = list(dict.fromkeys(r["policy"] for r in tr["rows"]))
-        rows = []
-        for p in pols:
-            cells = []
-            for t in traces:
-                mine = [r for r in tr["rows"] if r["trace"] == t and r["policy"] == p]
-                fifo = np.mean([r["latency_mean"] for r in tr["rows"] if r["trace"] == t and r["policy"] == "fifo"])
-                lat = np.mean([r["latency_mean"] for r in mine])
-                cells.append(f"{lat:.4g} ({np.mean([r['latency_p99'] for r in mine]):.4g}; {lat / fifo:.2f}×)")
-            rows.append([p, *cells])
-        loads = [f"{t}: {np.mean([r['offered_load'] for r in tr['rows'] if r['trace'] == t]):.2f}" for t in traces]
-        out.append(_md_table(["policy", *traces], rows) + "\n")
-        out.append("Offered load: " + ", ".join(loads) + "\n")
+    if tr and "windows" in tr:
+        out.append(trace_markdown(tr))
     qa = result["suites"].get("qaoa")
     if qa:
         out.append("## QAOA vs simulated annealing on tiny assignment QUBOs\n")
@@ -279,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/scheduler-<platform>.json)")
     ap.add_argument("--md", default=None, help="markdown path (default bench/results/scheduler-report.md)")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--into", default=None, metavar="FILE",
+                    help="merge the suites run now into this results JSON (its other suites keep their own metadata) "
+                         "and write the JSON and markdown there")
     ap.add_argument("--from-json", default=None, metavar="FILE",
                     help="re-derive the statistics, figures and markdown from a results JSON without re-running")
     args = ap.parse_args(argv)
@@ -318,23 +407,42 @@ def main(argv: list[str] | None = None) -> int:
         rows = suites.exact_gap(inst, seeds=range(3 if q else 5), time_limit_s=5.0 if q else 30.0, progress=prog)
         res["suites"]["exact"] = {"rows": rows}
     if "traces" in args.suites:
-        limit = 500 if q else 2000
-        rows = suites.trace_runs(limit=limit, seeds=range(2 if q else 3), progress=prog)
-        res["suites"]["traces"] = {"rows": rows, "config": (
-            f"First {limit} requests of each Azure trace at real arrival times on 24 LLM replicas (half A100-like, "
-            f"half H100-like); the first {limit} finished Alibaba GPU pods on 64 real nodes, arrivals compressed to "
-            "offered load 0.8. Seeds draw the cluster.")}
+        limit = 500 if q else None
+        scales = {k: v[:2] for k, v in suites.RATE_SCALES.items()} if q else suites.RATE_SCALES
+        compressions = (400.0,) if q else (200.0, 400.0, 600.0, 800.0)
+        rows = suites.trace_runs(limit=limit, rate_scales=scales, compressions=compressions, progress=prog)
+        windows = trace_windows(rows, n_resamples=500 if q else 2000)
+        res["suites"]["traces"] = {"rows": rows, "windows": windows, "config": (
+            f"{'The first 500 requests' if q else 'Every request'} of each Azure LLM trace (2023) on 24 replicas of "
+            "the llm_inference cluster (12 A100-like at speed 1, 12 H100-like at speed 2, one request per replica at "
+            "a time), re-timed to multiples of the trace's own mean rate (×1 = the real arrival times), SLOs TTFT ≤ "
+            "1 s and TPOT ≤ 0.1 s (our choice). Alibaba GPU 2023: the finished pods (2,062; running pods have "
+            "censored runtimes and are left out, which favours short pods), GPU count, GPU share (gpu_milli) and CPU "
+            "cores as resources packed per GPU (qsn.scheduler.gpus); at their real creation times on all 1,213 nodes, "
+            "then on 64 nodes evenly spaced through the node list with creation times divided by the compression "
+            "factor. Pods have no size estimate. Node speeds are ASSUMED (FP32 peak relative to a V100). Each row "
+            "states the utilisation it measured; no load is set.")}
     if "qaoa" in args.suites:
         sizes = ((2, 2), (3, 2)) if q else ((2, 2), (3, 2), (2, 3), (4, 3))
         rows = suites.qaoa_vs_annealing(sizes, seeds=range(2 if q else 5), progress=prog)
         res["suites"]["qaoa"] = {"rows": rows}
+    meta = {**meta, "wall_s": time.perf_counter() - t_start}
+    if args.into:  # suites run now replace theirs; the others keep the metadata of the run that made them
+        old = json.loads(Path(args.into).read_text())
+        for name, suite in old["suites"].items():
+            if name not in res["suites"]:
+                suite.setdefault("metadata", old["metadata"])
+                res["suites"][name] = suite
+        for name in args.suites:
+            res["suites"][name]["metadata"] = meta
+        res["suites"] = {k: res["suites"][k] for k in (*old["suites"], *res["suites"]) if k in res["suites"]}
     analyse(res)
-    res["metadata"] = {**meta, "wall_s": time.perf_counter() - t_start}
+    res["metadata"] = meta
     results = Path(__file__).parent / "results"
-    out = Path(args.out) if args.out else results / f"scheduler-{device.platform}{'-quick' if q else ''}.json"
+    out = Path(args.into or args.out) if (args.into or args.out) else results / f"scheduler-{device.platform}{'-quick' if q else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, default=float) + "\n")
-    md = Path(args.md) if args.md else results / f"scheduler-report{'-quick' if q else ''}.md"
+    md = Path(args.md) if args.md else (out.parent if args.into else results) / f"scheduler-report{'-quick' if q else ''}.md"
     figs = plots(res, md.parent / "scheduler")
     md.write_text(report_markdown(res, figs))
     print(f"wrote {out} and {md} ({res['metadata']['wall_s']:.0f} s)")

@@ -145,17 +145,27 @@ def test_power_law_recovers_the_exponent():
 
 def test_trace_runs_without_traces(monkeypatch):
     monkeypatch.setattr(workloads, "shared_trace", lambda name: None)
-    assert suites.trace_runs(policies=("fifo",), limit=20, seeds=(0,)) == []
+    assert suites.trace_runs(policies=("fifo",), limit=20) == []
 
 
 @pytest.mark.skipif(workloads.shared_trace("azure_llm_conv_2023.csv") is None, reason="shared traces absent")
 def test_trace_runs_on_the_shared_traces():
-    rows = suites.trace_runs(policies=("fifo",), limit=50, llm_workers=4, alibaba_nodes=8, seeds=(0,))
-    assert {r["trace"] for r in rows} <= {"azure_llm_conv_2023.csv", "azure_llm_code_2023.csv", "alibaba_gpu2023"}
-    for r in rows:
-        assert r["tasks"] <= 50 and _finite(r, METRIC_KEYS | {"offered_load"})
-        if r["trace"] == "alibaba_gpu2023":  # arrivals compressed to the requested load
-            assert r["offered_load"] == pytest.approx(0.8)
+    rows = suites.trace_runs(policies=("fifo", "sjf"), limit=60, llm_workers=4, alibaba_nodes=8,
+                             rate_scales={"azure_llm_conv_2023": (1.0, 2.0)}, compressions=(50.0,))
+    conds = list(dict.fromkeys((r["trace"], r["scale"]) for r in rows))
+    assert conds == [("azure_llm_conv_2023", 1.0), ("azure_llm_conv_2023", 2.0), ("azure_llm_code_2023", 1.0),
+                     ("alibaba_gpu2023 (1213 nodes)", 1.0), ("alibaba_gpu2023 (8 nodes)", 50.0)]
+    for r in rows:  # one run per policy and condition, no seeds
+        assert [q["policy"] for q in rows if (q["trace"], q["scale"]) == (r["trace"], r["scale"])] == ["fifo", "sjf"]
+        assert r["tasks"] <= 60 and _finite(r, METRIC_KEYS | {"offered_load", "util_slots"})
+        assert r["latency"].shape == r["arrival"].shape == (int(r["tasks"]),)
+        assert np.mean(r["latency"]) == pytest.approx(r["latency_mean"]) and "seed" not in r
+    conv = [r for r in rows if r["trace"] == "azure_llm_conv_2023"]
+    assert conv[2]["rate"] == pytest.approx(2 * conv[0]["rate"])  # the sweep scales the trace's own rate
+    ali = [r for r in rows if r["trace"].startswith("alibaba")]
+    assert all(0 < r["util_gpu"] < 1 and 0 < r["util_cpu"] < 1 for r in ali)  # measured, not set
+    pods = workloads.alibaba_pods(workloads.shared_trace("alibaba_gpu2023_pods_default.csv"), limit=60)
+    assert ali[0]["rate"] == pytest.approx((pods.n - 1) / (pods.arrival[-1] - pods.arrival[0]))  # real times on all nodes
 
 
 @pytest.mark.slow
@@ -174,8 +184,51 @@ def test_scheduler_report_quick(tmp_path, monkeypatch, relaxed_jax):
     rows = res["suites"]["efficiency"]["rows"]
     assert len(rows) == 5 * 3 * 5  # scenarios x seeds x quick policies
     text = md.read_text()
-    for heading in ("## Efficiency", "### Mean latency_mean (s) by scenario", "## Convergence of the fusion"):
+    for heading in ("## Efficiency", "### latency_mean (s) by scenario, mean over seeds",
+                    "### latency_p99 (s) by scenario, mean over seeds", "## Convergence of the fusion"):
         assert heading in text
     assert "| policy | batch | dag | interactive | llm_inference | quantum_nodes |" in text
     assert "| predictor | MSE of log work, last half |" in text
     assert (tmp_path / "scheduler" / "efficiency.png").is_file()
+
+
+def _report(monkeypatch):
+    bench = Path(__file__).resolve().parents[2] / "bench"
+    monkeypatch.syspath_prepend(str(bench))
+    monkeypatch.delitem(sys.modules, "scheduler_report", raising=False)
+    import scheduler_report
+
+    return scheduler_report
+
+
+def test_report_trace_windows_and_table(monkeypatch):
+    rep = _report(monkeypatch)
+    rng = np.random.default_rng(0)
+    t = np.sort(rng.uniform(0, 100, 200))
+    lat = rng.exponential(1.0, 200)
+    base = {"trace": "azure_llm_conv_2023", "scale": 1.0, "rate": 2.0, "tasks": 200.0, "workers": 4,
+            "latency_p50": 1.0, "latency_p90": 2.0, "slo_attainment": 0.95, "arrival": t}
+    rows = [{**base, "policy": "fifo", "latency": lat}, {**base, "policy": "fusion", "latency": lat + 0.5}]
+    win = rep.trace_windows(rows, n_resamples=200)
+    assert all("latency" not in r and "arrival" not in r for r in rows)  # the arrays are consumed
+    fusion = {w["metric"]: w for w in win if w["policy"] == "fusion"}
+    assert fusion["latency_mean"]["diff"] == pytest.approx(0.5)
+    assert fusion["latency_mean"]["diff_low"] == pytest.approx(0.5) == fusion["latency_mean"]["diff_high"]
+    assert fusion["latency_p99"]["estimate"] == pytest.approx(np.quantile(lat + 0.5, 0.99))
+    text = rep.trace_markdown({"rows": rows, "windows": win, "config": "test"})
+    assert "| rate/s | policy | mean (s) [CI] | Δ mean vs FIFO [CI] | p99 (s) [CI] | Δ p99 vs FIFO [CI] |" in text
+    assert "Goodput (highest swept rate with ≥ 90% of requests meeting both SLOs): fifo 2/s, fusion 2/s" in text
+
+
+@pytest.mark.slow
+def test_report_into_keeps_the_other_suites_and_their_metadata(tmp_path, monkeypatch, relaxed_jax):
+    rep = _report(monkeypatch)
+    old = tmp_path / "r.json"
+    old.write_text(json.dumps({"suites": {"other": {"rows": []}}, "metadata": {"command": "before", "date": "d",
+                                                                               "git_commit": "c"}}))
+    assert rep.main(["--quick", "--suites", "convergence", "--into", str(old), "--no-progress"]) == 0
+    res = json.loads(old.read_text())
+    assert list(res["suites"]) == ["other", "convergence"]
+    assert res["suites"]["other"]["metadata"]["command"] == "before"
+    assert res["suites"]["convergence"]["metadata"] == res["metadata"] and "--into" in res["metadata"]["command"]
+    assert "Suite `other`: `before`" in (tmp_path / "scheduler-report-quick.md").read_text()
