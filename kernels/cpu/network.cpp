@@ -55,6 +55,22 @@ int qsn_compact(const unsigned char* __restrict__ fired, const int m, const int 
     return count;
 }
 
+// 2. One step of a block: the sweep for its renormalisation step or not, and for its angles
+// (qsn_block_small: the series form only, no sine, when every lane's angle is small).
+template <bool UNIFORM>
+void qsn_block_step(const long long first, const int m, const qsn_soa_neuron& block, const qsn_consts& shared,
+                    const qsn_soa_consts& consts, const float* input, unsigned char* fired, const int s,
+                    const bool renorm) {
+    const bool small = qsn_block_small<UNIFORM>(m, block, shared, consts, input, s);
+    if (small) {
+        if (renorm) qsn_sweep<UNIFORM, true, true>(first, m, block, shared, consts, input, fired, s);
+        else qsn_sweep<UNIFORM, false, true>(first, m, block, shared, consts, input, fired, s);
+    } else {
+        if (renorm) qsn_sweep<UNIFORM, true>(first, m, block, shared, consts, input, fired, s);
+        else qsn_sweep<UNIFORM, false>(first, m, block, shared, consts, input, fired, s);
+    }
+}
+
 // 4. the spikes of group `pre` at step t (its spike list, ascending) through projection p, row by row.
 void qsn_propagate(const qsn_net_projection& p, const qsn_net_group& pre, const qsn_net_group& post, const int slot) {
     const int n_spiked = pre.n_spiked;
@@ -143,13 +159,8 @@ extern "C" int qsn_network(const int n_groups, qsn_net_group* groups, const int 
                 block.spikes = lane_spikes;
                 const qsn_soa_consts consts = run.uniform ? run.consts : qsn_from(run.consts, first);
                 qsn_arrivals(g, (unsigned)(t0 + s), run.slot, first, m, run.shared_in, input);
-                if (run.uniform) {
-                    if (renorm) qsn_sweep<true, true>(first, m, block, run.shared, consts, input, fired, s);
-                    else qsn_sweep<true, false>(first, m, block, run.shared, consts, input, fired, s);
-                } else {
-                    if (renorm) qsn_sweep<false, true>(first, m, block, run.shared, consts, input, fired, s);
-                    else qsn_sweep<false, false>(first, m, block, run.shared, consts, input, fired, s);
-                }
+                if (run.uniform) qsn_block_step<true>(first, m, block, run.shared, consts, input, fired, s, renorm);
+                else qsn_block_step<false>(first, m, block, run.shared, consts, input, fired, s, renorm);
                 n_spiked = qsn_compact(fired, m, first, g.spiked, n_spiked);
             }
             g.n_spiked = n_spiked;

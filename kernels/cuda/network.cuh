@@ -55,6 +55,11 @@
 #else
 #define QSN_NET_FN static inline
 #endif
+#if QSN_NATIVE  // the block sweeps stay functions of their own: inlined into the step loop, g++ leaves
+#define QSN_NET_SWEEP static __attribute__((noinline))  // some of them scalar ("control flow in loop")
+#else
+#define QSN_NET_SWEEP QSN_NET_FN
+#endif
 #define QSN_NET_WARP 32  // threads per spiking row on the GPU
 
 enum qsn_kinetics { QSN_DELTA = 0, QSN_PSC_EXP = 1, QSN_COND_EXP = 2 };
@@ -174,21 +179,46 @@ QSN_NET_FN qsn_params qsn_net_params(const qsn_net_group& g, const int t0) {
     return p;
 }
 
+// Lane i's constants: `shared` (UNIFORM) or its entries of `consts`.
+template <bool UNIFORM>
+QSN_DEVICE qsn_consts qsn_lane_consts(const qsn_consts& shared, const qsn_soa_consts& consts, const int i) {
+    qsn_consts c = shared;
+    if (!UNIFORM) {
+        qsn_consts& to = c;
+        const qsn_soa_consts& from = consts;
+        QSN_CONSTS(QSN_GET)
+    }
+    return c;
+}
+
+// Whether every lane of a block takes qsn_step's small-angle form at step s with these inputs
+// (qsn_small_angle of the membrane potential the step will reach): a pass over the block's V and input,
+// in L1, that spares the sweep the sine and the square root when it holds (at dt = 0.1 ms, nearly always).
+template <bool UNIFORM>
+QSN_NET_FN bool qsn_block_small(const int m, const qsn_soa_neuron& state, const qsn_consts& shared,
+                                const qsn_soa_consts& consts, const float* __restrict__ input, const int s) {
+#define QSN_LANE(name) (UNIFORM ? shared.name : consts.name[i])
+    int large = 0;
+QSN_IVDEP
+    for (int i = 0; i < m; ++i) {
+        const float v = qsn_membrane(state.v[i], input[i], s < state.free_at[i], QSN_LANE(v_rest), QSN_LANE(decay),
+                                     QSN_LANE(gain), QSN_LANE(v_reset));
+        large |= qsn_small_angle(v, QSN_LANE(v_rest), QSN_LANE(inv_range), QSN_LANE(delta), QSN_LANE(dt)) ? 0 : 1;
+    }
+#undef QSN_LANE
+    return large == 0;
+}
+
 // 2. One step s of the m lanes of a block (its arrays: `state`, `consts`; lane 0 is neuron `first` of
-// the group; UNIFORM: the constants are `shared`), vectorised across them on the CPU; fired[i] says
-// whether lane i spiked.
-template <bool UNIFORM, bool RENORM>
-QSN_NET_FN void qsn_sweep(const long long first, const int m, const qsn_soa_neuron& state, const qsn_consts& shared,
+// the group; UNIFORM: the constants are `shared`; SMALL: qsn_block_small holds), vectorised across them
+// on the CPU; fired[i] says whether lane i spiked.
+template <bool UNIFORM, bool RENORM, bool SMALL = false>
+QSN_NET_SWEEP void qsn_sweep(const long long first, const int m, const qsn_soa_neuron& state, const qsn_consts& shared,
                           const qsn_soa_consts& consts, const float* __restrict__ input,
                           unsigned char* __restrict__ fired, const int s) {
 QSN_IVDEP
     for (int i = 0; i < m; ++i) {
-        qsn_consts c = shared;
-        if (!UNIFORM) {
-            qsn_consts& to = c;
-            const qsn_soa_consts& from = consts;
-            QSN_CONSTS(QSN_GET)
-        }
+        qsn_consts c = qsn_lane_consts<UNIFORM>(shared, consts, i);
 #if QSN_STOCHASTIC
         if (UNIFORM) c.neuron = (unsigned)(first + i);
 #else
@@ -200,7 +230,7 @@ QSN_IVDEP
             const qsn_soa_neuron& from = state;
             QSN_NEURON(QSN_GET)
         }
-        const bool spike = qsn_step(nrn, c, input[i], s, RENORM);
+        const bool spike = qsn_step(nrn, c, input[i], s, RENORM, SMALL || QSN_SMALL_ANGLE);
         {
             const qsn_soa_neuron& to = state;
             const qsn_neuron& from = nrn;

@@ -39,6 +39,9 @@ enum qsn_param_bit {
 // rounding; the Newton step turns an error e into -3e^2/4, so |psi|^2 - 1 stays within the rounding of
 // the 3 steps since the last correction, at a quarter of the cost.
 #define QSN_RENORM_AT(t) (QSN_PRECISE || ((t) & 3) == 3)
+#ifndef QSN_SMALL_ANGLE
+#define QSN_SMALL_ANGLE 0
+#endif
 // sin(w dt)/w is a 3-term series below this angle: qsn.dynamics.SERIES_ANGLE["float32"] (a test checks)
 #define QSN_SERIES_ANGLE 0.25f
 
@@ -176,25 +179,48 @@ QSN_DEVICE void qsn_condition_pure(float& re0, float& im0, float& re1, float& im
     re0 *= inv; im0 *= inv; re1 = r1 * inv; im1 = i1 * inv;
 }
 
+// 1-2. refractory and membrane: exact solution for constant input over dt, as two explicit FMAs in
+// both builds, fma(gain, I, fma(V - v_rest, decay, v_rest)): the rounding XLA gives
+// v_rest + (V - v_rest) decay + gain I (it contracts both products), so that for equal inputs the
+// threshold decision is the JAX path's to the last bit (on XLA's CPU backend, V comes out
+// bit-identical to it; the unfused form differs by an ulp on some updates). V is v_reset while refractory.
+QSN_DEVICE float qsn_membrane(const float v, const float input, const bool is_ref, const float v_rest,
+                              const float decay, const float gain, const float v_reset) {
+    return is_ref ? v_reset : fmaf(gain, input, fmaf(v - v_rest, decay, v_rest));
+}
+
+// 3's drive: a, measured from v_rest (not v_reset), and w^2 = a^2 + delta^2 (H = a sz + delta sx).
+QSN_DEVICE float qsn_drive(const float v, const float v_rest, const float inv_range) {
+    return __fmul_rn(v - v_rest, inv_range);
+}
+QSN_DEVICE float qsn_w2(const float a, const float delta) { return a * a + delta * delta; }
+
+// Whether the rotation angle theta = w dt of a neuron at membrane potential v (after 1-2) is below
+// QSN_SERIES_ANGLE, where qsn_step's general form takes its series branch too: a launch layer that
+// finds it true for every neuron of a block steps the block with small = true (kernels/cpu/network.cpp).
+// theta^2 = w^2 dt^2 against the angle's square less 2^-10 of it: no square root, and a margin far
+// wider than the rounding of either form's theta, so that both forms agree on the branch.
+QSN_DEVICE bool qsn_small_angle(const float v, const float v_rest, const float inv_range, const float delta,
+                                const float dt) {
+    return qsn_w2(qsn_drive(v, v_rest, inv_range), delta) * (dt * dt) <
+           QSN_SERIES_ANGLE * QSN_SERIES_ANGLE * (1.0f - 0x1p-10f);
+}
+
 // Steps 1-6 of DESIGN §1 for step s of the launch with input current `input`
 // (mV, as r_m I); returns whether the neuron spiked. `renorm`: pull |psi| (pure) back to 1, or |r|
-// (mixed) back inside the Bloch ball, after the evolution (QSN_RENORM_AT; a constant at every
-// call site, so the compiler drops the code where it is false).
-QSN_DEVICE bool qsn_step(qsn_neuron& nrn, const qsn_consts& c, const float input, const int s, const bool renorm) {
+// (mixed) back inside the Bloch ball, after the evolution (QSN_RENORM_AT); `small`: the angle is
+// below QSN_SERIES_ANGLE (QSN_SMALL_ANGLE, or qsn_small_angle checked by the caller). Both are
+// constants at every call site, so the compiler drops the code they rule out.
+QSN_DEVICE bool qsn_step(qsn_neuron& nrn, const qsn_consts& c, const float input, const int s, const bool renorm,
+                         const bool small = QSN_SMALL_ANGLE) {
 #if QSN_STOCHASTIC
     // this step's random words: stream 1 of the neuron's Philox counters (the Poisson input uses stream 0)
     const qsn_u32x4 rnd = qsn_philox(c.neuron, c.t0 + (unsigned)s, 1u, 0u, c.key0, c.key1);
 #endif
-    // 1-2. refractory and membrane: exact solution for constant input over dt, as two explicit FMAs in
-    // both builds, fma(gain, I, fma(V - v_rest, decay, v_rest)): the rounding XLA gives
-    // v_rest + (V - v_rest) decay + gain I (it contracts both products), so that for equal inputs the
-    // threshold decision is the JAX path's to the last bit (on XLA's CPU backend, V comes out
-    // bit-identical to it; the unfused form differs by an ulp on some updates)
     const bool is_ref = s < nrn.free_at;
-    float v = fmaf(c.gain, input, fmaf(nrn.v - c.v_rest, c.decay, c.v_rest));
-    v = is_ref ? c.v_reset : v;
-    // 3. qubit under H = a sz + delta sx over dt; the drive a is measured from v_rest (not v_reset)
-    const float a = __fmul_rn(v - c.v_rest, c.inv_range);
+    float v = qsn_membrane(nrn.v, input, is_ref, c.v_rest, c.decay, c.gain, c.v_reset);  // 1-2
+    // 3. qubit under H = a sz + delta sx over dt
+    const float a = qsn_drive(v, c.v_rest, c.inv_range);
 #if QSN_MIXED
     float x = nrn.q0, y = nrn.q1, z = nrn.q2;
     const float a2 = 2.0f * a * c.h;
@@ -229,20 +255,21 @@ QSN_UNROLL
 #else
     float re0 = nrn.q0, im0 = nrn.q1, re1 = nrn.q2, im1 = nrn.q3;
     const float delta = c.delta, dt = c.dt;
-    const float w2 = a * a + delta * delta;
+    const float w2 = qsn_w2(a, delta);
 #if QSN_PRECISE
     const float w = sqrtf(w2);
     const float theta = w * dt;
     const float t2 = theta * theta;
-#if QSN_SMALL_ANGLE  // theta < 0.25 on every step (the launcher proved it): the series branch only
-    const float cos_t = cosf(theta);
-    const float sw = dt * (1.0f - t2 / 6.0f * (1.0f - t2 / 20.0f));
-#else
-    float sin_t, cos_t;
-    sincosf(theta, &sin_t, &cos_t);
-    const float sin_over_w = sin_t / (w > 0.0f ? w : 1.0f);
-    const float sw = theta < QSN_SERIES_ANGLE ? dt * (1.0f - t2 / 6.0f * (1.0f - t2 / 20.0f)) : sin_over_w;
-#endif
+    float sw, cos_t;
+    if (small) {  // theta < 0.25 (proved by the launcher, or checked for the block): the series branch only
+        cos_t = cosf(theta);
+        sw = dt * (1.0f - t2 / 6.0f * (1.0f - t2 / 20.0f));
+    } else {
+        float sin_t;
+        sincosf(theta, &sin_t, &cos_t);
+        const float sin_over_w = sin_t / (w > 0.0f ? w : 1.0f);
+        sw = theta < QSN_SERIES_ANGLE ? dt * (1.0f - t2 / 6.0f * (1.0f - t2 / 20.0f)) : sin_over_w;
+    }
     // U psi = cos psi - i sin/w H psi, in the JAX path's order of operations
     const float h_re0 = a * re0 + delta * re1, h_im0 = a * im0 + delta * im1;
     const float h_re1 = delta * re0 - a * re1, h_im1 = delta * im0 - a * im1;
@@ -253,24 +280,24 @@ QSN_UNROLL
     // where the SFU sine's absolute error would dominate), the SFU sine only beyond; constants as
     // products, since a fast-math division is an SFU reciprocal plus a multiply
     float sw, cos_t;
-#if QSN_SMALL_ANGLE  // theta < 0.25 on every step (the launcher proved it): no branch
-    const float t2 = w2 * (dt * dt);  // theta^2 = w^2 dt^2
-    sw = dt * fmaf(t2 * (-1.0f / 6.0f), fmaf(t2, -1.0f / 20.0f, 1.0f), 1.0f);
-    cos_t = QSN_SMALL_COS(w2, t2, dt);
-#else
-    const float rw = QSN_RSQRT(w2 > 1e-30f ? w2 : 1e-30f);  // 1/w: one SFU op gives w and the division (a
-    // select, not fmaxf: the same for every w2, NaN included, and it vectorises on the CPU)
-    const float theta = w2 * rw * dt;
-    const float t2 = theta * theta;
-    cos_t = QSN_FAST_COS(theta);
-    if (theta < QSN_SERIES_ANGLE) {
-        QSN_MARK(series);
+    if (small) {  // theta < 0.25 (proved by the launcher, or checked for the block): no branch
+        const float t2 = w2 * (dt * dt);  // theta^2 = w^2 dt^2
         sw = dt * fmaf(t2 * (-1.0f / 6.0f), fmaf(t2, -1.0f / 20.0f, 1.0f), 1.0f);
+        cos_t = QSN_SMALL_COS(w2, t2, dt);
     } else {
-        QSN_MARK(sine);
-        sw = QSN_FAST_SIN(theta) * rw;
+        const float rw = QSN_RSQRT(w2 > 1e-30f ? w2 : 1e-30f);  // 1/w: one SFU op gives w and the division (a
+        // select, not fmaxf: the same for every w2, NaN included, and it vectorises on the CPU)
+        const float theta = w2 * rw * dt;
+        const float t2 = theta * theta;
+        cos_t = QSN_FAST_COS(theta);
+        if (theta < QSN_SERIES_ANGLE) {
+            QSN_MARK(series);
+            sw = dt * fmaf(t2 * (-1.0f / 6.0f), fmaf(t2, -1.0f / 20.0f, 1.0f), 1.0f);
+        } else {
+            QSN_MARK(sine);
+            sw = QSN_FAST_SIN(theta) * rw;
+        }
     }
-#endif
     // U = [[c - i s a, -i s d], [-i s d, c + i s a]] (s = sin/w): 2 products, then 3 FMA-able terms per
     // component (14 operations instead of the 22 of the JAX path's form)
     const float sa = sw * a, sd = sw * delta;
