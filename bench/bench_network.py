@@ -21,6 +21,9 @@
   one call (the counterpart of Brian2 cpp_standalone's simulation loop); ``build_s`` includes the
   kernel's build (from the on-disk cache when warm). The float32 JAX row runs the same trajectory:
   the spike counts agree (``tests/kernels/test_kernel_native_network.py`` checks the trains bit for bit).
+* **Head to head** (``--head-to-head ROUNDS``, default 7): the native kernel alone, its ``net.run`` and
+  Brian2's cpp_standalone binary on the same CUBA second, interleaved round by round in one process;
+  the row gives each side's best and the median of the per-round ratios (what the README quotes).
 * **Whole process** (``--process``): ``python -c "import jax; from qsn.networks import models; ..."``
   building CUBA and running 1 s on ``native`` and on ``jax``, wall time of the process including the
   imports, warm (kernel and compilation caches filled by a first, untimed process), the two backends'
@@ -38,6 +41,7 @@ Every time is the best of ``--repeats`` runs. Writes ``bench/results/network-<pl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -205,8 +209,11 @@ def brian2_runtime(target: str, export: dict, duration: float, repeats: int) -> 
                 build_s=min(builds[1:]), run_s=best, run_s_all=runs, warmup_s=warm, spikes=spikes[-1])
 
 
-def brian2_standalone(export: dict, duration: float, repeats: int) -> dict:
-    """Brian2 CUBA as a cpp_standalone project: generate and compile once, run the binary ``repeats`` times."""
+@contextlib.contextmanager
+def _standalone_project(export: dict, duration: float):
+    """Brian2 CUBA generated and compiled once as a cpp_standalone project; yields ``(run, info)``: ``run()``
+    runs the binary and returns (simulation loop s as the binary reports it, the binary's wall s); ``info``
+    has build_s, compile_s, synapses and, after a run, spikes."""
     import brian2 as b2
     import brian2_reference as b2ref
 
@@ -217,24 +224,67 @@ def brian2_standalone(export: dict, duration: float, repeats: int) -> dict:
         start = time.perf_counter()
         net, mon = b2ref.cuba_network(export["v0"], export["exc"], export["inh"], dt=DT)
         net.run(duration * b2.ms, namespace={})
-        build = time.perf_counter() - start
+        info = dict(build_s=time.perf_counter() - start,
+                    synapses=int(export["exc"]["pre"].size + export["inh"]["pre"].size))
         start = time.perf_counter()
         b2.device.build(directory=workdir, compile=True, run=False, with_output=False)
-        compile_s = time.perf_counter() - start
-        loops, walls = [], []
-        for _ in range(repeats):
+        info["compile_s"] = time.perf_counter() - start
+
+        def run() -> tuple[float, float]:
             start = time.perf_counter()
             b2.device.run(workdir, with_output=False)
-            walls.append(time.perf_counter() - start)
-            loops.append(float(b2.device._last_run_time))
-        spikes = int(mon.num_spikes)
+            wall = time.perf_counter() - start
+            info["spikes"] = int(mon.num_spikes)
+            return float(b2.device._last_run_time), wall
+
+        yield run, info
     finally:
         b2.device.reinit()
         b2.set_device("runtime")
         shutil.rmtree(workdir, ignore_errors=True)
-    return dict(model="cuba", simulator="brian2", variant="cpp_standalone", n=4000,
-                synapses=int(export["exc"]["pre"].size + export["inh"]["pre"].size), dtype="float64",
-                build_s=build, compile_s=compile_s, run_s=min(loops), run_s_all=loops, binary_s=min(walls), spikes=spikes)
+
+
+def brian2_standalone(export: dict, duration: float, repeats: int) -> dict:
+    """Brian2 CUBA as a cpp_standalone project: generate and compile once, run the binary ``repeats`` times."""
+    with _standalone_project(export, duration) as (run, info):
+        loops, walls = zip(*(run() for _ in range(repeats)))
+    return dict(model="cuba", simulator="brian2", variant="cpp_standalone", n=4000, synapses=info["synapses"],
+                dtype="float64", build_s=info["build_s"], compile_s=info["compile_s"], run_s=min(loops),
+                run_s_all=list(loops), binary_s=min(walls), spikes=info["spikes"])
+
+
+def cuba_head_to_head(export: dict, duration: float, chunk_steps: int, rounds: int) -> dict:
+    """The native kernel against Brian2's cpp_standalone binary on CUBA, **interleaved**: each round runs
+    the qsn kernel alone for the whole ``duration`` in one call, then ``net.run`` of it, then the
+    binary; the ratios are taken round by round (a drifting, shared machine moves both sides of a round
+    alike) and their median reported beside each side's best."""
+    net = models.cuba().build(jax.random.key(0))
+    s0 = net.state
+    net.run(chunk_steps * DT, chunk_steps=chunk_steps, backend="native")  # builds (or loads) the kernel
+    kernel = net._native_kernel()
+    steps = int(round(duration / DT))
+    times: dict[str, list[float]] = {"kernel": [], "net_run": [], "standalone_loop": [], "standalone_binary": []}
+    with _standalone_project(export, duration) as (run, info):
+        run()  # warm: the binary's pages and the synapse files in the page cache
+        for _ in range(rounds):
+            start = time.perf_counter()
+            kernel.chunk(s0, steps)
+            times["kernel"].append(time.perf_counter() - start)
+            net.restore(s0)
+            start = time.perf_counter()
+            net.run(duration, chunk_steps=chunk_steps, backend="native")
+            times["net_run"].append(time.perf_counter() - start)
+            loop, wall = run()
+            times["standalone_loop"].append(loop)
+            times["standalone_binary"].append(wall)
+    ratio = lambda a, b: float(np.median(np.divide(times[a], times[b])))  # noqa: E731
+    return dict(model="cuba", simulator="qsn vs brian2", variant="native vs cpp_standalone, interleaved", n=4000,
+                synapses=info["synapses"], dtype="float32 vs float64", build_s=None, rounds=rounds,
+                run_s=min(times["kernel"]), times_all=times, best={k: min(v) for k, v in times.items()},
+                kernel_over_standalone_loop=ratio("kernel", "standalone_loop"),
+                net_run_over_standalone_loop=ratio("net_run", "standalone_loop"),
+                spikes=int(net.spike_count("neurons").sum()), standalone_spikes=info["spikes"],
+                kernel_flags=kernel.flags)
 
 
 def qsn_brunel(n: int, duration: float, chunk_steps: int, repeats: int, indegree: int | None = None,
@@ -291,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="CUBA rows: qsn beside Brian2 (needs brian2; --no-cuba on machines without it)")
     parser.add_argument("--native", action=argparse.BooleanOptionalAction, default=True,
                         help="CUBA on the native whole-network kernel (needs a C++ compiler)")
+    parser.add_argument("--head-to-head", type=int, default=7, metavar="ROUNDS",
+                        help="interleaved rounds of the native kernel, its net.run and Brian2's cpp_standalone binary "
+                             "on CUBA, with per-round ratios (0: skip)")
     parser.add_argument("--process", action=argparse.BooleanOptionalAction, default=True,
                         help="whole-process wall time of CUBA (imports, build, 1 s run) on native and jax")
     parser.add_argument("--brunel-sizes", nargs="*", type=float, default=[1e4])
@@ -330,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
             report(brian2_standalone(export, args.duration, args.repeats))
         else:
             report(brian2_runtime(variant, export, args.duration, args.repeats))
+    if args.cuba and args.native and "cpp_standalone" in args.brian2 and args.head_to_head:
+        report(cuba_head_to_head(export, args.duration, chunk, args.head_to_head))
     if args.cuba and args.process:
         for row in qsn_process(args.duration, args.repeats):
             report(row)
@@ -378,6 +433,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['model']} | {r['n']:,} | {r['simulator']} | {r['variant']} | {build} | {comp} | "
               f"{per} | {r['spikes']:,} | {ev} |")
     for r in rows:
+        if "kernel_over_standalone_loop" in r:
+            print(f"\nCUBA, interleaved ({r['rounds']} rounds): the native kernel {r['best']['kernel']:.4f} s, net.run "
+                  f"{r['best']['net_run']:.4f} s, Brian2 cpp_standalone's loop {r['best']['standalone_loop']:.4f} s; "
+                  f"median ratio kernel / loop {r['kernel_over_standalone_loop']:.2f}, "
+                  f"net.run / loop {r['net_run_over_standalone_loop']:.2f}")
         if "loop_s" in r:
             print(f"\nqsn native: the kernel alone (one call for the whole run) took {r['loop_s']:.3f} s per biological s; "
                   f"net.run {r['run_s']:.3f} s")

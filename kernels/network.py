@@ -66,7 +66,8 @@ class _Projection(ctypes.Structure):  # struct qsn_net_projection
     _fields_ = [
         ("pre", ctypes.c_int), ("post", ctypes.c_int), ("receptor", ctypes.c_int), ("n_pre", ctypes.c_int),
         ("n_post", ctypes.c_int), ("width", ctypes.c_int), ("dense", ctypes.c_int), ("n_delays", ctypes.c_int),
-        ("delay", ctypes.c_int), ("pad_", ctypes.c_int), ("targets", _P), ("delays", _P), ("weights", _P), ("scratch", _P),
+        ("delay", ctypes.c_int), ("pad_", ctypes.c_int), ("targets", _P), ("lengths", _P), ("delays", _P),
+        ("weights", _P), ("scratch", _P),
     ]
 
 
@@ -172,7 +173,6 @@ class _NetworkKernel:
 
     name = "kernel"  # the backend, as Network.run and its messages name it
     xp: Any = np
-    _zero_rows = False  # whether the launcher clears the SpikeMonitor rows (the CPU kernel clears a row a step)
 
     def __init__(self, net: Any, *, precise: bool = False) -> None:
         check_network(net, self.name)
@@ -229,16 +229,19 @@ class _NetworkKernel:
             if spec.path == "event":
                 targets = np.ascontiguousarray(np.asarray(arrays.targets, np.int32))
                 delays = np.asarray(arrays.delays, np.int64)
-                used = np.unique(delays[targets < spec.n_post])
+                real = targets < spec.n_post
+                used = np.unique(delays[real])
                 depth = int(net.state.ring[spec.post].shape[1])
                 if depth * spec.n_post >= 2**31:
                     _refuse(f"ring buffers of 2^31 entries or more (projection {pname!r}: {depth} slots x "
                             f"{spec.n_post} neurons)", self.name)
                 extra = dict(width=int(targets.shape[1]), dense=0, n_delays=0, targets=targets,
+                             lengths=np.ascontiguousarray(real.sum(axis=1), np.int32),
                              delay=int(used[0]) if used.size == 1 else -1,
                              delays=np.ascontiguousarray(delays * spec.n_post, np.int32), scratch=np.zeros(1, f32))
             else:
                 extra = dict(width=0, dense=1, n_delays=len(spec.delays), delay=-1, targets=np.zeros(1, np.int32),
+                             lengths=np.zeros(1, np.int32),
                              delays=np.asarray(spec.delays, np.int32), scratch=np.zeros(spec.n_post, f32))
             self._keep.append(extra)
             self._projections.append(dict(name=pname, pre=self._index[spec.pre], post=self._index[spec.post],
@@ -320,7 +323,8 @@ class _NetworkKernel:
             st = self._c_projections[pi]
             for field in ("pre", "post", "receptor", "n_pre", "n_post", "width", "dense", "n_delays", "delay"):
                 setattr(st, field, p[field])
-            st.targets, st.delays, st.scratch = (self._address(p[k]) for k in ("targets", "delays", "scratch"))
+            st.targets, st.lengths, st.delays, st.scratch = (self._address(p[k])
+                                                              for k in ("targets", "lengths", "delays", "scratch"))
         self._c_monitors = (_Monitor * max(len(self._monitors), 1))()
         for mi, m in enumerate(self._monitors):
             st = self._c_monitors[mi]
@@ -349,9 +353,20 @@ class _NetworkKernel:
         buf = by_length.get(m["name"])
         if buf is None:
             xp, cap = self.xp, max(4096, 4 * length)
-            buf = by_length[m["name"]] = dict(rows=xp.zeros((length, m["k"]), np.bool_), cap=cap,
+            buf = by_length[m["name"]] = dict(rows=xp.zeros((length, m["k"]), np.bool_), cap=cap, set=0,
                                               step=xp.zeros(cap, np.int32), pos=xp.zeros(cap, np.int32))
         return buf
+
+    @staticmethod
+    def _clear_rows(buf: dict) -> None:
+        """Zero the rows of ``buf`` that the last call set (the kernels write only the bytes of spikes): the
+        bytes of its events, or every byte after the event list overflowed (``set`` < 0)."""
+        n = buf["set"]
+        if n < 0:
+            buf["rows"].fill(0)
+        elif n:
+            buf["rows"][buf["step"][:n], buf["pos"][:n]] = False
+        buf["set"] = 0
 
     def _state_records(self, name: str, values: np.ndarray) -> dict:
         """A StateMonitor's ``{variable: (length, k)}`` from the kernel's samples ``(length, k, fields)``
@@ -371,6 +386,7 @@ class _NetworkKernel:
     def _spike_records(self, st: Any, buf: dict, length: int) -> np.ndarray:
         """A SpikeMonitor's records of the call from its struct ``st`` and buffers ``buf``."""
         events = int(st.n_events)
+        buf["set"] = events if events <= buf["cap"] else -1
         if events > buf["cap"]:  # more spikes than the list held: the rows are complete, a scan reads them
             buf["cap"] = 2 * events
             buf["step"], buf["pos"] = self.xp.zeros(2 * events, np.int32), self.xp.zeros(2 * events, np.int32)
@@ -411,8 +427,7 @@ class _NetworkKernel:
                 st.values = self._buffer_address(out)
             elif m["kind"] == _MONITORS["SpikeMonitor"]:
                 buf = self._spike_buffers(m, length)
-                if self._zero_rows:
-                    buf["rows"].fill(0)
+                self._clear_rows(buf)
                 st.spikes, st.cap = self._buffer_address(buf["rows"]), buf["cap"]
                 st.ev_step, st.ev_pos = self._buffer_address(buf["step"]), self._buffer_address(buf["pos"])
                 spike_buffers.append((mi, m["name"], buf))
@@ -469,8 +484,6 @@ class FusedNetwork(_NetworkKernel):
         runner: :class:`~qsn.kernels.runner.CupyRunner` or :class:`~qsn.kernels.runner.HostRunner`.
         precise: IEEE sqrt/sincos/division in the neuron step.
     """
-
-    _zero_rows = True
 
     def __init__(self, net: Any, runner: Runner, *, precise: bool = False) -> None:
         self.runner, self.xp, self.name = runner, runner.xp, runner.name

@@ -92,7 +92,6 @@ void qsn_record(qsn_net_monitor& m, const qsn_net_group& g, const int s) {
         for (int at = 0; at < m.k; ++at) qsn_net_sample(m, g, s, at, m.index ? m.index[at] : at);
         return;
     }
-    if (m.kind == QSN_MON_SPIKES) memset(m.spikes + (long long)s * m.k, 0, m.k);  // rows are reused between calls
     const long long first = m.n_events;
     for (int e = 0; e < g.n_spiked; ++e) qsn_net_record_spike(m, s, g.spiked[e]);
     if (m.kind == QSN_MON_SPIKES && !m.sorted && m.n_events <= m.cap) {  // positions ascending within the step

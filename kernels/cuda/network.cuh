@@ -113,6 +113,7 @@ struct qsn_net_projection {
     int pre, post, receptor, n_pre, n_post, width, dense, n_delays;
     int delay, pad_;       // event: the one delay (steps) of every synapse, or -1 (then `delays` says)
     const int* targets;    // event: (n_pre + 1, width) ELL targets, padding == n_post, rows left-packed
+    const int* lengths;    // event: (n_pre + 1,) targets of each row before its padding
     const int* delays;     // event: (n_pre + 1, width) delay x n_post, the offset of the delay's ring
                            // slot (D n_post < 2^31); dense: (n_delays,) the distinct delays (steps)
     const float* weights;  // event: (n_pre + 1, width); dense: (n_delays, n_pre, n_post)
@@ -126,7 +127,7 @@ struct qsn_net_monitor {
     // of the record; both null when the monitor takes the whole group
     const int* start;  // (n + 1,)
     const int* where;  // (k,)
-    unsigned char* spikes;  // SpikeMonitor: (length, k)
+    unsigned char* spikes;  // SpikeMonitor: (length, k), zero on entry (the launcher clears the bytes it last saw set)
     int* rate;              // RateMonitor: (length,), zeroed by the launcher
     // SpikeMonitor: the same records as events (step, position), the first `cap` of them (row-major
     // on the CPU, in any order on the GPU); n_events counts all (past cap: the caller reads the rows)
@@ -450,11 +451,11 @@ QSN_DEVICE int qsn_net_count(int* counter, const int by) {
 
 // 4. Columns lane, lane + stride, ... of the ELL row of presynaptic neuron `row` into the ring buffer
 // of the projection's target, whose step t reads slot `slot` (= t % D): delay d lands in slot
-// (t + 1 + d) % D, which is (slot + 1 + d) reduced once, since d < D. Rows are left-packed: the first
-// padding entry ends the row.
+// (t + 1 + d) % D, which is (slot + 1 + d) reduced once, since d < D. Rows are left-packed: the row's
+// length ends it.
 QSN_NET_FN void qsn_net_deliver_row(const qsn_net_projection& p, const qsn_net_group& post, const int slot,
                                     const int row, const int lane, const int stride) {
-    const int D = post.depth, n_post = p.n_post, W = p.width;
+    const int D = post.depth, n_post = p.n_post, W = p.width, length = p.lengths[row];
     const int next = slot + 1 == D ? 0 : slot + 1;
     float* __restrict__ base = post.ring + (long long)p.receptor * D * n_post;
     const long long first = (long long)row * W;
@@ -464,12 +465,12 @@ QSN_NET_FN void qsn_net_deliver_row(const qsn_net_projection& p, const qsn_net_g
         int at = next + p.delay;
         at -= at >= D ? D : 0;
         float* __restrict__ dest = base + (long long)at * n_post;
-        for (int j = lane; j < W && tg[j] < n_post; j += stride) qsn_net_add(dest + tg[j], w[j]);
+        for (int j = lane; j < length; j += stride) qsn_net_add(dest + tg[j], w[j]);
         return;
     }
     const int span = D * n_post, start = next * n_post;
     const int* __restrict__ off = p.delays + first;
-    for (int j = lane; j < W && tg[j] < n_post; j += stride) {
+    for (int j = lane; j < length; j += stride) {
         int at = start + off[j];
         at -= at >= span ? span : 0;
         qsn_net_add(base + at + tg[j], w[j]);

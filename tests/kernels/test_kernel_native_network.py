@@ -396,3 +396,22 @@ def test_fast_and_slow_qubits_equal_the_jax_path(kernel):
                                        err_msg=f"{name}.{var}")
     # the fast group's qubits do turn past the series angle: the sine is what the test checks there
     assert np.ptp(a["fast_q"].p1[:, -1]) > 0.1 and np.ptp(a["fast_q"].p1[:, -50]) > 0.1
+
+
+def test_spike_rows_hold_each_calls_spikes_only(kernel):
+    """The kernels write only the bytes of spikes into a SpikeMonitor's reused (length, k) rows; the
+    launcher clears what the last call set. Three calls of one length, each from the state the last one
+    left (different spikes each time): every call's dense rows are exactly its own events."""
+    from qsn.kernels.network import network_kernel
+
+    net = _state_monitors().build(jax.random.key(3))
+    k = network_kernel(net, kernel)
+    state, seen = net.state, []
+    for call in range(3):
+        state, records = k.chunk(state, 50)
+        rows = np.asarray(records["spikes"]).view(np.ndarray).copy()
+        events = np.zeros_like(rows)
+        events[records["spikes"].nonzero()] = True
+        assert rows.any() and np.array_equal(rows, events), f"call {call}: rows beyond the call's own events"
+        seen.append(rows)
+    assert not np.array_equal(seen[0], seen[1])  # the calls' spikes differ: stale bytes would show
