@@ -182,13 +182,13 @@ def plots(result: dict, folder: Path) -> list[str]:
                 if t.startswith("azure"):
                     ax.plot([r["rate"] for r in rs], [r["slo_attainment"] for r in rs], "o-", label=p)
                 else:
-                    ax.semilogy([r.get("util_gpu", np.nan) for r in rs], [r["latency_p99"] for r in rs], "o-", label=p)
+                    ax.loglog([r["scale"] for r in rs], [r["latency_p99"] for r in rs], "o-", label=p)
             if t.startswith("azure"):
                 ax.axhline(0.9, ls=":", c="gray")
                 ax.set_xlabel("requests/s")
                 ax.set_ylabel("SLO attainment (TTFT ≤ 1 s, TPOT ≤ 0.1 s)")
             else:
-                ax.set_xlabel("measured GPU utilisation while pods arrive")
+                ax.set_xlabel("arrival compression factor (utilisation: see the table)")
                 ax.set_ylabel("p99 latency, s")
             ax.set_title(t, fontsize=8)
         axes[0][0].legend(fontsize=7)
@@ -234,9 +234,8 @@ def trace_markdown(tr: dict) -> str:
                 good.append(f"{p} {max(ok):.3g}/s" if ok else f"{p} below {min(r['rate'] for r in rs):.3g}/s")
             out.append("Goodput (highest swept rate with ≥ 90% of requests meeting both SLOs): " + ", ".join(good) + "\n")
         else:
-            out.append("Offered load (Σ work / (arrival span × Σ speed · slots), slots = cores): "
-                       f"{', '.join(f'×{r[0]:g}: {r[1]:.3g}' for r in dict.fromkeys((r['scale'], r['offered_load']) for r in rs))}; "
-                       "measured over the whole run, drain included, GPU utilisation is "
+            out.append("Utilisation is measured (held / available resource-seconds from the first to the last arrival), "
+                       "not set; over the whole run, the drain of the longest pods included, GPU utilisation is "
                        f"{', '.join(f'×{r[0]:g}: {r[1]:.2g}' for r in dict.fromkeys((r['scale'], r.get('util_run_gpu', np.nan)) for r in rs if r['policy'] == 'fifo'))} (FIFO).\n")
     out.append("A Δ interval that excludes 0 marks a difference larger than the trace's own variation over time; "
                "the windows are contiguous blocks of equal task count, so queues carried across their edges make the "
@@ -249,7 +248,8 @@ def report_markdown(result: dict, figures: list[str]) -> str:
     out = ["# Scheduler benchmark report\n",
            f"Command: `{meta['command']}` · {meta['date']} · {meta['cpu']} ({meta['cpu_count']} cores) · "
            f"jax {meta['versions']['jax']} · commit {meta['git_commit']}\n",
-           "Every number below comes from this run. Every policy runs the same instances (one per seed), so the "
+           "Every number below comes from the runs named here (each suite's own command, date and commit where "
+           "suites were re-run apart). In the synthetic suites every policy runs the same instances (one per seed), so the "
            "comparisons are paired: differences are policy − baseline per seed; CIs are BCa bootstrap 95% intervals "
            "of the mean difference; p-values are the paired t-test's, Holm-corrected over the rows of each table, "
            "with Welch's unpaired test (also Holm-corrected) beside them; d_z is Cohen's d of the paired differences; "
