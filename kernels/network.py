@@ -8,7 +8,9 @@ What they run: neuron groups that share one step configuration (pure mode; stoch
 from Philox, as the native population backend), float32, parameters per neuron or shared; Delta,
 PscExp and CondExp receptors; constant :class:`~qsn.networks.CurrentInput`; :class:`~qsn.networks.PoissonInput`
 (the JAX path's own random numbers: threefry under the input's stream key, the same CDF table);
-event-path (ELL) and dense-path projections; spike counts; :class:`~qsn.networks.SpikeMonitor`,
+event-path (ELL) and dense-path projections, STDP on event projections (weights to an ulp of the JAX
+path's: XLA's contractions vary with its fusion); :class:`~qsn.networks.PoissonGroup` and
+:class:`~qsn.networks.SpikeSourceArray` sources; spike counts; :class:`~qsn.networks.SpikeMonitor`,
 :class:`~qsn.networks.RateMonitor` and :class:`~qsn.networks.StateMonitor` records in the JAX chunk's
 format. Everything else is refused by :func:`check_network` before any step, naming the feature and
 saying it runs on ``backend='jax'``.
@@ -23,6 +25,7 @@ host emulation (tests/kernels/test_kernel_native_network.py).
 from __future__ import annotations
 
 import ctypes
+import math
 from typing import Any
 
 import jax
@@ -40,6 +43,7 @@ __all__ = ["NativeNetwork", "FusedNetwork", "network_kernel", "check_network"]
 _MONITORS = {"SpikeMonitor": 0, "RateMonitor": 1, "StateMonitor": 2}  # enum qsn_monitor_kind in network.cuh
 _STATE_FIELDS = 5  # a StateMonitor sample's fields before the receptor variables: V, re0, im0, re1, im1
 _KINDS = {"delta": 0, "psc_exp": 1, "cond_exp": 2}  # enum qsn_kinetics in network.cuh
+_SOURCES = {"PoissonSource": 1, "ArraySource": 2}  # enum qsn_source_kind (0: a neuron group)
 _P = ctypes.c_void_p
 
 
@@ -51,7 +55,8 @@ class _Group(ctypes.Structure):  # struct qsn_net_group in kernels/cpu/network.c
         ("kinds", _P), ("decays", _P), ("e_rev", _P), ("i_const", _P), ("psc", _P), ("r_m", _P),
         ("v", _P), ("ref", _P), ("q0", _P), ("q1", _P), ("q2", _P), ("q3", _P),
         ("syn", _P), ("ring", _P), ("count", _P),
-        ("spiked", _P), ("step_spiked", _P), ("n_poisson", ctypes.c_int), ("pad2_", ctypes.c_int), ("poisson", _P),
+        ("spiked", _P), ("step_spiked", _P), ("n_poisson", ctypes.c_int), ("source", ctypes.c_int), ("poisson", _P),
+        ("emit_p", _P), ("emit_start", _P), ("emit_idx", _P),
     ]
 
 
@@ -68,6 +73,9 @@ class _Projection(ctypes.Structure):  # struct qsn_net_projection
         ("n_post", ctypes.c_int), ("width", ctypes.c_int), ("dense", ctypes.c_int), ("n_delays", ctypes.c_int),
         ("delay", ctypes.c_int), ("pad_", ctypes.c_int), ("targets", _P), ("lengths", _P), ("delays", _P),
         ("weights", _P), ("scratch", _P),
+        ("plastic", ctypes.c_int), ("multiplicative", ctypes.c_int),
+        *[(name, ctypes.c_float) for name in ("a_plus", "a_minus", "decay_plus", "decay_minus", "w_min", "w_max")],
+        ("x_pre", _P), ("x_post", _P), ("x_post_old", _P), ("col_start", _P), ("col_slot", _P),
     ]
 
 
@@ -97,8 +105,8 @@ def check_network(net: Any, backend: str = "native") -> None:
     if net._sharding is not None:
         refuse("sharded networks (build(shard=...))")
     for g in net.groups.values():
-        if not isinstance(g, NeuronGroup):
-            refuse(f"spike sources ({type(g).__name__} {g.name!r})")
+        if not isinstance(g, NeuronGroup) and type(net._sources.get(g.name)).__name__ not in _SOURCES:
+            refuse(f"spike sources of type {type(g).__name__} ({g.name!r})")
     configs = {}
     for name, plan in net._plans.items():
         stepper = net._steppers[name]
@@ -125,11 +133,35 @@ def check_network(net: Any, backend: str = "native") -> None:
             refuse(f"PoissonInput under the {impl} PRNG (it draws threefry2x32 with jax_threefry_partitionable, "
                     "as the JAX path does by default)")
     for spec in net._specs.values():
-        if spec.plasticity is not None:
-            refuse(f"STDP (projection {spec.name!r})")
+        slots = int(np.prod(np.shape(net._arrays[spec.name].targets))) if spec.path == "event" else 0
+        if spec.plasticity is not None and slots >= 2**31:
+            refuse(f"STDP on 2^31 synapse slots or more (projection {spec.name!r}: {slots})")
     for m in net.monitors.values():
         if type(m).__name__ not in _MONITORS:
             refuse(f"{type(m).__name__} (monitor {m.name!r})")
+
+
+def _stream_words(key: jax.Array, stream: int) -> tuple[int, int]:
+    """The two key words of random stream ``stream`` of a network's step key (``fold_in(key, stream)``), from
+    which the kernels draw each step as the JAX path does (networks/program.py ``stream_key``)."""
+    return tuple(int(w) for w in np.asarray(jax.random.key_data(jax.random.fold_in(key, stream))))
+
+
+def _plastic(spec: Any, targets: np.ndarray, dt: float) -> dict:
+    """The STDP fields of event projection ``spec``'s struct: its rule's constants in float32 as the JAX path
+    rounds them (``STDP.update``), and the synapses onto each target as flat slots of the ``(n_pre + 1, K)``
+    rows (``col_start``, ``col_slot``: potentiation walks a spiking target's column)."""
+    rule = spec.plasticity
+    flat = targets.reshape(-1)
+    slots = np.flatnonzero(flat < spec.n_post)
+    order = np.argsort(flat[slots], kind="stable")
+    col_start = np.searchsorted(flat[slots][order], np.arange(spec.n_post + 1)).astype(np.int32)
+    f32 = np.float32
+    return dict(plastic=1, multiplicative=int(rule.bounds == "multiplicative"), a_plus=f32(rule.a_plus),
+                a_minus=f32(rule.a_minus), decay_plus=f32(math.exp(-dt / rule.tau_plus)),
+                decay_minus=f32(math.exp(-dt / rule.tau_minus)), w_min=f32(rule.w_min), w_max=f32(rule.w_max),
+                col_start=col_start, col_slot=np.ascontiguousarray(slots[order], np.int32),
+                scratch=np.zeros(spec.n_pre, f32))
 
 
 def _reversals(plan: Any) -> tuple[float, ...]:
@@ -179,7 +211,7 @@ class _NetworkKernel:
         self.net = net
         self.precise = bool(precise)
         names = list(net._plans)
-        self._index = {name: i for i, name in enumerate(names)}
+        self._index = {name: i for i, name in enumerate(names + list(net._sources))}
         f32 = np.float32
         self._keep: list[Any] = []  # host arrays the structs point into (or their device copies come from)
         cfg = None
@@ -216,13 +248,25 @@ class _NetworkKernel:
                     draw = np.full(g.n, -1, np.int32)
                     draw[np.asarray(index)] = np.arange(index.shape[0], dtype=np.int32)
                 st.receptor, st.length, st.weight = receptor, table.size, weight
-                st.key0, st.key1 = (int(w) for w in np.asarray(jax.random.key_data(jax.random.fold_in(net._key, stream))))
+                st.key0, st.key1 = _stream_words(net._key, stream)
                 st.table, st.draw = self._address(table), None if draw is None else self._address(draw)
             self._keep += [params, const, scratch, poisson]
             self._groups.append(dict(name=name, n=g.n, receptors=len(plan.kinds), per_neuron=per_neuron,
                                      dt=float(net._dt),
                                      key=key, params=params, const=const, scratch=scratch, poisson=poisson,
                                      n_poisson=len(plan.poisson)))
+        self._sources = []  # after the neuron groups, in the network's order (the kernel's groups array)
+        for name, src in net._sources.items():
+            c = net._consts["groups"][name]
+            entry = dict(name=name, n=net.groups[name].n, source=_SOURCES[type(src).__name__], key=(0, 0))
+            if entry["source"] == _SOURCES["PoissonSource"]:
+                entry["key"] = _stream_words(net._key, src.stream)
+                entry["p"] = np.ascontiguousarray(np.asarray(c["p"], f32))
+            else:  # sorted by (step, neuron), no repeats (SpikeSourceArray.steps); padding dropped
+                steps, idx = np.asarray(c["steps"]), np.asarray(c["idx"])
+                entry["steps"], entry["idx"] = steps[idx < entry["n"]], np.ascontiguousarray(idx[idx < entry["n"]])
+            self._keep.append(entry)
+            self._sources.append(entry)
         self._projections = []
         for pname, spec in net._specs.items():
             arrays = net._arrays[pname]
@@ -239,6 +283,8 @@ class _NetworkKernel:
                              lengths=np.ascontiguousarray(real.sum(axis=1), np.int32),
                              delay=int(used[0]) if used.size == 1 else -1,
                              delays=np.ascontiguousarray(delays * spec.n_post, np.int32), scratch=np.zeros(1, f32))
+                if spec.plasticity is not None:
+                    extra.update(_plastic(spec, targets, float(net._dt)))
             else:
                 extra = dict(width=0, dense=1, n_delays=len(spec.delays), delay=-1, targets=np.zeros(1, np.int32),
                              lengths=np.zeros(1, np.int32),
@@ -253,7 +299,7 @@ class _NetworkKernel:
             self._keep += [inverse, index]
             self._monitors.append(dict(name=mname, kind=_MONITORS[type(m).__name__],
                                        group=self._index[m.group.name], k=m.n, inverse=inverse, index=index,
-                                       fields=_STATE_FIELDS + len(m.group.receptors),
+                                       fields=_STATE_FIELDS + len(getattr(m.group, "receptors", ())),
                                        sorted=int(m.index is None or bool(np.all(np.diff(m.index) >= 0)))))
         self.defines = kernel_defines("pure", "const", None, jumps=bool(cfg and cfg.jumps),
                                       dephasing=bool(cfg and cfg.dephasing), relaxation=bool(cfg and cfg.relaxation))
@@ -301,7 +347,7 @@ class _NetworkKernel:
         and t0 change between calls."""
         xp, net = self.xp, self.net
         self._state = {}
-        self._c_groups = (_Group * max(len(self._groups), 1))()
+        self._c_groups = (_Group * max(len(self._groups) + len(self._sources), 1))()
         for gi, g in enumerate(self._groups):
             name = g["name"]
             s = net.state.neurons[name]
@@ -318,6 +364,16 @@ class _NetworkKernel:
                 setattr(st, field, self._address(arr))
             for field, arr in arrays.items():
                 setattr(st, field, self._buffer_address(arr))
+        for si, src in enumerate(self._sources):
+            self._state[src["name"]] = arrays = {"count": xp.zeros(src["n"], np.int32)}
+            st = self._c_groups[len(self._groups) + si]
+            st.n, st.depth, st.source, (st.key0, st.key1) = src["n"], 1, src["source"], src["key"]
+            st.count, st.spiked = self._buffer_address(arrays["count"]), self._address(np.zeros(src["n"], np.int32))
+            if "p" in src:
+                st.emit_p = self._address(src["p"])
+            else:
+                st.emit_idx = self._address(src["idx"] if src["idx"].size else np.zeros(1, np.int32))
+        self._plastic: dict[str, dict] = {}  # plastic projection -> its weights and traces (kernel buffers)
         self._c_projections = (_Projection * max(len(self._projections), 1))()
         for pi, p in enumerate(self._projections):
             st = self._c_projections[pi]
@@ -325,6 +381,18 @@ class _NetworkKernel:
                 setattr(st, field, p[field])
             st.targets, st.lengths, st.delays, st.scratch = (self._address(p[k])
                                                               for k in ("targets", "lengths", "delays", "scratch"))
+            if p.get("plastic"):  # weights and traces in the kernel's buffers, filled by _load
+                for field in ("plastic", "multiplicative", "a_plus", "a_minus", "decay_plus", "decay_minus", "w_min",
+                              "w_max"):
+                    setattr(st, field, p[field])
+                st.col_start, st.col_slot = self._address(p["col_start"]), self._address(p["col_slot"])
+                tr = net.state.traces[p["name"]]
+                self._plastic[p["name"]] = arrays = dict(
+                    weights=xp.zeros(np.shape(net.state.weights[p["name"]]), np.float32),
+                    x_pre=xp.zeros(np.shape(tr.pre), np.float32), x_post=xp.zeros(np.shape(tr.post), np.float32),
+                    x_post_old=xp.zeros(2 * np.shape(tr.post)[0], np.float32))
+                for field, arr in arrays.items():
+                    setattr(st, field, self._buffer_address(arr))
         self._c_monitors = (_Monitor * max(len(self._monitors), 1))()
         for mi, m in enumerate(self._monitors):
             st = self._c_monitors[mi]
@@ -337,7 +405,14 @@ class _NetworkKernel:
 
     def _load(self, state: Any) -> None:
         """Copy ``state`` into the kernel's buffers."""
+        for name, arrays in self._plastic.items():
+            tr = state.traces[name]
+            for field, x in (("weights", state.weights[name]), ("x_pre", tr.pre), ("x_post", tr.post)):
+                self.xp.copyto(arrays[field], self._from_jax(x), casting="same_kind")
         for name, arrays in self._state.items():
+            if name not in state.neurons:  # a spike source: its counts
+                self.xp.copyto(arrays["count"], self._from_jax(state.count[name]), casting="same_kind")
+                continue
             s = state.neurons[name]
             for field, x in (("v", s.v), ("ref", s.refractory), ("q0", s.re0), ("q1", s.im0), ("q2", s.re1),
                              ("q3", s.im1), ("syn", state.syn[name]), ("ring", state.ring[name]),
@@ -413,6 +488,8 @@ class _NetworkKernel:
             self._load(state)
         weights = []  # alive until the call returns
         for pi, p in enumerate(self._projections):
+            if p["name"] in self._plastic:  # (its buffer: loaded with the state)
+                continue
             w = self._from_jax(state.weights[p["name"]])
             if w.dtype != np.float32 or not w.flags.c_contiguous:
                 w = self.xp.ascontiguousarray(w, dtype=np.float32)
@@ -434,6 +511,11 @@ class _NetworkKernel:
             else:
                 rates[m["name"]] = out = self.xp.zeros(length, np.int32)
                 st.rate = self._buffer_address(out)
+        starts = []  # alive until the call returns
+        for si, src in enumerate(self._sources):
+            if "steps" in src:  # where each step of the call starts in the source's spike list
+                starts.append(self.xp.asarray(np.searchsorted(src["steps"], t0 + np.arange(length + 1)).astype(np.int32)))
+                self._c_groups[len(self._groups) + si].emit_start = self._buffer_address(starts[-1])
         try:
             self._call(t0, int(length))
         except BaseException:
@@ -448,10 +530,19 @@ class _NetworkKernel:
         neurons, syn, ring, count = dict(state.neurons), dict(state.syn), dict(state.ring), dict(state.count)
         for name, arrays in self._state.items():
             a = {field: self._to_jax(x) for field, x in arrays.items()}
+            if name not in state.neurons:  # a spike source
+                count[name] = a["count"]
+                continue
             neurons[name] = state.neurons[name]._replace(
                 v=a["v"], refractory=a["ref"], re0=a["q0"], im0=a["q1"], re1=a["q2"], im1=a["q3"], t=t)
             syn[name], ring[name], count[name] = a["syn"], a["ring"], a["count"]
-        self._last = state._replace(t=t, neurons=neurons, syn=syn, ring=ring, count=count)
+        weights, traces = dict(state.weights), dict(state.traces)
+        for name, arrays in self._plastic.items():
+            weights[name] = self._to_jax(arrays["weights"])
+            traces[name] = state.traces[name]._replace(pre=self._to_jax(arrays["x_pre"]),
+                                                       post=self._to_jax(arrays["x_post"]))
+        self._last = state._replace(t=t, neurons=neurons, syn=syn, ring=ring, count=count, weights=weights,
+                                    traces=traces)
         return self._last, records
 
 
@@ -467,8 +558,8 @@ class NativeNetwork(_NetworkKernel):
         self._fn.restype = ctypes.c_int
 
     def _call(self, t0: int, length: int) -> None:
-        status = self._fn(ctypes.c_int(len(self._groups)), self._c_groups, ctypes.c_int(len(self._projections)),
-                          self._c_projections, ctypes.c_int(len(self._monitors)), self._c_monitors, ctypes.c_int(t0),
+        status = self._fn(ctypes.c_int(len(self._groups) + len(self._sources)), self._c_groups,
+                          ctypes.c_int(len(self._projections)), self._c_projections, ctypes.c_int(len(self._monitors)), self._c_monitors, ctypes.c_int(t0),
                           ctypes.c_int(length))
         if status != 0:
             raise MemoryError("Network.run(backend='native'): the kernel could not allocate its per-neuron constants")
@@ -526,13 +617,14 @@ class FusedNetwork(_NetworkKernel):
     def _call(self, t0: int, length: int) -> None:
         xp = self.xp
         counts = []  # each group's spikes per step of the call (the spike list's length at each step)
-        for gi in range(len(self._groups)):
+        groups = self._groups + self._sources
+        for gi in range(len(groups)):
             counts.append(xp.zeros(max(length, 1), np.int32))
             self._c_groups[gi].step_spiked = self.runner.pointer(counts[-1])
         structs = [self._upload(s) for s in (self._c_groups, self._c_projections, self._c_monitors)]
         barrier = xp.zeros(2, np.uint32)
-        total = sum(g["n"] for g in self._groups)
-        args = [np.int32(len(self._groups)), structs[0], np.int32(len(self._projections)), structs[1],
+        total = sum(g["n"] for g in groups)  # one item per neuron, and per neuron of each spike source
+        args = [np.int32(len(groups)), structs[0], np.int32(len(self._projections)), structs[1],
                 np.int32(len(self._monitors)), structs[2], np.int64(total), np.int32(t0), np.int32(length), barrier]
         self.runner.launch_resident("network", "qsn_network", self.defines, self.precise, total, args)
         monitors = (_Monitor * len(self._c_monitors)).from_buffer_copy(self.runner.to_host(structs[2]).tobytes())

@@ -485,8 +485,9 @@ class Network:
                 :class:`qsn.kernels.runner.Runner`, the CUDA kernel on it (``HostRunner()``: its host
                 emulation, slow, for tests). The kernels (:mod:`qsn.kernels.network`) run float32
                 pure-mode groups of one step configuration, Delta, PscExp and CondExp receptors,
-                constant ``CurrentInput``, ``PoissonInput``, event and dense projections, spike, rate and
-                state monitors, and refuse anything else before the first step (naming it).
+                constant ``CurrentInput``, ``PoissonInput``, ``PoissonGroup`` and ``SpikeSourceArray``
+                sources, event and dense projections, STDP, spike, rate and state monitors, and refuse
+                anything else before the first step (naming it).
         """
         if isinstance(backend, str):
             known = backend in ("jax", "native", "cupy")

@@ -71,6 +71,25 @@ void qsn_block_step(const long long first, const int m, const qsn_soa_neuron& bl
     }
 }
 
+// 4 (before propagation). A spike source's spike list at step s (absolute step t), ascending, and its counts.
+void qsn_source_step(qsn_net_group& g, const unsigned t, const int s) {
+    unsigned kt0 = 0u, kt1 = 0u;
+    int n_spiked = 0;
+    if (g.source == QSN_POISSON_SOURCE) {
+        qsn_step_key(g.key0, g.key1, t, kt0, kt1);
+        unsigned char fired[QSN_NET_LANES];
+        for (int first = 0; first < g.n; first += QSN_NET_LANES) {  // the draws vectorised, then compacted
+            const int m = g.n - first < QSN_NET_LANES ? g.n - first : QSN_NET_LANES;
+            for (int i = 0; i < m; ++i) fired[i] = qsn_emit(g, kt0, kt1, s, first + i) >= 0;
+            n_spiked = qsn_compact(fired, m, first, g.spiked, n_spiked);
+        }
+    } else {
+        for (int j = 0, i; (i = qsn_emit(g, kt0, kt1, s, j)) >= 0; ++j) g.spiked[n_spiked++] = i;
+    }
+    g.n_spiked = n_spiked;
+    for (int e = 0; e < n_spiked; ++e) ++g.count[g.spiked[e]];
+}
+
 // 4. the spikes of group `pre` at step t (its spike list, ascending) through projection p, row by row.
 void qsn_propagate(const qsn_net_projection& p, const qsn_net_group& pre, const qsn_net_group& post, const int slot) {
     const int n_spiked = pre.n_spiked;
@@ -84,6 +103,26 @@ void qsn_propagate(const qsn_net_projection& p, const qsn_net_group& pre, const 
             const int m = p.n_post - q < QSN_NET_LANES ? p.n_post - q : QSN_NET_LANES;
             qsn_net_deliver_dense(p, post, slot, d, q, m, pre.spiked, n_spiked);
         }
+}
+
+// 5. STDP on projection p after the step's propagation (network.cuh's passes in order; `first`: the first
+// step of the call, whose clip covers every slot).
+void qsn_stdp(const qsn_net_projection& p, const qsn_net_group& pre, const qsn_net_group& post, const bool first) {
+    for (int i = 0; i < p.n_pre; ++i) qsn_stdp_decay_pre(p, i);  // (a)
+    for (int j = 0; j < p.n_post; ++j) qsn_stdp_decay_post(p, j);
+    for (int k = 0; k < pre.n_spiked; ++k) {  // (b)
+        qsn_stdp_spike_pre(p, pre.spiked[k]);
+        qsn_stdp_depress(p, pre.spiked[k], 0, 1);
+    }
+    for (int k = 0; k < post.n_spiked; ++k) qsn_stdp_spike_post(p, post.spiked[k]);
+    for (int k = 0; k < post.n_spiked; ++k) qsn_stdp_potentiate(p, post.spiked[k], 0, 1);  // (c)
+    if (p.multiplicative) return;  // (d)
+    if (first) {
+        for (long long slot = 0; slot < (long long)(p.n_pre + 1) * p.width; ++slot) qsn_stdp_clip(p, slot);
+        return;
+    }
+    for (int k = 0; k < pre.n_spiked; ++k) qsn_stdp_clip_row(p, pre.spiked[k], 0, 1);
+    for (int k = 0; k < post.n_spiked; ++k) qsn_stdp_clip_col(p, post.spiked[k], 0, 1);
 }
 
 // 6. one monitor's record of step s from its group's spike list (SpikeMonitor, RateMonitor) or state.
@@ -123,6 +162,9 @@ extern "C" int qsn_network(const int n_groups, qsn_net_group* groups, const int 
     for (int gi = 0; gi < n_groups; ++gi) {
         qsn_net_group& g = groups[gi];
         qsn_group_run& run = runs[gi];
+        g.n_spiked = 0;
+        run.uniform = true;
+        if (g.source != QSN_NEURONS) continue;  // (a source has no neuron state)
         const qsn_params p = qsn_net_params(g, t0);
         run.uniform = (g.per_neuron & param_mask) == 0 && !(g.per_neuron >> QSN_BIT_DEPHASE_STD);
         run.shared = qsn_load_consts(p, 0, true);
@@ -130,7 +172,6 @@ extern "C" int qsn_network(const int n_groups, qsn_net_group* groups, const int 
         run.shared_in = qsn_is_uniform(g.i_const, g.n) ? 1u << 31 : 0u;
         for (int r = 0; r < g.receptors && r < 31; ++r)
             run.shared_in |= qsn_is_uniform(g.psc + (long long)r * g.n, g.n) ? 1u << r : 0u;
-        g.n_spiked = 0;
         run.state = qsn_net_state(g, lane_spikes);  // (each block's sweep is pointed at lane_spikes)
         if (!run.uniform) {
 #define QSN_ALLOC(type, name) run.consts.name = (type*)malloc(sizeof(type) * (g.n > 0 ? g.n : 1)); \
@@ -148,9 +189,13 @@ extern "C" int qsn_network(const int n_groups, qsn_net_group* groups, const int 
     for (int s = 0; status == 0 && s < length; ++s) {
         const bool renorm = QSN_RENORM_AT(t0 + s);
         memset(lane_spikes, 0, sizeof(lane_spikes));
-        for (int gi = 0; gi < n_groups; ++gi) {  // 1-3, block by block
+        for (int gi = 0; gi < n_groups; ++gi) {  // 1-3, block by block (the sources: their spikes)
             qsn_net_group& g = groups[gi];
             const qsn_group_run& run = runs[gi];
+            if (g.source != QSN_NEURONS) {
+                qsn_source_step(g, (unsigned)(t0 + s), s);
+                continue;
+            }
             int n_spiked = 0;
             for (int first = 0; first < g.n; first += QSN_NET_LANES) {
                 const int m = g.n - first < QSN_NET_LANES ? g.n - first : QSN_NET_LANES;
@@ -169,12 +214,15 @@ extern "C" int qsn_network(const int n_groups, qsn_net_group* groups, const int 
             const qsn_net_projection& p = projections[pi];
             qsn_propagate(p, groups[p.pre], groups[p.post], runs[p.post].slot);
         }
+        for (int pi = 0; pi < n_projections; ++pi)  // 5
+            if (projections[pi].plastic)
+                qsn_stdp(projections[pi], groups[projections[pi].pre], groups[projections[pi].post], s == 0);
         for (int mi = 0; mi < n_monitors; ++mi) qsn_record(monitors[mi], groups[monitors[mi].group], s);  // 6
         for (int gi = 0; gi < n_groups; ++gi) runs[gi].slot = runs[gi].slot + 1 == groups[gi].depth ? 0 : runs[gi].slot + 1;
     }
     for (int gi = 0; gi < n_groups; ++gi) {
         qsn_net_group& g = groups[gi];
-        if (status == 0)
+        if (status == 0 && g.source == QSN_NEURONS)
             for (int i = 0; i < g.n; ++i) qsn_net_finish(g, i, length);
         if (!runs[gi].uniform) {
 #define QSN_FREE(type, name) free(runs[gi].consts.name);

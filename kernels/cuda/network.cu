@@ -8,10 +8,12 @@
 //   1. neurons: one item per neuron of every group (groups in order): its arrivals and receptor decay
 //      (qsn_arrivals), its neuron step (qsn_sweep, one lane), and, if it spiked, its place in the
 //      group's spike list of the step (an atomic counter, step_spiked[s]), its spike count and its
-//      spike/rate monitor records; then its state monitor samples;
+//      spike/rate monitor records; then its state monitor samples. A spike source's items emit
+//      (qsn_emit: a Poisson source's neuron j, or entry j of an array source's step) the same way;
 //   2. delivery: for each projection in order, one item per (spiking row, lane) of its event path
 //      (QSN_NET_WARP lanes stride over a row's columns: a warp reads 128 B per array per pass, and the
 //      adds into the ring are atomics), or one per (delay, target) of its dense path.
+//   3. STDP, where a projection is plastic (qsn_net_stdp: traces, depression, potentiation, clip).
 // A barrier follows each phase: delivery reads the step's spike lists, and the next step's arrivals read
 // the ring slots delivery wrote (and refill the spike lists). Ring slot t % D is read and cleared in phase
 // 1 of step t, before any delivery of step t can add to it (a delay of D - 1 lands there, for step t + D).
@@ -97,6 +99,78 @@ QSN_NET_FN void qsn_net_neuron(qsn_net_group& g, const int gi, const int j, cons
     }
 }
 
+// Phase 1 for item j of spike source g (group gi) at step s: the neuron it makes spike, if any, into the
+// step's spike list, its count and its spike/rate monitor records.
+QSN_NET_FN void qsn_net_source(qsn_net_group& g, const int gi, const int j, const int t0, const int s,
+                               const int n_monitors, qsn_net_monitor* monitors) {
+    unsigned kt0 = 0u, kt1 = 0u;
+    if (g.source == QSN_POISSON_SOURCE) qsn_step_key(g.key0, g.key1, (unsigned)(t0 + s), kt0, kt1);
+    const int i = qsn_emit(g, kt0, kt1, s, j);
+    if (i < 0) return;
+    g.spiked[qsn_net_count(g.step_spiked + s, 1)] = i;
+    qsn_net_count(g.count + i, 1);
+    for (int mi = 0; mi < n_monitors; ++mi)
+        if (monitors[mi].group == gi && monitors[mi].kind != QSN_MON_STATE) qsn_net_record_spike(monitors[mi], s, i);
+}
+
+// Phase 3 of step s, STDP (network.cuh's passes (a)-(d), a barrier between each and the next): every plastic
+// projection's traces, then spikes and depression (a warp per spiking row), potentiation (a warp per
+// spiking target's column), and the clip (every slot on the call's first step).
+QSN_NET_FN void qsn_net_stdp(const qsn_net_group* groups, const int n_projections,
+                             const qsn_net_projection* projections, const int s, unsigned* barrier) {
+    for (int pi = 0; pi < n_projections; ++pi) {  // (a)
+        const qsn_net_projection& p = projections[pi];
+        if (!p.plastic) continue;
+        QSN_GRID_STRIDE(item, (long long)p.n_pre + p.n_post) {
+            if (item < p.n_pre) qsn_stdp_decay_pre(p, (int)item);
+            else qsn_stdp_decay_post(p, (int)(item - p.n_pre));
+        }
+    }
+    qsn_grid_sync(barrier);
+    for (int pi = 0; pi < n_projections; ++pi) {  // (b)
+        const qsn_net_projection& p = projections[pi];
+        if (!p.plastic) continue;
+        const qsn_net_group &pre = groups[p.pre], &post = groups[p.post];
+        const long long rows = (long long)pre.step_spiked[s] * QSN_NET_ROW_LANES;
+        QSN_GRID_STRIDE(item, rows + post.step_spiked[s]) {
+            if (item < rows) {
+                const int row = pre.spiked[item / QSN_NET_ROW_LANES], lane = (int)(item % QSN_NET_ROW_LANES);
+                if (lane == 0) qsn_stdp_spike_pre(p, row);
+                qsn_stdp_depress(p, row, lane, QSN_NET_ROW_LANES);
+            } else {
+                qsn_stdp_spike_post(p, post.spiked[item - rows]);
+            }
+        }
+    }
+    qsn_grid_sync(barrier);
+    for (int pi = 0; pi < n_projections; ++pi) {  // (c)
+        const qsn_net_projection& p = projections[pi];
+        if (!p.plastic) continue;
+        const qsn_net_group& post = groups[p.post];
+        QSN_GRID_STRIDE(item, (long long)post.step_spiked[s] * QSN_NET_ROW_LANES) {
+            qsn_stdp_potentiate(p, post.spiked[item / QSN_NET_ROW_LANES], (int)(item % QSN_NET_ROW_LANES),
+                                QSN_NET_ROW_LANES);
+        }
+    }
+    qsn_grid_sync(barrier);
+    for (int pi = 0; pi < n_projections; ++pi) {  // (d)
+        const qsn_net_projection& p = projections[pi];
+        if (!p.plastic || p.multiplicative) continue;
+        const qsn_net_group &pre = groups[p.pre], &post = groups[p.post];
+        if (s == 0) {
+            QSN_GRID_STRIDE(item, (long long)(p.n_pre + 1) * p.width) qsn_stdp_clip(p, item);
+            continue;
+        }
+        const long long rows = (long long)pre.step_spiked[s] * QSN_NET_ROW_LANES;
+        QSN_GRID_STRIDE(item, rows + (long long)post.step_spiked[s] * QSN_NET_ROW_LANES) {
+            const long long at = item < rows ? item : item - rows;
+            const int lane = (int)(at % QSN_NET_ROW_LANES);
+            if (item < rows) qsn_stdp_clip_row(p, pre.spiked[at / QSN_NET_ROW_LANES], lane, QSN_NET_ROW_LANES);
+            else qsn_stdp_clip_col(p, post.spiked[at / QSN_NET_ROW_LANES], lane, QSN_NET_ROW_LANES);
+        }
+    }
+}
+
 // Advance the network `length` steps from absolute step t0 (groups, projections and monitors in device
 // memory, as kernels/network.py lays them out; total: the neurons of all groups; barrier: two zeroed
 // words). step_spiked of every group is (length,) zeros; monitor records are zeroed by the launcher.
@@ -104,12 +178,15 @@ QSN_NET_KERNEL qsn_network(const int n_groups, qsn_net_group* groups, const int 
                        const qsn_net_projection* projections, const int n_monitors, qsn_net_monitor* monitors,
                        const long long total, const int t0, const int length, unsigned* barrier) {
     (void)n_groups;
+    bool plastic = false;
+    for (int pi = 0; pi < n_projections; ++pi) plastic |= projections[pi].plastic != 0;
     for (int s = 0; s < length; ++s) {
         const bool renorm = QSN_RENORM_AT(t0 + s);
         QSN_GRID_STRIDE(item, total) {  // 1
             long long j = item;
             const int gi = qsn_net_locate(groups, j);
-            qsn_net_neuron(groups[gi], gi, (int)j, t0, s, renorm, n_monitors, monitors);
+            if (groups[gi].source == QSN_NEURONS) qsn_net_neuron(groups[gi], gi, (int)j, t0, s, renorm, n_monitors, monitors);
+            else qsn_net_source(groups[gi], gi, (int)j, t0, s, n_monitors, monitors);
         }
         qsn_grid_sync(barrier);
         for (int pi = 0; pi < n_projections; ++pi) {  // 2
@@ -131,10 +208,11 @@ QSN_NET_KERNEL qsn_network(const int n_groups, qsn_net_group* groups, const int 
             }
         }
         qsn_grid_sync(barrier);
+        if (plastic) qsn_net_stdp(groups, n_projections, projections, s, barrier);
     }
     QSN_GRID_STRIDE(item, total) {
         long long j = item;
         const int gi = qsn_net_locate(groups, j);
-        qsn_net_finish(groups[gi], (int)j, length);
+        if (groups[gi].source == QSN_NEURONS) qsn_net_finish(groups[gi], (int)j, length);
     }
 }

@@ -64,6 +64,9 @@
 
 enum qsn_kinetics { QSN_DELTA = 0, QSN_PSC_EXP = 1, QSN_COND_EXP = 2 };
 enum qsn_monitor_kind { QSN_MON_SPIKES = 0, QSN_MON_RATE = 1, QSN_MON_STATE = 2 };
+// What a group is: neurons that step, or a spike source that emits (networks/program.py PoissonSource,
+// ArraySource: no state but its spike counts)
+enum qsn_source_kind { QSN_NEURONS = 0, QSN_POISSON_SOURCE = 1, QSN_ARRAY_SOURCE = 2 };
 
 // One PoissonInput (networks/inputs.py) into a receptor of a group: at absolute step t, the neurons it
 // targets draw k ~ Poisson(lam) as the JAX path does (poisson_counts): u = jax.random.uniform(
@@ -105,8 +108,12 @@ struct qsn_net_group {
     int* count;    // (n,)
     int* spiked;   // (n,) scratch: the spiking neurons of the current step
     int* step_spiked;  // CUDA: (length,) spikes of each step of the call, zeroed by the launcher
-    int n_poisson, pad2_;
+    int n_poisson, source;  // source: a qsn_source_kind
     const qsn_net_poisson* poisson;  // (n_poisson,) in the network's order
+    // spike sources (source != QSN_NEURONS: only n, key0/key1, count, spiked, step_spiked and these are set)
+    const float* emit_p;    // Poisson source: (n,) spike probability per step, drawn from key0/key1's stream
+    const int* emit_start;  // array source: (length + 1,) where each step of the call starts in emit_idx
+    const int* emit_idx;    // array source: the neurons that spike, step by step, ascending within a step
 };
 
 struct qsn_net_projection {
@@ -116,8 +123,17 @@ struct qsn_net_projection {
     const int* lengths;    // event: (n_pre + 1,) targets of each row before its padding
     const int* delays;     // event: (n_pre + 1, width) delay x n_post, the offset of the delay's ring
                            // slot (D n_post < 2^31); dense: (n_delays,) the distinct delays (steps)
-    const float* weights;  // event: (n_pre + 1, width); dense: (n_delays, n_pre, n_post)
+    float* weights;        // event: (n_pre + 1, width); dense: (n_delays, n_pre, n_post); STDP changes them
     float* scratch;        // CPU, dense: (n_post,)
+    // STDP (networks/plasticity.py), event path only: plastic != 0; traces x_pre (n_pre,) and x_post
+    // (n_post,) in place, x_post_old (2 n_post,) scratch: the decayed post trace before this step's spikes
+    // and the trace before its decay;
+    // the synapses onto target j are flat slots col_slot[col_start[j] .. col_start[j + 1]) of the rows
+    int plastic, multiplicative;
+    float a_plus, a_minus, decay_plus, decay_minus, w_min, w_max;
+    float *x_pre, *x_post, *x_post_old;
+    const int* col_start;  // (n_post + 1,)
+    const int* col_slot;   // (synapses,) row * width + column
 };
 
 struct qsn_net_monitor {
@@ -261,21 +277,32 @@ QSN_UNROLL
     }
 }
 
-// Poisson input p's counts for lanes first .. first + m - 1 at absolute step t, added to x:
-// jax.random.fold_in(key, t) is threefry(key, (0, t)); word j of jax.random.uniform under it is
+// The random numbers of a stream at absolute step t, as the JAX path draws them: jax.random.fold_in(key,
+// t) is threefry(key, (0, t)) (qsn_step_key); entry j of jax.random.uniform under it is
 // threefry(key_t, (0, j)) with its two halves xor-ed (the partitionable layout), and the uniform is its
-// top 23 bits times 2^-23 (exact in float32).
+// top 23 bits times 2^-23 (exact in float32; qsn_uniform_at).
+// Poisson input p's counts for lanes first .. first + m - 1 at absolute step t, added to x.
+QSN_DEVICE void qsn_step_key(const unsigned key0, const unsigned key1, const unsigned t, unsigned& kt0,
+                              unsigned& kt1) {
+    kt0 = 0u;
+    kt1 = t;
+    qsn_threefry(key0, key1, kt0, kt1);
+}
+QSN_DEVICE float qsn_uniform_at(const unsigned kt0, const unsigned kt1, const unsigned j) {
+    unsigned x0 = 0u, x1 = j;
+    qsn_threefry(kt0, kt1, x0, x1);
+    return (float)((x0 ^ x1) >> 9) * 1.1920928955078125e-7f;
+}
+
 QSN_NET_FN void qsn_poisson_add(const qsn_net_poisson& p, const unsigned t, const int first, const int m,
                                 float* __restrict__ x) {
-    unsigned kt0 = 0u, kt1 = t;
-    qsn_threefry(p.key0, p.key1, kt0, kt1);
+    unsigned kt0, kt1;
+    qsn_step_key(p.key0, p.key1, t, kt0, kt1);
     float u[QSN_NET_LANES];
     int k[QSN_NET_LANES];
     const int* __restrict__ draw = p.draw ? p.draw + first : nullptr;
     for (int i = 0; i < m; ++i) {
-        unsigned x0 = 0u, x1 = draw ? (unsigned)draw[i] : (unsigned)(first + i);
-        qsn_threefry(kt0, kt1, x0, x1);
-        u[i] = (float)((x0 ^ x1) >> 9) * 1.1920928955078125e-7f;
+        u[i] = qsn_uniform_at(kt0, kt1, draw ? (unsigned)draw[i] : (unsigned)(first + i));
         k[i] = 0;
     }
     for (int j = 0; j < p.length; ++j) {  // the count over the table, every entry (no branch)
@@ -291,6 +318,16 @@ QSN_NET_FN void qsn_poisson_add(const qsn_net_poisson& p, const unsigned t, cons
 #endif
         x[i] = (!draw || draw[i] >= 0) ? add : x[i];
     }
+}
+
+// Item j of spike source g at step s of the call (kt0, kt1: its stream's key at that step, qsn_step_key):
+// the neuron that it makes spike, or -1. A Poisson source's item j is neuron j, which spikes when its
+// uniform is below emit_p[j] (jax.random.uniform(key_t, (n,)) < p); an array source's item j is entry j
+// of the step's list, if it has one.
+QSN_DEVICE int qsn_emit(const qsn_net_group& g, const unsigned kt0, const unsigned kt1, const int s, const int j) {
+    if (g.source == QSN_POISSON_SOURCE) return qsn_uniform_at(kt0, kt1, (unsigned)j) < g.emit_p[j] ? j : -1;
+    const int at = g.emit_start[s] + j;
+    return at < g.emit_start[s + 1] ? g.emit_idx[at] : -1;
 }
 
 // A receptor's variable at arrival, x = syn + ring slot (the slot is cleared) ...
@@ -494,6 +531,58 @@ QSN_NET_FN void qsn_net_deliver_dense(const qsn_net_projection& p, const qsn_net
     at -= at >= D ? D : 0;
     float* __restrict__ row = post.ring + ((long long)p.receptor * D + at) * n_post + q0;
     for (int q = 0; q < m; ++q) qsn_net_add(row + q, acc[q]);
+}
+
+// 5. STDP, the JAX path's update (networks/plasticity.py STDP.update) in passes, each over items no other
+// pass of its phase touches: (a) the traces' decay, every pre neuron i (x_pre, its value kept in
+// `scratch`) and post neuron j (x_post_old = x_post decay_minus, x_post = x_post_old; the old x_post kept in
+// x_post_old[n_post + j]); (b) the spikes: x = fma(old x, decay, 1) (XLA's contraction of x decay + spike)
+// for the spiking pre and post neurons, and depression along the rows of the
+// spiking pre neurons, w -= a_minus x_post_old[j] (times w - w_min when multiplicative); (c)
+// potentiation along the columns of the spiking post neurons, w += a_plus x_pre[i] (times w_max - w);
+// (d) additive bounds: clip what (b) and (c) touched (on the first step of a call, every slot, as the JAX
+// path clips all of them each step).
+QSN_DEVICE void qsn_stdp_decay_pre(const qsn_net_projection& p, const int i) {
+    p.scratch[i] = p.x_pre[i];
+    p.x_pre[i] = p.x_pre[i] * p.decay_plus;
+}
+QSN_DEVICE void qsn_stdp_decay_post(const qsn_net_projection& p, const int j) {
+    p.x_post_old[p.n_post + j] = p.x_post[j];
+    p.x_post_old[j] = p.x_post[j] * p.decay_minus;
+    p.x_post[j] = p.x_post_old[j];
+}
+QSN_DEVICE void qsn_stdp_spike_pre(const qsn_net_projection& p, const int i) {
+    p.x_pre[i] = fmaf(p.scratch[i], p.decay_plus, 1.0f);
+}
+QSN_DEVICE void qsn_stdp_spike_post(const qsn_net_projection& p, const int j) {
+    p.x_post[j] = fmaf(p.x_post_old[p.n_post + j], p.decay_minus, 1.0f);
+}
+QSN_NET_FN void qsn_stdp_depress(const qsn_net_projection& p, const int row, const int lane, const int stride) {
+    const long long first = (long long)row * p.width;
+    const int length = p.lengths[row];
+    for (int k = lane; k < length; k += stride) {
+        float& w = p.weights[first + k];
+        const float dw = p.a_minus * p.x_post_old[p.targets[first + k]];  // (XLA contracts the bound's product
+        w = p.multiplicative ? fmaf(-dw, w - p.w_min, w) : w - dw;          // with the sum, not dw's)
+    }
+}
+QSN_NET_FN void qsn_stdp_potentiate(const qsn_net_projection& p, const int col, const int lane, const int stride) {
+    for (int k = p.col_start[col] + lane; k < p.col_start[col + 1]; k += stride) {
+        const int slot = p.col_slot[k];
+        float& w = p.weights[slot];
+        const float dw = p.a_plus * p.x_pre[slot / p.width];  // (as depression: checked against XLA's
+        w = p.multiplicative ? fmaf(dw, p.w_max - w, w) : w + dw;  // rounding, tests/kernels)
+    }
+}
+QSN_DEVICE void qsn_stdp_clip(const qsn_net_projection& p, const long long slot) {
+    float& w = p.weights[slot];
+    w = w < p.w_min ? p.w_min : (w > p.w_max ? p.w_max : w);
+}
+QSN_NET_FN void qsn_stdp_clip_row(const qsn_net_projection& p, const int row, const int lane, const int stride) {
+    for (int k = lane; k < p.lengths[row]; k += stride) qsn_stdp_clip(p, (long long)row * p.width + k);
+}
+QSN_NET_FN void qsn_stdp_clip_col(const qsn_net_projection& p, const int col, const int lane, const int stride) {
+    for (int k = p.col_start[col] + lane; k < p.col_start[col + 1]; k += stride) qsn_stdp_clip(p, p.col_slot[k]);
 }
 
 // 6. What neuron i's spike at step s of the call records in monitor m (its group's): its positions'
