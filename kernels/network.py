@@ -71,7 +71,7 @@ class _Projection(ctypes.Structure):  # struct qsn_net_projection
     _fields_ = [
         ("pre", ctypes.c_int), ("post", ctypes.c_int), ("receptor", ctypes.c_int), ("n_pre", ctypes.c_int),
         ("n_post", ctypes.c_int), ("width", ctypes.c_int), ("dense", ctypes.c_int), ("n_delays", ctypes.c_int),
-        ("delay", ctypes.c_int), ("pad_", ctypes.c_int), ("targets", _P), ("lengths", _P), ("delays", _P),
+        ("delay", ctypes.c_int), ("first", ctypes.c_int), ("targets", _P), ("lengths", _P), ("delays", _P),
         ("weights", _P), ("scratch", _P),
         ("plastic", ctypes.c_int), ("multiplicative", ctypes.c_int),
         *[(name, ctypes.c_float) for name in ("a_plus", "a_minus", "decay_plus", "decay_minus", "w_min", "w_max")],
@@ -291,7 +291,8 @@ class _NetworkKernel:
                              delays=np.asarray(spec.delays, np.int32), scratch=np.zeros(spec.n_post, f32))
             self._keep.append(extra)
             self._projections.append(dict(name=pname, pre=self._index[spec.pre], post=self._index[spec.post],
-                                          receptor=spec.receptor, n_pre=spec.n_pre, n_post=spec.n_post, **extra))
+                                          receptor=spec.receptor, n_pre=spec.n_pre, n_post=spec.n_post,
+                                          first=spec.first, **extra))
         self._monitors = []
         for mname, m in net.monitors.items():
             inverse = None if m.index is None else _invert(np.asarray(m.index), m.group.n)
@@ -377,7 +378,7 @@ class _NetworkKernel:
         self._c_projections = (_Projection * max(len(self._projections), 1))()
         for pi, p in enumerate(self._projections):
             st = self._c_projections[pi]
-            for field in ("pre", "post", "receptor", "n_pre", "n_post", "width", "dense", "n_delays", "delay"):
+            for field in ("pre", "post", "receptor", "n_pre", "n_post", "width", "dense", "n_delays", "delay", "first"):
                 setattr(st, field, p[field])
             st.targets, st.lengths, st.delays, st.scratch = (self._address(p[k])
                                                               for k in ("targets", "lengths", "delays", "scratch"))

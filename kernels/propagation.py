@@ -91,7 +91,8 @@ def deliver(runner: Runner, spec: ProjectionSpec, arrays: ProjectionArrays, weig
         spec, arrays: the built projection (``"event"`` path: ``arrays.targets`` and ``arrays.delays``
             ``(n_pre + 1, K)`` int32, delays in steps).
         weights: ``(n_pre + 1, K)`` float32 ELL weights, in the receptor's units.
-        spikes: ``(n_pre,)`` bool (or 0/1) spikes of the presynaptic group at step ``t``.
+        spikes: ``(pre_size,)`` bool (or 0/1) spikes of the presynaptic group at step ``t`` (the rows are
+            its neurons ``spec.first`` .. ``spec.first + n_pre - 1``).
         ring: ``(receptors, D, n_post)`` float32 ring buffer of the target group (JAX arrays are
             immutable: the kernel updates a copy).
         t: the step (int or int32 scalar array, ``>= 0``).
@@ -105,10 +106,11 @@ def deliver(runner: Runner, spec: ProjectionSpec, arrays: ProjectionArrays, weig
         ConfigurationError: dense path, non-float32 weights or ring, or shapes that do not match.
     """
     check_supported(spec, weights, ring)
-    if tuple(spikes.shape) != (spec.n_pre,):
+    if tuple(spikes.shape) != (spec.pre_size,):
         raise ConfigurationError(
-            f"projection {spec.name!r}: spikes must be ({spec.n_pre},), but have shape {tuple(spikes.shape)}"
+            f"projection {spec.name!r}: spikes must be ({spec.pre_size},), but have shape {tuple(spikes.shape)}"
         )
+    spikes = spec.presynaptic(spikes)
     xp = runner.xp
     # the compact row list sizes the launch; on CuPy this one count is the step's only host sync
     rows = xp.flatnonzero(runner.from_jax(spikes)).astype(xp.int32)

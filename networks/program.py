@@ -252,7 +252,8 @@ def _delivery_phase(program: Program, consts: dict, state: Any, key: jax.Array, 
         ring[p.post] = p.deliver(parrays[p.name], weights[p.name], spikes[p.pre], ring[p.post], t)
         if p.plasticity is not None:
             traces[p.name], weights[p.name] = p.plasticity.update(
-                traces[p.name], weights[p.name], parrays[p.name].targets, spikes[p.pre], mine[p.post], program.dt)
+                traces[p.name], weights[p.name], parrays[p.name].targets, p.presynaptic(spikes[p.pre]), mine[p.post],
+                program.dt)
     state = state._replace(ring=ring, weights=weights, traces=traces, count=count)
     # 6. monitors of spikes
     view = StepView(spikes, state.neurons, state.syn, gconsts)

@@ -137,16 +137,18 @@ class Projection:
     def connect(self, key: jax.Array, dt: float, dtype: Any) -> tuple[Synapses, np.ndarray, np.ndarray]:
         """Draw ``(synapses, weights, delay_steps)`` in group indices, sorted by ``(pre, post)``: ``(m,)``
         host arrays read off the rows :meth:`draw` writes."""
-        targets, w, d, m = self.draw(key, dt, dtype)
+        targets, w, d, m, first = self.draw(key, dt, dtype)
         n_post = self.post.n
         flat = np.flatnonzero(targets.reshape(-1) < n_post)
         width = targets.shape[1]
-        return Synapses(flat // width, targets.reshape(-1)[flat], None, m), w.reshape(-1)[flat], d.reshape(-1)[flat]
+        return (Synapses(first + flat // width, targets.reshape(-1)[flat], None, m), w.reshape(-1)[flat],
+                d.reshape(-1)[flat])
 
-    def draw(self, key: jax.Array, dt: float, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """Draw the synapses into the event path's ELL rows: host arrays ``(n_pre + 1, K)`` of targets
-        (int32, group indices, each row increasing and left-packed, padding and row ``n_pre`` -> ``n_post``),
-        weights (``dtype``, 0 at padding) and delays (int32 steps), and the synapse count."""
+    def draw(self, key: jax.Array, dt: float, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+        """Draw the synapses into the event path's ELL rows: host arrays ``(rows + 1, K)`` of targets
+        (int32, group indices, each row increasing and left-packed, padding and the last row -> ``n_post``),
+        weights (``dtype``, 0 at padding) and delays (int32 steps), the synapse count, and the presynaptic
+        neuron of row 0 (rows: see ``_place``)."""
         k_conn, k_w, k_d = (build_key(k) for k in jax.random.split(key, 3))
         n_pre = self.pre.n if self.pre_index is None else self.pre_index.size
         n_post = self.post.n if self.post_index is None else self.post_index.size
@@ -159,7 +161,8 @@ class Projection:
         rows = self.rule.generate(k_conn, n_pre, n_post, autapses=self.allow_autapses or not same, multapses=self.allow_multapses)
         # overlapping but different views: the rule drew in view indices, so the i -> i pairs of the group
         # go afterwards (their targets get fewer synapses than the rule says)
-        targets, slot, m = _place(rows, self, n_post, drop_autapses=not self.allow_autapses and self.pre is self.post and not same)
+        targets, slot, m, first = _place(rows, self, n_post,
+                                         drop_autapses=not self.allow_autapses and self.pre is self.post and not same)
         n_post_group = self.post.n
         w, lowest, _ = per_synapse(f"Projection {self.name} weight", self.weight, k_w, targets, n_post_group, slot, dtype,
                                   block=block_size(targets.size))
@@ -178,7 +181,7 @@ class Projection:
                 f"Projection {self.name}: delays must be at most {_MAX_DELAY_STEPS} steps ({_MAX_DELAY_STEPS * dt:.6g} ms "
                 f"at dt = {dt} ms), but one is {longest!r} ms"
             )
-        return targets, w, d, m
+        return targets, w, d, m, first
 
 
 def _increasing(index: np.ndarray | None) -> bool:
@@ -186,9 +189,12 @@ def _increasing(index: np.ndarray | None) -> bool:
 
 
 def _place(rows: Rows, proj: Projection, n_post_view: int, drop_autapses: bool):
-    """The rule's rows (view indices) as the ``(n_pre + 1, K)`` targets of the groups, with the slot map of
-    per-synapse arrays and the synapse count. Views in increasing order map row by row (no list is
-    formed); others, and overlapping views without autapses, go through a synapse list."""
+    """The rule's rows (view indices) as ``(rows + 1, K)`` targets in the target group's indices, with the
+    slot map of per-synapse arrays, the synapse count and the presynaptic neuron of row 0 (``first``).
+    A contiguous increasing view of the source (``g[a:b]``) stores the rows of its own neurons only
+    (``rows = b - a``, ``first = a``: a group split into E and I keeps one row per neuron in all); other
+    sources keep a row per neuron of the group (``first = 0``). Views in increasing order map row by row
+    (no list is formed); others, and overlapping views without autapses, go through a synapse list."""
     n_pre, n_post = proj.pre.n, proj.post.n
     pre_index, post_index = proj.pre_index, proj.post_index
     if not (_increasing(pre_index) and _increasing(post_index)) or drop_autapses:
@@ -211,39 +217,36 @@ def _place(rows: Rows, proj: Projection, n_post_view: int, drop_autapses: bool):
             position[keep] = group.slot()
             return position[np.searchsorted(flat, view_slot())]
 
-        return targets, None if rows.slot is None else slot, group.count
+        return targets, None if rows.slot is None else slot, group.count, 0
     width = rows.width
-    targets = host_empty((n_pre + 1, width), np.int32)
     scattered = pre_index is not None and pre_index[-1] - pre_index[0] + 1 != pre_index.size
-    if pre_index is None:
-        view = targets[:n_pre]
-    elif not scattered:  # a contiguous range: written in place
-        view = targets[pre_index[0] : pre_index[-1] + 1]
+    if pre_index is not None and not scattered:  # a contiguous range: rows of its own neurons only
+        first = int(pre_index[0])
+        targets = host_empty((pre_index.size + 1, width), np.int32)
+        view = targets[: pre_index.size]
     else:
-        view = np.empty((pre_index.size, width), np.int32)
+        first = 0
+        targets = host_empty((n_pre + 1, width), np.int32)
+        view = targets[:n_pre] if pre_index is None else np.empty((pre_index.size, width), np.int32)
     rows.fill(view)
     if post_index is not None:
         lut = np.append(post_index, n_post).astype(np.int32)  # padding n_post_view -> n_post
         step = max(1, (1 << 22) // width)
         for r0 in range(0, view.shape[0], step):
             view[r0 : r0 + step] = lut[view[r0 : r0 + step]]
-    if pre_index is None:
-        targets[n_pre] = n_post
+    if scattered:
+        inside = np.zeros(n_pre + 1, bool)
+        inside[pre_index] = True
+        targets[~inside] = n_post
+        targets[pre_index] = view
     else:
-        if scattered:
-            inside = np.zeros(n_pre + 1, bool)
-            inside[pre_index] = True
-            targets[~inside] = n_post
-            targets[pre_index] = view
-        else:
-            targets[: pre_index[0]] = n_post
-            targets[pre_index[-1] + 1 :] = n_post
+        targets[-1] = n_post
 
     def slot(view_slot=rows.slot):
         s = view_slot()
-        return s if pre_index is None else pre_index[s // width] * width + s % width
+        return s if pre_index is None else (pre_index[s // width] - first) * width + s % width
 
-    return targets, None if rows.slot is None else slot, rows.count
+    return targets, None if rows.slot is None else slot, rows.count, first
 
 
 def _check_rounding(owner: str, delay: Any, dt: float) -> None:
@@ -300,7 +303,10 @@ def footprint(proj: Projection, dt: float, dtype: Any) -> Footprint:
             n_delays = max(1, np.unique(np.rint(np.asarray(as_values("delay", proj.delay), np.float64) / dt)).size)
         arrays = n_delays * entries * item + bucket(m) * 12  # and the (pre, post, slot) list
     else:
-        arrays = (n_pre + 1) * max(widest, 1) * (8 + item)
+        index = proj.pre_index
+        contiguous = index is not None and index.size and index[-1] - index[0] + 1 == index.size and _increasing(index)
+        rows = index.size if contiguous else n_pre  # (_place: a contiguous view keeps its own rows)
+        arrays = (rows + 1) * max(widest, 1) * (8 + item)
     if proj.plasticity is not None:
         arrays += 2 * (n_pre + n_post) * item
     return Footprint(m, arrays, transient, longest)
@@ -383,28 +389,34 @@ class EventProjection(NamedTuple):
     receptor: int  # index of the receptor in the target group's ring buffer
     delays: tuple[int, ...]  # () on this path: each synapse has its own delay
     block: int  # capacity in spiking rows per step
-    n_pre: int
+    n_pre: int  # rows: the presynaptic neurons first .. first + n_pre - 1 of the source group
     n_post: int  # targets this projection delivers to (a partitioned device: its slice of the group)
     plasticity: STDP | None
+    first: int  # the source group's neuron of row 0 (a contiguous view g[a:b] of it: a)
+    pre_size: int  # neurons in the source group (its spike vectors)
 
     path = "event"
 
+    def presynaptic(self, spikes: jax.Array) -> jax.Array:
+        """The rows' part ``(n_pre,)`` of the source group's spikes ``(pre_size,)``."""
+        return spikes if (self.first, self.n_pre) == (0, self.pre_size) else spikes[self.first : self.first + self.n_pre]
+
     def deliver(self, arrays: "ProjectionArrays", weights: jax.Array, spikes: jax.Array, ring: jax.Array,
                 t: jax.Array) -> jax.Array:
-        """Add the spikes ``(n_pre,)`` of step ``t`` into ``ring`` ``(receptors, D, n_post)``.
+        """Add the source group's spikes ``(pre_size,)`` of step ``t`` into ``ring`` ``(receptors, D, n_post)``.
 
         The first ``block`` spiking rows are gathered (padding row ``n_pre`` when fewer spiked); the
         caller checks that no step had more (``Network.run`` re-runs with a larger ``block``), so
         nothing is dropped.
         """
         depth = ring.shape[1]
-        (rows,) = jnp.nonzero(spikes, size=self.block, fill_value=self.n_pre)
+        (rows,) = jnp.nonzero(self.presynaptic(spikes), size=self.block, fill_value=self.n_pre)
         slot = (t + 1 + arrays.delays[rows]) % depth
         return ring.at[self.receptor, slot, arrays.targets[rows]].add(weights[rows], mode="drop")
 
     def busy(self, spikes: jax.Array) -> jax.Array:
         """Rows this step gathers: the spiking presynaptic neurons (checked against ``block``)."""
-        return jnp.sum(spikes, dtype=jnp.int32)
+        return jnp.sum(self.presynaptic(spikes), dtype=jnp.int32)
 
     def longest_delay(self, arrays: "ProjectionArrays", synapses: int) -> int:
         """Longest delay of the drawn synapses, steps (0 without any)."""
@@ -418,19 +430,21 @@ class EventProjection(NamedTuple):
         return int(d[valid].min())
 
     def dense_weights(self, arrays: "ProjectionArrays", weights: jax.Array) -> np.ndarray:
-        """``(n_pre, n_post)`` total weight per pair (summed over multapses), on the host."""
+        """``(pre_size, n_post)`` total weight per pair (summed over multapses), on the host."""
         w = np.asarray(weights)
-        out = np.zeros((self.n_pre, self.n_post + 1), w.dtype)
+        out = np.zeros((self.pre_size, self.n_post + 1), w.dtype)
         tg = np.asarray(arrays.targets)[: self.n_pre]
-        np.add.at(out, (np.repeat(np.arange(self.n_pre), tg.shape[1]), tg.reshape(-1)), w[: self.n_pre].reshape(-1))
+        np.add.at(out, (self.first + np.repeat(np.arange(self.n_pre), tg.shape[1]), tg.reshape(-1)),
+                  w[: self.n_pre].reshape(-1))
         return out[:, : self.n_post]
 
     def synapse_list(self, arrays: "ProjectionArrays", weights: jax.Array) -> dict[str, np.ndarray]:
-        """Host arrays ``pre``, ``post``, ``weight``, ``delay`` (steps) sorted by ``(pre, post)``."""
+        """Host arrays ``pre``, ``post`` (group indices), ``weight``, ``delay`` (steps) sorted by ``(pre, post)``."""
         w = np.asarray(weights)
         tg = np.asarray(arrays.targets)[: self.n_pre]
         rows, cols = np.nonzero(tg < self.n_post)
-        return dict(pre=rows, post=tg[rows, cols], weight=w[rows, cols], delay=np.asarray(arrays.delays)[rows, cols])
+        return dict(pre=self.first + rows, post=tg[rows, cols], weight=w[rows, cols],
+                    delay=np.asarray(arrays.delays)[rows, cols])
 
 
 class DenseProjection(NamedTuple):
@@ -446,8 +460,13 @@ class DenseProjection(NamedTuple):
     n_pre: int
     n_post: int
     plasticity: STDP | None
+    first: int  # 0: a row per neuron of the source group
+    pre_size: int  # == n_pre
 
     path = "dense"
+
+    def presynaptic(self, spikes: jax.Array) -> jax.Array:
+        return spikes
 
     def deliver(self, arrays: "ProjectionArrays", weights: jax.Array, spikes: jax.Array, ring: jax.Array,
                 t: jax.Array) -> jax.Array:
@@ -494,8 +513,9 @@ class ProjectionArrays(NamedTuple):
 
 def build(proj: Projection, key: jax.Array, dt: float, dtype: Any, receptor: int) -> tuple[ProjectionSpec, ProjectionArrays, jax.Array, int]:
     """Connect ``proj``; returns its spec, constant arrays, initial weights (ELL or dense) and synapse count."""
-    targets, w, d, m = proj.draw(key, dt, dtype)
+    targets, w, d, m, first = proj.draw(key, dt, dtype)
     n_pre, n_post = proj.pre.n, proj.post.n
+    rows = targets.shape[0] - 1  # the event path's rows (first .. first + rows - 1 of the source)
     path = proj.propagation
     if path == "auto" and (proj.plasticity is not None or n_pre * n_post > _DENSE_MAX_ENTRIES):
         path = "event"  # the dense matrices could not fit: no need to look at the delays
@@ -506,18 +526,20 @@ def build(proj: Projection, key: jax.Array, dt: float, dtype: Any, receptor: int
         if path == "auto":
             entries = len(delays) * n_pre * n_post
             path = "dense" if entries <= _DENSE_MAX_ENTRIES and m >= _DENSE_MIN_DENSITY * entries else "event"
-    block = min(n_pre, proj.event_block or 2 ** math.ceil(math.log2(max(64, n_pre / 64))))
-    kind = DenseProjection if path == "dense" else EventProjection
-    spec = kind(proj.name, proj.pre.name, proj.post.name, receptor, delays if path == "dense" else (), block, n_pre, n_post,
-                proj.plasticity)
     if path == "dense":
+        block = min(n_pre, proj.event_block or 2 ** math.ceil(math.log2(max(64, n_pre / 64))))
+        spec = DenseProjection(proj.name, proj.pre.name, proj.post.name, receptor, delays, block, n_pre, n_post,
+                               proj.plasticity, 0, n_pre)
         size = bucket(m)
         pre, post = np.full(size, SENTINEL, np.int32), np.zeros(size, np.int32)
         wl, dl = np.zeros(size, w.dtype), np.zeros(size, np.int32)
-        pre[:m], post[:m] = np.nonzero(valid)[0], targets[valid]
+        pre[:m], post[:m] = first + np.nonzero(valid)[0], targets[valid]
         wl[:m], dl[:m] = w[valid], d[valid]
         weights, slot = _dense_fill(pre, post, wl, dl, jnp.asarray(delays, jnp.int32), n_pre, n_post)
         return spec, ProjectionArrays(None, None, (jnp.asarray(pre), jnp.asarray(post), slot)), weights, m
+    block = min(rows, proj.event_block or 2 ** math.ceil(math.log2(max(64, rows / 64))))
+    spec = EventProjection(proj.name, proj.pre.name, proj.post.name, receptor, (), max(block, 1), rows, n_post,
+                           proj.plasticity, first, n_pre)
     # host arrays aligned for jax.device_put to adopt them without a copy (on the CPU)
     return spec, ProjectionArrays(jax.device_put(targets), jax.device_put(d)), jax.device_put(w), m
 

@@ -111,8 +111,10 @@ void qsn_stdp(const qsn_net_projection& p, const qsn_net_group& pre, const qsn_n
     for (int i = 0; i < p.n_pre; ++i) qsn_stdp_decay_pre(p, i);  // (a)
     for (int j = 0; j < p.n_post; ++j) qsn_stdp_decay_post(p, j);
     for (int k = 0; k < pre.n_spiked; ++k) {  // (b)
-        qsn_stdp_spike_pre(p, pre.spiked[k]);
-        qsn_stdp_depress(p, pre.spiked[k], 0, 1);
+        const int row = qsn_net_row(p, pre.spiked[k]);
+        if (row < 0) continue;
+        qsn_stdp_spike_pre(p, row);
+        qsn_stdp_depress(p, row, 0, 1);
     }
     for (int k = 0; k < post.n_spiked; ++k) qsn_stdp_spike_post(p, post.spiked[k]);
     for (int k = 0; k < post.n_spiked; ++k) qsn_stdp_potentiate(p, post.spiked[k], 0, 1);  // (c)
@@ -121,7 +123,8 @@ void qsn_stdp(const qsn_net_projection& p, const qsn_net_group& pre, const qsn_n
         for (long long slot = 0; slot < (long long)(p.n_pre + 1) * p.width; ++slot) qsn_stdp_clip(p, slot);
         return;
     }
-    for (int k = 0; k < pre.n_spiked; ++k) qsn_stdp_clip_row(p, pre.spiked[k], 0, 1);
+    for (int k = 0; k < pre.n_spiked; ++k)
+        if (qsn_net_row(p, pre.spiked[k]) >= 0) qsn_stdp_clip_row(p, qsn_net_row(p, pre.spiked[k]), 0, 1);
     for (int k = 0; k < post.n_spiked; ++k) qsn_stdp_clip_col(p, post.spiked[k], 0, 1);
 }
 

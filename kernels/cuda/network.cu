@@ -134,7 +134,9 @@ QSN_NET_FN void qsn_net_stdp(const qsn_net_group* groups, const int n_projection
         const long long rows = (long long)pre.step_spiked[s] * QSN_NET_ROW_LANES;
         QSN_GRID_STRIDE(item, rows + post.step_spiked[s]) {
             if (item < rows) {
-                const int row = pre.spiked[item / QSN_NET_ROW_LANES], lane = (int)(item % QSN_NET_ROW_LANES);
+                const int row = qsn_net_row(p, pre.spiked[item / QSN_NET_ROW_LANES]);
+                const int lane = (int)(item % QSN_NET_ROW_LANES);
+                if (row < 0) continue;
                 if (lane == 0) qsn_stdp_spike_pre(p, row);
                 qsn_stdp_depress(p, row, lane, QSN_NET_ROW_LANES);
             } else {
@@ -163,10 +165,14 @@ QSN_NET_FN void qsn_net_stdp(const qsn_net_group* groups, const int n_projection
         }
         const long long rows = (long long)pre.step_spiked[s] * QSN_NET_ROW_LANES;
         QSN_GRID_STRIDE(item, rows + (long long)post.step_spiked[s] * QSN_NET_ROW_LANES) {
-            const long long at = item < rows ? item : item - rows;
-            const int lane = (int)(at % QSN_NET_ROW_LANES);
-            if (item < rows) qsn_stdp_clip_row(p, pre.spiked[at / QSN_NET_ROW_LANES], lane, QSN_NET_ROW_LANES);
-            else qsn_stdp_clip_col(p, post.spiked[at / QSN_NET_ROW_LANES], lane, QSN_NET_ROW_LANES);
+            const bool along_row = item < rows;
+            const long long at = along_row ? item : item - rows;
+            const int lane = (int)(at % QSN_NET_ROW_LANES), k = (int)(at / QSN_NET_ROW_LANES);
+            if (!along_row) {
+                qsn_stdp_clip_col(p, post.spiked[k], lane, QSN_NET_ROW_LANES);
+            } else if (qsn_net_row(p, pre.spiked[k]) >= 0) {
+                qsn_stdp_clip_row(p, qsn_net_row(p, pre.spiked[k]), lane, QSN_NET_ROW_LANES);
+            }
         }
     }
 }

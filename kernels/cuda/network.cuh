@@ -118,7 +118,8 @@ struct qsn_net_group {
 
 struct qsn_net_projection {
     int pre, post, receptor, n_pre, n_post, width, dense, n_delays;
-    int delay, pad_;       // event: the one delay (steps) of every synapse, or -1 (then `delays` says)
+    int delay;             // event: the one delay (steps) of every synapse, or -1 (then `delays` says)
+    int first;             // event: row r holds the synapses of neuron first + r of the source group
     const int* targets;    // event: (n_pre + 1, width) ELL targets, padding == n_post, rows left-packed
     const int* lengths;    // event: (n_pre + 1,) targets of each row before its padding
     const int* delays;     // event: (n_pre + 1, width) delay x n_post, the offset of the delay's ring
@@ -486,12 +487,21 @@ QSN_DEVICE int qsn_net_count(int* counter, const int by) {
 #endif
 }
 
-// 4. Columns lane, lane + stride, ... of the ELL row of presynaptic neuron `row` into the ring buffer
+// The row of source neuron `neuron` in event projection p, or -1 if it has none (a projection from a
+// contiguous view g[a:b] stores the rows of a .. b - 1 only).
+QSN_DEVICE int qsn_net_row(const qsn_net_projection& p, const int neuron) {
+    const int row = neuron - p.first;
+    return row >= 0 && row < p.n_pre ? row : -1;
+}
+
+// 4. Columns lane, lane + stride, ... of the ELL row of presynaptic neuron `neuron` into the ring buffer
 // of the projection's target, whose step t reads slot `slot` (= t % D): delay d lands in slot
 // (t + 1 + d) % D, which is (slot + 1 + d) reduced once, since d < D. Rows are left-packed: the row's
 // length ends it.
 QSN_NET_FN void qsn_net_deliver_row(const qsn_net_projection& p, const qsn_net_group& post, const int slot,
-                                    const int row, const int lane, const int stride) {
+                                    const int neuron, const int lane, const int stride) {
+    const int row = qsn_net_row(p, neuron);
+    if (row < 0) return;
     const int D = post.depth, n_post = p.n_post, W = p.width, length = p.lengths[row];
     const int next = slot + 1 == D ? 0 : slot + 1;
     float* __restrict__ base = post.ring + (long long)p.receptor * D * n_post;
@@ -551,8 +561,8 @@ QSN_DEVICE void qsn_stdp_decay_post(const qsn_net_projection& p, const int j) {
     p.x_post_old[j] = p.x_post[j] * p.decay_minus;
     p.x_post[j] = p.x_post_old[j];
 }
-QSN_DEVICE void qsn_stdp_spike_pre(const qsn_net_projection& p, const int i) {
-    p.x_pre[i] = fmaf(p.scratch[i], p.decay_plus, 1.0f);
+QSN_DEVICE void qsn_stdp_spike_pre(const qsn_net_projection& p, const int row) {
+    p.x_pre[row] = fmaf(p.scratch[row], p.decay_plus, 1.0f);
 }
 QSN_DEVICE void qsn_stdp_spike_post(const qsn_net_projection& p, const int j) {
     p.x_post[j] = fmaf(p.x_post_old[p.n_post + j], p.decay_minus, 1.0f);

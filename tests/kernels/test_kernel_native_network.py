@@ -445,7 +445,8 @@ def test_spike_sources_equal_the_jax_path(kernel):
 
 
 def _plastic(bounds):
-    """A recurrent group and a Poisson source onto it, both through STDP projections (``bounds`` bounds),
+    """A recurrent projection from a slice of a group (its own rows only) and a Poisson source onto the
+    group, both through STDP projections (``bounds`` bounds),
     weights drawn per synapse, some of them outside the bounds at the start (clipped on the first step)."""
     def make():
         net = Network()
@@ -456,8 +457,8 @@ def _plastic(bounds):
         rule = STDP(tau_plus=15.0, tau_minus=25.0, a_plus=0.05, a_minus=0.06, w_min=0.0, w_max=3.0, bounds=bounds)
         net.add(Projection(src, g, fixed_probability(0.3), weight=uniform(0.5, 3.5), delay=0.3, receptor="exc",
                            plasticity=rule, name="ff"))
-        net.add(Projection(g, g, fixed_probability(0.1), weight=uniform(0.0, 2.0), delay=uniform(0.0, 1.0),
-                           receptor="exc", plasticity=rule, name="rec"))
+        net.add(Projection(g[30:100], g, fixed_probability(0.15), weight=uniform(0.0, 2.0), delay=uniform(0.0, 1.0),
+                           receptor="exc", plasticity=rule, name="rec"))  # rows of neurons 30 .. 99 only
         net.add(CurrentInput(g, 8.0))
         net.add(SpikeMonitor(g, name="spikes"))
         return net
@@ -471,7 +472,7 @@ def test_stdp_equals_the_jax_path(bounds, kernel):
     traces equal to the last bit, weights to an ulp or two (XLA contracts an update's product into the
     sum, or not, depending on how it fuses the step: the same update on its own rounds as the kernel)."""
     a, b = _pair(_plastic(bounds), 40.0, kernel, chunk_steps=150)
-    assert a["spikes"].step.size > 100
+    assert a["spikes"].step.size > 100 and a._specs["rec"].first == 30 and a._specs["rec"].n_pre == 70
     _assert_same_trains(_spikes(a), _spikes(b), f"STDP {bounds}")
     for name in ("ff", "rec"):
         w0 = _plastic(bounds)().build(jax.random.key(3)).state.weights[name]

@@ -621,3 +621,32 @@ def test_jump_spiking_in_a_network_without_input():
     )
     se = np.sqrt(counts.var(ddof=1) / n + ref.var(ddof=1) / n)
     assert abs(counts.mean() - ref.mean()) < SIGMA * se
+
+
+def test_projections_from_a_slice_store_the_rows_of_its_neurons_only():
+    """A group split into E and I by slices keeps one ELL row per neuron in all (not one per neuron of the
+    group in each projection); the synapse list, the weight matrix and the run speak group indices."""
+    from qsn.networks.projection import footprint
+
+    net = Network()
+    g = net.add(NeuronGroup(100, qsn.NeuronParams(v_rest=-60.0, v_th=-50.0, tau_m=10.0, dt=DT), name="g"))
+    e = net.add(Projection(g[:80], g, fixed_probability(0.2), weight=0.5, delay=0.5, receptor="exc", name="e",
+                           propagation="event"))
+    i = net.add(Projection(g[80:], g, fixed_probability(0.2), weight=-2.0, delay=0.5, receptor="exc", name="i",
+                           propagation="event"))
+    net.add(CurrentInput(g, 12.0))
+    estimates = {p.name: footprint(p, DT, np.float32).arrays for p in (e, i)}
+    assert estimates["i"] < 0.3 * estimates["e"]  # the memory preflight counts 21 rows against 81
+    net.build(jax.random.key(0))
+    for name, first, rows in (("e", 0, 80), ("i", 80, 20)):
+        spec, targets = net._specs[name], np.asarray(net._arrays[name].targets)
+        assert (spec.first, spec.n_pre, spec.pre_size) == (first, rows, 100) and targets.shape[0] == rows + 1
+        syn = net.synapses(name)
+        assert syn["pre"].min() >= first and syn["pre"].max() < first + rows
+        w = net.weights(name)
+        assert w.shape == (100, 100) and np.all(w[:first] == 0) and np.all(w[first + rows:] == 0)
+        want = np.zeros((100, 100))
+        np.add.at(want, (syn["pre"], syn["post"]), syn["weight"])
+        np.testing.assert_array_equal(w, want)
+    net.run(20.0)
+    assert net.spike_count("g").sum() > 0
