@@ -89,7 +89,7 @@ def deliver(runner: Runner, spec: ProjectionSpec, arrays: ProjectionArrays, weig
     Args:
         runner: :class:`~qsn.kernels.runner.CupyRunner` or :class:`~qsn.kernels.runner.HostRunner`.
         spec, arrays: the built projection (``"event"`` path: ``arrays.targets`` and ``arrays.delays``
-            ``(n_pre + 1, K)`` int32, delays in steps).
+            ``(n_pre + 1, K)``, delays in steps: int32, or int16 as the build stores them where they fit).
         weights: ``(n_pre + 1, K)`` float32 ELL weights, in the receptor's units.
         spikes: ``(pre_size,)`` bool (or 0/1) spikes of the presynaptic group at step ``t`` (the rows are
             its neurons ``spec.first`` .. ``spec.first + n_pre - 1``).
@@ -117,6 +117,6 @@ def deliver(runner: Runner, spec: ProjectionSpec, arrays: ProjectionArrays, weig
     if rows.shape[0] == 0:
         return ring
     out = xp.array(runner.from_jax(ring), copy=True)  # the kernel adds in place; JAX's buffer must stay intact
-    propagate(runner, spec, runner.from_jax(arrays.targets), runner.from_jax(weights), runner.from_jax(arrays.delays),
-              rows, out, int(t))
+    delays = xp.asarray(runner.from_jax(arrays.delays), dtype=xp.int32)  # (stored int16 where they fit)
+    propagate(runner, spec, runner.from_jax(arrays.targets), runner.from_jax(weights), delays, rows, out, int(t))
     return runner.to_jax(out)

@@ -147,8 +147,8 @@ class Projection:
     def draw(self, key: jax.Array, dt: float, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
         """Draw the synapses into the event path's ELL rows: host arrays ``(rows + 1, K)`` of targets
         (int32, group indices, each row increasing and left-packed, padding and the last row -> ``n_post``),
-        weights (``dtype``, 0 at padding) and delays (int32 steps), the synapse count, and the presynaptic
-        neuron of row 0 (rows: see ``_place``)."""
+        weights (``dtype``, 0 at padding) and delays (steps, int16 where they fit: :func:`narrow_delays`),
+        the synapse count, and the presynaptic neuron of row 0 (rows: see ``_place``)."""
         k_conn, k_w, k_d = (build_key(k) for k in jax.random.split(key, 3))
         n_pre = self.pre.n if self.pre_index is None else self.pre_index.size
         n_post = self.post.n if self.post_index is None else self.post_index.size
@@ -181,7 +181,18 @@ class Projection:
                 f"Projection {self.name}: delays must be at most {_MAX_DELAY_STEPS} steps ({_MAX_DELAY_STEPS * dt:.6g} ms "
                 f"at dt = {dt} ms), but one is {longest!r} ms"
             )
-        return targets, w, d, m, first
+        return targets, w, narrow_delays(d, longest / dt if m else 0.0), m, first
+
+
+def narrow_delays(steps: np.ndarray, longest: float) -> np.ndarray:
+    """Per-synapse delays ``steps`` (int32) as int16 when the longest, ``longest`` steps, fits (below 2^15:
+    3.2 s at dt = 0.1 ms), else as they are: 2 of the 10-12 bytes a synapse keeps.
+
+    Example:
+        >>> narrow_delays(np.array([[0, 15]], np.int32), 15.0).dtype
+        dtype('int16')
+    """
+    return steps.astype(np.int16) if round(longest) < np.iinfo(np.int16).max else steps
 
 
 def _increasing(index: np.ndarray | None) -> bool:
@@ -306,7 +317,8 @@ def footprint(proj: Projection, dt: float, dtype: Any) -> Footprint:
         index = proj.pre_index
         contiguous = index is not None and index.size and index[-1] - index[0] + 1 == index.size and _increasing(index)
         rows = index.size if contiguous else n_pre  # (_place: a contiguous view keeps its own rows)
-        arrays = (rows + 1) * max(widest, 1) * (8 + item)
+        delay_bytes = 2 if longest and longest < np.iinfo(np.int16).max else 4  # (narrow_delays; unbounded: 4)
+        arrays = (rows + 1) * max(widest, 1) * (4 + delay_bytes + item)
     if proj.plasticity is not None:
         arrays += 2 * (n_pre + n_post) * item
     return Footprint(m, arrays, transient, longest)
@@ -411,7 +423,7 @@ class EventProjection(NamedTuple):
         """
         depth = ring.shape[1]
         (rows,) = jnp.nonzero(self.presynaptic(spikes), size=self.block, fill_value=self.n_pre)
-        slot = (t + 1 + arrays.delays[rows]) % depth
+        slot = (t + 1 + arrays.delays[rows].astype(t.dtype)) % depth
         return ring.at[self.receptor, slot, arrays.targets[rows]].add(weights[rows], mode="drop")
 
     def busy(self, spikes: jax.Array) -> jax.Array:
@@ -507,7 +519,7 @@ class ProjectionArrays(NamedTuple):
     """Device arrays of a built projection that do not change during a run."""
 
     targets: jax.Array | None  # (n_pre + 1, K) int32 — ELL targets; row n_pre and padding -> n_post
-    delays: jax.Array | None  # (n_pre + 1, K) int32 — delay in steps (event path)
+    delays: jax.Array | None  # (n_pre + 1, K) int16 or int32 — delay in steps (event path; narrow_delays)
     synapses: tuple | None = None  # dense path: (pre, post, delay slot) (m,) each, for synapse_list
 
 

@@ -650,3 +650,21 @@ def test_projections_from_a_slice_store_the_rows_of_its_neurons_only():
         np.testing.assert_array_equal(w, want)
     net.run(20.0)
     assert net.spike_count("g").sum() > 0
+
+
+@pytest.mark.parametrize("delay_ms, dtype", [(0.5, np.int16), (3276.6, np.int16), (3276.7, np.int32)])
+def test_delays_are_stored_in_two_bytes_where_they_fit(delay_ms, dtype):
+    """Per-synapse delays (steps) are int16 when the longest is below 2^15 - 1 steps, else int32; a spike
+    then arrives round(delay / dt) + 1 steps later either way."""
+    net = Network()
+    g = net.add(NeuronGroup(3, qsn.NeuronParams(v_rest=-60.0, v_th=-50.0, tau_m=10.0, dt=DT), receptors={"d": Delta()},
+                            name="g"))
+    src = net.add(SpikeSourceArray(1, [0], [0.0], name="src"))
+    net.add(Projection(src, g, explicit([0, 0], [0, 2]), weight=20.0, delay=delay_ms, receptor="d", propagation="event"))
+    spikes = net.add(SpikeMonitor(g, name="s"))
+    net.build(jax.random.key(0))
+    assert np.asarray(net._arrays[next(iter(net._arrays))].delays).dtype == dtype
+    steps = int(round(delay_ms / DT))
+    net.run((steps + 3) * DT, chunk_steps=4096)
+    np.testing.assert_array_equal(spikes.step, [steps + 1, steps + 1])
+    np.testing.assert_array_equal(spikes.i, [0, 2])
