@@ -494,8 +494,7 @@ def _fixed_indegree(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Rows
         j1 = min(j0 + per, n_post)
         kb = jax.random.fold_in(key, b)
         pre = np.asarray(_uniform_block(kb, jnp.int32(n_pre), jnp.int32(j0), jnp.int32(k), skip, size))[: (j1 - j0) * k]
-        keys = pre * np.int32(per) + local[: pre.size]
-        keys.sort()
+        keys = sorted_keys(pre * np.int32(per) + local[: pre.size], pre, n_pre)
         if not multapses:
             keys = _distinct(keys, kb, n_pre, per, j0, skip)
         counts += np.bincount(keys // per, minlength=n_pre)
@@ -514,6 +513,42 @@ def _fixed_indegree(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Rows
             base += c
 
     return Rows(counts, fill, None)
+
+
+@functools.lru_cache(maxsize=1)
+def _bucket_keys() -> Callable | None:
+    """kernels/cpu/bucket.cpp's counting sort (built on first use), or None without a C++ compiler."""
+    import ctypes
+
+    from qsn.errors import BackendUnavailableError
+    from qsn.kernels.compile import NATIVE, host_library
+
+    try:
+        fn = host_library("bucket.cpp", (), False, NATIVE)[0].qsn_bucket_keys
+    except BackendUnavailableError:
+        return None
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_longlong, ctypes.c_int, ctypes.c_void_p]
+    return fn
+
+
+def sorted_keys(keys: np.ndarray, sources: np.ndarray, n_sources: int) -> np.ndarray:
+    """``np.sort(keys)`` for keys ``source * per + local`` (int32) given in ascending ``local`` order, with
+    ``sources`` ``(n,)`` int32 their sources: a counting sort by source (kernels/cpu/bucket.cpp, two passes)
+    where a C++ compiler is available, NumPy's sort otherwise; the same array either way.
+
+    Example:
+        >>> sorted_keys(np.array([7, 2, 9], np.int32), np.array([1, 0, 1], np.int32), 2)
+        array([2, 7, 9], dtype=int32)
+    """
+    fn = _bucket_keys()
+    if fn is None or keys.size == 0:
+        return np.sort(keys)
+    keys, sources = np.ascontiguousarray(keys, np.int32), np.ascontiguousarray(sources, np.int32)
+    out = np.empty_like(keys)
+    if fn(keys.ctypes.data, sources.ctypes.data, keys.size, int(n_sources), out.ctypes.data) != 0:
+        raise MemoryError("fixed_indegree: the counting sort could not allocate its bucket offsets")
+    return out
 
 
 def _distinct(keys: np.ndarray, key: jax.Array, n_pre: int, per: int, j0: int, skip: jax.Array) -> np.ndarray:

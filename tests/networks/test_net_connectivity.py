@@ -578,3 +578,24 @@ def test_build_kernels_do_not_recompile_for_new_sizes():
     before = [f._cache_size() for f in kernels]
     build(110, 5300, 9, 0.045)
     assert [f._cache_size() for f in kernels] == before
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_sorted_keys_is_numpys_sort(native, monkeypatch):
+    """fixed_indegree's chunk keys (source * per + local, local ascending, repeats included) come out as
+    np.sort gives them, from the native counting sort and from its NumPy fallback alike."""
+    from qsn.kernels.compile import host_compiler
+    from qsn.networks import connectivity
+
+    if native and host_compiler() is None:
+        pytest.skip("the counting sort needs a C++ compiler")
+    if not native:
+        monkeypatch.setattr(connectivity, "_bucket_keys", lambda: None)
+    rng = np.random.default_rng(5)
+    n_sources, per, k = 300, 50, 40
+    sources = rng.integers(0, n_sources, per * k).astype(np.int32)
+    sources[:7] = 3  # a source drawn several times by one target
+    keys = sources * np.int32(per) + np.repeat(np.arange(per, dtype=np.int32), k)
+    got = connectivity.sorted_keys(keys, sources, n_sources)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, np.sort(keys))
