@@ -155,12 +155,13 @@ def _plastic(spec: Any, targets: np.ndarray, dt: float) -> dict:
     flat = targets.reshape(-1)
     slots = np.flatnonzero(flat < spec.n_post)
     order = np.argsort(flat[slots], kind="stable")
-    col_start = np.searchsorted(flat[slots][order], np.arange(spec.n_post + 1)).astype(np.int32)
+    slots = slots[order]  # by target, each target's in row order
+    col_start = np.searchsorted(flat[slots], np.arange(spec.n_post + 1)).astype(np.int32)
     f32 = np.float32
     return dict(plastic=1, multiplicative=int(rule.bounds == "multiplicative"), a_plus=f32(rule.a_plus),
                 a_minus=f32(rule.a_minus), decay_plus=f32(math.exp(-dt / rule.tau_plus)),
                 decay_minus=f32(math.exp(-dt / rule.tau_minus)), w_min=f32(rule.w_min), w_max=f32(rule.w_max),
-                col_start=col_start, col_slot=np.ascontiguousarray(slots[order], np.int32),
+                col_start=col_start, col_slot=np.ascontiguousarray(slots, np.int32),
                 scratch=np.zeros(spec.n_pre, f32))
 
 
@@ -560,8 +561,8 @@ class NativeNetwork(_NetworkKernel):
 
     def _call(self, t0: int, length: int) -> None:
         status = self._fn(ctypes.c_int(len(self._groups) + len(self._sources)), self._c_groups,
-                          ctypes.c_int(len(self._projections)), self._c_projections, ctypes.c_int(len(self._monitors)), self._c_monitors, ctypes.c_int(t0),
-                          ctypes.c_int(length))
+                          ctypes.c_int(len(self._projections)), self._c_projections,
+                          ctypes.c_int(len(self._monitors)), self._c_monitors, ctypes.c_int(t0), ctypes.c_int(length))
         if status != 0:
             raise MemoryError("Network.run(backend='native'): the kernel could not allocate its per-neuron constants")
 

@@ -184,19 +184,30 @@ class Projection:
         return targets, w, narrow_delays(d, longest / dt if m else 0.0), m, first
 
 
+def _narrow(longest: float) -> bool:
+    """Whether delays of at most ``longest`` steps are stored as int16 (below 2^15 - 1 steps)."""
+    return round(longest) < np.iinfo(np.int16).max
+
+
 def narrow_delays(steps: np.ndarray, longest: float) -> np.ndarray:
-    """Per-synapse delays ``steps`` (int32) as int16 when the longest, ``longest`` steps, fits (below 2^15:
+    """Per-synapse delays ``steps`` (int32) as int16 when the longest, ``longest`` steps, fits (below 2^15 - 1:
     3.2 s at dt = 0.1 ms), else as they are: 2 of the 10-12 bytes a synapse keeps.
 
     Example:
         >>> narrow_delays(np.array([[0, 15]], np.int32), 15.0).dtype
         dtype('int16')
     """
-    return steps.astype(np.int16) if round(longest) < np.iinfo(np.int16).max else steps
+    return steps.astype(np.int16) if _narrow(longest) else steps
 
 
 def _increasing(index: np.ndarray | None) -> bool:
     return index is None or bool(np.all(np.diff(index) > 0))
+
+
+def _own_rows(index: np.ndarray | None) -> bool:
+    """Whether a projection from the source view ``index`` stores the rows of its own neurons only (a
+    contiguous increasing range ``g[a:b]``; see ``_place``)."""
+    return index is not None and index.size > 0 and index[-1] - index[0] + 1 == index.size and _increasing(index)
 
 
 def _place(rows: Rows, proj: Projection, n_post_view: int, drop_autapses: bool):
@@ -230,7 +241,7 @@ def _place(rows: Rows, proj: Projection, n_post_view: int, drop_autapses: bool):
 
         return targets, None if rows.slot is None else slot, group.count, 0
     width = rows.width
-    scattered = pre_index is not None and pre_index[-1] - pre_index[0] + 1 != pre_index.size
+    scattered = pre_index is not None and not _own_rows(pre_index)
     if pre_index is not None and not scattered:  # a contiguous range: rows of its own neurons only
         first = int(pre_index[0])
         targets = host_empty((pre_index.size + 1, width), np.int32)
@@ -314,10 +325,8 @@ def footprint(proj: Projection, dt: float, dtype: Any) -> Footprint:
             n_delays = max(1, np.unique(np.rint(np.asarray(as_values("delay", proj.delay), np.float64) / dt)).size)
         arrays = n_delays * entries * item + bucket(m) * 12  # and the (pre, post, slot) list
     else:
-        index = proj.pre_index
-        contiguous = index is not None and index.size and index[-1] - index[0] + 1 == index.size and _increasing(index)
-        rows = index.size if contiguous else n_pre  # (_place: a contiguous view keeps its own rows)
-        delay_bytes = 2 if longest and longest < np.iinfo(np.int16).max else 4  # (narrow_delays; unbounded: 4)
+        rows = proj.pre_index.size if _own_rows(proj.pre_index) else n_pre
+        delay_bytes = 2 if longest and _narrow(longest) else 4  # (narrow_delays; unknown bound: 4)
         arrays = (rows + 1) * max(widest, 1) * (4 + delay_bytes + item)
     if proj.plasticity is not None:
         arrays += 2 * (n_pre + n_post) * item

@@ -123,8 +123,8 @@ void qsn_stdp(const qsn_net_projection& p, const qsn_net_group& pre, const qsn_n
         for (long long slot = 0; slot < (long long)(p.n_pre + 1) * p.width; ++slot) qsn_stdp_clip(p, slot);
         return;
     }
-    for (int k = 0; k < pre.n_spiked; ++k)
-        if (qsn_net_row(p, pre.spiked[k]) >= 0) qsn_stdp_clip_row(p, qsn_net_row(p, pre.spiked[k]), 0, 1);
+    for (int k = 0, row; k < pre.n_spiked; ++k)
+        if ((row = qsn_net_row(p, pre.spiked[k])) >= 0) qsn_stdp_clip_row(p, row, 0, 1);
     for (int k = 0; k < post.n_spiked; ++k) qsn_stdp_clip_col(p, post.spiked[k], 0, 1);
 }
 

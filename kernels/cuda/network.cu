@@ -168,11 +168,9 @@ QSN_NET_FN void qsn_net_stdp(const qsn_net_group* groups, const int n_projection
             const bool along_row = item < rows;
             const long long at = along_row ? item : item - rows;
             const int lane = (int)(at % QSN_NET_ROW_LANES), k = (int)(at / QSN_NET_ROW_LANES);
-            if (!along_row) {
-                qsn_stdp_clip_col(p, post.spiked[k], lane, QSN_NET_ROW_LANES);
-            } else if (qsn_net_row(p, pre.spiked[k]) >= 0) {
-                qsn_stdp_clip_row(p, qsn_net_row(p, pre.spiked[k]), lane, QSN_NET_ROW_LANES);
-            }
+            const int row = along_row ? qsn_net_row(p, pre.spiked[k]) : -1;
+            if (!along_row) qsn_stdp_clip_col(p, post.spiked[k], lane, QSN_NET_ROW_LANES);
+            else if (row >= 0) qsn_stdp_clip_row(p, row, lane, QSN_NET_ROW_LANES);
         }
     }
 }

@@ -282,7 +282,6 @@ QSN_UNROLL
 // t) is threefry(key, (0, t)) (qsn_step_key); entry j of jax.random.uniform under it is
 // threefry(key_t, (0, j)) with its two halves xor-ed (the partitionable layout), and the uniform is its
 // top 23 bits times 2^-23 (exact in float32; qsn_uniform_at).
-// Poisson input p's counts for lanes first .. first + m - 1 at absolute step t, added to x.
 QSN_DEVICE void qsn_step_key(const unsigned key0, const unsigned key1, const unsigned t, unsigned& kt0,
                               unsigned& kt1) {
     kt0 = 0u;
@@ -295,6 +294,7 @@ QSN_DEVICE float qsn_uniform_at(const unsigned kt0, const unsigned kt1, const un
     return (float)((x0 ^ x1) >> 9) * 1.1920928955078125e-7f;
 }
 
+// Poisson input p's counts for lanes first .. first + m - 1 at absolute step t, added to x.
 QSN_NET_FN void qsn_poisson_add(const qsn_net_poisson& p, const unsigned t, const int first, const int m,
                                 float* __restrict__ x) {
     unsigned kt0, kt1;

@@ -206,6 +206,12 @@ QSN_DEVICE bool qsn_small_angle(const float v, const float v_rest, const float i
            QSN_SERIES_ANGLE * QSN_SERIES_ANGLE * (1.0f - 0x1p-10f);
 }
 
+// Fast builds: sin(w dt)/w = dt (1 - theta^2/6 (1 - theta^2/20)) from theta^2 = t2, as two FMAs (the
+// precise build keeps the JAX path's order of operations instead).
+QSN_DEVICE float qsn_series_sin_over_w(const float t2, const float dt) {
+    return dt * fmaf(t2 * (-1.0f / 6.0f), fmaf(t2, -1.0f / 20.0f, 1.0f), 1.0f);
+}
+
 // Steps 1-6 of DESIGN §1 for step s of the launch with input current `input`
 // (mV, as r_m I); returns whether the neuron spiked. `renorm`: pull |psi| (pure) back to 1, or |r|
 // (mixed) back inside the Bloch ball, after the evolution (QSN_RENORM_AT); `small`: the angle is
@@ -260,15 +266,16 @@ QSN_UNROLL
     const float w = sqrtf(w2);
     const float theta = w * dt;
     const float t2 = theta * theta;
+    const float series = dt * (1.0f - t2 / 6.0f * (1.0f - t2 / 20.0f));  // sin(w dt)/w below the series angle
     float sw, cos_t;
     if (small) {  // theta < 0.25 (proved by the launcher, or checked for the block): the series branch only
         cos_t = cosf(theta);
-        sw = dt * (1.0f - t2 / 6.0f * (1.0f - t2 / 20.0f));
+        sw = series;
     } else {
         float sin_t;
         sincosf(theta, &sin_t, &cos_t);
         const float sin_over_w = sin_t / (w > 0.0f ? w : 1.0f);
-        sw = theta < QSN_SERIES_ANGLE ? dt * (1.0f - t2 / 6.0f * (1.0f - t2 / 20.0f)) : sin_over_w;
+        sw = theta < QSN_SERIES_ANGLE ? series : sin_over_w;
     }
     // U psi = cos psi - i sin/w H psi, in the JAX path's order of operations
     const float h_re0 = a * re0 + delta * re1, h_im0 = a * im0 + delta * im1;
@@ -282,7 +289,7 @@ QSN_UNROLL
     float sw, cos_t;
     if (small) {  // theta < 0.25 (proved by the launcher, or checked for the block): no branch
         const float t2 = w2 * (dt * dt);  // theta^2 = w^2 dt^2
-        sw = dt * fmaf(t2 * (-1.0f / 6.0f), fmaf(t2, -1.0f / 20.0f, 1.0f), 1.0f);
+        sw = qsn_series_sin_over_w(t2, dt);
         cos_t = QSN_SMALL_COS(w2, t2, dt);
     } else {
         const float rw = QSN_RSQRT(w2 > 1e-30f ? w2 : 1e-30f);  // 1/w: one SFU op gives w and the division (a
@@ -292,7 +299,7 @@ QSN_UNROLL
         cos_t = QSN_FAST_COS(theta);
         if (theta < QSN_SERIES_ANGLE) {
             QSN_MARK(series);
-            sw = dt * fmaf(t2 * (-1.0f / 6.0f), fmaf(t2, -1.0f / 20.0f, 1.0f), 1.0f);
+            sw = qsn_series_sin_over_w(t2, dt);
         } else {
             QSN_MARK(sine);
             sw = QSN_FAST_SIN(theta) * rw;
