@@ -425,10 +425,7 @@ def window_bootstrap(
         v = np.asarray(values[k], np.float64)
         if v.shape != (n,):
             raise ConfigurationError(f"Argument `values[{k!r}]` must have shape ({n},) like `arrival`, but has {v.shape}")
-        if not np.all(np.isfinite(v)):
-            j = int(np.flatnonzero(~np.isfinite(v))[0])
-            raise ConfigurationError(f"Argument `values[{k!r}]` must be finite, but value {j} is {v[j]}")
-        x[i] = v
+        x[i] = _sample(v, f"values[{k!r}]")  # (finite)
     blocks = np.array_split(np.argsort(t, kind="stable"), int(windows))
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     draws = rng.integers(0, len(blocks), size=(int(n_resamples), len(blocks)))
