@@ -17,13 +17,18 @@ and defaults:
 Every random rule costs O(synapses) time and memory, never O(n_pre n_post), in kernels of one fixed
 block shape (``BLOCK`` entries), so a network of many projections compiles each kernel once:
 
-* ``fixed_probability``: the gaps between consecutive targets of a row are geometric, so each row is
-  a cumulative sum of geometric draws (exact Bernoulli sampling), drawn for blocks of rows; a row that
-  runs past the drawn width is continued with further gaps, never redrawn.
-* ``fixed_total_number``: the row lengths are multinomial (the sources of ``m`` uniform draws,
-  counted), then each row draws its targets uniformly and sorts them within the row.
-* ``fixed_indegree``: each target draws its ``k`` sources; chunks of targets are bucketed by source
-  (a sort of the chunk's ``(source, target)`` keys) and appended to the rows, so rows stay sorted.
+* the random rules (``fixed_probability``, ``fixed_indegree``, ``fixed_total_number``) draw by tiles
+  of targets, each tile from its own key (``fold_in(key, tile)``), so the synapses onto any range of
+  targets are drawn without the rest (``generate(..., targets=(lo, hi))``): a partitioned network's
+  devices draw the synapses onto their own neurons only, and they are the ones a single device draws;
+* ``fixed_probability``: the gaps between consecutive targets of a row within a tile are geometric, so
+  each row is a cumulative sum of geometric draws (exact Bernoulli sampling), drawn for blocks of rows;
+  a row that runs past the drawn width is continued with further gaps, never redrawn;
+* ``fixed_total_number``: the tiles' synapse counts are multinomial, then each tile draws its synapses'
+  targets uniformly in it and a uniform source for each;
+* ``fixed_indegree``: each target draws its ``k`` sources;
+* a tile's ``(source, target)`` keys are bucketed by source (a counting sort) and appended to the
+  rows, so rows stay sorted.
 
 ``allow_autapses`` (``i -> i`` when a group projects onto itself) defaults to True, as in NEST;
 ``allow_multapses`` (repeated pairs) defaults to True for the rules that draw with replacement.
@@ -48,6 +53,7 @@ from qsn.errors import ConfigurationError
 __all__ = [
     "Rule",
     "Rows",
+    "Placement",
     "Synapses",
     "BLOCK",
     "build_key",
@@ -103,9 +109,17 @@ class Rule(eqx.Module):
     pre: Any = None
     post: Any = None
 
-    def generate(self, key: jax.Array, n_pre: int, n_post: int, *, autapses: bool, multapses: bool) -> "Rows":
+    @property
+    def by_targets(self) -> bool:
+        """Whether the rule draws its synapses by tiles of targets (:func:`_tiled`): then
+        :meth:`generate` draws the synapses onto any range of targets without the rest."""
+        return self.name in ("fixed_indegree", "fixed_total_number") or (self.name == "fixed_probability" and self.p < 1.0)
+
+    def generate(self, key: jax.Array, n_pre: int, n_post: int, *, autapses: bool, multapses: bool,
+                 targets: tuple[int, int] | None = None) -> "Rows":
         """Draw the synapses as :class:`Rows`; ``autapses=False`` excludes ``i -> i`` (same group only).
-        ``key`` is a :func:`build_key`."""
+        ``key`` is a :func:`build_key`. ``targets=(lo, hi)``: only the synapses onto the targets
+        ``[lo, hi)``, the same as the whole draw holds onto them (rules :attr:`by_targets` only)."""
         gen = {
             "all_to_all": _all_to_all,
             "one_to_one": _one_to_one,
@@ -114,6 +128,10 @@ class Rule(eqx.Module):
             "fixed_total_number": _fixed_total_number,
             "explicit": _explicit,
         }[self.name]
+        if targets is not None:
+            if not self.by_targets:
+                raise ConfigurationError(f"{self.name}: the synapses onto a range of targets are drawn with the whole rule only")
+            return gen(self, key, n_pre, n_post, autapses, multapses, targets)
         return gen(self, key, n_pre, n_post, autapses, multapses)
 
 
@@ -214,6 +232,9 @@ class Rows(NamedTuple):
     # () -> (count,) int64: the flat position in the rows of each synapse of per-synapse arrays (explicit:
     # the user's order; all_to_all, one_to_one: (pre, post) order); None where arrays have no order
     slot: Callable[[], np.ndarray] | None
+    # the random rules, drawn by target tiles (:class:`Placement`): place(width, rows_at, *writers) calls
+    # each writer once per tile; None for the rules drawn whole
+    place: Callable[..., None] | None = None
 
     @property
     def count(self) -> int:
@@ -265,7 +286,7 @@ def _empty_rows(n_pre: int, n_post: int) -> Rows:
     def fill(out):
         out[...] = n_post
 
-    return Rows(np.zeros(n_pre, np.int64), fill, None)
+    return Rows(np.zeros(n_pre, np.int64), fill, None, lambda width, rows_at, *writers: None)
 
 
 def block_size(n: int) -> int:
@@ -353,6 +374,114 @@ def _explicit(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Rows:
     return from_list(pre, post, n_pre, n_post)
 
 
+# --- target tiles: the random rules
+
+
+class Placement(NamedTuple):
+    """Where one target tile's synapses land in the ELL rows (what :attr:`Rows.place` gives each writer).
+
+    ``sel`` picks the placed synapses out of the tile's whole sorted list of ``drawn`` (None: all of
+    them), so a per-synapse value drawn for the whole tile, in that order, is the same for any range of
+    targets the rows are drawn for."""
+
+    tile: int  # tile index: its own key, fold_in(key, tile), for the tile's per-synapse values
+    drawn: int  # synapses of the whole tile
+    sel: np.ndarray | None  # (m,) int64 positions in the tile's sorted list of the synapses placed; None: all
+    positions: np.ndarray  # (m,) int64 flat positions in the (rows, width) arrays
+    targets: np.ndarray  # (m,) int32 target (view index) of each
+
+
+def _tiled(n_pre: int, n_post: int, size: int, keys_of: Callable[[int], Callable[[bool], np.ndarray]],
+           targets: tuple[int, int] | None) -> Rows:
+    """Rows of a rule drawn by tiles of ``size`` targets: tile ``t`` (targets ``[t size, (t + 1) size)``)
+    is ``keys_of(t)(sort)``, its synapses as int32 keys ``pre * size + local`` from ``fold_in(key, t)``
+    alone (sorted when ``sort``), so rows drawn for the targets ``[lo, hi)`` (a device's slice) hold the
+    very synapses the whole projection's rows hold onto them. ``keys_of(t)`` starts the tile's kernels
+    (JAX dispatches them asynchronously): the next tile is drawn while this one is bucketed on the host.
+    Tiles are drawn twice, once to count the rows (before the arrays exist) and once to place them, except
+    the first ``_KEEP_BYTES`` of keys, kept from the count (small projections draw once; a large one keeps
+    no synapse list in between)."""
+    lo, hi = (0, n_post) if targets is None else targets
+    tiles = range(lo // size, -(-hi // size)) if hi > lo else range(0)
+
+    def window(t: int, keys: np.ndarray) -> np.ndarray | None:
+        t0 = t * size
+        if lo <= t0 and min(t0 + size, n_post) <= hi:
+            return None
+        local = keys % np.int32(size)
+        return np.flatnonzero((local >= lo - t0) & (local < hi - t0))
+
+    kept: dict[int, np.ndarray] = {}  # sorted keys of tiles counted within the budget, for the placement
+
+    budget = [_KEEP_BYTES]
+
+    def each(sort: Callable[[], bool]):
+        """``(t, keys)`` of every tile in order: the kept ones as kept, the others drawn (sorted where
+        ``sort()``), the next one's kernels started before this one's keys are read."""
+        cached = {t: kept.pop(t) for t in tiles if t in kept}
+        todo, pending = iter([t for t in tiles if t not in cached]), {}
+
+        def start() -> None:
+            t = next(todo, None)
+            if t is not None:
+                pending[t] = keys_of(t)
+
+        start()
+        for t in tiles:
+            if t in cached:
+                yield t, cached.pop(t)
+                continue
+            start()
+            yield t, pending.pop(t)(sort())
+
+    counts = np.zeros(n_pre, np.int64)
+    for t, keys in each(lambda: budget[0] > 0):  # sorted while they may be kept
+        if keys.nbytes <= budget[0]:
+            budget[0] -= keys.nbytes
+            kept[t] = keys
+        sel = window(t, keys)
+        counts += np.bincount((keys if sel is None else keys[sel]) // np.int32(size), minlength=n_pre)
+
+    def place(width: int, rows_at: np.ndarray | None, *writers: Callable[[Placement], None]) -> None:
+        """Call every writer with each tile's :class:`Placement` into ``(rows, width)`` arrays whose row of
+        source ``i`` starts at flat position ``rows_at[i]`` (default ``i * width``)."""
+        base = np.arange(n_pre, dtype=np.int64) * width if rows_at is None else np.array(rows_at, np.int64)
+        for t, keys in each(lambda: True):
+            drawn, sel = keys.size, window(t, keys)
+            if sel is not None:
+                keys = keys[sel]
+            pre = keys // np.int32(size)
+            c = np.bincount(pre, minlength=n_pre)
+            run = np.cumsum(c) - c  # keys are sorted: source i's synapses start at run[i]
+            positions = (base - run)[pre] + np.arange(keys.size)
+            for write in writers:
+                write(Placement(t, drawn, sel, positions, keys - pre * np.int32(size) + np.int32(t * size)))
+            base += c
+
+    def fill(out: np.ndarray) -> None:
+        out[...] = n_post
+        flat = out.reshape(-1)
+
+        def write(p: Placement) -> None:
+            flat[p.positions] = p.targets
+
+        place(out.shape[1], None, write)
+
+    return Rows(counts, fill, None, place)
+
+
+_KEEP_BYTES = 128 << 20  # keys of a projection's tiles kept from the count to the placement
+
+
+def _target_range(targets: tuple[int, int] | None, n_post: int) -> tuple[int, int] | None:
+    if targets is None:
+        return None
+    lo, hi = targets
+    if not (0 <= lo <= hi <= n_post):
+        raise ConfigurationError(f"targets must be a range (lo, hi) with 0 <= lo <= hi <= {n_post}, but are {targets!r}")
+    return lo, hi
+
+
 # --- fixed_probability
 
 
@@ -374,46 +503,51 @@ def _geometric_rows(key: jax.Array, rows: int, width: int, n_post: jax.Array, lo
     return jnp.minimum(jax.lax.associative_scan(lambda a, b: jnp.minimum(a + b, n_post), gaps, axis=1), n_post)
 
 
-def _fixed_probability(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Rows:
+_TILE_MEAN = 1024  # fixed_probability: targets per tile such that a row meets about this many in each
+
+
+def _fixed_probability(rule: Rule, key, n_pre, n_post, autapses, multapses, targets=None) -> Rows:
     p = rule.p
     if p == 0.0 or n_pre == 0 or n_post == 0:
         return _empty_rows(n_pre, n_post)
     if p == 1.0:
         return _all_to_all(rule, key, n_pre, n_post, autapses, multapses)
-    # Width: mean + 8 sd of the binomial row length (+ slack), rounded to few shapes; a row that needs
-    # more continues with further gaps (drawn from its own key), so the sample stays exact.
-    mean = n_post * p
-    width = _fine_bucket(int(min(n_post + 1, math.ceil(mean + _WIDTH_SD * math.sqrt(mean * (1 - p)) + _WIDTH_SLACK))))
-    rows_per_block = min(max(1, BLOCK // width), bucket(n_pre))
+    size = max(1, min(n_post, _INT32_MAX // n_pre, 1 << math.ceil(math.log2(_TILE_MEAN / p))))
     log_q = jnp.float32(math.log1p(-p))
-    npost = jnp.int32(n_post)
-    counts = np.zeros(n_pre, np.int64)
-    kept = []
-    for b, r0, r1 in _blocks(n_pre, rows_per_block):
-        kb = jax.random.fold_in(key, b)
-        parts = [np.asarray(_geometric_rows(kb, rows_per_block, width, npost, log_q, jnp.full((rows_per_block,), -1, jnp.int32)))]
-        while parts[-1][: r1 - r0, -1].min() < n_post:  # some row is not finished: draw its next gaps
-            more = _geometric_rows(jax.random.fold_in(kb, len(parts)), rows_per_block, width, npost, log_q,
-                                   jnp.asarray(parts[-1][:, -1]))
-            parts.append(np.asarray(more))
-        cols = np.concatenate(parts, axis=1)[: r1 - r0] if len(parts) > 1 else parts[0][: r1 - r0]
-        if not autapses:  # row i drops target i (present at most once: rows increase) and closes the gap
-            row = np.arange(r0, r1, dtype=np.int32)[:, None]
-            shift = (cols >= row) & np.any(cols == row, axis=1, keepdims=True)
-            cols = np.where(shift, np.concatenate([cols[:, 1:], np.full((r1 - r0, 1), n_post, np.int32)], axis=1), cols)
-        counts[r0:r1] = np.sum(cols < n_post, axis=1)
-        kept.append((r0, r1, cols[:, : max(1, int(counts[r0:r1].max()))].copy()))  # a trimmed copy frees the block
 
-    def fill(out):
-        for r0, r1, cols in kept:
-            w = min(cols.shape[1], out.shape[1])
-            out[r0:r1, :w] = cols[:, :w]
-            out[r0:r1, w:] = n_post
+    def keys_of(t: int) -> Callable[[bool], np.ndarray]:
+        return functools.partial(_probability_tile, t)
 
-    return Rows(counts, fill, None)
+    def _probability_tile(t: int, sort: bool) -> np.ndarray:
+        # each row of the tile: geometric gaps over its `tn` targets. Width: mean + 8 sd of the binomial row
+        # length (+ slack), rounded to few shapes; a row that needs more continues with further gaps (drawn
+        # from its own key), so the sample stays exact (Bernoulli trials are independent across tiles)
+        t0 = t * size
+        tn = min(size, n_post - t0)
+        mean = tn * p
+        width = _fine_bucket(int(min(tn + 1, math.ceil(mean + _WIDTH_SD * math.sqrt(mean * (1 - p)) + _WIDTH_SLACK))))
+        rows_per_block = min(max(1, BLOCK // width), bucket(n_pre))
+        kt, npost, out = jax.random.fold_in(key, t), jnp.int32(tn), []
+        for b, r0, r1 in _blocks(n_pre, rows_per_block):
+            kb = jax.random.fold_in(kt, b)
+            parts = [np.asarray(_geometric_rows(kb, rows_per_block, width, npost, log_q, jnp.full((rows_per_block,), -1, jnp.int32)))]
+            while parts[-1][: r1 - r0, -1].min() < tn:  # some row is not finished: draw its next gaps
+                more = _geometric_rows(jax.random.fold_in(kb, len(parts)), rows_per_block, width, npost, log_q,
+                                       jnp.asarray(parts[-1][:, -1]))
+                parts.append(np.asarray(more))
+            cols = np.concatenate(parts, axis=1)[: r1 - r0] if len(parts) > 1 else parts[0][: r1 - r0]
+            if not autapses:  # row i drops target i (present at most once: rows increase) and closes the gap
+                row = np.arange(r0 - t0, r1 - t0, dtype=np.int32)[:, None]
+                shift = (cols >= row) & np.any(cols == row, axis=1, keepdims=True)
+                cols = np.where(shift, np.concatenate([cols[:, 1:], np.full((r1 - r0, 1), tn, np.int32)], axis=1), cols)
+            r, c = np.nonzero(cols < tn)
+            out.append((r.astype(np.int32) + np.int32(r0)) * np.int32(size) + cols[r, c])
+        return np.concatenate(out)  # row-major: sorted already
+
+    return _tiled(n_pre, n_post, size, keys_of, _target_range(targets, n_post))
 
 
-# --- fixed_total_number
+# --- fixed_total_number and fixed_indegree: targets with given in-degrees
 
 
 def _skip_uniform(key: jax.Array, n: jax.Array, pivot: jax.Array, skip: jax.Array) -> jax.Array:
@@ -436,7 +570,19 @@ def _uniform_pivots(key: jax.Array, n: jax.Array, pivots: jax.Array, skip: jax.A
     return _skip_uniform(key, n, pivots, skip)
 
 
-def _fixed_total_number(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Rows:
+def _sources(key: jax.Array, n_pre: int, local: np.ndarray, t0: int, skip: jax.Array) -> np.ndarray:
+    """A uniform source for each entry of ``local`` (targets ``t0 + local``, not themselves where ``skip``),
+    ``(m,)`` int32, drawn block by block from ``key``."""
+    out = np.empty(local.size, np.int32)
+    size = block_size(local.size)
+    for b, s0, s1 in _blocks(local.size, size):
+        pivots = np.zeros(size, np.int32)
+        pivots[: s1 - s0] = local[s0:s1] + t0
+        out[s0:s1] = np.asarray(_uniform_pivots(jax.random.fold_in(key, b), jnp.int32(n_pre), jnp.asarray(pivots), skip))[: s1 - s0]
+    return out
+
+
+def _fixed_total_number(rule: Rule, key, n_pre, n_post, autapses, multapses, targets=None) -> Rows:
     m = rule.k
     if m and (n_pre == 0 or n_post == 0):
         raise ConfigurationError(f"fixed_total_number({m}) needs non-empty groups")
@@ -444,35 +590,46 @@ def _fixed_total_number(rule: Rule, key, n_pre, n_post, autapses, multapses) -> 
         raise ConfigurationError("fixed_total_number supports allow_multapses=True only (as drawn by NEST)")
     if m == 0:
         return _empty_rows(n_pre, n_post)
-    k_rows, k_cols = jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
-    # row lengths: the sources of m uniform pairs, counted (without autapses every source has
-    # n_post - 1 allowed targets, so sources stay uniform)
-    counts = np.zeros(n_pre, np.int64)
-    zero, one, size = jnp.int32(0), jnp.int32(1), block_size(m)
-    for b, s0, s1 in _blocks(m, size):
-        pre = np.asarray(_uniform_block(jax.random.fold_in(k_rows, b), jnp.int32(n_pre), zero, one, jnp.bool_(False), size))
-        counts += np.bincount(pre[: s1 - s0], minlength=n_pre)
-    width = max(1, int(counts.max()))
-    size = block_size(n_pre * width)
-    rows_per_block = max(1, size // width)
+    # m uniform pairs: the targets' tiles are multinomial (drawn on the host from the key), then each
+    # tile draws its synapses' targets uniformly in it (their in-degrees, counted) and a uniform source
+    # for each (without autapses: from the others, so pairs stay uniform over the allowed ones)
+    size = max(1, min(n_post, _INT32_MAX // n_pre, int(0.9 * BLOCK * n_post / m)))
+    n_tiles = -(-n_post // size)
+    seed = np.asarray(jax.random.key_data(jax.random.fold_in(key, 0))).astype(np.uint64)
+    widths = np.minimum(size, n_post - size * np.arange(n_tiles))
+    per_tile = np.random.default_rng(seed.tolist()).multinomial(m, widths / n_post)
+    skip = jnp.bool_(not autapses)
 
-    def fill(out):
-        cols = np.arange(width)
-        for b, r0, r1 in _blocks(n_pre, rows_per_block):
-            draw = np.asarray(_uniform_block(jax.random.fold_in(k_cols, b), jnp.int32(n_post), jnp.int32(r0),
-                                             jnp.int32(width), jnp.bool_(not autapses), max(size, width)))
-            block = draw[: (r1 - r0) * width].reshape(r1 - r0, width)
-            block = np.where(cols < counts[r0:r1, None], block, n_post)
-            block.sort(axis=1)  # padding (n_post) sorts last
-            out[r0:r1] = block
+    def keys_of(t: int) -> Callable[[bool], np.ndarray]:
+        kt, mt, tn = jax.random.fold_in(key, t + 1), int(per_tile[t]), int(widths[t])
+        k_local, k_pre, block = jax.random.fold_in(kt, 0), jax.random.fold_in(kt, 1), block_size(mt)
+        spans = list(_blocks(mt, block))
+        # dispatched now: the targets' draws, and the sources' where they do not depend on the targets
+        local_draws = [_uniform_block(jax.random.fold_in(k_local, b), jnp.int32(tn), jnp.int32(0), jnp.int32(1),
+                                      jnp.bool_(False), block) for b, _, _ in spans]
+        pre_draws = None if not autapses else [
+            _uniform_block(jax.random.fold_in(k_pre, b), jnp.int32(n_pre), jnp.int32(0), jnp.int32(1), skip, block)
+            for b, _, _ in spans]
 
-    return Rows(counts, fill, None)
+        def finish(sort: bool) -> np.ndarray:
+            indegree = np.zeros(tn, np.int64)
+            for x, (_, s0, s1) in zip(local_draws, spans):
+                indegree += np.bincount(np.asarray(x)[: s1 - s0], minlength=tn)
+            local = np.repeat(np.arange(tn, dtype=np.int32), indegree)
+            if pre_draws is None:
+                pre = _sources(k_pre, n_pre, local, t * size, skip)
+            else:  # what _sources draws when no target is skipped
+                pre = np.concatenate([np.asarray(x)[: s1 - s0] for x, (_, s0, s1) in zip(pre_draws, spans)]) if spans \
+                    else np.zeros(0, np.int32)
+            keys = pre * np.int32(size) + local
+            return sorted_keys(keys, pre, n_pre) if sort else keys
+
+        return finish
+
+    return _tiled(n_pre, n_post, size, keys_of, _target_range(targets, n_post))
 
 
-# --- fixed_indegree
-
-
-def _fixed_indegree(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Rows:
+def _fixed_indegree(rule: Rule, key, n_pre, n_post, autapses, multapses, targets=None) -> Rows:
     k = rule.k
     choices = n_pre - (0 if autapses else 1)
     if k and (choices <= 0 or (not multapses and k > choices)):
@@ -483,36 +640,27 @@ def _fixed_indegree(rule: Rule, key, n_pre, n_post, autapses, multapses) -> Rows
         return _empty_rows(n_pre, n_post)
     if k > BLOCK:
         raise ConfigurationError(f"fixed_indegree({k}): k must be at most {BLOCK}")
-    # chunks of `per` targets; a chunk's (source, target) keys fit an int32
-    size = block_size(n_post * k)
-    per = max(1, min(size // k, _INT32_MAX // max(n_pre, 1)))
+    # tiles of `per` targets; a tile's (source, target) keys fit an int32
+    block = block_size(n_post * k)
+    per = max(1, min(block // k, _INT32_MAX // max(n_pre, 1)))
     skip = jnp.bool_(not autapses)
-    counts = np.zeros(n_pre, np.int64)
-    chunks = []
-    local = np.repeat(np.arange(per, dtype=np.int32), k)  # target of each entry within its chunk
-    for b, j0 in enumerate(range(0, n_post, per)):
+    local = np.repeat(np.arange(per, dtype=np.int32), k)  # target of each entry within its tile
+
+    def keys_of(t: int) -> Callable[[bool], np.ndarray]:
+        j0, kt = t * per, jax.random.fold_in(key, t)
         j1 = min(j0 + per, n_post)
-        kb = jax.random.fold_in(key, b)
-        pre = np.asarray(_uniform_block(kb, jnp.int32(n_pre), jnp.int32(j0), jnp.int32(k), skip, size))[: (j1 - j0) * k]
-        keys = sorted_keys(pre * np.int32(per) + local[: pre.size], pre, n_pre)
-        if not multapses:
-            keys = _distinct(keys, kb, n_pre, per, j0, skip)
-        counts += np.bincount(keys // per, minlength=n_pre)
-        chunks.append((j0, keys))
+        drawn = _uniform_block(kt, jnp.int32(n_pre), jnp.int32(j0), jnp.int32(k), skip, block)  # dispatched
 
-    def fill(out):
-        out[...] = n_post
-        flat, width = out.reshape(-1), out.shape[1]
-        # flat position of the first free slot of each row, less the chunk's start of that row's run
-        base = np.arange(n_pre, dtype=np.int64) * width
-        for j0, keys in chunks:
-            pre = keys // np.int32(per)
-            c = np.bincount(pre, minlength=n_pre)
-            run = np.cumsum(c) - c
-            flat[(base - run)[pre] + np.arange(keys.size)] = keys - pre * np.int32(per) + np.int32(j0)
-            base += c
+        def finish(sort: bool) -> np.ndarray:
+            pre = np.asarray(drawn)[: (j1 - j0) * k]
+            keys = pre * np.int32(per) + local[: pre.size]
+            if multapses:
+                return sorted_keys(keys, pre, n_pre) if sort else keys
+            return _distinct(sorted_keys(keys, pre, n_pre), kt, n_pre, per, j0, skip)
 
-    return Rows(counts, fill, None)
+        return finish
+
+    return _tiled(n_pre, n_post, per, keys_of, _target_range(targets, n_post))
 
 
 @functools.lru_cache(maxsize=1)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qsn.errors import ConfigurationError
+from qsn.networks.connectivity import block_size
 
 __all__ = ["Distribution", "normal", "lognormal", "uniform", "per_synapse", "host_empty", "as_values", "upper_bound"]
 
@@ -130,9 +131,7 @@ def per_synapse(owner: str, spec: Any, key: jax.Array, targets: np.ndarray, n_po
     if not isinstance(spec, Distribution):
         arr = as_values(owner, spec)
         if arr.ndim == 0:
-            if not np.isfinite(float(arr)):
-                raise ConfigurationError(f"{owner} must be finite, but is {float(arr)!r}")
-            given = jnp.asarray(arr, dtype)
+            given = _scalar(owner, arr, dtype)
         else:
             m = int(np.count_nonzero(flat < n_post))
             if arr.shape != (m,):
@@ -142,7 +141,7 @@ def per_synapse(owner: str, spec: Any, key: jax.Array, targets: np.ndarray, n_po
                 bad = int(np.flatnonzero(~np.isfinite(arr))[0])
                 raise ConfigurationError(f"{owner}[{bad}] must be finite, but is {float(arr[bad])}")
             if slot is None:
-                raise ConfigurationError(f"{owner} as an array needs explicit connectivity (explicit(pre, post)) to fix its order")
+                raise _unordered(owner)
             where = slot()
             given = np.zeros(flat.size, dtype)
             given[where[where >= 0]] = arr[where >= 0]
@@ -168,6 +167,76 @@ def per_synapse(owner: str, spec: Any, key: jax.Array, targets: np.ndarray, n_po
         out_flat[start:stop] = np.asarray(x)[: stop - start]
         lo, hi = min(lo, float(l)), max(hi, float(h))
     return out, lo, hi
+
+
+def _scalar(owner: str, arr: np.ndarray, dtype: Any) -> jax.Array:
+    if not np.isfinite(float(arr)):
+        raise ConfigurationError(f"{owner} must be finite, but is {float(arr)!r}")
+    return jnp.asarray(arr, dtype)
+
+
+def _unordered(owner: str) -> ConfigurationError:
+    return ConfigurationError(f"{owner} as an array needs explicit connectivity (explicit(pre, post)) to fix its order")
+
+
+class TileValues:
+    """A :attr:`~qsn.networks.connectivity.Rows.place` writer of ``spec``'s value for every placed synapse
+    into ``out`` (rows of a rule drawn by target tiles): a scalar as it is; a :class:`Distribution` drawn
+    for each whole tile, in its synapses' order, from ``fold_in(key, tile)`` (so the synapses onto a
+    device's slice get the values the whole projection gives them); with ``dt`` (ms) whole steps
+    ``rint(value / dt)`` (int32 ``out``). ``lo`` and ``hi`` are the smallest and largest value of the
+    tiles written (``inf``, ``-inf`` without any): the projection's when every tile is placed. Call
+    :meth:`finish` after the last tile.
+
+    Example:
+        >>> import numpy as np
+        >>> out = np.zeros((2, 3))
+        >>> TileValues("w", 0.5, None, out, np.float64)  # doctest: +ELLIPSIS
+        <...TileValues object at ...>
+    """
+
+    def __init__(self, owner: str, spec: Any, key: jax.Array | None, out: np.ndarray, dtype: Any, *,
+                 dt: float | None = None) -> None:
+        self.spec, self.key, self.out, self.flat = spec, key, out, out.reshape(-1)
+        self.dtype, self.steps = jnp.dtype(dtype), dt is not None
+        self.d = jnp.asarray(1.0 if dt is None else dt, dtype)
+        self.lo, self.hi, self.value = math.inf, -math.inf, None
+        if not isinstance(spec, Distribution):
+            arr = as_values(owner, spec)
+            if arr.ndim != 0:
+                raise _unordered(owner)
+            given = _scalar(owner, arr, dtype)
+            x, _, _ = _given_block(given, np.zeros(1, np.int32), jnp.int32(1), self.d, self.dtype, self.steps)
+            self.value, self.given = np.asarray(x)[0], float(given)
+        else:
+            out[...] = 0  # padding; the placed synapses are written over it
+
+    def finish(self, valid: Callable[[int, int], np.ndarray]) -> None:
+        """Write a scalar's value once every tile is placed, rows ``[r0, r1)`` at a time where
+        ``valid(r0, r1)`` (the synapses' slots; 0 elsewhere): one pass, no scatter."""
+        if self.value is None:
+            return
+        step = max(1, (1 << 22) // max(1, self.out.shape[1]))
+        zero = self.out.dtype.type(0)
+        for r0 in range(0, self.out.shape[0], step):
+            self.out[r0 : r0 + step] = np.where(valid(r0, r0 + step), self.value, zero)
+
+    def __call__(self, placed: Any) -> None:
+        if placed.drawn == 0:
+            return
+        if self.value is not None:
+            self.lo, self.hi = min(self.lo, self.given), max(self.hi, self.given)
+            return
+        key, size = jax.random.fold_in(self.key, placed.tile), block_size(placed.drawn)
+        x = np.empty(placed.drawn, self.flat.dtype)
+        valid = np.zeros(size, np.int32)
+        for b, start in enumerate(range(0, placed.drawn, size)):
+            stop = min(start + size, placed.drawn)
+            valid[stop - start:] = 1  # entries past the tile's synapses: padding
+            xb, lo, hi = _drawn_block(self.spec, jax.random.fold_in(key, b), valid, jnp.int32(1), self.d, self.dtype, self.steps)
+            x[start:stop] = np.asarray(xb)[: stop - start]
+            self.lo, self.hi = min(self.lo, float(lo)), max(self.hi, float(hi))
+        self.flat[placed.positions] = x if placed.sel is None else x[placed.sel]
 
 
 def as_values(owner: str, spec: Any) -> Any:

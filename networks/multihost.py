@@ -147,9 +147,13 @@ def _worker(args: argparse.Namespace) -> dict:
 
     import time
 
+    import resource
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     start = time.perf_counter()
     net, mons = build(True)
     build_s = time.perf_counter() - start
+    build_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # this process's peak after its build
     warm = min(args.ms, 10.0)
     net.run(warm)  # compiles the chunk of a short run; the timed run follows
     start = time.perf_counter()
@@ -159,7 +163,8 @@ def _worker(args: argparse.Namespace) -> dict:
     out = dict(process=jax.process_index(), processes=jax.process_count(), devices=net.devices, build_s=build_s,
                run_s=run_s, ms=args.ms + warm,
                local_devices=jax.local_device_count(), spikes=spikes, rate_hz=spikes / sum(m.n for m in mons) / ((args.ms + warm) * 1e-3),
-               exchange_bytes_per_step=net.exchange_bytes, digest=_digest(mons))
+               exchange_bytes_per_step=net.exchange_bytes, digest=_digest(mons), peak_rss_before_build=rss_before,
+               peak_rss_after_build=build_peak, synapses=int(sum(net.synapse_count.values())))
     if args.check:
         state = net.state  # collective: every process gathers
         one, ref = build(False)

@@ -213,17 +213,33 @@ class Network:
             longest[p.post.name] = max(longest.get(p.post.name, 0), footprints[p.name].longest_delay)
         build_budget(list(self.groups.values()), longest, dt, dtype, footprints=footprints, currents=sampled).check()
 
-        # projections: connectivity, weights, delays
-        specs, arrays, weights, traces = {}, {}, {}, {}
+        # projections: connectivity, weights, delays (partitioned: drawn by each device for its own slice
+        # where the rule allows, else drawn whole and cut)
+        part = None
+        if mesh is not None:
+            from qsn.networks.partition import Partition
+
+            part = Partition(mesh, {g.name: g for g in neuron_groups},
+                             [g.name for g in self.groups.values() if not isinstance(g, NeuronGroup)])
+        specs, arrays, weights, traces, owned, shortest = {}, {}, {}, {}, {}, {}
         max_delay = {g.name: 0 for g in neuron_groups}
         self.synapse_count = {}
         bar = build_progress(footprints, progress)
         for i, p in enumerate(self.projections.values()):
             receptor = list(p.post.receptors).index(p.receptor)
-            spec, arr, w, m = build_projection(p, jax.random.fold_in(k_conn, i), dt, dtype, receptor)
+            k_p = jax.random.fold_in(k_conn, i)
+            if part is not None and part.owns(p):
+                spec, arr, _, m = part.build_owned(p, k_p, dt, dtype, receptor)
+                owned[p.name] = arr.weights
+                w = jax.ShapeDtypeStruct((spec.n_pre + 1, arr.width), arr.weights[0].dtype)  # the whole, never formed
+                d, shortest[p.name] = arr.longest, arr.shortest
+            else:
+                spec, arr, w, m = build_projection(p, k_p, dt, dtype, receptor)
+                d = spec.longest_delay(arr, m)
+                if part is not None:
+                    shortest[p.name] = spec.shortest_delay(arr, m)
             specs[p.name], arrays[p.name], weights[p.name] = spec, arr, w
             self.synapse_count[p.name] = m
-            d = spec.longest_delay(arr, m)
             max_delay[p.post.name] = max(max_delay[p.post.name], d)
             if p.plasticity is not None:
                 traces[p.name] = p.plasticity.init(spec.n_pre, spec.n_post, dtype)
@@ -310,17 +326,14 @@ class Network:
                          traces=traces, count=count)
         self._template = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
         self._sharding = self._partition = None
-        if mesh is not None:
-            from qsn.networks.partition import Partition
-
-            part = Partition(mesh, {g.name: g for g in neuron_groups}, sources)
+        if part is not None:
             part.prepare(specs, arrays)
             self._global_specs = dict(specs)
-            self._program = self._program._replace(exchange_every=exchange_interval(specs, arrays, self.synapse_count))
+            self._program = self._program._replace(exchange_every=exchange_interval(specs, shortest))
             self._program, self._dev_consts, self._specs = part.consts(self._program, self._consts, cfgs, specs)
             self._dev_steppers = self._dev_consts.pop("steppers")
             self._arrays = self._consts = None  # the devices hold their cuts; the whole is rebuilt on demand
-            state = part.split(state)
+            state = part.split(state, owned)
             self._sharding, self._partition = mesh, part
         self._state = state
         for m in self.monitors.values():

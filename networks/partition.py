@@ -21,12 +21,16 @@ its :func:`~qsn.networks.program.net_step` inside ``jax.shard_map`` on ``P`` dev
   the single-device run draws for the whole group (:mod:`qsn.draws`), so a run gives the same spikes
   on any number of devices;
 * **the same answer** — connectivity, weights, delays and initial states are the single-device
-  build's, cut by owner, so spike trains do not depend on ``P`` (``tests/networks/test_partition.py``
-  checks 1, 2, 4 and 8 devices, and 2 processes, against one device).
+  build's, so spike trains do not depend on ``P`` (``tests/networks/test_partition.py`` checks 1, 2,
+  4 and 8 devices, and 2 processes, against one device);
+* **drawn by the owner** — a projection of a rule drawn by target tiles (``fixed_probability``,
+  ``fixed_indegree``, ``fixed_total_number``: :attr:`~qsn.networks.Projection.by_targets`) on the event
+  path is drawn by each process for its own devices only, each the synapses onto its slice
+  (:meth:`Partition.build_owned`); the tiles' keys make them the single-device build's. Other
+  projections are drawn whole on each process and cut (:func:`cut_rows`).
 
-The cut is made on the host of each process from the build's draw; only the slices of that process's
-devices are placed on them (:func:`jax.make_array_from_callback`), so it runs unchanged under
-``jax.distributed`` with one process per host or GPU (:mod:`qsn.networks.multihost`).
+Only the parts of a process's devices are placed on them (:func:`jax.make_array_from_callback`), so it
+runs unchanged under ``jax.distributed`` with one process per host or GPU (:mod:`qsn.networks.multihost`).
 
 State monitors record on each device the monitored neurons of its slice; the partition puts them back
 in the monitor's order. STDP updates each device's cut of the weights with the whole presynaptic trace
@@ -49,9 +53,9 @@ from qsn.errors import ConfigurationError
 from qsn.networks.inputs import counts_from_uniform, poisson_counts
 from qsn.networks.monitors import SlicedStateProbe, StateProbe
 from qsn.networks.program import GroupProgram, Program, net_steps
-from qsn.networks.projection import EventProjection, ProjectionArrays
+from qsn.networks.projection import EventProjection, Projection, ProjectionArrays, event_path, event_spec, narrow_delays
 
-__all__ = ["AllGather", "Partition", "uniform_slice", "pack_bits", "unpack_bits"]
+__all__ = ["AllGather", "Partition", "OwnedArrays", "uniform_slice", "pack_bits", "unpack_bits"]
 
 _WORD = 32  # spikes per exchanged word; slices are multiples of it
 
@@ -185,6 +189,32 @@ def join_rows(parts: list[np.ndarray], size: int, n_post: int, *columns: list[np
     return tuple(out)
 
 
+class OwnedArrays(NamedTuple):
+    """A projection drawn by its devices, each the synapses onto its own slice (:meth:`Partition.build_owned`)."""
+
+    parts: list  # per device: ProjectionArrays (targets local to the slice, padding = slice size; int16/int32 delays)
+    weights: list  # per device: (rows + 1, K_p) weights
+    longest: int  # steps, over the whole projection (0 without synapses)
+    shortest: int | None  # steps (None without synapses)
+    width: int  # the whole projection's ELL width (its longest row over all devices)
+
+
+def _placeholder(like: np.ndarray) -> np.ndarray:
+    """An array of ``like``'s shape and dtype that takes no memory: the part of a device of another process,
+    which this process never places."""
+    return np.broadcast_to(np.zeros((), like.dtype), like.shape)
+
+
+def _over_processes(value: Any, reduce: Any) -> np.ndarray:
+    """``reduce(axis=0)`` of ``value`` (a host array or scalar) over every process (itself with one process)."""
+    value = np.asarray(value)
+    if jax.process_count() == 1:
+        return value
+    from jax.experimental import multihost_utils
+
+    return reduce(np.asarray(multihost_utils.process_allgather(value)), axis=0)
+
+
 class Partition:
     """How a built network is laid out over the devices of a one-axis mesh (see the module docstring).
 
@@ -211,6 +241,49 @@ class Partition:
     def exchange_bytes(self) -> int:
         """Bytes of spike words each device receives per step (all neuron groups, its own slice included)."""
         return sum(self.devices * s // 8 for s in self.size.values())
+
+    # ---------------------------------------------------------------- owner-local draws
+    def owns(self, proj: Projection) -> bool:
+        """Whether ``proj`` is drawn by its devices, each the synapses onto its own slice: an event-path
+        projection of a rule drawn by target tiles (:attr:`Projection.by_targets`); others are drawn whole
+        on each process and cut (:meth:`prepare`)."""
+        return proj.by_targets and event_path(proj)
+
+    def build_owned(self, proj: Projection, key: jax.Array, dt: float, dtype: Any, receptor: int) -> tuple:
+        """Draw ``proj`` on this process for its own devices only, each the synapses onto its slice (from
+        the target tiles of the projection's key, so they are the single-device build's): returns ``(spec,
+        OwnedArrays, None, synapse count)``, the spec's arrays whole-network (``n_post`` the group's)."""
+        name, n = proj.post.name, proj.post.n
+        size = self.size[name]
+        plans = {p: proj.plan(key, dt, owner=(min(p * size, n), min((p + 1) * size, n))) for p in self._local}
+        width = int(_over_processes(max(plan.rows.width for plan in plans.values()), np.max))
+        counts = _over_processes(sum(plan.rows.counts for plan in plans.values()), np.sum)
+        written = {p: proj.write(plan, dt, dtype, width=width, offset=p * size, pad=size) for p, plan in plans.items()}
+        m = int(_over_processes(sum(w[3].count for w in written.values()), np.sum))
+        longest = float(_over_processes(max(w[3].longest for w in written.values()), np.max))
+        parts, weights = [None] * self.devices, [None] * self.devices
+        for p, (targets, w, d, _) in written.items():
+            parts[p] = ProjectionArrays(targets, narrow_delays(d, longest / dt if m else 0.0))
+            weights[p] = w
+        like = next(iter(written))
+        for p in range(self.devices):  # another process's devices
+            if parts[p] is None:
+                parts[p] = ProjectionArrays(*(_placeholder(np.asarray(a)) for a in parts[like][:2]))
+                weights[p] = _placeholder(weights[like])
+        steps = [(np.asarray(a.delays)[np.asarray(a.targets) < size]) for a in (parts[p] for p in self._local)]
+        lo = min((int(s.min()) for s in steps if s.size), default=np.iinfo(np.int32).max)
+        hi = max((int(s.max()) for s in steps if s.size), default=0)
+        lo, hi = int(_over_processes(lo, np.min)), int(_over_processes(hi, np.max))
+        first = next(iter(written.values()))[3].first
+        spec = event_spec(proj, receptor, parts[like].targets.shape[0] - 1, first)
+        owned = OwnedArrays(parts, weights, hi if m else 0, lo if m else None, max(1, int(counts.max())) if counts.size else 1)
+        return spec, owned, None, m
+
+    @property
+    def _local(self) -> list[int]:
+        """This process's devices, as indices along the mesh axis."""
+        devices = list(self.mesh.devices.flat)
+        return [p for p, dev in enumerate(devices) if dev.process_index == jax.process_index()]
 
     # ---------------------------------------------------------------- placement
     def _stack(self, parts: list) -> Any:
@@ -300,6 +373,8 @@ class Partition:
                                           exchange=AllGather(self.axis)).replace_projections(local_specs)
         stacked = self._stack([dict(groups=pt["groups"], projections=pt["projections"]) for pt in parts])
         stacked["steppers"] = self._stack([pt["steppers"] for pt in parts])
+        self._on_devices = stacked["projections"]  # the whole is gathered from them on demand
+        self._cuts = None
         return device_program, stacked, local_specs
 
     def _projection_arrays(self, spec: Any, p: int) -> ProjectionArrays:
@@ -309,13 +384,19 @@ class Partition:
             return ProjectionArrays(targets, delays, None)
         return ProjectionArrays(None, None, None)
 
+    def _device_targets(self, name: str) -> list[np.ndarray]:
+        """Every device's targets of an event projection, on this host (gathered from every process)."""
+        return [a.targets for a in self._unstack(self._on_devices[name])]
+
     # ---------------------------------------------------------------- state
     def prepare(self, specs: dict, arrays: dict) -> None:
         """Cut every event projection's targets and delays once (host), for :meth:`consts` and the
         weights' cuts of :meth:`split`; a dense projection's arrays (small) are kept whole for synapse lists."""
         self._cuts, self._specs, self._arrays = {}, specs, {}
         for name, spec in specs.items():
-            if isinstance(spec, EventProjection):
+            if isinstance(arrays[name], OwnedArrays):  # drawn by the devices: their parts as they are
+                self._cuts[name] = [(a.targets, a.delays) for a in arrays[name].parts]
+            elif isinstance(spec, EventProjection):
                 tg, dl = np.asarray(arrays[name].targets), np.asarray(arrays[name].delays)
                 self._cuts[name] = cut_rows(tg, spec.n_post, self.size[spec.post], self.devices, dl)
             else:
@@ -323,21 +404,25 @@ class Partition:
 
     def global_targets(self, name: str) -> np.ndarray:
         spec = self._specs[name]
-        return join_rows([c[0] for c in self._cuts[name]], self.size[spec.post], spec.n_post)[0]
+        return join_rows(self._device_targets(name), self.size[spec.post], spec.n_post)[0]
 
     def global_arrays(self, name: str) -> ProjectionArrays:
         """The single-device :class:`ProjectionArrays` of a projection (host)."""
         spec = self._specs[name]
         if not isinstance(spec, EventProjection):
             return self._arrays[name]
-        tg, dl = join_rows([c[0] for c in self._cuts[name]], self.size[spec.post], spec.n_post, [c[1] for c in self._cuts[name]])
+        parts = self._unstack(self._on_devices[name])
+        tg, dl = join_rows([a.targets for a in parts], self.size[spec.post], spec.n_post, [a.delays for a in parts])
         return ProjectionArrays(tg, dl, None)
 
-    def split(self, state: Any) -> Any:
-        """A single-device ``NetState`` as the devices' stacked one (``t`` replicated)."""
-        cut_weights = {}
+    def split(self, state: Any, owned: dict | None = None) -> Any:
+        """A single-device ``NetState`` as the devices' stacked one (``t`` replicated); ``owned``: the
+        devices' weights of projections drawn by them (:meth:`build_owned`), in place of the state's."""
+        cut_weights = dict(owned or {})
         for name, w in state.weights.items():
             spec, size = self._specs[name], self.size[self._specs[name].post]
+            if name in cut_weights:
+                continue
             if isinstance(spec, EventProjection):
                 cuts = cut_rows(self.global_targets(name), spec.n_post, size, self.devices, np.asarray(w))
                 cut_weights[name] = [c[1] for c in cuts]
@@ -371,7 +456,7 @@ class Partition:
         """A projection's weights as one device holds them, from the devices' ``parts``."""
         spec = self._specs[name]
         if isinstance(spec, EventProjection):
-            return join_rows([c[0] for c in self._cuts[name]], self.size[spec.post], spec.n_post, parts)[1]
+            return join_rows(self._device_targets(name), self.size[spec.post], spec.n_post, parts)[1]
         return np.concatenate(parts, axis=-1)[..., : spec.n_post]
 
     def weights(self, state: Any, name: str) -> np.ndarray:

@@ -182,13 +182,13 @@ class Program(NamedTuple):
         return self._replace(projections=tuple(projections.get(p.name, p) for p in self.projections))
 
 
-def exchange_interval(specs: dict, arrays: dict, synapses: dict) -> int:
+def exchange_interval(specs: dict, shortest: dict) -> int:
     """:attr:`Program.exchange_every` of a network's projections: the shortest delay (steps) of any
-    synapse plus one, or 1 when a projection is plastic (no projection: every step is as good)."""
+    synapse plus one (``shortest``: each projection's, None without synapses), or 1 when a projection is
+    plastic (no projection: every step is as good)."""
     if any(spec.plasticity is not None for spec in specs.values()):
         return 1
-    shortest = [spec.shortest_delay(arrays[name], synapses[name]) for name, spec in specs.items()]
-    shortest = [d for d in shortest if d is not None]
+    shortest = [d for d in shortest.values() if d is not None]
     return 1 + min(shortest) if shortest else 1
 
 

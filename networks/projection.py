@@ -42,14 +42,14 @@ from qsn.errors import ConfigurationError
 from qsn.memory import Budget, largest_fit
 from qsn.runtime import progress_bar
 from qsn.networks.connectivity import SENTINEL, Rows, Rule, Synapses, block_size, bucket, build_key, estimate, from_list
-from qsn.networks.distributions import Distribution, as_values, host_empty, per_synapse, upper_bound
+from qsn.networks.distributions import Distribution, TileValues, as_values, host_empty, per_synapse, upper_bound
 from qsn.networks.group import NeuronGroup, resolve
 from qsn.networks.plasticity import STDP
 from qsn.networks.synapse import CondExp
 
 __all__ = [
     "Projection", "ProjectionSpec", "EventProjection", "DenseProjection", "ProjectionArrays", "Footprint", "build",
-    "footprint", "build_budget", "build_progress",
+    "footprint", "build_budget", "build_progress", "event_path", "event_spec", "DrawPlan", "Drawn",
 ]
 
 _DENSE_MAX_ENTRIES = 2**22
@@ -149,39 +149,131 @@ class Projection:
         (int32, group indices, each row increasing and left-packed, padding and the last row -> ``n_post``),
         weights (``dtype``, 0 at padding) and delays (steps, int16 where they fit: :func:`narrow_delays`),
         the synapse count, and the presynaptic neuron of row 0 (rows: see ``_place``)."""
-        k_conn, k_w, k_d = (build_key(k) for k in jax.random.split(key, 3))
-        n_pre = self.pre.n if self.pre_index is None else self.pre_index.size
-        n_post = self.post.n if self.post_index is None else self.post_index.size
-        same = self.pre is self.post and (
+        targets, w, d, drawn = self.write(self.plan(key, dt), dt, dtype)
+        return targets, w, narrow_delays(d, drawn.longest / dt if drawn.count else 0.0), drawn.count, drawn.first
+
+    @property
+    def by_targets(self) -> bool:
+        """Whether :meth:`plan` draws the synapses onto a range of targets without the rest: a rule drawn
+        by target tiles between views in increasing order (mapped row by row, see ``_place``)."""
+        return self.rule.by_targets and _increasing(self.pre_index) and _increasing(self.post_index) and not self._drops_autapses
+
+    @property
+    def _drops_autapses(self) -> bool:
+        """Overlapping but different views of one group without autapses: the rule draws in view indices, so
+        the ``i -> i`` pairs of the group go afterwards (their targets get fewer synapses than the rule says)."""
+        return not self.allow_autapses and self.pre is self.post and not self._same_view
+
+    @property
+    def _same_view(self) -> bool:
+        return self.pre is self.post and (
             (self.pre_index is None and self.post_index is None)
             or (self.pre_index is not None and self.post_index is not None and np.array_equal(self.pre_index, self.post_index))
         )
+
+    def plan(self, key: jax.Array, dt: float, *, owner: tuple[int, int] | None = None) -> "DrawPlan":
+        """Draw the connectivity of the synapses onto the target group's neurons ``owner = (lo, hi)``
+        (default: all; :attr:`by_targets` projections only), before any array is written: their rows'
+        lengths are known (``plan.rows.counts``), so several owners can agree on one width."""
+        k_conn, k_w, k_d = (build_key(k) for k in jax.random.split(key, 3))
+        n_pre = self.pre.n if self.pre_index is None else self.pre_index.size
+        n_post = self.post.n if self.post_index is None else self.post_index.size
         if not isinstance(self.delay, Distribution):
             _check_rounding(f"Projection {self.name}", self.delay, dt)
-        rows = self.rule.generate(k_conn, n_pre, n_post, autapses=self.allow_autapses or not same, multapses=self.allow_multapses)
-        # overlapping but different views: the rule drew in view indices, so the i -> i pairs of the group
-        # go afterwards (their targets get fewer synapses than the rule says)
-        targets, slot, m, first = _place(rows, self, n_post,
-                                         drop_autapses=not self.allow_autapses and self.pre is self.post and not same)
+        targets = None
+        if owner is not None:
+            if not self.by_targets:
+                raise ConfigurationError(f"Projection {self.name}: its synapses onto a range of targets are drawn whole only")
+            lo, hi = owner
+            targets = (lo, hi) if self.post_index is None else tuple(int(x) for x in np.searchsorted(self.post_index, owner))
+        rows = self.rule.generate(k_conn, n_pre, n_post, autapses=self.allow_autapses or not self._same_view,
+                                  multapses=self.allow_multapses, targets=targets)
+        return DrawPlan(rows, k_w, k_d, self.by_targets)
+
+    def write(self, plan: "DrawPlan", dt: float, dtype: Any, *, width: int | None = None, offset: int = 0,
+              pad: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, "Drawn"]:
+        """The ELL arrays of ``plan``: targets (group indices less ``offset``, padding ``pad``, default
+        ``n_post``), weights and delays (steps; int16 where the longest known before drawing fits, else
+        int32: :func:`narrow_delays` narrows them later), ``width`` wide (default the longest row), and what
+        was :class:`Drawn` (its values checked). A plan drawn whole (not :attr:`by_targets`) is written by
+        ``_place`` in full."""
         n_post_group = self.post.n
-        w, lowest, _ = per_synapse(f"Projection {self.name} weight", self.weight, k_w, targets, n_post_group, slot, dtype,
-                                  block=block_size(targets.size))
-        if m and isinstance(self.post.receptors[self.receptor], CondExp) and lowest < 0:
+        d_dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32  # delays drawn in ms, then rounded
+        if not plan.tiled:
+            targets, slot, m, first = _place(plan.rows, self, self.post.n if self.post_index is None else self.post_index.size,
+                                             drop_autapses=self._drops_autapses)
+            block = block_size(targets.size)
+            w, lowest, _ = per_synapse(f"Projection {self.name} weight", self.weight, plan.k_w, targets, n_post_group, slot,
+                                       dtype, block=block)
+            d, shortest, longest = per_synapse(f"Projection {self.name} delay", self.delay, plan.k_d, targets, n_post_group,
+                                               slot, d_dtype, dt=dt, block=block)
+            drawn = Drawn(m, first, lowest, shortest, longest)
+            self._check(drawn, dt)
+            return targets, w, d, drawn
+        pad = n_post_group if pad is None else pad
+        rows = plan.rows
+        width = rows.width if width is None else width
+        own = _own_rows(self.pre_index)
+        n_rows = self.pre_index.size if own else self.pre.n
+        targets = host_empty((n_rows + 1, width), np.int32)
+        targets[...] = pad
+        # delays as int16 from the start where the longest one known before drawing fits (narrow_delays)
+        bound = upper_bound(f"Projection {self.name} delay", self.delay)
+        narrow = bound is not None and _narrow(max(bound, 0.0) / dt)
+        w, d = host_empty((n_rows + 1, width), dtype), host_empty((n_rows + 1, width), np.int16 if narrow else np.int32)
+        scattered = self.pre_index is not None and not _own_rows(self.pre_index)
+        rows_at = self.pre_index.astype(np.int64) * width if scattered else None
+        lut = None if self.post_index is None else np.append(self.post_index, n_post_group).astype(np.int32) - np.int32(offset)
+        flat = targets.reshape(-1)
+
+        def place_targets(p):
+            flat[p.positions] = (p.targets - np.int32(offset) if offset else p.targets) if lut is None else lut[p.targets]
+
+        weights = TileValues(f"Projection {self.name} weight", self.weight, plan.k_w, w, dtype)
+        delays = TileValues(f"Projection {self.name} delay", self.delay, plan.k_d, d, d_dtype, dt=dt)
+        rows.place(width, rows_at, place_targets, weights, delays)
+        for values in (weights, delays):
+            values.finish(lambda r0, r1: targets[r0:r1] != pad)
+        drawn = Drawn(rows.count, int(self.pre_index[0]) if own else 0, weights.lo, delays.lo, delays.hi)
+        self._check(drawn, dt)
+        return targets, w, d, drawn
+
+    def _check(self, bounds: "Drawn", dt: float) -> None:
+        """Raise naming this projection when its drawn weights or delays are out of range."""
+        if not bounds.count:
+            return
+        if isinstance(self.post.receptors[self.receptor], CondExp) and bounds.lowest < 0:
             raise ConfigurationError(
                 f"Projection {self.name}: weights into CondExp receptor {self.receptor!r} are conductances and must be "
-                f">= 0, but one is {lowest!r}; inhibition comes from the receptor's e_rev"
+                f">= 0, but one is {bounds.lowest!r}; inhibition comes from the receptor's e_rev"
             )
-        d_dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-        d, shortest, longest = per_synapse(f"Projection {self.name} delay", self.delay, k_d, targets, n_post_group, slot,
-                                           d_dtype, dt=dt, block=block_size(targets.size))
-        if m and shortest < -0.5 * dt:
-            raise ConfigurationError(f"Projection {self.name}: delays must be >= 0 ms, but one is {shortest} ms")
-        if m and longest / dt > _MAX_DELAY_STEPS:
+        if bounds.shortest < -0.5 * dt:
+            raise ConfigurationError(f"Projection {self.name}: delays must be >= 0 ms, but one is {bounds.shortest} ms")
+        if bounds.longest / dt > _MAX_DELAY_STEPS:
             raise ConfigurationError(
                 f"Projection {self.name}: delays must be at most {_MAX_DELAY_STEPS} steps ({_MAX_DELAY_STEPS * dt:.6g} ms "
-                f"at dt = {dt} ms), but one is {longest!r} ms"
+                f"at dt = {dt} ms), but one is {bounds.longest!r} ms"
             )
-        return targets, w, narrow_delays(d, longest / dt if m else 0.0), m, first
+
+
+class DrawPlan(NamedTuple):
+    """A projection's drawn connectivity before its arrays are written (:meth:`Projection.plan`)."""
+
+    rows: Rows
+    k_w: jax.Array  # build keys of the weights and the delays
+    k_d: jax.Array
+    tiled: bool  # drawn by target tiles (written by Rows.place), else whole (written by _place)
+
+
+class Drawn(NamedTuple):
+    """What a written plan holds: its synapse count, the source group's neuron of row 0, and the extremes
+    of the drawn weights and delays (ms)."""
+
+    count: int
+    first: int
+    lowest: float  # smallest weight
+    shortest: float  # delays, ms
+    longest: float
 
 
 def _narrow(longest: float) -> bool:
@@ -197,7 +289,7 @@ def narrow_delays(steps: np.ndarray, longest: float) -> np.ndarray:
         >>> narrow_delays(np.array([[0, 15]], np.int32), 15.0).dtype
         dtype('int16')
     """
-    return steps.astype(np.int16) if _narrow(longest) else steps
+    return steps.astype(np.int16, copy=False) if _narrow(longest) else steps
 
 
 def _increasing(index: np.ndarray | None) -> bool:
@@ -536,10 +628,7 @@ def build(proj: Projection, key: jax.Array, dt: float, dtype: Any, receptor: int
     """Connect ``proj``; returns its spec, constant arrays, initial weights (ELL or dense) and synapse count."""
     targets, w, d, m, first = proj.draw(key, dt, dtype)
     n_pre, n_post = proj.pre.n, proj.post.n
-    rows = targets.shape[0] - 1  # the event path's rows (first .. first + rows - 1 of the source)
-    path = proj.propagation
-    if path == "auto" and (proj.plasticity is not None or n_pre * n_post > _DENSE_MAX_ENTRIES):
-        path = "event"  # the dense matrices could not fit: no need to look at the delays
+    path = "event" if event_path(proj) else proj.propagation
     delays: tuple[int, ...] = ()
     if path != "event":
         valid = targets < n_post
@@ -558,11 +647,24 @@ def build(proj: Projection, key: jax.Array, dt: float, dtype: Any, receptor: int
         wl[:m], dl[:m] = w[valid], d[valid]
         weights, slot = _dense_fill(pre, post, wl, dl, jnp.asarray(delays, jnp.int32), n_pre, n_post)
         return spec, ProjectionArrays(None, None, (jnp.asarray(pre), jnp.asarray(post), slot)), weights, m
-    block = min(rows, proj.event_block or 2 ** math.ceil(math.log2(max(64, rows / 64))))
-    spec = EventProjection(proj.name, proj.pre.name, proj.post.name, receptor, (), max(block, 1), rows, n_post,
-                           proj.plasticity, first, n_pre)
+    spec = event_spec(proj, receptor, targets.shape[0] - 1, first)
     # host arrays aligned for jax.device_put to adopt them without a copy (on the CPU)
     return spec, ProjectionArrays(jax.device_put(targets), jax.device_put(d)), jax.device_put(w), m
+
+
+def event_path(proj: Projection) -> bool:
+    """Whether ``proj`` takes the event path before its synapses are drawn: asked for, or ``"auto"``
+    when it is plastic or its dense matrices could not fit (else ``"auto"`` looks at the drawn delays)."""
+    return proj.propagation == "event" or (
+        proj.propagation == "auto" and (proj.plasticity is not None or proj.pre.n * proj.post.n > _DENSE_MAX_ENTRIES))
+
+
+def event_spec(proj: Projection, receptor: int, rows: int, first: int) -> "EventProjection":
+    """The event path's spec of ``proj``: ``rows`` rows from source neuron ``first`` on, into the whole
+    target group (a partitioned device's spec has its slice's size as ``n_post``)."""
+    block = min(rows, proj.event_block or 2 ** math.ceil(math.log2(max(64, rows / 64))))
+    return EventProjection(proj.name, proj.pre.name, proj.post.name, receptor, (), max(block, 1), rows, proj.post.n,
+                           proj.plasticity, first, proj.pre.n)
 
 
 @functools.partial(jax.jit, static_argnums=(5, 6))

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hst
 
 import qsn
+from qsn.errors import ConfigurationError
 from qsn.networks import (
     Delta,
     Network,
@@ -472,6 +473,7 @@ def small_block(monkeypatch):
     from qsn.networks import connectivity
 
     monkeypatch.setattr(connectivity, "BLOCK", 1024)
+    monkeypatch.setattr(connectivity, "_TILE_MEAN", 8)  # fixed_probability: tiles of 128 targets
 
 
 def _blocked_net(key: int) -> Network:
@@ -525,6 +527,46 @@ def test_many_blocks_keep_the_laws_and_the_layout(small_block):
     # all_to_all between views: every pair once, at group indices
     a2a = net.synapses("a2a")
     assert set(zip(a2a["pre"].tolist(), a2a["post"].tolist())) == {(i, j) for i in range(100, 300) for j in range(50, 200)}
+
+
+def _owner_rows(proj: Projection, key, owners) -> list[np.ndarray]:
+    """Each owner's ELL rows (targets as group indices, weights, delays) drawn on their own, joined row by row."""
+    parts = []
+    for lo, hi in owners:
+        plan = proj.plan(key, DT, owner=(lo, hi))
+        targets, w, d, drawn = proj.write(plan, DT, np.float64, width=max(plan.rows.width, 3), offset=lo, pad=-1)
+        assert drawn.count == int(np.sum(targets >= 0))
+        parts.append((np.where(targets >= 0, targets + lo, -1), w, d))
+    return parts
+
+
+@pytest.mark.parametrize("owners", [((0, 37), (37, 130), (130, 200)), ((0, 0), (0, 199), (199, 200))])
+def test_the_synapses_onto_a_range_of_targets_are_the_whole_draws(small_block, owners):
+    # what a partitioned network's devices draw, each for its own slice: row by row, the whole draw's
+    # synapses (targets, weights, delays, in order) onto that slice, drawn from the tiles' keys alone
+    src, a = PoissonGroup(300, 0.0, name="src"), _target(200, "a")
+    kw = dict(receptor="exc", propagation="event", weight=normal(1.0, 0.2), delay=uniform(0.1, 1.0))
+    projections = [
+        Projection(src, a, fixed_probability(0.1), **kw),
+        Projection(a, a, fixed_probability(0.1), allow_autapses=False, **kw),
+        Projection(src[::3], a, fixed_indegree(30), **kw),  # a scattered view of the source: rows in place
+        Projection(src[:40], a, fixed_indegree(35), allow_multapses=False, **kw),
+        Projection(src, a[50:], fixed_total_number(20_000), **kw),  # a view of the target
+        Projection(a, a, fixed_total_number(20_000), allow_autapses=False, **kw),
+    ]
+    key = jax.random.key(5)
+    for proj in projections:
+        assert proj.by_targets
+        whole_t, whole_w, whole_d, m, _ = proj.draw(key, DT, np.float64)
+        parts = _owner_rows(proj, key, owners)
+        for r in range(whole_t.shape[0]):
+            valid = whole_t[r] < a.n
+            got = [np.concatenate([p[i][r][p[0][r] >= 0] for p in parts]) for i in range(3)]
+            np.testing.assert_array_equal(got[0], whole_t[r][valid])
+            np.testing.assert_array_equal(got[1], whole_w[r][valid])
+            np.testing.assert_array_equal(got[2], whole_d[r][valid])
+    with pytest.raises(ConfigurationError, match="drawn whole only"):
+        Projection(src, a, all_to_all(), receptor="exc").plan(key, DT, owner=(0, 10))
 
 
 def test_builds_are_deterministic_and_keys_independent(small_block):

@@ -58,7 +58,8 @@ _SCRIPT = textwrap.dedent(
                 per_device = {p: int(np.size(net._arrays[p].targets)) for p in net._specs}
             res[str(shard)] = dict(trains=trains(mons), bytes=net.exchange_bytes, devices=net.devices, every=net.exchange_every,
                                    cut=per_device, whole={p: int(np.size(net._projection(p, "synapse_list")["pre"]))
-                                                          for p in net.projections})
+                                                          for p in net.projections},
+                                   owned=[net._partition.owns(p) for p in net.projections.values()] if shard else None)
         # chunks that are not whole exchange blocks (400 steps as 10 x 37 + 30: each chunk ends in a short block)
         net, mons = build(model, 3)
         net.run(40.0, chunk_steps=37)
@@ -162,6 +163,10 @@ def test_spike_trains_do_not_depend_on_the_device_count(partitioned, model):
         assert res[shard]["devices"] == int(shard)
         assert res[shard]["trains"] == ref, f"{model} on {shard} devices"
         assert res[shard]["whole"] == res["False"]["whole"]  # the synapses, joined back, are the same
+    # both ways of building a device's part: CUBA's projections drawn by their owners (each device the
+    # synapses onto its slice), the small Brunel network's ("auto" path, decided on the drawn delays)
+    # drawn whole and cut
+    assert {tuple(res[s]["owned"]) for s in ("2", "3", "4", "8")} == {(model == "cuba",) * 2}
 
 
 def test_spikes_are_exchanged_once_per_shortest_delay(partitioned):
