@@ -165,6 +165,16 @@ def _worker(args: argparse.Namespace) -> dict:
                local_devices=jax.local_device_count(), spikes=spikes, rate_hz=spikes / sum(m.n for m in mons) / ((args.ms + warm) * 1e-3),
                exchange_bytes_per_step=net.exchange_bytes, digest=_digest(mons), peak_rss_before_build=rss_before,
                peak_rss_after_build=build_peak, synapses=int(sum(net.synapse_count.values())))
+    if args.shards:  # a checkpoint per shard: each process writes its devices' parts, a fresh network reads its own
+        from jax.experimental import multihost_utils
+
+        net.save(args.shards, shards=True)
+        multihost_utils.sync_global_devices("qsn-shards-saved")
+        again, _ = build(True)
+        again.load(args.shards)
+        out["shards_equal"] = bool(all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in
+                                       zip(jax.tree_util.tree_leaves(again.state), jax.tree_util.tree_leaves(net.state))))
+        out["shards_written"] = sorted(f for f in os.listdir(args.shards) if f.startswith("shard-"))
     if args.check:
         state = net.state  # collective: every process gathers
         one, ref = build(False)
@@ -189,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--float64", action="store_true")
     ap.add_argument("--check", action="store_true", help="also run on one device and compare the spike trains")
+    ap.add_argument("--shards", default=None, help="save a checkpoint per shard to this folder, load it into a fresh "
+                                                   "network and compare the states")
     args = ap.parse_args(argv)
     if args.worker:
         print("QSN-WORKER " + json.dumps(_worker(args)), flush=True)

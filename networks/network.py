@@ -363,8 +363,9 @@ class Network:
 
     def _steps_done(self, state: NetState | None = None) -> int:
         """Steps done by ``state`` (default: the network's), read from this process's copy of ``t``."""
-        t = (self._state if state is None else state).t
-        return int(np.asarray(t.addressable_data(0) if hasattr(t, "addressable_data") else t))
+        from qsn.networks.partition import host_step
+
+        return int(host_step(self._state if state is None else state))
 
     # ---------------------------------------------------------------- state
     @property
@@ -391,14 +392,35 @@ class Network:
         for m in self.monitors.values():
             m._truncate(int(state.t))
 
-    def save(self, path: str) -> None:
+    def save(self, path: str, *, shards: bool = False) -> None:
         """Write the current :class:`NetState` to ``path`` (a NumPy ``.npz`` file, host copies; NumPy adds
         ``.npz`` to a name without it).
 
+        Args:
+            path: the file, or with ``shards`` the folder.
+            shards: a partitioned network only: each process writes its own devices' parts to
+                ``path/shard-<p>.npz`` (with their projections' targets) and process 0 ``path/layout.json``;
+                nothing is gathered. :meth:`load` restores it on the same devices (each process reading
+                its own shards) or, joining the shards, on any other number.
+
         Raises:
-            ConfigurationError: ``path`` cannot be written (no such folder, no permission), naming it.
+            ConfigurationError: ``path`` cannot be written (no such folder, no permission), naming it, or
+                ``shards`` on a network that is not partitioned.
+
+        Example:
+            >>> net.save("ckpt", shards=True)  # doctest: +SKIP
+            >>> other.load("ckpt")  # built identically, on any number of devices  # doctest: +SKIP
         """
         self._require_built()
+        if shards:
+            if self._partition is None:
+                raise ConfigurationError("Network.save(shards=True) needs a partitioned network (build(key, shard=...)); "
+                                         "save(path) writes one file")
+            try:
+                self._partition.save_shards(self._state, str(path))
+            except OSError as err:
+                raise ConfigurationError(f"Network.save: cannot write {str(path)!r}: {err.strerror or err}") from None
+            return
         leaves = jax.tree_util.tree_leaves(self.state)  # partitioned: gathered by every process
         if jax.process_index() != 0:
             return  # a multi-process run writes from process 0 only
@@ -408,10 +430,12 @@ class Network:
             raise ConfigurationError(f"Network.save: cannot write {str(path)!r}: {err.strerror or err}") from None
 
     def load(self, path: str) -> None:
-        """Restore a state written by :meth:`save` of an identically built network.
+        """Restore a state written by :meth:`save` of an identically built network: a file, or the folder
+        of ``save(path, shards=True)`` (into a partitioned network of any device count).
 
         Raises:
-            ConfigurationError: no file at ``path`` (or a folder), naming it.
+            ConfigurationError: no file at ``path`` (or a folder without a shard layout), naming it, or a
+                folder of shards loaded into a network that is not partitioned.
             InvalidStateError: the file is not an ``.npz`` written by :meth:`save` (corrupt, another
                 format, other arrays), or its state does not match this network; the network is unchanged.
         """
@@ -420,6 +444,18 @@ class Network:
         self._require_built()
         treedef = jax.tree_util.tree_structure(self._template)
         name = str(path)
+        if os.path.isfile(os.path.join(name, "layout.json")):  # written by save(shards=True)
+            if self._partition is None:
+                raise ConfigurationError(f"Network.load: {name!r} holds a checkpoint per shard; load it into a partitioned "
+                                         "network (build(key, shard=n), any n >= 1)")
+            state, whole = self._partition.load_shards(name, self._state)
+            if whole:
+                self.restore(state)
+            else:
+                self._state = state
+                for m in self.monitors.values():
+                    m._truncate(self._steps_done())
+            return
         if not os.path.isfile(name):
             hint = f" (Network.save({name!r}) wrote {name + '.npz'!r})" if os.path.isfile(name + ".npz") else ""
             what = "is a folder, not a file" if os.path.isdir(name) else "does not exist"

@@ -205,6 +205,20 @@ def _placeholder(like: np.ndarray) -> np.ndarray:
     return np.broadcast_to(np.zeros((), like.dtype), like.shape)
 
 
+def host_step(state: Any) -> np.ndarray:
+    """A state's step ``t`` on the host: this process's copy of a replicated one."""
+    t = state.t
+    return np.asarray(t.addressable_data(0) if hasattr(t, "addressable_data") else t)
+
+
+def _device_part(x: jax.Array, p: int) -> np.ndarray:
+    """Device ``p``'s part ``x[p]`` of a stacked array, from the shard this process holds."""
+    for shard in x.addressable_shards:
+        if (shard.index[0].start or 0) == p:
+            return np.asarray(shard.data)[0]
+    raise KeyError(p)
+
+
 def _over_processes(value: Any, reduce: Any) -> np.ndarray:
     """``reduce(axis=0)`` of ``value`` (a host array or scalar) over every process (itself with one process)."""
     value = np.asarray(value)
@@ -452,11 +466,13 @@ class Partition:
         stacked = self._stack(parts)
         return type(state)(t=self.replicate(np.asarray(state.t)), **stacked)
 
-    def _join_weights(self, name: str, parts: list) -> np.ndarray:
-        """A projection's weights as one device holds them, from the devices' ``parts``."""
-        spec = self._specs[name]
+    def _join_weights(self, name: str, parts: list, targets: list | None = None, size: dict | None = None) -> np.ndarray:
+        """A projection's weights as one device holds them, from the devices' ``parts`` (laid out as this
+        partition's, or as ``targets`` and group slice ``size`` say: a checkpoint of another device count)."""
+        spec, size = self._specs[name], self.size if size is None else size
         if isinstance(spec, EventProjection):
-            return join_rows(self._device_targets(name), self.size[spec.post], spec.n_post, parts)[1]
+            targets = self._device_targets(name) if targets is None else targets
+            return join_rows(targets, size[spec.post], spec.n_post, parts)[1]
         return np.concatenate(parts, axis=-1)[..., : spec.n_post]
 
     def weights(self, state: Any, name: str) -> np.ndarray:
@@ -468,11 +484,19 @@ class Partition:
         parts = self._unstack(state.count[name])
         return parts[0] if name in self.sources else np.concatenate(parts)[: self.n[name]]
 
+    @staticmethod
+    def _pieces_of(state: Any) -> dict:
+        return dict(neurons=state.neurons, syn=state.syn, ring=state.ring, weights=state.weights, traces=state.traces,
+                    count=state.count)
+
     def join(self, state: Any) -> Any:
         """The devices' stacked ``NetState`` as the single-device one (host arrays)."""
-        pieces = self._unstack(dict(neurons=state.neurons, syn=state.syn, ring=state.ring, weights=state.weights,
-                                    traces=state.traces, count=state.count))
-        t = state.t.addressable_data(0) if hasattr(state.t, "addressable_data") else state.t
+        return self._join(self._unstack(self._pieces_of(state)), host_step(state), type(state))
+
+    def _join(self, pieces: list, t: np.ndarray, cls: Any, targets: dict | None = None, size: dict | None = None) -> Any:
+        """The single-device state of the devices' ``pieces`` (laid out as this partition's, or as a
+        checkpoint's ``targets`` and slice ``size`` of another device count)."""
+        size = self.size if size is None else size
         neurons, syn, ring, count, weights = {}, {}, {}, {}, {}
 
         def whole(name, leaves):
@@ -488,14 +512,77 @@ class Partition:
             ring[name] = whole(name, [pc["ring"][name] for pc in pieces])
             count[name] = whole(name, [pc["count"][name] for pc in pieces])
         for name in self._specs:
-            weights[name] = self._join_weights(name, [pc["weights"][name] for pc in pieces])
+            weights[name] = self._join_weights(name, [pc["weights"][name] for pc in pieces],
+                                               None if targets is None else targets.get(name), size)
         traces = {}
         for name, tr in pieces[0]["traces"].items():
             post = self._specs[name].post
             traces[name] = tr._replace(post=whole(post, [pc["traces"][name].post for pc in pieces]))
         as_jax = lambda tree: jax.tree_util.tree_map(jnp.asarray, tree)  # noqa: E731
-        return type(state)(t=jnp.asarray(np.asarray(t)), neurons=as_jax(neurons), syn=as_jax(syn), ring=as_jax(ring),
-                           weights=as_jax(weights), traces=as_jax(traces), count=as_jax(count))
+        return cls(t=jnp.asarray(t), neurons=as_jax(neurons), syn=as_jax(syn), ring=as_jax(ring),
+                   weights=as_jax(weights), traces=as_jax(traces), count=as_jax(count))
+
+    # ---------------------------------------------------------------- checkpoints, per shard
+    def save_shards(self, state: Any, folder: str) -> None:
+        """Write each of this process's devices' part of ``state`` to ``folder/shard-<p>.npz`` (with its
+        event projections' targets, so that another device count can join them), and, from process 0,
+        ``folder/layout.json``: nothing is gathered."""
+        import json
+        import os
+
+        os.makedirs(folder, exist_ok=True)
+        leaves = jax.tree_util.tree_leaves(self._pieces_of(state))
+        targets = {name: self._on_devices[name].targets for name, spec in self._specs.items()
+                   if isinstance(spec, EventProjection)}
+        for p in self._local:
+            data = {f"leaf{i}": _device_part(x, p) for i, x in enumerate(leaves)}
+            data.update({f"targets:{name}": _device_part(x, p) for name, x in targets.items()})
+            np.savez(os.path.join(folder, f"shard-{p}.npz"), **data)
+        if jax.process_index() == 0:
+            layout = dict(format="qsn-network-shards", version=1, devices=self.devices, size=self.size,
+                          leaves=len(leaves), t=int(host_step(state)))
+            with open(os.path.join(folder, "layout.json"), "w") as f:
+                json.dump(layout, f)
+
+    def load_shards(self, folder: str, template: Any) -> tuple[Any, bool]:
+        """The state of a :meth:`save_shards` checkpoint in ``folder`` and whether it is whole. Saved on as
+        many devices with the same slices: the devices' stacked state, each process reading its own
+        devices' shards only. Else every process reads every shard and joins them (their targets say
+        where each weight belongs) into the single-device state (``template``'s structure), for
+        ``Network.restore`` to check and cut for this partition."""
+        import json
+        import os
+
+        from qsn.errors import InvalidStateError
+
+        with open(os.path.join(folder, "layout.json")) as f:
+            layout = json.load(f)
+        if layout.get("format") != "qsn-network-shards":
+            raise InvalidStateError(f"Network.load: {folder!r} is not a folder written by Network.save(shards=True)")
+        stacked = self._pieces_of(template)
+        treedef = jax.tree_util.tree_structure(stacked)
+        if layout["leaves"] != treedef.num_leaves:
+            raise InvalidStateError(
+                f"Network.load: {folder!r} holds {layout['leaves']} arrays per shard, this network's state has {treedef.num_leaves}")
+
+        def read(p: int) -> Any:
+            with np.load(os.path.join(folder, f"shard-{p}.npz"), allow_pickle=False) as data:
+                leaves = [data[f"leaf{i}"] for i in range(treedef.num_leaves)]
+                targets = {k.split(":", 1)[1]: data[k] for k in data.files if k.startswith("targets:")}
+            return jax.tree_util.tree_unflatten(treedef, leaves), targets
+
+        t = np.asarray(layout["t"], np.int32)
+        if layout["devices"] == self.devices and layout["size"] == self.size:
+            parts = {p: read(p)[0] for p in self._local}
+            like = parts[next(iter(parts))]
+            pieces = [parts.get(p, jax.tree_util.tree_map(_placeholder, like)) for p in range(self.devices)]
+            for got, want in zip(jax.tree_util.tree_leaves(like), jax.tree_util.tree_leaves(stacked)):
+                if got.shape != want.shape[1:] or got.dtype != want.dtype:
+                    raise InvalidStateError(f"Network.load: {folder!r} does not match this network's groups, projections and dtype")
+            return type(template)(t=self.replicate(t), **self._stack(pieces)), False
+        shards = [read(p) for p in range(layout["devices"])]
+        targets = {name: [s[1][name] for s in shards] for name in shards[0][1]}
+        return self._join([s[0] for s in shards], t, type(template), targets, layout["size"]), True
 
     # ---------------------------------------------------------------- run
     def compile(self, program: Program, length: int) -> Any:

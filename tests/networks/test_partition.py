@@ -76,6 +76,16 @@ _SCRIPT = textwrap.dedent(
     late = [(m.step[m.step >= 200].tolist(), m.i[m.step >= 200].tolist()) for m in m1]  # what `two` ran
     out["restore"] = dict(one=late, two=trains(m2),
                           count_equal=all(np.array_equal(one.spike_count(g), two.spike_count(g)) for g in one.groups))
+    # a checkpoint per shard of the 4-device run loads on 4 devices (each shard read as it is) and, joined, on 2 and 1
+    import os, tempfile
+    folder = os.path.join(tempfile.mkdtemp(), "ck")
+    four.save(folder, shards=True)
+    out["shards"] = {}
+    for shard in (4, 2, 1):
+        net, m = build(models_["brunel"], shard)
+        net.load(folder)
+        net.run(20.0)
+        out["shards"][str(shard)] = trains(m)
     # a state monitor of neurons on different devices (in the monitor's own order) records what one device does
     import qsn
     from qsn.networks import Network, NeuronGroup, Projection, StateMonitor, CurrentInput, PscExp, fixed_probability
@@ -222,6 +232,13 @@ def test_a_non_finite_state_names_the_neuron_of_the_whole_group(partitioned):
     assert partitioned["non_finite"] == "Group 'cortex': state field `v` became non-finite at neuron 70 by step 10"
 
 
+def test_a_checkpoint_per_shard_loads_on_any_device_count(partitioned):
+    late = partitioned["restore"]["one"]
+    assert sum(len(s) for s, _ in late) > 50
+    for shard, trains in partitioned["shards"].items():
+        assert trains == late, f"checkpoint of 4 devices per shard, loaded on {shard}"
+
+
 def test_checkpoint_restores_on_another_device_count(partitioned):
     res = partitioned["restore"]
     assert res["two"] == res["one"] and res["count_equal"]
@@ -299,15 +316,18 @@ def test_one_device_partition_equals_the_plain_run():
 
 
 @pytest.mark.parametrize("model, extra", [("brunel", ["-n", "1000"]), ("cuba", [])])
-def test_two_processes_of_two_devices_equal_one_device(model, extra):
-    """jax.distributed on 127.0.0.1 (gloo CPU collectives): 2 processes x 2 devices, float64."""
+def test_two_processes_of_two_devices_equal_one_device(model, extra, tmp_path):
+    """jax.distributed on 127.0.0.1 (gloo CPU collectives): 2 processes x 2 devices, float64; a checkpoint
+    per shard (each process writes its own devices' parts) loads into a fresh network as the state it was."""
     from qsn.networks.multihost import launch_local
 
-    outs = launch_local([model, *extra, "--ms", "30", "--float64", "--check"], processes=2, devices=2, timeout=600)
+    outs = launch_local([model, *extra, "--ms", "30", "--float64", "--check", "--shards", str(tmp_path / "ck")],
+                        processes=2, devices=2, timeout=600)
     results = [json.loads(line[len("QSN-WORKER "):]) for out in outs for line in out.splitlines()
                if line.startswith("QSN-WORKER ")]
     assert [r["process"] for r in results] == [0, 1]
     for r in results:
         assert r["devices"] == 4 and r["local_devices"] == 2 and r["spikes"] > 100
         assert r["equal_to_one_device"] and r["state_equal"], r
+        assert r["shards_equal"] and r["shards_written"] == [f"shard-{p}.npz" for p in range(4)], r
     assert results[0]["digest"] == results[1]["digest"]  # both processes hold every spike
