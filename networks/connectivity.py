@@ -399,7 +399,7 @@ def _tiled(n_pre: int, n_post: int, size: int, keys_of: Callable[[int], Callable
     very synapses the whole projection's rows hold onto them. ``keys_of(t)`` starts the tile's kernels
     (JAX dispatches them asynchronously): the next tile is drawn while this one is bucketed on the host.
     Tiles are drawn twice, once to count the rows (before the arrays exist) and once to place them, except
-    the first ``_KEEP_BYTES`` of keys, kept from the count (small projections draw once; a large one keeps
+    the first ``KEEP_BYTES`` of keys, kept from the count (small projections draw once; a large one keeps
     no synapse list in between)."""
     lo, hi = (0, n_post) if targets is None else targets
     tiles = range(lo // size, -(-hi // size)) if hi > lo else range(0)
@@ -413,7 +413,7 @@ def _tiled(n_pre: int, n_post: int, size: int, keys_of: Callable[[int], Callable
 
     kept: dict[int, np.ndarray] = {}  # sorted keys of tiles counted within the budget, for the placement
 
-    budget = [_KEEP_BYTES]
+    budget = [KEEP_BYTES]
 
     def each(sort: Callable[[], bool]):
         """``(t, keys)`` of every tile in order: the kept ones as kept, the others drawn (sorted where
@@ -470,7 +470,7 @@ def _tiled(n_pre: int, n_post: int, size: int, keys_of: Callable[[int], Callable
     return Rows(counts, fill, None, place)
 
 
-_KEEP_BYTES = 128 << 20  # keys of a projection's tiles kept from the count to the placement
+KEEP_BYTES = 128 << 20  # keys of a projection's tiles kept from the count to the placement
 
 
 def _target_range(targets: tuple[int, int] | None, n_post: int) -> tuple[int, int] | None:

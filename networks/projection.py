@@ -41,7 +41,7 @@ import numpy as np
 from qsn.errors import ConfigurationError
 from qsn.memory import Budget, largest_fit
 from qsn.runtime import progress_bar
-from qsn.networks.connectivity import SENTINEL, Rows, Rule, Synapses, block_size, bucket, build_key, estimate, from_list
+from qsn.networks.connectivity import KEEP_BYTES, SENTINEL, Rows, Rule, Synapses, block_size, bucket, build_key, estimate, from_list
 from qsn.networks.distributions import Distribution, TileValues, as_values, host_empty, per_synapse, upper_bound
 from qsn.networks.group import NeuronGroup, resolve
 from qsn.networks.plasticity import STDP
@@ -174,7 +174,22 @@ class Projection:
     def plan(self, key: jax.Array, dt: float, *, owner: tuple[int, int] | None = None) -> "DrawPlan":
         """Draw the connectivity of the synapses onto the target group's neurons ``owner = (lo, hi)``
         (default: all; :attr:`by_targets` projections only), before any array is written: their rows'
-        lengths are known (``plan.rows.counts``), so several owners can agree on one width."""
+        lengths are known (``plan.rows.counts``), so several owners can agree on one width.
+
+        Example (the synapses onto neurons 0-49 and 50-99, drawn apart, are the whole draw's):
+            >>> import qsn
+            >>> from qsn.networks import NeuronGroup, Projection, fixed_indegree
+            >>> g = NeuronGroup(100, qsn.NeuronParams(delta=0.0))
+            >>> proj = Projection(g, g, fixed_indegree(10), weight=0.5)
+            >>> key = jax.random.key(0)
+            >>> halves = [proj.plan(key, 0.1, owner=o) for o in ((0, 50), (50, 100))]
+            >>> whole = proj.plan(key, 0.1)
+            >>> bool(np.array_equal(halves[0].rows.counts + halves[1].rows.counts, whole.rows.counts))
+            True
+            >>> targets, weights, delays, drawn = proj.write(halves[1], 0.1, np.float32, offset=50, pad=50)
+            >>> drawn.count, int(targets[targets < 50].min()) >= 0
+            (500, True)
+        """
         k_conn, k_w, k_d = (build_key(k) for k in jax.random.split(key, 3))
         n_pre = self.pre.n if self.pre_index is None else self.pre_index.size
         n_post = self.post.n if self.post_index is None else self.post_index.size
@@ -390,20 +405,25 @@ def footprint(proj: Projection, dt: float, dtype: Any) -> Footprint:
 
     Event path: ``(n_pre + 1) x widest row x (4 + 4 + itemsize)`` bytes (targets, delays, weights), the
     widest row estimated by :func:`qsn.networks.connectivity.estimate`; dense path: one
-    ``(n_pre, n_post)`` matrix per distinct delay (one when the delays are drawn). While building, the
-    rule holds 4 bytes per synapse (``fixed_indegree``'s sorted chunk keys, ``fixed_probability``'s
-    drawn rows; ``explicit``: the user's list and its sort, 40) beside a few kernel blocks.
+    ``(n_pre, n_post)`` matrix per distinct delay (one when the delays are drawn). While building, a
+    rule drawn by target tiles keeps 4 bytes per synapse of its first tiles' keys, at most
+    ``connectivity.KEEP_BYTES`` (``explicit``: the user's list and its sort, 40 bytes per synapse),
+    beside a few kernel blocks.
 
     Example:
+        >>> import qsn
+        >>> from qsn.networks import NeuronGroup, fixed_probability
+        >>> g = NeuronGroup(1000, qsn.NeuronParams(delta=0.0))
         >>> footprint(Projection(g, g, fixed_probability(0.1)), 0.1, jnp.float32).synapses
+        100000
     """
     n_pre_view = proj.pre.n if proj.pre_index is None else proj.pre_index.size
     n_post_view = proj.post.n if proj.post_index is None else proj.post_index.size
     m, widest = estimate(proj.rule, n_pre_view, n_post_view)
     item = jnp.dtype(dtype).itemsize
     n_pre, n_post = proj.pre.n, proj.post.n
-    per_synapse = {"fixed_indegree": 4, "fixed_probability": 4, "explicit": 40}.get(proj.rule.name, 0)
-    transient = per_synapse * m + 8 * 4 * block_size(max(m, 1))
+    kept = min(4 * m, KEEP_BYTES) if proj.rule.by_targets else (40 * m if proj.rule.name == "explicit" else 0)
+    transient = kept + 8 * 4 * block_size(max(m, 1))
     bound = upper_bound(f"Projection {proj.name} delay", proj.delay)
     longest = int(round(bound / dt)) if bound is not None and 0 <= bound / dt <= _MAX_DELAY_STEPS else 0
     path = proj.propagation
