@@ -29,6 +29,10 @@ its :func:`~qsn.networks.program.net_step` inside ``jax.shard_map`` on ``P`` dev
   (:meth:`Partition.build_owned`); the tiles' keys make them the single-device build's. Other
   projections are drawn whole on each process and cut (:func:`cut_rows`).
 
+``Network.save(folder, shards=True)`` writes each device's part of the state from its own process
+(:meth:`Partition.save_shards`), and ``Network.load`` reads it back on the same devices, or joins the
+shards and cuts them again for another device count (:meth:`Partition.load_shards`).
+
 Only the parts of a process's devices are placed on them (:func:`jax.make_array_from_callback`), so it
 runs unchanged under ``jax.distributed`` with one process per host or GPU (:mod:`qsn.networks.multihost`).
 
@@ -271,9 +275,10 @@ class Partition:
         size = self.size[name]
         plans = {p: proj.plan(key, dt, owner=(min(p * size, n), min((p + 1) * size, n))) for p in self._local}
         width = int(_over_processes(max(plan.rows.width for plan in plans.values()), np.max))
-        counts = _over_processes(sum(plan.rows.counts for plan in plans.values()), np.sum)
+        # rows' lengths summed over the devices (int32 per process: JAX without x64 gathers no int64)
+        counts = _over_processes(sum(plan.rows.counts for plan in plans.values()).astype(np.int32), np.sum)
         written = {p: proj.write(plan, dt, dtype, width=width, offset=p * size, pad=size) for p, plan in plans.items()}
-        m = int(_over_processes(sum(w[3].count for w in written.values()), np.sum))
+        m = int(counts.sum(dtype=np.int64))
         longest = float(_over_processes(max(w[3].longest for w in written.values()), np.max))
         parts, weights = [None] * self.devices, [None] * self.devices
         for p, (targets, w, d, _) in written.items():
