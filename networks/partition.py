@@ -560,9 +560,12 @@ class Partition:
 
         from qsn.errors import InvalidStateError
 
-        with open(os.path.join(folder, "layout.json")) as f:
-            layout = json.load(f)
-        if layout.get("format") != "qsn-network-shards":
+        try:
+            with open(os.path.join(folder, "layout.json")) as f:
+                layout = json.load(f)
+        except (OSError, ValueError) as err:
+            raise InvalidStateError(f"Network.load: {folder!r} has no readable layout.json ({err})") from None
+        if not isinstance(layout, dict) or layout.get("format") != "qsn-network-shards":
             raise InvalidStateError(f"Network.load: {folder!r} is not a folder written by Network.save(shards=True)")
         stacked = self._pieces_of(template)
         treedef = jax.tree_util.tree_structure(stacked)
@@ -571,9 +574,13 @@ class Partition:
                 f"Network.load: {folder!r} holds {layout['leaves']} arrays per shard, this network's state has {treedef.num_leaves}")
 
         def read(p: int) -> Any:
-            with np.load(os.path.join(folder, f"shard-{p}.npz"), allow_pickle=False) as data:
-                leaves = [data[f"leaf{i}"] for i in range(treedef.num_leaves)]
-                targets = {k.split(":", 1)[1]: data[k] for k in data.files if k.startswith("targets:")}
+            name = os.path.join(folder, f"shard-{p}.npz")
+            try:
+                with np.load(name, allow_pickle=False) as data:
+                    leaves = [data[f"leaf{i}"] for i in range(treedef.num_leaves)]
+                    targets = {k.split(":", 1)[1]: data[k] for k in data.files if k.startswith("targets:")}
+            except Exception as err:  # noqa: BLE001  (missing, truncated or foreign: OSError, zipfile, KeyError)
+                raise InvalidStateError(f"Network.load: shard {p} of {folder!r} ({name}) is missing or damaged: {err}") from None
             return jax.tree_util.tree_unflatten(treedef, leaves), targets
 
         t = np.asarray(layout["t"], np.int32)

@@ -608,6 +608,48 @@ def test_load_missing_corrupt_and_foreign_files(tmp_path):
     _raises(r"Network\.save: cannot write '.*no_such_dir/x\.npz': No such file or directory", net.save, str(tmp_path / "no_such_dir" / "x.npz"))
 
 
+def _sharded(n: int = 40) -> Network:
+    net = Network(dtype=np.float64)
+    g = net.add(_group(n))
+    net.add(Projection(g, g, fixed_probability(0.2), weight=0.3, delay=0.2, name="rec"))
+    net.add(CurrentInput(g, np.linspace(5.0, 30.0, n)))
+    return net.build(jax.random.key(0), shard=1)
+
+
+def test_checkpoints_per_shard_round_trip_and_name_what_is_wrong(tmp_path):
+    net = _sharded()
+    net.run(5.0)
+    folder = tmp_path / "ck"
+    net.save(str(folder), shards=True)
+    assert sorted(p.name for p in folder.iterdir()) == ["layout.json", "shard-0.npz"]
+    net.run(5.0)
+    after = net.state
+    again = _sharded()
+    again.load(str(folder))  # the same devices: the shard as it is
+    again.run(5.0)
+    for a, b in zip(jax.tree_util.tree_leaves(again.state), jax.tree_util.tree_leaves(after)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    _raises(r"Network\.save\(shards=True\) needs a partitioned network", _small(4).save, str(tmp_path / "x"), shards=True)
+    plain = Network(dtype=np.float64)
+    g = plain.add(_group(40))
+    plain.add(Projection(g, g, fixed_probability(0.2), weight=0.3, delay=0.2, name="rec"))
+    plain.build(jax.random.key(0))
+    _raises(r"Network\.load: '.*ck' holds a checkpoint per shard; load it into a partitioned network", plain.load, str(folder))
+    _raises(r"Network\.load: .* holds \d+ arrays per shard, this network's state has \d+", _small_sharded_other().load,
+            str(folder), error=InvalidStateError)
+    (folder / "shard-0.npz").write_bytes(b"truncated")
+    _raises(r"Network\.load: shard 0 of '.*ck' \(.*shard-0\.npz\) is missing or damaged", again.load, str(folder),
+            error=InvalidStateError)
+    (folder / "layout.json").write_text("{not json")
+    _raises(r"Network\.load: '.*ck' has no readable layout\.json", again.load, str(folder), error=InvalidStateError)
+
+
+def _small_sharded_other() -> Network:
+    net = Network(dtype=np.float64)
+    net.add(_group(40))
+    return net.build(jax.random.key(0), shard=1)
+
+
 @pytest.mark.parametrize("dt", ["a", -1.0, 0.0, float("nan"), True])
 def test_network_dt_is_checked_at_construction(dt):
     from qsn.networks import Network
