@@ -271,6 +271,11 @@ def _bit_generator():
                             name="qsn_build", tag="qb")
 
 
+# jax.random.fold_in run eagerly dispatches its primitives one by one (~0.3 ms a call, thousands per
+# microcircuit build); compiled once it is ~10 us
+fold = jax.jit(jax.random.fold_in)
+
+
 @jax.jit
 def _build_key_data(key: jax.Array) -> jax.Array:
     return jnp.concatenate([jax.random.bits(key, (2,), jnp.uint32), jnp.zeros((2,), jnp.uint32)])
@@ -527,13 +532,13 @@ def _fixed_probability(rule: Rule, key, n_pre, n_post, autapses, multapses, targ
         mean = tn * p
         width = _fine_bucket(int(min(tn + 1, math.ceil(mean + _WIDTH_SD * math.sqrt(mean * (1 - p)) + _WIDTH_SLACK))))
         rows_per_block = min(max(1, BLOCK // width), bucket(n_pre))
-        kt, npost, out = jax.random.fold_in(key, t), jnp.int32(tn), []
+        kt, npost, out = fold(key, t), np.int32(tn), []
         for b, r0, r1 in _blocks(n_pre, rows_per_block):
-            kb = jax.random.fold_in(kt, b)
-            parts = [np.asarray(_geometric_rows(kb, rows_per_block, width, npost, log_q, jnp.full((rows_per_block,), -1, jnp.int32)))]
+            kb = fold(kt, b)
+            parts = [np.asarray(_geometric_rows(kb, rows_per_block, width, npost, log_q, np.full((rows_per_block,), -1, np.int32)))]
             while parts[-1][: r1 - r0, -1].min() < tn:  # some row is not finished: draw its next gaps
-                more = _geometric_rows(jax.random.fold_in(kb, len(parts)), rows_per_block, width, npost, log_q,
-                                       jnp.asarray(parts[-1][:, -1]))
+                more = _geometric_rows(fold(kb, len(parts)), rows_per_block, width, npost, log_q,
+                                       np.ascontiguousarray(parts[-1][:, -1]))
                 parts.append(np.asarray(more))
             cols = np.concatenate(parts, axis=1)[: r1 - r0] if len(parts) > 1 else parts[0][: r1 - r0]
             if not autapses:  # row i drops target i (present at most once: rows increase) and closes the gap
@@ -578,7 +583,7 @@ def _sources(key: jax.Array, n_pre: int, local: np.ndarray, t0: int, skip: jax.A
     for b, s0, s1 in _blocks(local.size, size):
         pivots = np.zeros(size, np.int32)
         pivots[: s1 - s0] = local[s0:s1] + t0
-        out[s0:s1] = np.asarray(_uniform_pivots(jax.random.fold_in(key, b), jnp.int32(n_pre), jnp.asarray(pivots), skip))[: s1 - s0]
+        out[s0:s1] = np.asarray(_uniform_pivots(fold(key, b), np.int32(n_pre), pivots, skip))[: s1 - s0]
     return out
 
 
@@ -595,20 +600,20 @@ def _fixed_total_number(rule: Rule, key, n_pre, n_post, autapses, multapses, tar
     # for each (without autapses: from the others, so pairs stay uniform over the allowed ones)
     size = max(1, min(n_post, _INT32_MAX // n_pre, int(0.9 * BLOCK * n_post / m)))
     n_tiles = -(-n_post // size)
-    seed = np.asarray(jax.random.key_data(jax.random.fold_in(key, 0))).astype(np.uint64)
+    seed = np.asarray(jax.random.key_data(fold(key, 0))).astype(np.uint64)
     widths = np.minimum(size, n_post - size * np.arange(n_tiles))
     per_tile = np.random.default_rng(seed.tolist()).multinomial(m, widths / n_post)
-    skip = jnp.bool_(not autapses)
+    skip = np.bool_(not autapses)
 
     def keys_of(t: int) -> Callable[[bool], np.ndarray]:
-        kt, mt, tn = jax.random.fold_in(key, t + 1), int(per_tile[t]), int(widths[t])
-        k_local, k_pre, block = jax.random.fold_in(kt, 0), jax.random.fold_in(kt, 1), block_size(mt)
+        kt, mt, tn = fold(key, t + 1), int(per_tile[t]), int(widths[t])
+        k_local, k_pre, block = fold(kt, 0), fold(kt, 1), block_size(mt)
         spans = list(_blocks(mt, block))
         # dispatched now: the targets' draws, and the sources' where they do not depend on the targets
-        local_draws = [_uniform_block(jax.random.fold_in(k_local, b), jnp.int32(tn), jnp.int32(0), jnp.int32(1),
-                                      jnp.bool_(False), block) for b, _, _ in spans]
+        local_draws = [_uniform_block(fold(k_local, b), np.int32(tn), np.int32(0), np.int32(1),
+                                      np.bool_(False), block) for b, _, _ in spans]
         pre_draws = None if not autapses else [
-            _uniform_block(jax.random.fold_in(k_pre, b), jnp.int32(n_pre), jnp.int32(0), jnp.int32(1), skip, block)
+            _uniform_block(fold(k_pre, b), np.int32(n_pre), np.int32(0), np.int32(1), skip, block)
             for b, _, _ in spans]
 
         def finish(sort: bool) -> np.ndarray:
@@ -643,13 +648,13 @@ def _fixed_indegree(rule: Rule, key, n_pre, n_post, autapses, multapses, targets
     # tiles of `per` targets; a tile's (source, target) keys fit an int32
     block = block_size(n_post * k)
     per = max(1, min(block // k, _INT32_MAX // max(n_pre, 1)))
-    skip = jnp.bool_(not autapses)
+    skip = np.bool_(not autapses)
     local = np.repeat(np.arange(per, dtype=np.int32), k)  # target of each entry within its tile
 
     def keys_of(t: int) -> Callable[[bool], np.ndarray]:
-        j0, kt = t * per, jax.random.fold_in(key, t)
+        j0, kt = t * per, fold(key, t)
         j1 = min(j0 + per, n_post)
-        drawn = _uniform_block(kt, jnp.int32(n_pre), jnp.int32(j0), jnp.int32(k), skip, block)  # dispatched
+        drawn = _uniform_block(kt, np.int32(n_pre), np.int32(j0), np.int32(k), skip, block)  # dispatched
 
         def finish(sort: bool) -> np.ndarray:
             pre = np.asarray(drawn)[: (j1 - j0) * k]
@@ -711,7 +716,7 @@ def _distinct(keys: np.ndarray, key: jax.Array, n_pre: int, per: int, j0: int, s
         for b, s0, s1 in _blocks(dup.size, size):
             targets = np.zeros(size, np.int32)
             targets[: s1 - s0] = local[s0:s1] + j0
-            fresh = np.asarray(_uniform_pivots(jax.random.fold_in(jax.random.fold_in(key, attempt), b), jnp.int32(n_pre),
+            fresh = np.asarray(_uniform_pivots(fold(fold(key, attempt), b), np.int32(n_pre),
                                                jnp.asarray(targets), skip))
             keys[dup[s0:s1]] = fresh[: s1 - s0] * np.int32(per) + local[s0:s1]
         keys.sort()

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qsn.errors import ConfigurationError
-from qsn.networks.connectivity import block_size
+from qsn.networks.connectivity import block_size, fold
 
 __all__ = ["Distribution", "normal", "lognormal", "uniform", "per_synapse", "host_empty", "as_values", "upper_bound"]
 
@@ -126,7 +126,7 @@ def per_synapse(owner: str, spec: Any, key: jax.Array, targets: np.ndarray, n_po
     out_flat = out.reshape(-1)
     dtype, steps = jnp.dtype(dtype), dt is not None
     d = jnp.asarray(1.0 if dt is None else dt, dtype)
-    npost = jnp.int32(n_post)
+    npost = np.int32(n_post)
     given = None
     if not isinstance(spec, Distribution):
         arr = as_values(owner, spec)
@@ -146,7 +146,7 @@ def per_synapse(owner: str, spec: Any, key: jax.Array, targets: np.ndarray, n_po
             given = np.zeros(flat.size, dtype)
             given[where[where >= 0]] = arr[where >= 0]
     if given is not None and given.ndim == 0:  # one value (computed by the kernel), broadcast on the host
-        x, _, _ = _given_block(given, np.zeros(1, np.int32), jnp.int32(1), d, dtype, steps)
+        x, _, _ = _given_block(given, np.zeros(1, np.int32), np.int32(1), d, dtype, steps)
         value, any_valid = np.asarray(x)[0], False
         for start in range(0, flat.size, block):
             valid = flat[start : start + block] < n_post
@@ -160,7 +160,7 @@ def per_synapse(owner: str, spec: Any, key: jax.Array, targets: np.ndarray, n_po
         if tb.size < block:
             tb = np.concatenate([tb, np.full(block - tb.size, n_post, np.int32)])
         if isinstance(spec, Distribution):
-            x, l, h = _drawn_block(spec, jax.random.fold_in(key, b), tb, npost, d, dtype, steps)
+            x, l, h = _drawn_block(spec, fold(key, b), tb, npost, d, dtype, steps)
         else:
             gb = given[start:stop]
             x, l, h = _given_block(np.concatenate([gb, np.zeros(block - gb.size, dtype)]), tb, npost, d, dtype, steps)
@@ -206,7 +206,7 @@ class TileValues:
             if arr.ndim != 0:
                 raise _unordered(owner)
             given = _scalar(owner, arr, dtype)
-            x, _, _ = _given_block(given, np.zeros(1, np.int32), jnp.int32(1), self.d, self.dtype, self.steps)
+            x, _, _ = _given_block(given, np.zeros(1, np.int32), np.int32(1), self.d, self.dtype, self.steps)
             self.value, self.given = np.asarray(x)[0], float(given)
         else:
             out[...] = 0  # padding; the placed synapses are written over it
@@ -227,13 +227,13 @@ class TileValues:
         if self.value is not None:
             self.lo, self.hi = min(self.lo, self.given), max(self.hi, self.given)
             return
-        key, size = jax.random.fold_in(self.key, placed.tile), block_size(placed.drawn)
+        key, size = fold(self.key, placed.tile), block_size(placed.drawn)
         x = np.empty(placed.drawn, self.flat.dtype)
         valid = np.zeros(size, np.int32)
         for b, start in enumerate(range(0, placed.drawn, size)):
             stop = min(start + size, placed.drawn)
             valid[stop - start:] = 1  # entries past the tile's synapses: padding
-            xb, lo, hi = _drawn_block(self.spec, jax.random.fold_in(key, b), valid, jnp.int32(1), self.d, self.dtype, self.steps)
+            xb, lo, hi = _drawn_block(self.spec, fold(key, b), valid, np.int32(1), self.d, self.dtype, self.steps)
             x[start:stop] = np.asarray(xb)[: stop - start]
             self.lo, self.hi = min(self.lo, float(lo)), max(self.hi, float(hi))
         self.flat[placed.positions] = x if placed.sel is None else x[placed.sel]
