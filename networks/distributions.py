@@ -146,8 +146,7 @@ def per_synapse(owner: str, spec: Any, key: jax.Array, targets: np.ndarray, n_po
             given = np.zeros(flat.size, dtype)
             given[where[where >= 0]] = arr[where >= 0]
     if given is not None and given.ndim == 0:  # one value (computed by the kernel), broadcast on the host
-        x, _, _ = _given_block(given, np.zeros(1, np.int32), np.int32(1), d, dtype, steps)
-        value, any_valid = np.asarray(x)[0], False
+        value, any_valid = _one_value(given, d, dtype, steps), False
         for start in range(0, flat.size, block):
             valid = flat[start : start + block] < n_post
             out_flat[start : start + block] = np.where(valid, value, out.dtype.type(0))
@@ -173,6 +172,12 @@ def _scalar(owner: str, arr: np.ndarray, dtype: Any) -> jax.Array:
     if not np.isfinite(float(arr)):
         raise ConfigurationError(f"{owner} must be finite, but is {float(arr)!r}")
     return jnp.asarray(arr, dtype)
+
+
+def _one_value(given: jax.Array, d: jax.Array, dtype: Any, steps: bool) -> np.ndarray:
+    """A scalar value as every synapse gets it (the kernel's rounding to whole steps included)."""
+    x, _, _ = _given_block(given, np.zeros(1, np.int32), np.int32(1), d, dtype, steps)
+    return np.asarray(x)[0]
 
 
 def _unordered(owner: str) -> ConfigurationError:
@@ -206,8 +211,7 @@ class TileValues:
             if arr.ndim != 0:
                 raise _unordered(owner)
             given = _scalar(owner, arr, dtype)
-            x, _, _ = _given_block(given, np.zeros(1, np.int32), np.int32(1), self.d, self.dtype, self.steps)
-            self.value, self.given = np.asarray(x)[0], float(given)
+            self.value, self.given = _one_value(given, self.d, self.dtype, self.steps), float(given)
         else:
             out[...] = 0  # padding; the placed synapses are written over it
 

@@ -412,20 +412,16 @@ class Network:
             >>> other.load("ckpt")  # built identically, on any number of devices  # doctest: +SKIP
         """
         self._require_built()
-        if shards:
-            if self._partition is None:
-                raise ConfigurationError("Network.save(shards=True) needs a partitioned network (build(key, shard=...)); "
-                                         "save(path) writes one file")
-            try:
-                self._partition.save_shards(self._state, str(path))
-            except OSError as err:
-                raise ConfigurationError(f"Network.save: cannot write {str(path)!r}: {err.strerror or err}") from None
-            return
-        leaves = jax.tree_util.tree_leaves(self.state)  # partitioned: gathered by every process
-        if jax.process_index() != 0:
-            return  # a multi-process run writes from process 0 only
+        if shards and self._partition is None:
+            raise ConfigurationError("Network.save(shards=True) needs a partitioned network (build(key, shard=...)); "
+                                     "save(path) writes one file")
         try:
-            np.savez(path, **{f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)})
+            if shards:
+                self._partition.save_shards(self._state, str(path))
+                return
+            leaves = jax.tree_util.tree_leaves(self.state)  # partitioned: gathered by every process
+            if jax.process_index() == 0:  # a multi-process run writes from process 0 only
+                np.savez(path, **{f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)})
         except OSError as err:
             raise ConfigurationError(f"Network.save: cannot write {str(path)!r}: {err.strerror or err}") from None
 

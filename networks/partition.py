@@ -289,12 +289,12 @@ class Partition:
             if parts[p] is None:
                 parts[p] = ProjectionArrays(*(_placeholder(np.asarray(a)) for a in parts[like][:2]))
                 weights[p] = _placeholder(weights[like])
-        steps = [(np.asarray(a.delays)[np.asarray(a.targets) < size]) for a in (parts[p] for p in self._local)]
-        lo = min((int(s.min()) for s in steps if s.size), default=np.iinfo(np.int32).max)
-        hi = max((int(s.max()) for s in steps if s.size), default=0)
+        spec = event_spec(proj, receptor, parts[like].targets.shape[0] - 1, written[like][3].first)
+        local = spec._replace(n_post=size)  # a device's spec: targets local to its slice
+        shortest = [local.shortest_delay(parts[p], written[p][3].count) for p in self._local]
+        lo = min((d for d in shortest if d is not None), default=np.iinfo(np.int32).max)
+        hi = max(local.longest_delay(parts[p], written[p][3].count) for p in self._local)
         lo, hi = int(_over_processes(lo, np.min)), int(_over_processes(hi, np.max))
-        first = next(iter(written.values()))[3].first
-        spec = event_spec(proj, receptor, parts[like].targets.shape[0] - 1, first)
         owned = OwnedArrays(parts, weights, hi if m else 0, lo if m else None, max(1, int(counts.max())) if counts.size else 1)
         return spec, owned, None, m
 

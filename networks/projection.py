@@ -159,6 +159,12 @@ class Projection:
         return self.rule.by_targets and _increasing(self.pre_index) and _increasing(self.post_index) and not self._drops_autapses
 
     @property
+    def _view_sizes(self) -> tuple[int, int]:
+        """Neurons of the source and the target view (the rule draws in view indices)."""
+        return (self.pre.n if self.pre_index is None else self.pre_index.size,
+                self.post.n if self.post_index is None else self.post_index.size)
+
+    @property
     def _drops_autapses(self) -> bool:
         """Overlapping but different views of one group without autapses: the rule draws in view indices, so
         the ``i -> i`` pairs of the group go afterwards (their targets get fewer synapses than the rule says)."""
@@ -191,8 +197,7 @@ class Projection:
             (500, True)
         """
         k_conn, k_w, k_d = (build_key(k) for k in jax.random.split(key, 3))
-        n_pre = self.pre.n if self.pre_index is None else self.pre_index.size
-        n_post = self.post.n if self.post_index is None else self.post_index.size
+        n_pre, n_post = self._view_sizes
         if not isinstance(self.delay, Distribution):
             _check_rounding(f"Projection {self.name}", self.delay, dt)
         targets = None
@@ -215,8 +220,7 @@ class Projection:
         n_post_group = self.post.n
         d_dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32  # delays drawn in ms, then rounded
         if not plan.tiled:
-            targets, slot, m, first = _place(plan.rows, self, self.post.n if self.post_index is None else self.post_index.size,
-                                             drop_autapses=self._drops_autapses)
+            targets, slot, m, first = _place(plan.rows, self, self._view_sizes[1], drop_autapses=self._drops_autapses)
             block = block_size(targets.size)
             w, lowest, _ = per_synapse(f"Projection {self.name} weight", self.weight, plan.k_w, targets, n_post_group, slot,
                                        dtype, block=block)
@@ -228,15 +232,13 @@ class Projection:
         pad = n_post_group if pad is None else pad
         rows = plan.rows
         width = rows.width if width is None else width
-        own = _own_rows(self.pre_index)
-        n_rows = self.pre_index.size if own else self.pre.n
+        n_rows, first, scattered = _row_layout(self.pre_index, self.pre.n)
         targets = host_empty((n_rows + 1, width), np.int32)
         targets[...] = pad
         # delays as int16 from the start where the longest one known before drawing fits (narrow_delays)
         bound = upper_bound(f"Projection {self.name} delay", self.delay)
         narrow = bound is not None and _narrow(max(bound, 0.0) / dt)
         w, d = host_empty((n_rows + 1, width), dtype), host_empty((n_rows + 1, width), np.int16 if narrow else np.int32)
-        scattered = self.pre_index is not None and not _own_rows(self.pre_index)
         rows_at = self.pre_index.astype(np.int64) * width if scattered else None
         lut = None if self.post_index is None else np.append(self.post_index, n_post_group).astype(np.int32) - np.int32(offset)
         flat = targets.reshape(-1)
@@ -249,25 +251,25 @@ class Projection:
         rows.place(width, rows_at, place_targets, weights, delays)
         for values in (weights, delays):
             values.finish(lambda r0, r1: targets[r0:r1] != pad)
-        drawn = Drawn(rows.count, int(self.pre_index[0]) if own else 0, weights.lo, delays.lo, delays.hi)
+        drawn = Drawn(rows.count, first, weights.lo, delays.lo, delays.hi)
         self._check(drawn, dt)
         return targets, w, d, drawn
 
-    def _check(self, bounds: "Drawn", dt: float) -> None:
+    def _check(self, drawn: "Drawn", dt: float) -> None:
         """Raise naming this projection when its drawn weights or delays are out of range."""
-        if not bounds.count:
+        if not drawn.count:
             return
-        if isinstance(self.post.receptors[self.receptor], CondExp) and bounds.lowest < 0:
+        if isinstance(self.post.receptors[self.receptor], CondExp) and drawn.lowest < 0:
             raise ConfigurationError(
                 f"Projection {self.name}: weights into CondExp receptor {self.receptor!r} are conductances and must be "
-                f">= 0, but one is {bounds.lowest!r}; inhibition comes from the receptor's e_rev"
+                f">= 0, but one is {drawn.lowest!r}; inhibition comes from the receptor's e_rev"
             )
-        if bounds.shortest < -0.5 * dt:
-            raise ConfigurationError(f"Projection {self.name}: delays must be >= 0 ms, but one is {bounds.shortest} ms")
-        if bounds.longest / dt > _MAX_DELAY_STEPS:
+        if drawn.shortest < -0.5 * dt:
+            raise ConfigurationError(f"Projection {self.name}: delays must be >= 0 ms, but one is {drawn.shortest} ms")
+        if drawn.longest / dt > _MAX_DELAY_STEPS:
             raise ConfigurationError(
                 f"Projection {self.name}: delays must be at most {_MAX_DELAY_STEPS} steps ({_MAX_DELAY_STEPS * dt:.6g} ms "
-                f"at dt = {dt} ms), but one is {bounds.longest!r} ms"
+                f"at dt = {dt} ms), but one is {drawn.longest!r} ms"
             )
 
 
@@ -317,6 +319,15 @@ def _own_rows(index: np.ndarray | None) -> bool:
     return index is not None and index.size > 0 and index[-1] - index[0] + 1 == index.size and _increasing(index)
 
 
+def _row_layout(pre_index: np.ndarray | None, n_pre: int) -> tuple[int, int, bool]:
+    """The event path's rows for a source view (``n_pre``: the group's size): how many (a contiguous
+    increasing view ``g[a:b]`` keeps its own neurons' rows only, any other source a row per neuron of
+    the group), the source neuron of row 0, and whether the view's rows lie scattered among them."""
+    if _own_rows(pre_index):
+        return pre_index.size, int(pre_index[0]), False
+    return n_pre, 0, pre_index is not None
+
+
 def _place(rows: Rows, proj: Projection, n_post_view: int, drop_autapses: bool):
     """The rule's rows (view indices) as ``(rows + 1, K)`` targets in the target group's indices, with the
     slot map of per-synapse arrays, the synapse count and the presynaptic neuron of row 0 (``first``).
@@ -348,15 +359,9 @@ def _place(rows: Rows, proj: Projection, n_post_view: int, drop_autapses: bool):
 
         return targets, None if rows.slot is None else slot, group.count, 0
     width = rows.width
-    scattered = pre_index is not None and not _own_rows(pre_index)
-    if pre_index is not None and not scattered:  # a contiguous range: rows of its own neurons only
-        first = int(pre_index[0])
-        targets = host_empty((pre_index.size + 1, width), np.int32)
-        view = targets[: pre_index.size]
-    else:
-        first = 0
-        targets = host_empty((n_pre + 1, width), np.int32)
-        view = targets[:n_pre] if pre_index is None else np.empty((pre_index.size, width), np.int32)
+    n_rows, first, scattered = _row_layout(pre_index, n_pre)
+    targets = host_empty((n_rows + 1, width), np.int32)
+    view = np.empty((pre_index.size, width), np.int32) if scattered else targets[:n_rows]
     rows.fill(view)
     if post_index is not None:
         lut = np.append(post_index, n_post).astype(np.int32)  # padding n_post_view -> n_post
@@ -417,9 +422,7 @@ def footprint(proj: Projection, dt: float, dtype: Any) -> Footprint:
         >>> footprint(Projection(g, g, fixed_probability(0.1)), 0.1, jnp.float32).synapses
         100000
     """
-    n_pre_view = proj.pre.n if proj.pre_index is None else proj.pre_index.size
-    n_post_view = proj.post.n if proj.post_index is None else proj.post_index.size
-    m, widest = estimate(proj.rule, n_pre_view, n_post_view)
+    m, widest = estimate(proj.rule, *proj._view_sizes)
     item = jnp.dtype(dtype).itemsize
     n_pre, n_post = proj.pre.n, proj.post.n
     kept = min(4 * m, KEEP_BYTES) if proj.rule.by_targets else (40 * m if proj.rule.name == "explicit" else 0)
@@ -437,7 +440,7 @@ def footprint(proj: Projection, dt: float, dtype: Any) -> Footprint:
             n_delays = max(1, np.unique(np.rint(np.asarray(as_values("delay", proj.delay), np.float64) / dt)).size)
         arrays = n_delays * entries * item + bucket(m) * 12  # and the (pre, post, slot) list
     else:
-        rows = proj.pre_index.size if _own_rows(proj.pre_index) else n_pre
+        rows = _row_layout(proj.pre_index, n_pre)[0]
         delay_bytes = 2 if longest and _narrow(longest) else 4  # (narrow_delays; unknown bound: 4)
         arrays = (rows + 1) * max(widest, 1) * (4 + delay_bytes + item)
     if proj.plasticity is not None:
