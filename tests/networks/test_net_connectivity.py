@@ -26,6 +26,7 @@ from hypothesis import strategies as hst
 
 import qsn
 from qsn.errors import ConfigurationError
+from qsn.networks.connectivity import build_key
 from qsn.networks import (
     Delta,
     Network,
@@ -567,6 +568,11 @@ def test_the_synapses_onto_a_range_of_targets_are_the_whole_draws(small_block, o
             np.testing.assert_array_equal(got[2], whole_d[r][valid])
     with pytest.raises(ConfigurationError, match="drawn whole only"):
         Projection(src, a, all_to_all(), receptor="exc").plan(key, DT, owner=(0, 10))
+    bkey = build_key(key)
+    with pytest.raises(ConfigurationError, match=r"all_to_all: the synapses onto a range of targets are drawn with the whole"):
+        all_to_all().generate(bkey, 10, 10, autapses=True, multapses=True, targets=(0, 5))
+    with pytest.raises(ConfigurationError, match=r"targets must be a range \(lo, hi\) with 0 <= lo <= hi <= 10, but are \(5, 20\)"):
+        fixed_indegree(3).generate(bkey, 10, 10, autapses=True, multapses=True, targets=(5, 20))
 
 
 def test_builds_are_deterministic_and_keys_independent(small_block):
